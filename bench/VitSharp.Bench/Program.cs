@@ -1,0 +1,10 @@
+namespace VitSharp.Bench;
+
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        Console.WriteLine("usage: VitSharp.Bench <gemm|vit> ...");
+        return 0;
+    }
+}

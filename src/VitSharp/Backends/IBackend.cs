@@ -1,0 +1,65 @@
+using VitSharp.Tensors;
+
+namespace VitSharp.Backends;
+
+/// <summary>Pointwise function applied after a matrix product or on its own.</summary>
+public enum Activation { None, Gelu, GeluTanh, Tanh }
+
+/// <summary>
+/// The coarse operations a ViT or Mixer needs, one implementation per device. Model and layer code call only this,
+/// so the CPU and CUDA paths share every model file. Operations are asynchronous on devices that queue work:
+/// nothing here waits for the device except <see cref="CopyToHost"/> and <see cref="Synchronize"/>.
+/// Shapes use row-major (…, features) layout; "rows" means the product of all leading dimensions.
+/// </summary>
+public interface IBackend : IDisposable
+{
+    Device Device { get; }
+
+    /// <summary>The dtype activations are computed in on this backend (F32 on the CPU; BF16 or F32 on CUDA).</summary>
+    DType ComputeType { get; }
+
+    Tensor Allocate(int[] shape, DType dtype);
+
+    /// <summary>Copies host floats into <paramref name="dst"/>, converting to its dtype.</summary>
+    void CopyFromHost(ReadOnlySpan<float> src, Tensor dst);
+
+    /// <summary>Copies <paramref name="src"/> to host floats, converting from its dtype; waits for queued work.</summary>
+    void CopyToHost(Tensor src, Span<float> dst);
+
+    void Synchronize();
+
+    /// <summary>y[rows, N] = act(x[rows, K] · w[N, K]ᵀ + bias) (+ y when <paramref name="accumulate"/>, before act = None only).
+    /// Weights are stored (out, in) as in PyTorch.</summary>
+    void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, Activation act = Activation.None, bool accumulate = false);
+
+    /// <summary>Layer normalisation over the last dimension.</summary>
+    void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y);
+
+    /// <summary>y = a + b elementwise (y may be a or b: the residual stream is updated in place).</summary>
+    void Add(Tensor a, Tensor b, Tensor y);
+
+    void Apply(Activation act, Tensor x, Tensor y);
+
+    /// <summary>
+    /// Multi-head self-attention on fused projections. qkv: (B, N, 3·H·d) laid out as (B, N, 3, H, d) like timm's qkv
+    /// Linear; y: (B, N, H·d). softmax(q·kᵀ·scale)·v per head. When <paramref name="probs"/> is given (B, H, N, N),
+    /// the attention weights are written there too (for attention maps).
+    /// </summary>
+    void Attention(Tensor qkv, Tensor y, int heads, float scale, Tensor? probs = null);
+
+    /// <summary>Non-overlapping P×P patches of images (B, C, H, W) projected by w (D, C, P, P) + bias into y (B, Np, D),
+    /// patches in row-major grid order.</summary>
+    void PatchEmbed(Tensor images, Tensor w, Tensor bias, Tensor y, int patch);
+
+    /// <summary>x (B, T, D) = [cls ; patches] + pos, where cls (1,1,D) is optional (T = Np or Np+1) and pos is (1, T, D).</summary>
+    void Embed(Tensor patches, Tensor? cls, Tensor pos, Tensor x);
+
+    /// <summary>y (B, D) = mean of x (B, T, D) over tokens [start, T).</summary>
+    void MeanTokens(Tensor x, int start, Tensor y);
+
+    /// <summary>y (B, D) = x[:, index, :].</summary>
+    void SelectToken(Tensor x, int index, Tensor y);
+
+    /// <summary>y (B, C, A) = x (B, A, C) with the last two axes swapped (Mixer token mixing).</summary>
+    void Transpose12(Tensor x, Tensor y);
+}
