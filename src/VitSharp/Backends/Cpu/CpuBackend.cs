@@ -4,7 +4,7 @@ using VitSharp.Tensors;
 namespace VitSharp.Backends.Cpu;
 
 /// <summary>Host backend: fp32 compute with SIMD kernels. Work runs synchronously on the calling thread plus workers.</summary>
-public sealed unsafe class CpuBackend : IBackend
+public sealed unsafe partial class CpuBackend : IBackend
 {
     public static readonly CpuBackend Instance = new();
 
