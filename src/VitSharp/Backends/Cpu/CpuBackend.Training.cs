@@ -1,0 +1,321 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using VitSharp.Tensors;
+
+namespace VitSharp.Backends.Cpu;
+
+/// <summary>
+/// Backward kernels and optimizer sweeps on the host (fp32). Every reduction into a parameter gradient runs in a fixed
+/// order (serial over rows, or one output per thread in the GEMM), so a step reproduces bit for bit: exact resume
+/// depends on it. Sums that feed parameter gradients are kept in double where it costs little.
+/// </summary>
+public sealed unsafe partial class CpuBackend : ITrainingBackend
+{
+    public void LinearBackward(Tensor dy, Tensor x, Tensor w, Tensor? dx, Tensor dw, Tensor? db, bool accumulateDx = false)
+    {
+        int n = w.Dim(0), k = w.Dim(1);
+        int rows = checked((int)(x.Length / k));
+        if (dy.Length != (long)rows * n) throw new ArgumentException($"LinearBackward: dy {dy} for input {x} and weight {w}");
+        if (dx is not null) Gemm.Run(false, false, rows, k, n, dy.Data, n, w.Data, k, dx.Data, k, accumulateDx);
+        Gemm.Run(true, false, n, k, rows, dy.Data, n, x.Data, k, dw.Data, k, accumulate: true);
+        if (db is not null) ColumnSumsInto(dy.Data, rows, n, db.Data);
+    }
+
+    public void LayerNormTrain(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y, Tensor mean, Tensor rstd)
+    {
+        int d = x.Dim(-1);
+        int rows = checked((int)(x.Length / d));
+        float* xp = x.Data, yp = y.Data, g = gamma.Data, b = beta.Data, mp = mean.Data, rp = rstd.Data;
+        // Same arithmetic as the inference LayerNorm, plus the saved statistics.
+        TrainRows(rows, r =>
+        {
+            var xr = new ReadOnlySpan<float>(xp + (long)r * d, d);
+            var yr = new Span<float>(yp + (long)r * d, d);
+            float mu = TensorPrimitives.Sum(xr) / d;
+            double var_ = 0;
+            for (int i = 0; i < d; i++) { double t = xr[i] - mu; var_ += t * t; }
+            float rs = (float)(1.0 / Math.Sqrt(var_ / d + eps));
+            for (int i = 0; i < d; i++) yr[i] = (xr[i] - mu) * rs * g[i] + b[i];
+            mp[r] = mu;
+            rp[r] = rs;
+        });
+    }
+
+    public void LayerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx, Tensor dgamma, Tensor dbeta,
+        bool accumulateDx = false)
+    {
+        int d = x.Dim(-1);
+        int rows = checked((int)(x.Length / d));
+        float* dyp = dy.Data, xp = x.Data, g = gamma.Data, mp = mean.Data, rp = rstd.Data, dxp = dx.Data;
+        TrainRows(rows, r =>
+        {
+            float* dyr = dyp + (long)r * d, xr = xp + (long)r * d, dxr = dxp + (long)r * d;
+            float mu = mp[r], rs = rp[r];
+            double sumG = 0, sumGx = 0;
+            for (int i = 0; i < d; i++)
+            {
+                double gi = dyr[i] * g[i], xh = (xr[i] - mu) * rs;
+                sumG += gi;
+                sumGx += gi * xh;
+            }
+            double meanG = sumG / d, meanGx = sumGx / d;
+            for (int i = 0; i < d; i++)
+            {
+                double xh = (xr[i] - mu) * rs;
+                float v = (float)(rs * (dyr[i] * g[i] - meanG - xh * meanGx));
+                dxr[i] = accumulateDx ? dxr[i] + v : v;
+            }
+        });
+        var sg = new double[d];
+        var sb = new double[d];
+        for (int r = 0; r < rows; r++)
+        {
+            float* dyr = dyp + (long)r * d, xr = xp + (long)r * d;
+            float mu = mp[r], rs = rp[r];
+            for (int i = 0; i < d; i++)
+            {
+                sg[i] += (double)dyr[i] * ((xr[i] - mu) * rs);
+                sb[i] += dyr[i];
+            }
+        }
+        float* dgp = dgamma.Data, dbp = dbeta.Data;
+        for (int i = 0; i < d; i++) { dgp[i] += (float)sg[i]; dbp[i] += (float)sb[i]; }
+    }
+
+    public void ActivationBackward(Activation act, Tensor dy, Tensor pre, Tensor dx)
+    {
+        float* dyp = dy.Data, xp = pre.Data, dxp = dx.Data;
+        int d = pre.Dim(-1);
+        int rows = checked((int)(pre.Length / d));
+        TrainRows(rows, r =>
+        {
+            long o = (long)r * d;
+            for (int i = 0; i < d; i++) dxp[o + i] = dyp[o + i] * Derivative(act, xp[o + i]);
+        });
+    }
+
+    private static float Derivative(Activation act, float x)
+    {
+        switch (act)
+        {
+            case Activation.None: return 1f;
+            case Activation.Gelu:
+            {
+                double xd = x;
+                double cdf = 0.5 * (1.0 + Activations.Erf(xd * 0.70710678118654752));
+                double pdf = Math.Exp(-0.5 * xd * xd) * 0.39894228040143268; // 1/sqrt(2π)
+                return (float)(cdf + xd * pdf);
+            }
+            case Activation.GeluTanh:
+            {
+                const double k = 0.79788456080286536;
+                double xd = x, inner = k * (xd + 0.044715 * xd * xd * xd), t = Math.Tanh(inner);
+                return (float)(0.5 * (1 + t) + 0.5 * xd * (1 - t * t) * k * (1 + 3 * 0.044715 * xd * xd));
+            }
+            case Activation.Tanh:
+            {
+                double t = Math.Tanh(x);
+                return (float)(1 - t * t);
+            }
+            default: throw new ArgumentOutOfRangeException(nameof(act));
+        }
+    }
+
+    public void AttentionBackward(Tensor dy, Tensor qkv, Tensor probs, Tensor dqkv, int heads, float scale)
+    {
+        int batch = qkv.Dim(0), n = qkv.Dim(1), width = qkv.Dim(2) / 3, hd = width / heads;
+        int stride = 3 * width;
+        float* qp = qkv.Data, dyp = dy.Data, pp = probs.Data, dqp = dqkv.Data;
+        dqkv.Span.Clear();
+        Parallel.For(0, batch * heads, bh =>
+        {
+            int b = bh / heads, h = bh % heads;
+            long baseOff = (long)b * n * stride + h * hd;
+            float* q = qp + baseOff, k = q + width, v = q + 2 * width;
+            float* dq = dqp + baseOff, dk = dq + width, dv = dq + 2 * width;
+            float* o = dyp + (long)b * n * width + h * hd;
+            float* p = pp + (long)bh * n * n;
+            var ds = new float[n];
+            for (int i = 0; i < n; i++)
+            {
+                float* pi = p + (long)i * n;
+                float* doi = o + (long)i * width;
+                // dP[i,j] = dO[i]·V[j]; dS = P ⊙ (dP − Σ P·dP)
+                double dot = 0;
+                for (int j = 0; j < n; j++)
+                {
+                    ds[j] = Gemm.Dot(doi, v + (long)j * stride, hd);
+                    dot += (double)pi[j] * ds[j];
+                }
+                float fdot = (float)dot;
+                for (int j = 0; j < n; j++) ds[j] = pi[j] * (ds[j] - fdot) * scale;
+                var dqi = new Span<float>(dq + (long)i * stride, hd);
+                var qi = new ReadOnlySpan<float>(q + (long)i * stride, hd);
+                var doSpan = new ReadOnlySpan<float>(doi, hd);
+                for (int j = 0; j < n; j++)
+                {
+                    // dV[j] += P[i,j]·dO[i]; dQ[i] += dS[i,j]·K[j]; dK[j] += dS[i,j]·Q[i]
+                    var dvj = new Span<float>(dv + (long)j * stride, hd);
+                    TensorPrimitives.MultiplyAdd(doSpan, pi[j], dvj, dvj);
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(k + (long)j * stride, hd), ds[j], dqi, dqi);
+                    var dkj = new Span<float>(dk + (long)j * stride, hd);
+                    TensorPrimitives.MultiplyAdd(qi, ds[j], dkj, dkj);
+                }
+            }
+        });
+    }
+
+    public void PatchEmbedBackward(Tensor dy, Tensor images, Tensor dw, Tensor db, int patch)
+    {
+        int batch = images.Dim(0), c = images.Dim(1), h = images.Dim(2), wd = images.Dim(3);
+        int gw = wd / patch, np = (h / patch) * gw, kdim = c * patch * patch, dim = dw.Dim(0);
+        using var cols = Tensor.Host(batch * np, kdim);
+        float* ip = images.Data, cp = cols.Data;
+        TrainRows(batch * np, r =>
+        {
+            int b = r / np, p = r % np, py = p / gw, px = p % gw;
+            float* dst = cp + (long)r * kdim;
+            for (int ch = 0; ch < c; ch++)
+                for (int dyy = 0; dyy < patch; dyy++)
+                    new ReadOnlySpan<float>(ip + (((long)b * c + ch) * h + py * patch + dyy) * wd + px * patch, patch)
+                        .CopyTo(new Span<float>(dst + (ch * patch + dyy) * patch, patch));
+        });
+        Gemm.Run(true, false, dim, kdim, batch * np, dy.Data, dim, cp, kdim, dw.Data, kdim, accumulate: true);
+        ColumnSumsInto(dy.Data, batch * np, dim, db.Data);
+    }
+
+    public void EmbedBackward(Tensor dx, Tensor dpatches, Tensor? dcls, Tensor dpos)
+    {
+        int batch = dx.Dim(0), t = dx.Dim(1), d = dx.Dim(2);
+        int prefix = dcls is null ? 0 : 1, np = t - prefix;
+        float* xp = dx.Data, pp = dpatches.Data;
+        for (int b = 0; b < batch; b++)
+            new ReadOnlySpan<float>(xp + ((long)b * t + prefix) * d, np * d).CopyTo(new Span<float>(pp + (long)b * np * d, np * d));
+        ColumnSumsInto(xp, batch, t * d, dpos.Data);
+        if (dcls is not null)
+        {
+            var s = new double[d];
+            for (int b = 0; b < batch; b++)
+                for (int i = 0; i < d; i++) s[i] += xp[(long)b * t * d + i];
+            float* cp = dcls.Data;
+            for (int i = 0; i < d; i++) cp[i] += (float)s[i];
+        }
+    }
+
+    public void MeanTokensBackward(Tensor dy, int start, Tensor dx)
+    {
+        int batch = dx.Dim(0), t = dx.Dim(1), d = dx.Dim(2);
+        float inv = 1f / (t - start);
+        float* yp = dy.Data, xp = dx.Data;
+        dx.Span.Clear();
+        for (int b = 0; b < batch; b++)
+            for (int i = start; i < t; i++)
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(yp + (long)b * d, d), inv, new Span<float>(xp + ((long)b * t + i) * d, d));
+    }
+
+    public void SelectTokenBackward(Tensor dy, int index, Tensor dx)
+    {
+        int batch = dx.Dim(0), t = dx.Dim(1), d = dx.Dim(2);
+        dx.Span.Clear();
+        for (int b = 0; b < batch; b++)
+            new ReadOnlySpan<float>(dy.Data + (long)b * d, d).CopyTo(new Span<float>(dx.Data + ((long)b * t + index) * d, d));
+    }
+
+    public float SoftmaxCrossEntropy(Tensor logits, Tensor targets, Tensor? dlogits, float gradScale = 1f)
+    {
+        int batch = logits.Dim(0), k = logits.Dim(1);
+        float* lp = logits.Data, tp = targets.Data;
+        float* gp = dlogits is null ? null : dlogits.Data;
+        double total = 0;
+        var prob = new double[k];
+        for (int b = 0; b < batch; b++)
+        {
+            float* l = lp + (long)b * k, t = tp + (long)b * k;
+            double max = double.NegativeInfinity;
+            for (int i = 0; i < k; i++) max = Math.Max(max, l[i]);
+            double sum = 0;
+            for (int i = 0; i < k; i++) { prob[i] = Math.Exp(l[i] - max); sum += prob[i]; }
+            double lse = max + Math.Log(sum);
+            for (int i = 0; i < k; i++)
+            {
+                total -= t[i] * (l[i] - lse);
+                if (gp != null) gp[(long)b * k + i] = (float)((prob[i] / sum - t[i]) * gradScale / batch);
+            }
+        }
+        return (float)(total / batch);
+    }
+
+    public void Multiply(Tensor a, Tensor b, Tensor y) => TensorPrimitives.Multiply(a.Span, b.Span, y.Span);
+
+    public void Scale(Tensor x, float s) => TensorPrimitives.Multiply(x.Span, s, x.Span);
+
+    public void Zero(Tensor x) => x.Span.Clear();
+
+    public double SumSquares(Tensor x)
+    {
+        double s = 0;
+        foreach (var v in x.Span) s += (double)v * v;
+        return s;
+    }
+
+    public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWArgs a)
+    {
+        // torch.optim.AdamW (foreach): p *= 1 − lr·wd; m.lerp_(g, 1 − β1); v = β2·v + (1 − β2)·g²;
+        // p −= (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps), bias corrections computed in double like Python floats.
+        double bc1 = 1 - Math.Pow(a.Beta1, a.Step), bc2 = 1 - Math.Pow(a.Beta2, a.Step);
+        float stepSize = (float)(a.Lr / bc1), bc2Sqrt = (float)Math.Sqrt(bc2);
+        float decay = (float)(1 - (double)a.Lr * a.WeightDecay), w1 = 1 - a.Beta1, w2 = 1 - a.Beta2;
+        Span<float> p = param.Span, g = grad.Span, ms = m.Span, vs = v.Span;
+        for (int i = 0; i < p.Length; i++)
+        {
+            float gi = g[i];
+            float pi = a.WeightDecay != 0 ? p[i] * decay : p[i];
+            float mi = ms[i] + w1 * (gi - ms[i]);
+            float vi = vs[i] * a.Beta2 + w2 * gi * gi;
+            ms[i] = mi;
+            vs[i] = vi;
+            float denom = MathF.Sqrt(vi) / bc2Sqrt + a.Eps;
+            p[i] = pi + -stepSize * (mi / denom);
+        }
+    }
+
+    public void SgdStep(Tensor param, Tensor grad, Tensor momentum, SgdArgs a)
+    {
+        Span<float> p = param.Span, g = grad.Span, buf = momentum.Span;
+        for (int i = 0; i < p.Length; i++)
+        {
+            float d = g[i];
+            if (a.WeightDecay != 0) d += a.WeightDecay * p[i];
+            if (a.Momentum != 0)
+            {
+                buf[i] = a.FirstStep ? d : a.Momentum * buf[i] + d;
+                d = a.Nesterov ? d + a.Momentum * buf[i] : buf[i];
+            }
+            p[i] -= a.Lr * d;
+        }
+    }
+
+    public void EmaUpdate(Tensor ema, Tensor param, float decay)
+    {
+        Span<float> e = ema.Span, p = param.Span;
+        float w = 1 - decay;
+        for (int i = 0; i < e.Length; i++) e[i] += w * (p[i] - e[i]);
+    }
+
+    /// <summary>dst[j] += Σ_r src[r, j], summed in double in row order (deterministic).</summary>
+    private static void ColumnSumsInto(float* src, int rows, int cols, float* dst)
+    {
+        var s = new double[cols];
+        for (int r = 0; r < rows; r++)
+        {
+            float* row = src + (long)r * cols;
+            for (int j = 0; j < cols; j++) s[j] += row[j];
+        }
+        for (int j = 0; j < cols; j++) dst[j] += (float)s[j];
+    }
+
+    private static void TrainRows(int rows, Action<int> body)
+    {
+        if (rows < 64) { for (int r = 0; r < rows; r++) body(r); return; }
+        Parallel.For(0, rows, body);
+    }
+}

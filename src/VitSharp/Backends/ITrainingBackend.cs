@@ -1,0 +1,71 @@
+using VitSharp.Tensors;
+
+namespace VitSharp.Backends;
+
+/// <summary>One AdamW step's hyper-parameters (PyTorch's torch.optim.AdamW arithmetic, decoupled weight decay).</summary>
+public readonly record struct AdamWArgs(float Lr, float Beta1, float Beta2, float Eps, float WeightDecay, long Step);
+
+/// <summary>One SGD step's hyper-parameters (PyTorch's torch.optim.SGD: weight decay added to the gradient, then momentum).</summary>
+public readonly record struct SgdArgs(float Lr, float Momentum, float WeightDecay, bool Nesterov, bool FirstStep);
+
+/// <summary>
+/// The backward passes and optimizer sweeps that training needs, beside the forward operations of <see cref="IBackend"/>.
+/// Conventions (llm.c): parameter gradients are accumulated (+=) so gradient accumulation over micro-batches is free;
+/// activation gradients are written (=) unless the argument says accumulate (the residual stream adds into its gradient).
+/// </summary>
+public interface ITrainingBackend : IBackend
+{
+    /// <summary>For y = x·Wᵀ + b: dx (=, or += when <paramref name="accumulateDx"/>) = dy·W; dW += dyᵀ·x; db += Σrows dy.
+    /// dx may be null (the input needs no gradient).</summary>
+    void LinearBackward(Tensor dy, Tensor x, Tensor w, Tensor? dx, Tensor dw, Tensor? db, bool accumulateDx = false);
+
+    /// <summary>LayerNorm forward that also saves each row's mean and 1/std (rows) for the backward pass.</summary>
+    void LayerNormTrain(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y, Tensor mean, Tensor rstd);
+
+    /// <summary>dx (=, or +=) from dy; dγ += Σ dy·x̂; dβ += Σ dy.</summary>
+    void LayerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx, Tensor dgamma, Tensor dbeta,
+        bool accumulateDx = false);
+
+    /// <summary>dx = dy · act'(pre), where pre is the input the activation saw in the forward pass.</summary>
+    void ActivationBackward(Activation act, Tensor dy, Tensor pre, Tensor dx);
+
+    /// <summary>Backward of <see cref="IBackend.Attention"/> from its saved probabilities (B, H, N, N): dqkv (=) laid out like qkv.</summary>
+    void AttentionBackward(Tensor dy, Tensor qkv, Tensor probs, Tensor dqkv, int heads, float scale);
+
+    /// <summary>Backward of <see cref="IBackend.PatchEmbed"/> for the parameters only (images need no gradient): dW +=, db +=.</summary>
+    void PatchEmbedBackward(Tensor dy, Tensor images, Tensor dw, Tensor db, int patch);
+
+    /// <summary>Backward of <see cref="IBackend.Embed"/>: dpatches (=) = dx without the prefix token; dcls +=; dpos += Σbatch dx.</summary>
+    void EmbedBackward(Tensor dx, Tensor dpatches, Tensor? dcls, Tensor dpos);
+
+    /// <summary>Backward of MeanTokens: dx (B, T, D) (=) holds dy/(T-start) on tokens [start, T) and zero before.</summary>
+    void MeanTokensBackward(Tensor dy, int start, Tensor dx);
+
+    /// <summary>Backward of SelectToken: dx (=) is zero except token <paramref name="index"/>, which gets dy.</summary>
+    void SelectTokenBackward(Tensor dy, int index, Tensor dx);
+
+    /// <summary>
+    /// Softmax cross-entropy against target distributions (B, K) (one-hot, label-smoothed or mixed): returns the mean loss
+    /// over the batch and writes dlogits (=) = (softmax − target) · <paramref name="gradScale"/> / B.
+    /// </summary>
+    float SoftmaxCrossEntropy(Tensor logits, Tensor targets, Tensor? dlogits, float gradScale = 1f);
+
+    /// <summary>y = a ⊙ b elementwise (dropout and drop-path masks).</summary>
+    void Multiply(Tensor a, Tensor b, Tensor y);
+
+    /// <summary>x ← x·s.</summary>
+    void Scale(Tensor x, float s);
+
+    void Zero(Tensor x);
+
+    /// <summary>Σ x², in double (global-norm clipping).</summary>
+    double SumSquares(Tensor x);
+
+    /// <summary>In place on a contiguous slice of parameters with its gradient and moment slices.</summary>
+    void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWArgs args);
+
+    void SgdStep(Tensor param, Tensor grad, Tensor momentum, SgdArgs args);
+
+    /// <summary>ema ← decay·ema + (1−decay)·param.</summary>
+    void EmaUpdate(Tensor ema, Tensor param, float decay);
+}

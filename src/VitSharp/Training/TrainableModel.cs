@@ -1,0 +1,112 @@
+using VitSharp.Backends;
+using VitSharp.Models;
+using VitSharp.Nn;
+using VitSharp.Tensors;
+
+namespace VitSharp.Training;
+
+/// <summary>Dropout and stochastic depth (drop path) rates, applied only in training mode, placed as in timm.</summary>
+public sealed record Regularization(float DropRate = 0f, float DropPathRate = 0f)
+{
+    /// <summary>timm: drop-path rate grows linearly from 0 at the first block to the full rate at the last.</summary>
+    public float DropPathAt(int block, int depth) => depth <= 1 ? DropPathRate : DropPathRate * block / (depth - 1);
+}
+
+/// <summary>
+/// A model with a training forward (saving the activations the backward needs) and an explicit backward (llm.c style)
+/// that accumulates into <see cref="Grads"/>, a parameter set with exactly the model's layout and names.
+/// </summary>
+public abstract class TrainableModel : IDisposable
+{
+    protected TrainableModel(VisionModel model)
+    {
+        Model = model;
+        Be = model.Backend as ITrainingBackend
+            ?? throw new VitSharpException($"the {model.Backend.Device} backend does not implement training");
+        Grads = new ParameterSet(model.Backend, model.Parameters.Layout.Select(l => (l.Name, l.Shape)));
+    }
+
+    public VisionModel Model { get; }
+    public ParameterSet Parameters => Model.Parameters;
+    public ParameterSet Grads { get; }
+    public ITrainingBackend Be { get; }
+    public Regularization Regularization { get; set; } = new();
+
+    /// <summary>Activations of the last training forward, released when the batch size changes.</summary>
+    protected Workspace? Acts;
+    protected int ActsBatch = -1;
+    private readonly Dictionary<string, Tensor> _maskSlots = new();
+
+    /// <summary>Runs a forward pass that saves activations; logits (B, classes) stay valid until the next call.
+    /// <paramref name="rng"/> draws dropout and drop-path masks (null: no regularisation, as in evaluation).</summary>
+    public abstract Tensor Forward(Tensor images, Random? rng);
+
+    /// <summary>Accumulates parameter gradients for the last forward, given dL/dlogits.</summary>
+    public abstract void Backward(Tensor dlogits);
+
+    public void ZeroGrad() => Be.Zero(Grads.Buffer);
+
+    protected Tensor Get(params int[] shape) => Acts!.Get(shape);
+
+    protected bool EnsureActivations(int batch)
+    {
+        if (batch == ActsBatch) return false;
+        Acts?.Dispose();
+        _maskSlots.Clear();
+        Acts = new Workspace(Model.Backend);
+        ActsBatch = batch;
+        return true;
+    }
+
+    /// <summary>An inverted-dropout mask (keep/(1−p) or 0 per element) times a per-sample drop-path factor, or null
+    /// when neither is active. Drawn on the host from <paramref name="rng"/> so a seed fixes it.</summary>
+    protected Tensor? Mask(string slot, Random? rng, int[] shape, float dropRate, float dropPath)
+    {
+        if (rng is null || (dropRate <= 0 && dropPath <= 0)) return null;
+        int batch = shape[0];
+        long per = Shape.Count(shape) / batch;
+        var host = new float[batch * per];
+        float keepScale = dropRate > 0 ? 1f / (1 - dropRate) : 1f;
+        for (int b = 0; b < batch; b++)
+        {
+            float sample = dropPath > 0 ? (rng.NextDouble() < dropPath ? 0f : 1f / (1 - dropPath)) : 1f;
+            for (long i = 0; i < per; i++)
+            {
+                float e = dropRate > 0 ? (rng.NextDouble() < dropRate ? 0f : keepScale) : 1f;
+                host[b * per + i] = sample * e;
+            }
+        }
+        if (!_maskSlots.TryGetValue(slot, out var t)) _maskSlots[slot] = t = Get(shape);
+        Be.CopyFromHost(host, t);
+        return t;
+    }
+
+    /// <summary>y = x ⊙ mask, or x itself without a mask.</summary>
+    protected Tensor Masked(Tensor x, Tensor? mask, Tensor scratch)
+    {
+        if (mask is null) return x;
+        Be.Multiply(x, mask, scratch);
+        return scratch;
+    }
+
+    protected (Tensor W, Tensor? B, Tensor DW, Tensor? DB) Lin(string prefix, bool bias = true) =>
+        (Parameters[prefix + ".weight"], bias ? Parameters[prefix + ".bias"] : null,
+         Grads[prefix + ".weight"], bias ? Grads[prefix + ".bias"] : null);
+
+    protected (Tensor G, Tensor B, Tensor DG, Tensor DB) Norm(string prefix) =>
+        (Parameters[prefix + ".weight"], Parameters[prefix + ".bias"], Grads[prefix + ".weight"], Grads[prefix + ".bias"]);
+
+    public static TrainableModel Create(VisionModel model) => model switch
+    {
+        VisionTransformer v => new TrainableVit(v),
+        MlpMixer m => new TrainableMixer(m),
+        _ => throw new ArgumentException($"no training path for {model.GetType().Name}"),
+    };
+
+    public virtual void Dispose()
+    {
+        Acts?.Dispose();
+        Grads.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
