@@ -82,9 +82,16 @@ public sealed class Checkpoint
         config = Override(config, o, path);
         if (config is VitConfig v && w.TryGetValue("pos_embed", out var pos))
         {
-            int oldGrid = (int)Math.Round(Math.Sqrt(pos.Shape[1] - v.PrefixTokens));
+            int prefix = v.NoEmbedClass ? 0 : v.PrefixTokens;
+            int oldGrid = (int)Math.Round(Math.Sqrt(pos.Shape[1] - prefix));
             if (oldGrid != v.GridSize)
-                w["pos_embed"] = PositionEmbedding.Resample(pos, v.PrefixTokens, (oldGrid, oldGrid), (v.GridSize, v.GridSize), o.PosEmbedInterpolation);
+                pos = PositionEmbedding.Resample(pos, prefix, (oldGrid, oldGrid), (v.GridSize, v.GridSize), o.PosEmbedInterpolation);
+            if (v.NoEmbedClass)
+            {
+                int d = pos.Shape[2];
+                pos = HostArray.Concat0(new HostArray([1, d], new float[d]), pos.Reshape(pos.Shape[1], d)).Reshape(1, pos.Shape[1] + 1, d);
+            }
+            w["pos_embed"] = pos;
         }
         return new Checkpoint { Path = path, Format = format, Config = config, Weights = w, Labels = labels };
     }
