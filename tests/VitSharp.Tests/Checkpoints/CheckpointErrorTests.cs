@@ -141,3 +141,21 @@ public class HalfPrecisionCheckpointTests : IDisposable
         Assert.InRange(TestData.MaxAbsDiff(logits, Npy.Read(TestData.Small("vit_tiny48", "logits.npy"))), 0, dtype == "F16" ? 2e-3f : 2e-2f);
     }
 }
+
+public class StrictLoadingTests : IDisposable
+{
+    private readonly string _tmp = Directory.CreateTempSubdirectory("vitsharp-strict-").FullName;
+
+    public void Dispose() => Directory.Delete(_tmp, recursive: true);
+
+    [Fact]
+    public void UnknownTensorsAreRefusedByName()
+    {
+        var w = SafeTensors.Read(TestData.Small("vit_tiny48", "model.safetensors"));
+        w["norm_pre.weight"] = new HostArray([64], new float[64]); // e.g. a CLIP-style pre-norm this model lacks
+        var p = Path.Combine(_tmp, "extra.safetensors");
+        SafeTensors.Write(p, w);
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(p, new LoadOptions { Heads = 2 }).CreateModel(CpuBackend.Instance));
+        Assert.Contains("norm_pre.weight", e.Message);
+    }
+}
