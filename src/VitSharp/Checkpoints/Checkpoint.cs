@@ -36,6 +36,12 @@ public sealed class Checkpoint
             if (GoogleNames.IsGoogle(w)) return Build(path, "google-safetensors", GoogleNames.ToTimm(w, path), hint, labels, options, GoogleNames.Heads(w));
             return Build(path, "timm-safetensors", w, hint, labels, options);
         }
+        if (PyTorchPickle.LooksLike(path))
+        {
+            var w = PyTorchPickle.Read(path);
+            if (HuggingFaceNames.IsHuggingFace(w)) return Build(path, "huggingface-pytorch", HuggingFaceNames.ToTimm(w, path), null, null, options);
+            return Build(path, "pytorch", w, null, null, options);
+        }
         if (Npz.LooksLike(path))
         {
             var w = Npz.Read(path);
@@ -43,7 +49,7 @@ public sealed class Checkpoint
             if (GoogleNames.IsGoogle(w)) return Build(path, "google-npz", GoogleNames.ToTimm(w, path), null, null, options, GoogleNames.Heads(w));
             return Build(path, "npz", w, null, null, options);
         }
-        throw new CheckpointException(path, "unrecognised checkpoint format (expected .safetensors, Google .npz or a Hugging Face folder)");
+        throw new CheckpointException(path, "unrecognised checkpoint format (expected .safetensors, Google .npz, a PyTorch .pt/.bin or a Hugging Face folder)");
     }
 
     private static Checkpoint LoadFolder(string dir, LoadOptions options)
@@ -51,12 +57,13 @@ public sealed class Checkpoint
         var configPath = System.IO.Path.Combine(dir, "config.json");
         var weightsPath = System.IO.Path.Combine(dir, "model.safetensors");
         if (!File.Exists(configPath)) throw new CheckpointException(dir, "folder has no config.json (expected a Hugging Face model folder)");
-        if (!File.Exists(weightsPath)) throw new CheckpointException(dir, "folder has no model.safetensors");
+        if (!File.Exists(weightsPath)) weightsPath = System.IO.Path.Combine(dir, "pytorch_model.bin");
+        if (!File.Exists(weightsPath)) throw new CheckpointException(dir, "folder has neither model.safetensors nor pytorch_model.bin");
         var cfg = ParseJson(File.ReadAllText(configPath), configPath);
         var modelType = (string?)cfg["model_type"];
         if (modelType is not null && modelType != "vit")
             throw new CheckpointException(configPath, $"model_type '{modelType}' is not supported (expected 'vit')");
-        var w = SafeTensors.Read(weightsPath);
+        var w = weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath) : SafeTensors.Read(weightsPath);
         if (!HuggingFaceNames.IsHuggingFace(w)) throw new CheckpointException(weightsPath, "tensor names are not Hugging Face ViT names");
         var hint = new JsonObject
         {
@@ -82,9 +89,16 @@ public sealed class Checkpoint
         config = Override(config, o, path);
         if (config is VitConfig v && w.TryGetValue("pos_embed", out var pos))
         {
-            int oldGrid = (int)Math.Round(Math.Sqrt(pos.Shape[1] - v.PrefixTokens));
+            int prefix = v.NoEmbedClass ? 0 : v.PrefixTokens;
+            int oldGrid = (int)Math.Round(Math.Sqrt(pos.Shape[1] - prefix));
             if (oldGrid != v.GridSize)
-                w["pos_embed"] = PositionEmbedding.Resample(pos, v.PrefixTokens, (oldGrid, oldGrid), (v.GridSize, v.GridSize), o.PosEmbedInterpolation);
+                pos = PositionEmbedding.Resample(pos, prefix, (oldGrid, oldGrid), (v.GridSize, v.GridSize), o.PosEmbedInterpolation);
+            if (v.NoEmbedClass)
+            {
+                int d = pos.Shape[2];
+                pos = HostArray.Concat0(new HostArray([1, d], new float[d]), pos.Reshape(pos.Shape[1], d)).Reshape(1, pos.Shape[1] + 1, d);
+            }
+            w["pos_embed"] = pos;
         }
         return new Checkpoint { Path = path, Format = format, Config = config, Weights = w, Labels = labels };
     }

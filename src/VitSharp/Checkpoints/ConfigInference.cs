@@ -35,7 +35,9 @@ public static class ConfigInference
         int depth = CountBlocks(w, "norm1.weight");
         bool cls = w.ContainsKey("cls_token");
         var pos = Shape(w, "pos_embed", file, 3);
-        int grid = Grid(pos[1] - (cls ? 1 : 0), file);
+        // timm's no_embed_class models (e.g. DeiT III) keep no position for the class token.
+        bool noEmbedClass = cls && !IsSquare(pos[1] - 1) && IsSquare(pos[1]);
+        int grid = Grid(pos[1] - (cls && !noEmbedClass ? 1 : 0), file);
         bool fcNorm = w.ContainsKey("fc_norm.weight");
         int headsValue = heads ?? (int?)hint?["num_heads"] ?? DefaultHeads(d, file);
         return new VitConfig
@@ -45,6 +47,7 @@ public static class ConfigInference
             MlpDim = depth > 0 ? Shape(w, "blocks.0.mlp.fc1.weight", file, 2)[0] : 4 * d,
             QkvBias = depth == 0 || w.ContainsKey("blocks.0.attn.qkv.bias"),
             ClassToken = cls,
+            NoEmbedClass = noEmbedClass,
             Pool = fcNorm || !cls ? Pooling.Avg : Pooling.Token,
             FcNorm = fcNorm,
             RepresentationSize = w.ContainsKey("pre_logits.fc.weight") ? Shape(w, "pre_logits.fc.weight", file, 2)[0] : 0,
@@ -90,6 +93,8 @@ public static class ConfigInference
         while (w.ContainsKey($"blocks.{n}.{leaf}")) n++;
         return n;
     }
+
+    private static bool IsSquare(int n) => n > 0 && (int)Math.Round(Math.Sqrt(n)) is var g && g * g == n;
 
     private static int Grid(int tokens, string file)
     {

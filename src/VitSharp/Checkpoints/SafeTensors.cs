@@ -91,6 +91,18 @@ public static class SafeTensors
         return result;
     }
 
+    private static byte[] Encode(float[] data, string dtype)
+    {
+        if (dtype == "F32") return System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()).ToArray();
+        var o = new byte[data.Length * 2];
+        for (int i = 0; i < data.Length; i++)
+        {
+            if (dtype == "F16") BinaryPrimitives.WriteHalfLittleEndian(o.AsSpan(i * 2), (Half)data[i]);
+            else BinaryPrimitives.WriteUInt16LittleEndian(o.AsSpan(i * 2), Tensors.BFloat16Convert.FromFloat(data[i]));
+        }
+        return o;
+    }
+
     private static int ElementSize(string dtype, string path, string name) => dtype switch
     {
         "F32" or "I32" => 4,
@@ -120,9 +132,11 @@ public static class SafeTensors
         return o;
     }
 
-    /// <summary>Writes float32 tensors (sorted by name) and string metadata, atomically.</summary>
-    public static void Write(string path, IReadOnlyDictionary<string, HostArray> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>Writes tensors (sorted by name) as F32, F16 or BF16 with string metadata, atomically.</summary>
+    public static void Write(string path, IReadOnlyDictionary<string, HostArray> tensors, IReadOnlyDictionary<string, string>? metadata = null,
+        string dtype = "F32")
     {
+        int size = dtype switch { "F32" => 4, "F16" or "BF16" => 2, _ => throw new ArgumentException($"cannot write dtype {dtype}") };
         var names = tensors.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
         using var headerStream = new MemoryStream();
         using (var w = new Utf8JsonWriter(headerStream))
@@ -139,13 +153,13 @@ public static class SafeTensors
             {
                 var t = tensors[name];
                 w.WriteStartObject(name);
-                w.WriteString("dtype", "F32");
+                w.WriteString("dtype", dtype);
                 w.WriteStartArray("shape");
                 foreach (var d in t.Shape) w.WriteNumberValue(d);
                 w.WriteEndArray();
                 w.WriteStartArray("data_offsets");
                 w.WriteNumberValue(offset);
-                offset += t.Data.LongLength * 4;
+                offset += t.Data.LongLength * size;
                 w.WriteNumberValue(offset);
                 w.WriteEndArray();
                 w.WriteEndObject();
@@ -160,8 +174,7 @@ public static class SafeTensors
             BinaryPrimitives.WriteInt64LittleEndian(len, header.Count);
             s.Write(len);
             s.Write(header.ToArray());
-            foreach (var name in names)
-                s.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(tensors[name].Data.AsSpan()));
+            foreach (var name in names) s.Write(Encode(tensors[name].Data, dtype));
         });
     }
 }

@@ -52,6 +52,9 @@ public sealed record VitConfig : ModelConfig
     public int MlpDim { get; init; } = 3072;
     public bool QkvBias { get; init; } = true;
     public bool ClassToken { get; init; } = true;
+    /// <summary>timm's no_embed_class: the checkpoint's position embedding covers patches only. VitSharp pads it with a
+    /// zero row for the class token at load time, which computes the same thing.</summary>
+    public bool NoEmbedClass { get; init; }
     public Pooling Pool { get; init; } = Pooling.Token;
     /// <summary>timm's placement for average pooling: no final norm, LayerNorm after pooling ("fc_norm").
     /// False puts the norm before pooling (Google's "gap" classifier).</summary>
@@ -82,6 +85,7 @@ public sealed record VitConfig : ModelConfig
         j["mlp_dim"] = MlpDim;
         j["qkv_bias"] = QkvBias;
         j["class_token"] = ClassToken;
+        j["no_embed_class"] = NoEmbedClass;
         j["global_pool"] = Pool == Pooling.Avg ? "avg" : "token";
         j["fc_norm"] = FcNorm;
         j["representation_size"] = RepresentationSize;

@@ -50,6 +50,12 @@ public sealed class ParameterSet : IDisposable
                 throw new CheckpointException(source, $"has shape {a} but the model needs {Shape.Format(shape)}", name);
             a.Data.CopyTo(host, offset);
         }
+        // Strict, like PyTorch's load_state_dict: a tensor the model does not use means a variant it does not implement,
+        // and ignoring it would silently compute something else.
+        var unused = weights.Keys.Where(k => !_views.ContainsKey(k)).Order(StringComparer.Ordinal).ToList();
+        if (unused.Count > 0)
+            throw new CheckpointException(source, $"holds {unused.Count} tensor(s) this model does not use ({string.Join(", ", unused.Take(6))}" +
+                $"{(unused.Count > 6 ? ", …" : "")}): an architecture variant VitSharp does not implement, or options that do not match the checkpoint");
         Backend.CopyFromHost(host, Buffer.View([checked((int)Count)], 0));
     }
 

@@ -112,3 +112,50 @@ public class CheckpointErrorTests : IDisposable
         Assert.Equal([1f, 2, 3, 4, 5, 6], Npy.Read(fp).Data);
     }
 }
+
+public class HalfPrecisionCheckpointTests : IDisposable
+{
+    private readonly string _tmp = Directory.CreateTempSubdirectory("vitsharp-half-").FullName;
+
+    public void Dispose() => Directory.Delete(_tmp, recursive: true);
+
+    [Theory]
+    [InlineData("F16")]
+    [InlineData("BF16")]
+    public void HalfPrecisionWeightsReadBackAsTheRoundedValues(string dtype)
+    {
+        var w = SafeTensors.Read(TestData.Small("vit_tiny48", "model.safetensors"));
+        var p = Path.Combine(_tmp, $"m.{dtype}.safetensors");
+        SafeTensors.Write(p, w, dtype: dtype);
+        var back = SafeTensors.Read(p);
+        foreach (var (name, a) in w)
+        {
+            var expected = a.Data.Select(v => dtype == "F16" ? (float)(Half)v
+                : VitSharp.Tensors.BFloat16Convert.ToFloat(VitSharp.Tensors.BFloat16Convert.FromFloat(v))).ToArray();
+            Assert.Equal(expected, back[name].Data);
+        }
+        // And the model still runs from it, close to the fp32 logits (rounding of weights only).
+        var ckpt = Checkpoint.Load(p, new LoadOptions { Heads = 2 });
+        using var model = ckpt.CreateModel(CpuBackend.Instance);
+        var logits = model.Run(Npy.Read(TestData.Small("vit_tiny48", "input.npy")));
+        Assert.InRange(TestData.MaxAbsDiff(logits, Npy.Read(TestData.Small("vit_tiny48", "logits.npy"))), 0, dtype == "F16" ? 2e-3f : 2e-2f);
+    }
+}
+
+public class StrictLoadingTests : IDisposable
+{
+    private readonly string _tmp = Directory.CreateTempSubdirectory("vitsharp-strict-").FullName;
+
+    public void Dispose() => Directory.Delete(_tmp, recursive: true);
+
+    [Fact]
+    public void UnknownTensorsAreRefusedByName()
+    {
+        var w = SafeTensors.Read(TestData.Small("vit_tiny48", "model.safetensors"));
+        w["norm_pre.weight"] = new HostArray([64], new float[64]); // e.g. a CLIP-style pre-norm this model lacks
+        var p = Path.Combine(_tmp, "extra.safetensors");
+        SafeTensors.Write(p, w);
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(p, new LoadOptions { Heads = 2 }).CreateModel(CpuBackend.Instance));
+        Assert.Contains("norm_pre.weight", e.Message);
+    }
+}
