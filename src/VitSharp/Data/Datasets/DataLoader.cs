@@ -1,0 +1,82 @@
+using System.Collections.Concurrent;
+
+namespace VitSharp.Data.Datasets;
+
+/// <summary>One batch on the host: images (Count, C, S, S) normalised, and labels.</summary>
+public sealed record Batch(float[] Images, int[] Labels, int Count);
+
+/// <summary>
+/// Batches from a dataset, decoded and augmented on worker threads and prefetched while the model trains. Deterministic
+/// for a seed: the epoch's order is a shuffle seeded by (seed, epoch), and every sample's augmentation RNG is seeded by
+/// (seed, epoch, position), so neither thread timing nor resuming at a batch changes a single pixel.
+/// </summary>
+public sealed class DataLoader(IImageDataset dataset, int batchSize, Augmentation augmentation, bool shuffle, bool dropLast,
+    int seed, int workers = 2, int prefetch = 2)
+{
+    public IImageDataset Dataset => dataset;
+    public int BatchSize => batchSize;
+
+    public int BatchesPerEpoch => dropLast ? dataset.Count / batchSize : (dataset.Count + batchSize - 1) / batchSize;
+
+    public int[] Order(int epoch)
+    {
+        var order = Enumerable.Range(0, dataset.Count).ToArray();
+        if (shuffle) new Random((int)(Mix((ulong)seed, (ulong)epoch, 0x5eed) & 0x7fffffff)).Shuffle(order);
+        return order;
+    }
+
+    /// <summary>The batches of <paramref name="epoch"/> from batch <paramref name="startBatch"/> on.</summary>
+    public IEnumerable<Batch> Epoch(int epoch, int startBatch = 0)
+    {
+        var order = Order(epoch);
+        int batches = BatchesPerEpoch;
+        if (startBatch >= batches) yield break;
+        using var queue = new BlockingCollection<Batch>(Math.Max(1, prefetch));
+        using var cts = new CancellationTokenSource();
+        var producer = Task.Run(() =>
+        {
+            try
+            {
+                for (int bi = startBatch; bi < batches && !cts.IsCancellationRequested; bi++)
+                    queue.Add(Make(order, epoch, bi), cts.Token);
+            }
+            catch (OperationCanceledException) { }
+            finally { queue.CompleteAdding(); }
+        });
+        try
+        {
+            foreach (var b in queue.GetConsumingEnumerable()) yield return b;
+        }
+        finally
+        {
+            cts.Cancel();
+            try { producer.Wait(); } catch (AggregateException e) when (e.InnerException is OperationCanceledException) { }
+        }
+        if (producer.Exception is { } ex) throw ex.InnerException ?? ex;
+    }
+
+    private Batch Make(int[] order, int epoch, int bi)
+    {
+        int start = bi * batchSize, count = Math.Min(batchSize, order.Length - start);
+        int per = augmentation.Channels * augmentation.ImageSize * augmentation.ImageSize;
+        var images = new float[count * per];
+        var labels = new int[count];
+        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, workers) }, i =>
+        {
+            int idx = order[start + i];
+            labels[i] = dataset.Label(idx);
+            var rng = shuffle ? new Random((int)(Mix((ulong)seed, (ulong)epoch, (ulong)(start + i)) & 0x7fffffff)) : null;
+            augmentation.Apply(dataset.Load(idx), rng, images.AsSpan(i * per, per));
+        });
+        return new Batch(images, labels, count);
+    }
+
+    /// <summary>SplitMix64 over three words: stable across processes (unlike HashCode.Combine).</summary>
+    public static ulong Mix(ulong a, ulong b, ulong c)
+    {
+        ulong z = a * 0x9E3779B97F4A7C15UL ^ (b + 0x632BE59BD9B4E019UL) * 0xBF58476D1CE4E5B9UL ^ (c + 0x94D049BB133111EBUL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+}

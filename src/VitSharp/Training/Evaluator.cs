@@ -1,0 +1,53 @@
+using VitSharp.Data.Datasets;
+using VitSharp.Models;
+
+namespace VitSharp.Training;
+
+/// <summary>Top-1 / top-5 accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted).</summary>
+public sealed record EvalResult(int Count, double Top1, double Top5, double Loss, int[,] Confusion, IReadOnlyList<string> Classes)
+{
+    public double ClassAccuracy(int c)
+    {
+        int total = 0;
+        for (int j = 0; j < Confusion.GetLength(1); j++) total += Confusion[c, j];
+        return total == 0 ? double.NaN : (double)Confusion[c, c] / total;
+    }
+}
+
+public static class Evaluator
+{
+    /// <summary>Runs the inference forward over every batch of <paramref name="loader"/> (no augmentation).</summary>
+    public static EvalResult Evaluate(VisionModel model, DataLoader loader, Action<int, int>? progress = null)
+    {
+        int k = model.Config.NumClasses;
+        var confusion = new int[k, k];
+        int n = 0, top1 = 0, top5 = 0, bi = 0;
+        double lossSum = 0;
+        foreach (var batch in loader.Epoch(0))
+        {
+            var shape = new[] { batch.Count, model.Config.InChannels, model.Config.ImageSize, model.Config.ImageSize };
+            var logits = model.Run(new Checkpoints.HostArray(shape, batch.Images)).Data;
+            for (int b = 0; b < batch.Count; b++)
+            {
+                var row = logits.AsSpan(b * k, k);
+                int label = batch.Labels[b];
+                int better = 0, arg = 0;
+                double max = double.NegativeInfinity, sum = 0;
+                for (int j = 0; j < k; j++)
+                {
+                    if (row[j] > row[label]) better++;
+                    if (row[j] > row[arg]) arg = j;
+                    max = Math.Max(max, row[j]);
+                }
+                for (int j = 0; j < k; j++) sum += Math.Exp(row[j] - max);
+                lossSum += max + Math.Log(sum) - row[label];
+                if (arg == label) top1++;
+                if (better < 5) top5++;
+                if (label < k) confusion[label, arg]++;
+                n++;
+            }
+            progress?.Invoke(++bi, loader.BatchesPerEpoch);
+        }
+        return new EvalResult(n, n == 0 ? 0 : (double)top1 / n, n == 0 ? 0 : (double)top5 / n, n == 0 ? 0 : lossSum / n, confusion, loader.Dataset.Classes);
+    }
+}
