@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -12,10 +13,10 @@ internal enum GemmIsa { Avx512, Vector256, Scalar }
 /// C[M,N] = op(A)·op(B) (+ C when accumulate), where op(A) is A (M×K, stride lda) or Aᵀ (A stored K×M) and
 /// op(B) is B (K×N, stride ldb) or Bᵀ (B stored N×K, the PyTorch Linear weight layout).
 ///
-/// Goto/BLIS structure: for each kc-deep slice of K, op(B) and op(A) are packed (in parallel) into slivers of NR
-/// columns and MR rows; then the C tiles are shared out among the threads in blocks of mc × nc, and each tile is one
-/// micro-kernel call that keeps MR×NR sums in registers over the kc slice. A tile's B sliver (kc·NR floats) is
-/// reused by all the A slivers of the block from L1/L2; the packed slices stay in L2/L3.
+/// Goto/BLIS structure: op(B) is packed (in parallel) into kc-deep slivers of NR columns; then the C blocks
+/// (mc × nc) are shared out among the threads, and each block walks K slice by slice: pack its A slivers (MR rows),
+/// then one micro-kernel call per MR×NR tile, which keeps the sums in registers over the slice. A B sliver
+/// (kc·NR floats) is reused from L1 by all A slivers of the block; the A block and the C block stay in L2.
 /// An optional epilogue (bias over columns, then an activation) is applied to each tile right after its last slice,
 /// while it is still in L1.
 /// </summary>
@@ -50,90 +51,129 @@ internal static unsafe class Gemm
             }
             return;
         }
-        var isa = Isa;
-        int mr = isa switch { GemmIsa.Avx512 => 8, GemmIsa.Vector256 => 6, _ => 4 };
-        int nr = isa switch { GemmIsa.Avx512 => 48, GemmIsa.Vector256 => 16, _ => 4 };
-        delegate*<float*, float*, int, float*, int, bool, void> kernel = isa switch
-        {
-            GemmIsa.Avx512 => &GemmKernels.Kernel8x48,
-            GemmIsa.Vector256 => &GemmKernels.Kernel6x16,
-            _ => &GemmKernels.Kernel4x4,
-        };
-        bool simdPack = isa == GemmIsa.Avx512;
-        int mSlivers = (M + mr - 1) / mr, nSlivers = (N + nr - 1) / nr;
-        int kcMax = Math.Min(KC, K);
+        var g = new Plan(Isa, M, N, K, transA, transB, A, lda, B, ldb, C, ldc, accumulate, bias, act);
         bool parallel = (long)M * N * K >= SerialMacs && CpuThreads.Count > 1;
 
         // Work items: blocks of whole slivers, made smaller when there would be too few to keep every thread busy.
-        int mcs = Math.Min(McSlivers, mSlivers), ncs = Math.Min(NcSlivers, nSlivers);
+        int mcs = Math.Min(McSlivers, g.MSlivers), ncs = Math.Min(NcSlivers, g.NSlivers);
         int threads = parallel ? CpuThreads.Count : 1;
-        while (Blocks(mSlivers, mcs) * Blocks(nSlivers, ncs) < 3 * threads && (mcs > 1 || ncs > 1))
+        while (Blocks(g.MSlivers, mcs) * Blocks(g.NSlivers, ncs) < 3 * threads && (mcs > 1 || ncs > 1))
         {
             if (ncs > 1 && (ncs >= mcs || mcs == 1)) ncs = (ncs + 1) / 2; else mcs = (mcs + 1) / 2;
         }
-        int mBlocks = Blocks(mSlivers, mcs), nBlocks = Blocks(nSlivers, ncs);
+        g.Mcs = mcs; g.Ncs = ncs;
+        g.MBlocks = Blocks(g.MSlivers, mcs);
+        int items = g.MBlocks * Blocks(g.NSlivers, ncs);
 
-        var buffers = PackBuffers.ForThread((long)mSlivers * mr * kcMax, (long)nSlivers * nr * kcMax);
-        float* ap = buffers.A, bp = buffers.B;
-        int aTasks = simdPack && !transA ? (mSlivers + 1) / 2 : mSlivers;
-
-        for (int pc = 0; pc < K; pc += kcMax)
+        // All of op(B) is packed once (slice after slice), then every item runs the whole K loop on its C block,
+        // packing its own A block per slice: one barrier per product, and C blocks stay in L2 across slices.
+        var buffers = PackBuffers.ForThread(0, (long)g.NSlivers * g.Nr * K);
+        g.BPack = buffers.B;
+        int packTasks = g.Slices * g.NSlivers;
+        if (parallel)
         {
-            int kc = Math.Min(kcMax, K - pc);
-            bool add = accumulate || pc > 0, last = pc + kc == K;
-            Action<int> pack = t =>
+            CpuThreads.For(packTasks, g.PackB);
+            CpuThreads.For(items, g.Tiles);
+        }
+        else
+        {
+            for (int t = 0; t < packTasks; t++) g.PackB(t);
+            for (int t = 0; t < items; t++) g.Tiles(t);
+        }
+    }
+
+    /// <summary>One product's shapes, pointers and blocking, shared by the threads working on it.</summary>
+    private sealed class Plan
+    {
+        public readonly int Mr, Nr, MSlivers, NSlivers, Slices, KcMax;
+        public int Mcs, Ncs, MBlocks;
+        public float* BPack;
+        private readonly int _m, _n, _k, _lda, _ldb, _ldc;
+        private readonly bool _transA, _transB, _accumulate, _simdPack;
+        private readonly float* _a, _b, _c, _bias;
+        private readonly Activation _act;
+        private readonly delegate*<float*, float*, int, float*, int, bool, void> _kernel;
+
+        public Plan(GemmIsa isa, int m, int n, int k, bool transA, bool transB, float* a, int lda, float* b, int ldb,
+            float* c, int ldc, bool accumulate, float* bias, Activation act)
+        {
+            Mr = isa switch { GemmIsa.Avx512 => 8, GemmIsa.Vector256 => 6, _ => 4 };
+            Nr = isa switch { GemmIsa.Avx512 => 48, GemmIsa.Vector256 => 16, _ => 4 };
+            _kernel = isa switch
             {
-                if (t < nSlivers)
-                {
-                    GemmPack.B(transB, B, ldb, pc, kc, t * nr, N, nr, bp + (long)t * kc * nr, simdPack);
-                    return;
-                }
-                t -= nSlivers;
-                if (aTasks == mSlivers) { GemmPack.A(transA, A, lda, pc, kc, t * mr, M, mr, ap + (long)t * kc * mr); return; }
-                int s = 2 * t;   // a pair of 8-row slivers through 16×16 transposes
-                if (s + 1 < mSlivers && (s + 2) * mr <= M)
-                    GemmPack.A16(A, lda, pc, kc, s * mr, ap + (long)s * kc * mr, ap + (long)(s + 1) * kc * mr);
-                else
-                    for (; s < Math.Min(2 * t + 2, mSlivers); s++)
-                        GemmPack.A(false, A, lda, pc, kc, s * mr, M, mr, ap + (long)s * kc * mr);
+                GemmIsa.Avx512 => &GemmKernels.Kernel8x48,
+                GemmIsa.Vector256 => &GemmKernels.Kernel6x16,
+                _ => &GemmKernels.Kernel4x4,
             };
-            Action<int> tiles = item =>
+            _simdPack = isa == GemmIsa.Avx512;
+            _m = m; _n = n; _k = k; _transA = transA; _transB = transB; _accumulate = accumulate; _act = act;
+            _a = a; _lda = lda; _b = b; _ldb = ldb; _c = c; _ldc = ldc; _bias = bias;
+            MSlivers = (m + Mr - 1) / Mr;
+            NSlivers = (n + Nr - 1) / Nr;
+            KcMax = Math.Min(KC, k);
+            Slices = (k + KcMax - 1) / KcMax;
+        }
+
+        // Packed B: slice after slice (each NSlivers·Nr wide), sliver after sliver inside a slice.
+        private float* BSliver(int slice, int sliver, int kc) => BPack + (long)slice * KcMax * NSlivers * Nr + (long)sliver * kc * Nr;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void PackB(int task)
+        {
+            int slice = task / NSlivers, s = task % NSlivers;
+            int pc = slice * KcMax, kc = Math.Min(KcMax, _k - pc);
+            GemmPack.B(_transB, _b, _ldb, pc, kc, s * Nr, _n, Nr, BSliver(slice, s, kc), _simdPack);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Tiles(int item)
+        {
+            int mb = item % MBlocks, nb = item / MBlocks;
+            int ms0 = mb * Mcs, ms1 = Math.Min(MSlivers, ms0 + Mcs), ns0 = nb * Ncs, ns1 = Math.Min(NSlivers, ns0 + Ncs);
+            float* ap = PackBuffers.ForThread((long)Mcs * Mr * KcMax, 0).A;
+            float* tmp = stackalloc float[8 * 48];
+            for (int slice = 0; slice < Slices; slice++)
             {
-                int mb = item % mBlocks, nb = item / mBlocks;
-                float* tmp = stackalloc float[8 * 48];
-                int ms1 = Math.Min(mSlivers, (mb + 1) * mcs), ns1 = Math.Min(nSlivers, (nb + 1) * ncs);
-                for (int ns = nb * ncs; ns < ns1; ns++)
+                int pc = slice * KcMax, kc = Math.Min(KcMax, _k - pc);
+                bool add = _accumulate || pc > 0, last = pc + kc == _k;
+                PackA(ms0, ms1, pc, kc, ap);
+                for (int ns = ns0; ns < ns1; ns++)
                 {
-                    int j0 = ns * nr, nv = Math.Min(nr, N - j0);
-                    float* bs = bp + (long)ns * kc * nr;
-                    for (int ms = mb * mcs; ms < ms1; ms++)
+                    int j0 = ns * Nr, nv = Math.Min(Nr, _n - j0);
+                    float* bs = BSliver(slice, ns, kc);
+                    for (int ms = ms0; ms < ms1; ms++)
                     {
-                        int i0 = ms * mr, mv = Math.Min(mr, M - i0);
-                        float* c = C + (long)i0 * ldc + j0;
-                        float* asl = ap + (long)ms * kc * mr;
-                        if (mv == mr && nv == nr) kernel(asl, bs, kc, c, ldc, add);
+                        int i0 = ms * Mr, mv = Math.Min(Mr, _m - i0);
+                        float* c = _c + (long)i0 * _ldc + j0;
+                        float* asl = ap + (long)(ms - ms0) * kc * Mr;
+                        if (mv == Mr && nv == Nr) _kernel(asl, bs, kc, c, _ldc, add);
                         else
                         {
                             // Edge tile: compute the whole MR×NR into scratch, keep the part inside C.
-                            kernel(asl, bs, kc, tmp, nr, false);
+                            _kernel(asl, bs, kc, tmp, Nr, false);
                             for (int i = 0; i < mv; i++)
                                 for (int j = 0; j < nv; j++)
-                                    c[(long)i * ldc + j] = add ? c[(long)i * ldc + j] + tmp[i * nr + j] : tmp[i * nr + j];
+                                    c[(long)i * _ldc + j] = add ? c[(long)i * _ldc + j] + tmp[i * Nr + j] : tmp[i * Nr + j];
                         }
-                        if (last && (bias != null || act != Activation.None))
-                            for (int i = 0; i < mv; i++) Epilogue(c + (long)i * ldc, nv, bias == null ? null : bias + j0, act);
+                        if (last && (_bias != null || _act != Activation.None))
+                            for (int i = 0; i < mv; i++) Epilogue(c + (long)i * _ldc, nv, _bias == null ? null : _bias + j0, _act);
                     }
                 }
-            };
-            if (parallel)
-            {
-                CpuThreads.For(nSlivers + aTasks, pack);
-                CpuThreads.For(mBlocks * nBlocks, tiles);
             }
-            else
+        }
+
+        private void PackA(int ms0, int ms1, int pc, int kc, float* ap)
+        {
+            for (int ms = ms0; ms < ms1; ms++)
             {
-                for (int t = 0; t < nSlivers + aTasks; t++) pack(t);
-                for (int t = 0; t < mBlocks * nBlocks; t++) tiles(t);
+                float* dst = ap + (long)(ms - ms0) * kc * Mr;
+                // Pairs of full 8-row slivers go through 16×16 transposes.
+                if (_simdPack && !_transA && ms + 1 < ms1 && (ms + 2) * Mr <= _m)
+                {
+                    GemmPack.A16(_a, _lda, pc, kc, ms * Mr, dst, dst + (long)kc * Mr);
+                    ms++;
+                }
+                else GemmPack.A(_transA, _a, _lda, pc, kc, ms * Mr, _m, Mr, dst);
             }
         }
     }

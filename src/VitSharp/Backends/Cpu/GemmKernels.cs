@@ -12,6 +12,7 @@ internal static unsafe class GemmKernels
 {
     // 8 rows × 48 columns: 24 accumulators + 3 B vectors + 1 broadcast = 28 of the 32 zmm registers;
     // per k: 24 FMAs against 11 loads, so the two FMA pipes stay the bottleneck.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Kernel8x48(float* a, float* b, int kc, float* c, int ldc, bool add)
     {
         var c00 = Vector512<float>.Zero; var c01 = Vector512<float>.Zero; var c02 = Vector512<float>.Zero;
@@ -61,6 +62,7 @@ internal static unsafe class GemmKernels
     }
 
     // 6 rows × 16 columns for 256-bit machines (16 ymm registers: 12 accumulators + 2 B + 1 broadcast).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Kernel6x16(float* a, float* b, int kc, float* c, int ldc, bool add)
     {
         var c00 = Vector256<float>.Zero; var c01 = Vector256<float>.Zero;
@@ -96,6 +98,7 @@ internal static unsafe class GemmKernels
     }
 
     // 4×4 in scalars, for machines without SIMD (and as a check that the driver does not depend on vector widths).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Kernel4x4(float* a, float* b, int kc, float* c, int ldc, bool add)
     {
         float* acc = stackalloc float[16];

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -12,6 +13,7 @@ namespace VitSharp.Backends.Cpu;
 internal static unsafe class GemmPack
 {
     /// <summary>dst[k·NR + j] = op(B)[pc + k, j0 + j] for j &lt; N − j0, else 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void B(bool transB, float* b, int ldb, int pc, int kc, int j0, int n, int nr, float* dst, bool simd)
     {
         int valid = Math.Min(nr, n - j0);
@@ -47,6 +49,7 @@ internal static unsafe class GemmPack
     }
 
     /// <summary>dst[k·MR + i] = op(A)[i0 + i, pc + k] for i &lt; M − i0, else 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void A(bool transA, float* a, int lda, int pc, int kc, int i0, int m, int mr, float* dst)
     {
         int valid = Math.Min(mr, m - i0);
@@ -74,6 +77,7 @@ internal static unsafe class GemmPack
     }
 
     /// <summary>Two adjacent 8-row A slivers (rows i0..i0+15, all inside M) from row-major A, via 16×16 transposes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void A16(float* a, int lda, int pc, int kc, int i0, float* dst0, float* dst1)
     {
         float* t = stackalloc float[256];
@@ -96,6 +100,7 @@ internal static unsafe class GemmPack
     }
 
     /// <summary>dst[c·ldd + r] = src[r·lds + c] for r, c &lt; 16, with AVX-512 shuffles (64 of them for 256 floats).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Transpose16x16(float* src, int lds, float* dst, int ldd)
     {
         var r = stackalloc Vector512<float>[16];
