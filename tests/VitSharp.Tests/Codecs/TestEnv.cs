@@ -82,3 +82,9 @@ public readonly record struct Diff(long Samples, long Different, int Max)
     }
     public override string ToString() => $"{Different}/{Samples} samples differ, max {Max}";
 }
+
+/// <summary>The theory twin of <see cref="NeedsFactAttribute"/>.</summary>
+public sealed class NeedsTheoryAttribute : TheoryAttribute
+{
+    public NeedsTheoryAttribute(bool shared, params string[] tools) => Skip = new NeedsFactAttribute(shared, tools).Skip;
+}
