@@ -18,12 +18,12 @@ public class PngParityTests(ITestOutputHelper log)
     static readonly string[] Pipelines =
     [
         "pnmtopng", "pnmtopng -interlace",
-        "pamdepth 65535 | pnmtopng", "pamdepth 65535 | pnmtopng -interlace",
+        "pamdepth 1000 | pamdepth 65535 | pnmtopng", "pamdepth 1000 | pamdepth 65535 | pnmtopng -interlace",
         "ppmtopgm | pnmtopng", "ppmtopgm | pamdepth 15 | pnmtopng", "ppmtopgm | pamdepth 3 | pnmtopng -interlace",
-        "ppmtopgm | pamdepth 1 | pnmtopng", "ppmtopgm | pamdepth 1 | pnmtopng -interlace", "ppmtopgm | pamdepth 65535 | pnmtopng",
+        "ppmtopgm | pamdepth 1 | pnmtopng", "ppmtopgm | pamdepth 1 | pnmtopng -interlace", "ppmtopgm | pamdepth 1000 | pamdepth 65535 | pnmtopng",
         "pnmquant 200 | pnmtopng", "pnmquant 14 | pnmtopng -interlace", "pnmquant 4 | pnmtopng", "pnmquant 2 | pnmtopng",
         "pnmquant 12 | pnmtopng -transparent =rgb:00/00/00", "ALPHA pnmtopng -alpha=ALPHAFILE", "ALPHA pnmtopng -interlace -alpha=ALPHAFILE",
-        "ALPHA pamdepth 65535 | pnmtopng -alpha=ALPHAFILE16", "ALPHA ppmtopgm | pnmtopng -alpha=ALPHAFILE",
+        "ALPHA pamdepth 1000 | pamdepth 65535 | pnmtopng -alpha=ALPHAFILE16", "ALPHA ppmtopgm | pnmtopng -alpha=ALPHAFILE",
         "ALPHA ppmtopgm | pamdepth 65535 | pnmtopng -interlace -alpha=ALPHAFILE16",
         "pnmtopng -transparent =rgb:80/80/80", "ppmtopgm | pnmtopng -transparent =gray80", "pamcut 0 0 1 1 | pnmtopng -interlace",
         "pamcut 0 0 3 2 | pnmtopng -interlace", "pamcut 5 5 9 7 | ppmtopgm | pamdepth 3 | pnmtopng -interlace",
@@ -38,6 +38,9 @@ public class PngParityTests(ITestOutputHelper log)
         foreach (int t in new[] { 0, 2, 3, 4, 6 }) Assert.Contains(seen, s => s.Type == t);
         foreach (int d in new[] { 1, 2, 4, 8, 16 }) Assert.Contains(seen, s => s.Depth == d);
         Assert.Contains(seen, s => s.Interlace == 1 && s.Depth == 16);
+        Assert.Contains(seen, s => s.Type == 2 && s.Depth == 16);
+        Assert.Contains(seen, s => s.Type == 6 && s.Depth == 16);
+        Assert.Contains(seen, s => s.Type == 0 && s.Depth == 16);
         Assert.Contains(seen, s => s.Interlace == 1 && s.Depth < 8);
     }
 
