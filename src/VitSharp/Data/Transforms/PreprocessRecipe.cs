@@ -20,19 +20,19 @@ public enum ResizeMode
 /// </summary>
 public sealed record PreprocessRecipe
 {
-    public string Name { get; init; } = "custom";
-    public int ImageSize { get; init; } = 224;
-    public ResizeMode Resize { get; init; } = ResizeMode.ShorterSideThenCenterCrop;
-    public double CropPct { get; init; } = 0.875;
-    public Interpolation Interpolation { get; init; } = Interpolation.Bicubic;
+    public string Name { get; set; } = "custom";
+    public int ImageSize { get; set; } = 224;
+    public ResizeMode Resize { get; set; } = ResizeMode.ShorterSideThenCenterCrop;
+    public double CropPct { get; set; } = 0.875;
+    public Interpolation Interpolation { get; set; } = Interpolation.Bicubic;
     /// <summary>True: Pillow's antialiased resize on 8-bit pixels. False: float bilinear without antialias (TensorFlow's default).</summary>
-    public bool Antialias { get; init; } = true;
-    public float[] Mean { get; init; } = Normalize.ImageNetMean;
-    public float[] Std { get; init; } = Normalize.ImageNetStd;
+    public bool Antialias { get; set; } = true;
+    public float[] Mean { get; set; } = Normalize.ImageNetMean;
+    public float[] Std { get; set; } = Normalize.ImageNetStd;
     /// <summary>Training: the random resized crop's area fraction range (timm 0.08–1, Google 0.05–1).</summary>
-    public double[] TrainScale { get; init; } = [0.08, 1.0];
-    public double[] TrainRatio { get; init; } = [3.0 / 4, 4.0 / 3];
-    public double TrainHFlip { get; init; } = 0.5;
+    public double[] TrainScale { get; set; } = [0.08, 1.0];
+    public double[] TrainRatio { get; set; } = [3.0 / 4, 4.0 / 3];
+    public double TrainHFlip { get; set; } = 0.5;
 
     public static PreprocessRecipe Timm(int imageSize = 224, double cropPct = 0.875, Interpolation interpolation = Interpolation.Bicubic) =>
         new() { Name = "timm", ImageSize = imageSize, CropPct = cropPct, Interpolation = interpolation };
