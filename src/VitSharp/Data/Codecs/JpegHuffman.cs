@@ -25,6 +25,7 @@ internal sealed class JpegHuffmanTable
             {
                 for (int i = 0; i < n; i++, k++, code++)
                 {
+                    if (code >= 1 << len) throw new ImageFormatException(name, "bogus Huffman table (code lengths overflow)");
                     if (len <= LookBits)
                     {
                         int shift = LookBits - len;
@@ -34,7 +35,6 @@ internal sealed class JpegHuffmanTable
                 MaxCode[len] = code - 1;
             }
             else MaxCode[len] = -1;
-            if (code > 1 << len) throw new ImageFormatException(name, "bogus Huffman table (code lengths overflow)");
             code <<= 1;
         }
         MaxCode[17] = int.MaxValue;
