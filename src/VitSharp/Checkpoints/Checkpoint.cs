@@ -9,7 +9,7 @@ namespace VitSharp.Checkpoints;
 /// A checkpoint read into canonical (timm) names with the model configuration it implies. The format is detected from
 /// the file: safetensors (timm, Hugging Face or VitSharp names), Google .npz, or a Hugging Face folder.
 /// </summary>
-public sealed class Checkpoint
+public sealed record Checkpoint
 {
     public const string ConfigMetadataKey = "vitsharp.config";
     public const string LabelsMetadataKey = "vitsharp.labels";
@@ -19,6 +19,8 @@ public sealed class Checkpoint
     public required ModelConfig Config { get; init; }
     public required Dictionary<string, HostArray> Weights { get; init; }
     public string[]? Labels { get; init; }
+    /// <summary>Preprocessing the checkpoint's authors state (timm's pretrained_cfg, HF's preprocessor_config.json), if any.</summary>
+    public JsonObject? PreprocessHints { get; init; }
 
     public static Checkpoint Load(string path, LoadOptions? options = null)
     {
@@ -60,6 +62,7 @@ public sealed class Checkpoint
         if (!File.Exists(weightsPath)) weightsPath = System.IO.Path.Combine(dir, "pytorch_model.bin");
         if (!File.Exists(weightsPath)) throw new CheckpointException(dir, "folder has neither model.safetensors nor pytorch_model.bin");
         var cfg = ParseJson(File.ReadAllText(configPath), configPath);
+        if (cfg["architecture"] is not null && cfg["model_type"] is null) return LoadTimmFolder(dir, cfg, configPath, options);
         var modelType = (string?)cfg["model_type"];
         if (modelType is not null && modelType != "vit")
             throw new CheckpointException(configPath, $"model_type '{modelType}' is not supported (expected 'vit')");
@@ -79,7 +82,26 @@ public sealed class Checkpoint
                 if (int.TryParse(k, out var i) && i >= 0 && i < labels.Length) labels[i] = (string?)v ?? k;
             if (labels.Select((l, i) => l == $"LABEL_{i}").All(x => x)) labels = null; // generic names say nothing
         }
-        return Build(weightsPath, "huggingface", HuggingFaceNames.ToTimm(w, weightsPath), hint, labels, options);
+        var preprocessorPath = System.IO.Path.Combine(dir, "preprocessor_config.json");
+        var pre = File.Exists(preprocessorPath) ? ParseJson(File.ReadAllText(preprocessorPath), preprocessorPath) : null;
+        return Build(weightsPath, "huggingface", HuggingFaceNames.ToTimm(w, weightsPath), hint, labels, options) with { PreprocessHints = pre };
+    }
+
+    /// <summary>A timm model folder as the Hugging Face hub serves it: config.json names the architecture, states
+    /// num_classes, label_names and pretrained_cfg (input size, interpolation, crop_pct, mean, std).</summary>
+    private static Checkpoint LoadTimmFolder(string dir, JsonObject cfg, string configPath, LoadOptions options)
+    {
+        var weightsPath = System.IO.Path.Combine(dir, "model.safetensors");
+        if (!File.Exists(weightsPath)) weightsPath = System.IO.Path.Combine(dir, "pytorch_model.bin");
+        if (!File.Exists(weightsPath)) throw new CheckpointException(dir, "folder has neither model.safetensors nor pytorch_model.bin");
+        var w = weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath) : SafeTensors.Read(weightsPath);
+        var arch = (string?)cfg["architecture"] ?? "";
+        var preset = Models.Presets.All.TryGetValue(arch.Split('.')[0], out var p) ? p : null;
+        var hint = new JsonObject();
+        if (preset is VitConfig pv) hint["num_heads"] = pv.NumHeads;
+        if ((int?)cfg["model_args"]?["num_heads"] is int heads) hint["num_heads"] = heads;
+        string[]? labels = cfg["label_names"] is JsonArray names ? ParseLabels(names, configPath) : null;
+        return Build(weightsPath, "timm-folder", w, hint, labels, options) with { PreprocessHints = cfg["pretrained_cfg"] as JsonObject };
     }
 
     private static Checkpoint Build(string path, string format, Dictionary<string, HostArray> w, JsonObject? hint,

@@ -125,3 +125,29 @@ public class CheckpointVariantTests : IDisposable
         Assert.All(r.Data, v => Assert.Equal(0.5f, v, 6));
     }
 }
+
+public class TimmFolderTests : IDisposable
+{
+    private readonly string _tmp = Directory.CreateTempSubdirectory("vitsharp-timmdir-").FullName;
+
+    public void Dispose() => Directory.Delete(_tmp, recursive: true);
+
+    [Fact]
+    public void TimmHubFolderGivesHeadsLabelsAndPreprocessing()
+    {
+        File.Copy(TestData.Small("vit_tiny48", "model.safetensors"), Path.Combine(_tmp, "model.safetensors"));
+        var labels = string.Join(",", Enumerable.Range(0, 10).Select(i => $"\"class {i}\""));
+        var pretrained = """{"input_size": [3, 48, 48], "interpolation": "bicubic", "crop_pct": 0.9, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}""";
+        File.WriteAllText(Path.Combine(_tmp, "config.json"),
+            "{\"architecture\": \"vit_tiny48\", \"num_classes\": 10, \"model_args\": {\"num_heads\": 2}, " +
+            $"\"label_names\": [{labels}], \"pretrained_cfg\": {pretrained}}}");
+        var ckpt = Checkpoint.Load(_tmp);
+        Assert.Equal("timm-folder", ckpt.Format);
+        Assert.Equal(2, ((VitConfig)ckpt.Config).NumHeads);
+        Assert.Equal("class 3", ckpt.Labels![3]);
+        Assert.Equal(0.9, (double)ckpt.PreprocessHints!["crop_pct"]!, 6);
+        using var model = ckpt.CreateModel(CpuBackend.Instance);
+        var logits = model.Run(Npy.Read(TestData.Small("vit_tiny48", "input.npy")));
+        Assert.InRange(TestData.MaxAbsDiff(logits, Npy.Read(TestData.Small("vit_tiny48", "logits.npy"))), 0, 1e-4f);
+    }
+}
