@@ -16,7 +16,31 @@ public sealed record TrainState(long Step, int Epoch, int Batch);
 /// </summary>
 public static class TrainCheckpoint
 {
-    public const string StateKey = "vitsharp.train_state", RunConfigKey = "vitsharp.train_config";
+    public const string StateKey = "vitsharp.train_state", RunConfigKey = "vitsharp.train_config", NormalizeKey = "vitsharp.normalize";
+
+    /// <summary>Weights for inference (loadable by Checkpoint.Load, `vit run`, `vit eval`), with the labels and the
+    /// normalisation the model was trained with.</summary>
+    public static void ExportModel(string path, ModelConfig config, Dictionary<string, HostArray> weights, IReadOnlyList<string> classes,
+        float[] mean, float[] std)
+    {
+        var meta = new Dictionary<string, string>
+        {
+            [Checkpoint.ConfigMetadataKey] = config.ToJson().ToJsonString(),
+            [Checkpoint.LabelsMetadataKey] = new JsonArray(classes.Select(c => (JsonNode?)JsonValue.Create(c)).ToArray()).ToJsonString(),
+            [NormalizeKey] = JsonSerializer.Serialize(new { mean, std }),
+        };
+        SafeTensors.Write(path, weights, meta);
+    }
+
+    /// <summary>The normalisation stored by <see cref="ExportModel"/>, or null.</summary>
+    public static (float[] Mean, float[] Std)? ReadNormalize(string path)
+    {
+        if (!SafeTensors.LooksLike(path)) return null;
+        var (_, meta, _) = SafeTensors.ReadHeader(path);
+        if (!meta.TryGetValue(NormalizeKey, out var json)) return null;
+        var n = JsonNode.Parse(json)!;
+        return (n["mean"]!.AsArray().Select(x => (float)x!).ToArray(), n["std"]!.AsArray().Select(x => (float)x!).ToArray());
+    }
 
     public static void Save(string path, ModelConfig config, TrainState state, string runConfig, Dictionary<string, HostArray> weights,
         Dictionary<string, HostArray> optimizer, Dictionary<string, HostArray>? ema, IReadOnlyList<string> classes)

@@ -158,7 +158,7 @@ public sealed class Trainer : IDisposable
                 bool endOfEpoch = bi == microPerEpoch;
                 if (!endOfEpoch && cfg.CheckpointEverySteps > 0 && step % cfg.CheckpointEverySteps == 0 && step < TotalSteps)
                 {
-                    Save(new TrainState(step, epoch, bi), log);
+                    Save(new TrainState(step, epoch, bi), log, lastSaved);
                     lastSaved = step;
                 }
                 if (InterruptAfterStep > 0 && step == InterruptAfterStep && lastSaved == step)
@@ -171,7 +171,7 @@ public sealed class Trainer : IDisposable
                 Log(log, new TrainEvent("eval", step, TotalSteps, epoch, (float)lastEval.Loss, lastEval.Top1, Eval: lastEval));
             }
             var next = bi >= microPerEpoch ? new TrainState(step, epoch + 1, 0) : new TrainState(step, epoch, bi);
-            Save(next, log);
+            Save(next, log, lastSaved);
             lastSaved = step;
             if (InterruptAfterStep > 0 && step == InterruptAfterStep) return new TrainResult(step, true, lastEval, losses);
             sw.Restart();
@@ -209,12 +209,16 @@ public sealed class Trainer : IDisposable
                 : "No checkpoint was written yet. ") +
             "Lower the learning rate, add warmup, or enable clip_grad_norm.");
 
-    private void Save(TrainState s, StreamWriter log)
+    private void Save(TrainState s, StreamWriter log, long lastSaved)
     {
         var weights = _model.Parameters.ToHost();
+        // Never replace a good checkpoint with one whose weights have already blown up.
+        foreach (var (name, w) in weights)
+            if (!Array.TrueForAll(w.Data, float.IsFinite))
+                throw Diverged($"weight '{name}'", w.Data.First(v => !float.IsFinite(v)), s.Step - 1, s.Epoch, lastSaved);
         TrainCheckpoint.Save(Out(CheckpointFile), _model.Config, s, _cfg.ToJson(), weights, _opt.State(), _ema?.Weights.ToHost(), _train.Classes);
-        Checkpoint.Save(Out(ModelFile), _model.Config, weights, _train.Classes.ToArray());
-        if (_ema is not null) Checkpoint.Save(Out("model_ema.safetensors"), _model.Config, _ema.Weights.ToHost(), _train.Classes.ToArray());
+        TrainCheckpoint.ExportModel(Out(ModelFile), _model.Config, weights, _train.Classes, _aug.Mean, _aug.Std);
+        if (_ema is not null) TrainCheckpoint.ExportModel(Out("model_ema.safetensors"), _model.Config, _ema.Weights.ToHost(), _train.Classes, _aug.Mean, _aug.Std);
         Log(log, new TrainEvent("checkpoint", s.Step, TotalSteps, s.Epoch, Path: Out(CheckpointFile)));
     }
 

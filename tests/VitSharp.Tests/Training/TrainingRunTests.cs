@@ -39,3 +39,4 @@ public class TrainingRunTests(ITestOutputHelper output)
         Assert.True(r.LastEval!.Top1 > 0.7, $"top-1 {r.LastEval.Top1:P1}");
     }
 }
+

@@ -3,9 +3,8 @@ namespace VitSharp.Data.Datasets;
 /// <summary>Opens a dataset from a path: a folder of idx files (MNIST, Fashion-MNIST), an image folder, or a tar archive.</summary>
 public static class DataSources
 {
-    /// <summary>The decoder for encoded image files; the image codecs register theirs here.</summary>
-    public static ImageDecoder Decoder { get; set; } = (_, name) =>
-        throw new VitSharpException($"{name}: this build has no image decoder (image folders and archives need the codecs)");
+    /// <summary>The decoder for encoded image files (JPEG, PNG, BMP, PNM through ImageCodecs); replaceable for tests.</summary>
+    public static ImageDecoder Decoder { get; set; } = (bytes, name) => Codecs.ImageCodecs.Decode(bytes, name).To8Bit();
 
     public static bool IsIdxFolder(string path) =>
         Directory.Exists(path) && Directory.EnumerateFiles(path, "*-idx3-ubyte*").Any();

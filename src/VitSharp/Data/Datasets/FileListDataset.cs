@@ -25,7 +25,7 @@ public sealed class FileListDataset : IImageDataset
     public IReadOnlyList<string> Classes { get; }
     public int Label(int index) => _items[index].Label;
     public string Name(int index) => _items[index].Name;
-    public RawImage Load(int index) => _decode(_items[index].Bytes(), _items[index].Name);
+    public Image Load(int index) => _decode(_items[index].Bytes(), _items[index].Name);
 
     /// <summary>A folder or an archive; <paramref name="split"/> (e.g. "train") selects a top-level folder when given.</summary>
     public static FileListDataset Open(string path, string? split, ImageDecoder decode)

@@ -1,8 +1,5 @@
 namespace VitSharp.Data.Datasets;
 
-/// <summary>Decoded pixels, row-major HWC, 8 bits per sample (1 = gray, 3 = RGB).</summary>
-public sealed record RawImage(int Width, int Height, int Channels, byte[] Pixels);
-
 /// <summary>
 /// A labelled image collection read on demand. <see cref="Load"/> must be safe to call from several threads at once:
 /// the loader decodes and augments on worker threads.
@@ -12,11 +9,11 @@ public interface IImageDataset
     int Count { get; }
     IReadOnlyList<string> Classes { get; }
     int Label(int index);
-    RawImage Load(int index);
+    Image Load(int index);
 }
 
 /// <summary>Turns an encoded file (JPEG, PNG, …) into pixels; the name is for error messages.</summary>
-public delegate RawImage ImageDecoder(byte[] encoded, string name);
+public delegate Image ImageDecoder(byte[] encoded, string name);
 
 /// <summary>A view of some of another dataset's items, in the given order (train/validation splits, slices).</summary>
 public sealed class Subset(IImageDataset inner, int[] indices) : IImageDataset
@@ -24,7 +21,7 @@ public sealed class Subset(IImageDataset inner, int[] indices) : IImageDataset
     public int Count => indices.Length;
     public IReadOnlyList<string> Classes => inner.Classes;
     public int Label(int index) => inner.Label(indices[index]);
-    public RawImage Load(int index) => inner.Load(indices[index]);
+    public Image Load(int index) => inner.Load(indices[index]);
 
     /// <summary>Splits off a validation fraction, shuffled by <paramref name="seed"/> so the split is reproducible.</summary>
     public static (Subset Train, Subset Val) Split(IImageDataset d, double valFraction, int seed)

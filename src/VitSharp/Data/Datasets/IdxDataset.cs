@@ -50,10 +50,10 @@ public sealed class IdxDataset : IImageDataset
     public IReadOnlyList<string> Classes { get; }
     public int Label(int index) => _labels[8 + index];
 
-    public RawImage Load(int index)
+    public Image Load(int index)
     {
         int size = _rows * _cols;
-        return new RawImage(_cols, _rows, 1, _pixels.AsSpan(16 + index * size, size).ToArray());
+        return new Image(_cols, _rows, 1, _pixels.AsSpan(16 + index * size, size).ToArray());
     }
 
     private static byte[] ReadAll(string path)

@@ -1,0 +1,31 @@
+using System.CommandLine;
+using VitSharp.Training;
+
+namespace VitSharp.Cli.Commands;
+
+/// <summary>`vit train`: trains from a JSON configuration (see configs/), resuming from output/checkpoint.safetensors.</summary>
+public sealed class TrainCommand : ICliCommand
+{
+    public Command Create()
+    {
+        var config = new Option<string>("--config") { Description = "training configuration (JSON)", Required = true };
+        var data = new Option<string?>("--data") { Description = "dataset: image folder, .tar/.tar.gz archive, or idx folder (overrides data.path)" };
+        var output = new Option<string?>("--output", "-o") { Description = "run folder: log.jsonl, checkpoint.safetensors, model.safetensors" };
+        var set = new Option<string[]>("--set") { Description = "override a config key, e.g. --set optimizer.lr=0.001 (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var fresh = new Option<bool>("--no-resume") { Description = "start afresh even if the output folder has a checkpoint" };
+        var cmd = new Command("train", "train a model from a JSON configuration");
+        foreach (var o in new Option[] { config, data, output, set, fresh }) cmd.Options.Add(o);
+        cmd.SetAction(r => Cli.Guard(() =>
+        {
+            var cfg = TrainConfig.Load(r.GetValue(config)!, TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output)));
+            var (train, val) = TrainData.Open(cfg.Data, cfg.Seed);
+            using var trainer = new Trainer(cfg, train, val);
+            var result = TrainingConsole.Run(trainer, resume: !r.GetValue(fresh));
+            Console.WriteLine(result.LastEval is { } e
+                ? $"done: {result.Steps} steps, top-1 {e.Top1:P2}, top-5 {e.Top5:P2}; model in {Path.Combine(cfg.Output, Trainer.ModelFile)}"
+                : $"done: {result.Steps} steps; model in {Path.Combine(cfg.Output, Trainer.ModelFile)}");
+            return 0;
+        }));
+        return cmd;
+    }
+}
