@@ -32,7 +32,8 @@ public sealed class EvalCommand : ICliCommand
             var aug = new Augmentation
             {
                 ImageSize = ckpt.Config.ImageSize, Channels = ckpt.Config.InChannels,
-                Mean = r.GetValue(mean) ?? stored?.Mean ?? [0.5f, 0.5f, 0.5f], Std = r.GetValue(std) ?? stored?.Std ?? [0.5f, 0.5f, 0.5f],
+                Mean = NonEmpty(r.GetValue(mean)) ?? stored?.Mean ?? [0.5f, 0.5f, 0.5f],
+                Std = NonEmpty(r.GetValue(std)) ?? stored?.Std ?? [0.5f, 0.5f, 0.5f],
             };
             using var backend = ck.Backend(r);
             using var model = ckpt.CreateModel(backend);
@@ -43,6 +44,8 @@ public sealed class EvalCommand : ICliCommand
         }));
         return cmd;
     }
+
+    private static float[]? NonEmpty(float[]? a) => a is { Length: > 0 } ? a : null;
 
     private static IImageDataset OpenSplit(string path, string? split)
     {

@@ -16,6 +16,13 @@ public sealed record Augmentation
     public int CropPadding { get; init; }
     public bool HorizontalFlip { get; init; }
 
+    public void Validate()
+    {
+        if (ImageSize <= 0 || Channels <= 0) throw new VitSharpException($"image size {ImageSize} and channels {Channels} must be positive");
+        if (Mean.Length is not 1 && Mean.Length != Channels || Std.Length is not 1 && Std.Length != Channels)
+            throw new VitSharpException($"normalisation needs 1 or {Channels} values for mean and std (got {Mean.Length} and {Std.Length})");
+    }
+
     public Augmentation ForEvaluation() => this with { CropPadding = 0, HorizontalFlip = false };
 
     /// <summary>Writes Channels × ImageSize × ImageSize floats into <paramref name="dst"/>.</summary>

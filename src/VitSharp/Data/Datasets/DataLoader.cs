@@ -28,6 +28,7 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, Augmentatio
     /// <summary>The batches of <paramref name="epoch"/> from batch <paramref name="startBatch"/> on.</summary>
     public IEnumerable<Batch> Epoch(int epoch, int startBatch = 0)
     {
+        augmentation.Validate();
         var order = Order(epoch);
         int batches = BatchesPerEpoch;
         if (startBatch >= batches) yield break;
