@@ -1,3 +1,4 @@
+using VitSharp.Data.Transforms;
 using VitSharp.Models;
 using VitSharp.Backends.Cpu;
 using VitSharp.Checkpoints;
