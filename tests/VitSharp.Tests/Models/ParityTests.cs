@@ -2,7 +2,6 @@ using VitSharp.Data.Transforms;
 using VitSharp.Models;
 using VitSharp.Backends.Cpu;
 using VitSharp.Checkpoints;
-using VitSharp.Models;
 
 namespace VitSharp.Tests.Models;
 
