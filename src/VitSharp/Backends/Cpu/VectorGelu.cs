@@ -17,14 +17,15 @@ internal static class VectorGelu
     private const int Intervals = 16, Degree = 7;
     private const float Width = 0.25f, ZMax = Intervals * Width;
     private static readonly float[] Table = BuildErfTable();   // [coefficient j][interval]
+    private static readonly Vector512<float>[] Coefficients = Enumerable.Range(0, Degree + 1)
+        .Select(j => Vector512.Create(Table.AsSpan(j * Intervals, Intervals))).ToArray();
 
     public static void Erf(ReadOnlySpan<float> x, Span<float> y)
     {
         int i = 0;
         if (Avx512F.IsSupported)
         {
-            var c = new Vector512<float>[Degree + 1];
-            for (int j = 0; j <= Degree; j++) c[j] = Vector512.Create(Table.AsSpan(j * Intervals, Intervals));
+            var c = Coefficients;
             for (; i <= x.Length - 16; i += 16) GeluErf16(Vector512.Create(x.Slice(i, 16)), c).CopyTo(y.Slice(i, 16));
         }
         for (; i < x.Length; i++) y[i] = Activations.GeluErf(x[i]);
