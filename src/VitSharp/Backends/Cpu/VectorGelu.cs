@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -20,6 +21,7 @@ internal static class VectorGelu
     private static readonly Vector512<float>[] Coefficients = Enumerable.Range(0, Degree + 1)
         .Select(j => Vector512.Create(Table.AsSpan(j * Intervals, Intervals))).ToArray();
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Erf(ReadOnlySpan<float> x, Span<float> y)
     {
         int i = 0;
@@ -31,6 +33,7 @@ internal static class VectorGelu
         for (; i < x.Length; i++) y[i] = Activations.GeluErf(x[i]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Vector512<float> GeluErf16(Vector512<float> x, Vector512<float>[] c)
     {
         var z = Vector512.Min(Vector512.Abs(x) * 0.70710678118654752f, Vector512.Create(ZMax));
@@ -43,6 +46,7 @@ internal static class VectorGelu
         return 0.5f * x * (Vector512<float>.One + erf);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Tanh(ReadOnlySpan<float> x, Span<float> y)
     {
         int i = 0;
