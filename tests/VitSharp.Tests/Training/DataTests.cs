@@ -21,7 +21,7 @@ public class DataTests
     }
 
     /// <summary>split/class/file.png entries; each image's gray level encodes its class and index.</summary>
-    private static string MakeArchive(bool gzip)
+    internal static string MakeArchive(bool gzip)
     {
         var path = Path.Combine(Directory.CreateTempSubdirectory("vitsharp-tar-").FullName, gzip ? "d.tar.gz" : "d.tar");
         using (var f = File.Create(path))

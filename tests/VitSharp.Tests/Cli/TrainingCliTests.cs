@@ -1,0 +1,68 @@
+using VitSharp.Checkpoints;
+using VitSharp.Tests.Training;
+using VitSharp.Training;
+
+namespace VitSharp.Tests.Cli;
+
+/// <summary>`vit train`, `vit eval` and `vit finetune` end to end on a tiny synthetic archive (no ../shared needed).</summary>
+[Collection("cli")]
+public class TrainingCliTests : IDisposable
+{
+    private readonly string _tmp = Directory.CreateTempSubdirectory("vitsharp-cli-train-").FullName;
+
+    public void Dispose() => Directory.Delete(_tmp, recursive: true);
+
+    [Fact]
+    public void TrainEvalFinetune()
+    {
+        var data = DataTests.MakeArchive(gzip: true); // train/ and test/, 3 classes × 4 images of 8×8
+        var config = Path.Combine(_tmp, "tiny.json");
+        File.WriteAllText(config, """
+            {
+              "model": { "architecture": "vit", "img_size": 8, "patch_size": 4, "embed_dim": 8, "depth": 1, "num_heads": 2, "mlp_dim": 16 },
+              "batch_size": 4, "epochs": 2, "log_every_steps": 1
+            }
+            """);
+        var run = Path.Combine(_tmp, "run");
+        var (code, stdout, err) = CliRunner.Run("train", "--config", config, "--data", data, "--output", run);
+        Assert.True(code == 0, err);
+        Assert.Contains("done: 6 steps", stdout);
+        var log = File.ReadAllLines(Path.Combine(run, Trainer.LogFile));
+        Assert.Equal(6, log.Count(l => l.Contains("\"kind\":\"step\"")));
+        Assert.Equal(2, log.Count(l => l.Contains("\"kind\":\"eval\"")));
+        var model = Path.Combine(run, Trainer.ModelFile);
+        Assert.Equal(["cat", "dog", "emu"], Checkpoint.Load(model).Labels);
+
+        (code, stdout, err) = CliRunner.Run("eval", "--checkpoint", model, "--data", data);
+        Assert.True(code == 0, err);
+        Assert.Contains("images 12", stdout);
+        Assert.Contains("top-1", stdout);
+
+        var ft = Path.Combine(_tmp, "ft");
+        (code, stdout, err) = CliRunner.Run("finetune", "--checkpoint", model, "--data", data, "--img-size", "16", "--classes", "3",
+            "--output", ft, "--set", "epochs=1", "--set", "batch_size=4", "--set", "data.val_split=test");
+        Assert.True(code == 0, err);
+        var tuned = Checkpoint.Load(Path.Combine(ft, Trainer.ModelFile));
+        Assert.Equal(16, tuned.Config.ImageSize);
+        Assert.Equal([1, 17, 8], tuned.Weights["pos_embed"].Shape);
+
+        (code, _, err) = CliRunner.Run("finetune", "--checkpoint", model, "--data", data, "--classes", "5", "--output", ft,
+            "--set", "data.val_split=test");
+        Assert.Equal(1, code);
+        Assert.Contains("--classes 5 but the data has 3 classes", err);
+        (code, _, err) = CliRunner.Run("finetune", "--checkpoint", model, "--data", data, "--output", ft); // no val/ in it
+        Assert.Equal(1, code);
+        Assert.Contains("no images under val/", err);
+    }
+
+    [Fact]
+    public void ShippedConfigsParse()
+    {
+        var cifar = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_vit_tiny.json"));
+        Assert.Equal(10, cifar.BuildModelConfig(10).NumClasses);
+        var ft = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "imagenette_finetune.json"));
+        Assert.Equal("sgd", ft.Optimizer.Name);
+        Assert.Equal(0.03f, ft.Optimizer.Lr);
+        Assert.Throws<VitSharpException>(() => TrainConfig.Parse("""{ "optimiser": {} }"""));
+    }
+}
