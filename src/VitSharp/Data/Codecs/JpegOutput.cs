@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace VitSharp.Data.Codecs;
 
 /// <summary>
@@ -7,6 +9,10 @@ namespace VitSharp.Data.Codecs;
 /// </summary>
 internal static class JpegOutput
 {
+    /// <summary>For tests and benchmarks: use the scalar IDCT even where AVX2 is available.</summary>
+    internal static bool ForceScalarIdct;
+    internal static long IdctTicks, UpTicks; // PROFILING, remove
+
     public static Image Build(JpegState st)
     {
         if (!st.FrameSeen) throw st.Error("no SOF marker");
@@ -16,8 +22,11 @@ internal static class JpegOutput
         {
             var c = st.Components[i];
             if (st.MaxH % c.H != 0 || st.MaxV % c.V != 0) throw st.Error($"fractional sampling ({c.H}x{c.V} of {st.MaxH}x{st.MaxV}) is not supported");
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             var plane = Idct(c);
+            long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
             planes[i] = Upsample(plane, c.BlocksPerLine * 8, c, st);
+            IdctTicks += t1 - t0; UpTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t1;
         }
         if (n == 1) return new Image(w, h, 1, planes[0]);
         var rgb = new byte[(long)w * h * 3];
@@ -50,12 +59,16 @@ internal static class JpegOutput
         var plane = new byte[(long)stride * c.BlocksPerColumn * 8];
         ReadOnlySpan<ushort> q = c.Quant ?? new ushort[64];
         // Only blocks that hold image samples: the MCU padding beyond them is never displayed.
+        bool simd = JpegIdctSimd.IsSupported && !ForceScalarIdct;
         int bw = Math.Min(c.BlocksPerLine, (c.Width + 7) / 8), bh = Math.Min(c.BlocksPerColumn, (c.Height + 7) / 8);
         for (int by = 0; by < bh; by++)
             for (int bx = 0; bx < bw; bx++)
             {
                 long b = (long)by * c.BlocksPerLine + bx;
-                JpegIdct.Transform(c.Coefs.AsSpan((int)(b * 64), 64), q, plane.AsSpan((int)((long)by * 8 * stride + bx * 8)), stride);
+                var blk = c.Coefs.AsSpan((int)(b * 64), 64);
+                var dst = plane.AsSpan((int)((long)by * 8 * stride + bx * 8));
+                if (simd) JpegIdctSimd.Transform(blk, q, dst, stride);
+                else JpegIdct.Transform(blk, q, dst, stride);
             }
         return plane;
     }
@@ -72,7 +85,15 @@ internal static class JpegOutput
         }
         else if (hr == 2 && vr == 1 && cw > 2)
         {
-            for (int y = 0; y < h; y++) FancyH2(src.AsSpan(y * stride, cw), dst.AsSpan(y * w, w));
+            var padded = new short[cw + 2];
+            for (int y = 0; y < h; y++)
+            {
+                if (!JpegUpsampleSimd.IsSupported) { FancyH2(src.AsSpan(y * stride, cw), dst.AsSpan(y * w, w)); continue; }
+                var row = src.AsSpan(y * stride, cw);
+                for (int x = 0; x < cw; x++) padded[x + 1] = row[x];
+                padded[0] = padded[1]; padded[cw + 1] = padded[cw];
+                JpegUpsampleSimd.Horizontal(padded, cw, dst.AsSpan(y * w, w), 2, 1, 2);
+            }
         }
         else if (hr == 1 && vr == 2)
         {
@@ -87,12 +108,20 @@ internal static class JpegOutput
         else if (hr == 2 && vr == 2 && cw > 2)
         {
             var sums = new int[cw];
+            var padded = new short[cw + 2];
             for (int y = 0; y < h; y++)
             {
                 int iy = y >> 1, ny = (y & 1) == 0 ? Math.Max(iy - 1, 0) : Math.Min(iy + 1, ch - 1);
                 var a = src.AsSpan(iy * stride, cw); var b = src.AsSpan(ny * stride, cw);
-                for (int x = 0; x < cw; x++) sums[x] = a[x] * 3 + b[x];
-                FancyH2V2(sums, dst.AsSpan(y * w, w));
+                if (!JpegUpsampleSimd.IsSupported)
+                {
+                    for (int x = 0; x < cw; x++) sums[x] = a[x] * 3 + b[x];
+                    FancyH2V2(sums, dst.AsSpan(y * w, w));
+                    continue;
+                }
+                ColumnSums(a, b, padded.AsSpan(1, cw));
+                padded[0] = padded[1]; padded[cw + 1] = padded[cw];
+                JpegUpsampleSimd.Horizontal(padded, cw, dst.AsSpan(y * w, w), 4, 8, 7);
             }
         }
         else
@@ -105,6 +134,19 @@ internal static class JpegOutput
             }
         }
         return dst;
+    }
+
+    /// <summary>3·nearer row + farther row, the vertical half of 2×2 fancy upsampling (fits in 16 bits: at most 1020).</summary>
+    static void ColumnSums(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, Span<short> o)
+    {
+        int n = o.Length, x = 0;
+        for (; x + 16 <= n; x += 16)
+        {
+            var va = Vector256.WidenLower(Vector256.Create(Vector128.Create(a.Slice(x, 16)), Vector128<byte>.Zero)).AsInt16();
+            var vb = Vector256.WidenLower(Vector256.Create(Vector128.Create(b.Slice(x, 16)), Vector128<byte>.Zero)).AsInt16();
+            (va * 3 + vb).CopyTo(o.Slice(x, 16));
+        }
+        for (; x < n; x++) o[x] = (short)(a[x] * 3 + b[x]);
     }
 
     /// <summary>jdsample.c h2v1_fancy_upsample: each output is ¾ of the nearer input and ¼ of the farther one.</summary>
