@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 
 namespace VitSharp.Data.Codecs;
@@ -18,8 +19,13 @@ public sealed class JpegDecoder : IImageDecoder
     {
         if (!Sniff(data)) throw new ImageFormatException(name, "not a JPEG (no SOI marker)");
         var state = new JpegState(data.ToArray(), name, options);
-        state.ReadMarkers();
-        var image = JpegOutput.Build(state);
+        Image image;
+        try
+        {
+            state.ReadMarkers();
+            image = JpegOutput.Build(state);
+        }
+        finally { state.ReturnBuffers(); }
         if (options.ApplyExifOrientation && state.Orientation > 1) image = ImageOrientation.Apply(image, state.Orientation);
         return image;
     }
@@ -122,6 +128,12 @@ internal sealed class JpegState
         return -1;
     }
 
+    public void ReturnBuffers()
+    {
+        foreach (var c in Components)
+            if (c is not null && c.Coefs.Length > 0) { ArrayPool<short>.Shared.Return(c.Coefs); c.Coefs = []; }
+    }
+
     void ReadFrame(ReadOnlySpan<byte> s, bool progressive)
     {
         if (FrameSeen) throw Error("second SOF marker");
@@ -152,7 +164,10 @@ internal sealed class JpegState
             c.Height = (Height * c.V + MaxV - 1) / MaxV;
             c.BlocksPerLine = McusX * c.H;
             c.BlocksPerColumn = McusY * c.V;
-            c.Coefs = new short[(long)c.BlocksPerLine * c.BlocksPerColumn * 64];
+            // Pooled: a fresh 100 KB array per image would land on the large-object heap and cost a gen-2 GC now and then.
+            int count = checked(c.BlocksPerLine * c.BlocksPerColumn * 64);
+            c.Coefs = ArrayPool<short>.Shared.Rent(count);
+            Array.Clear(c.Coefs, 0, count);
         }
         Progressive = progressive;
         FrameSeen = true;

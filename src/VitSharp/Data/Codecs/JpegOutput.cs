@@ -11,7 +11,6 @@ internal static class JpegOutput
 {
     /// <summary>For tests and benchmarks: use the scalar IDCT even where AVX2 is available.</summary>
     internal static bool ForceScalarIdct;
-    internal static long IdctTicks, UpTicks; // PROFILING, remove
 
     public static Image Build(JpegState st)
     {
@@ -22,14 +21,12 @@ internal static class JpegOutput
         {
             var c = st.Components[i];
             if (st.MaxH % c.H != 0 || st.MaxV % c.V != 0) throw st.Error($"fractional sampling ({c.H}x{c.V} of {st.MaxH}x{st.MaxV}) is not supported");
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             var plane = Idct(c);
-            long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
             planes[i] = Upsample(plane, c.BlocksPerLine * 8, c, st);
-            IdctTicks += t1 - t0; UpTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t1;
+            if (planes[i] != plane) System.Buffers.ArrayPool<byte>.Shared.Return(plane);
         }
         if (n == 1) return new Image(w, h, 1, planes[0]);
-        var rgb = new byte[(long)w * h * 3];
+        var rgb = GC.AllocateUninitializedArray<byte>(w * h * 3);
         if (n == 3)
         {
             if (IsRgb(st)) Interleave(planes, rgb);
@@ -56,7 +53,7 @@ internal static class JpegOutput
     static byte[] Idct(JpegComponent c)
     {
         int stride = c.BlocksPerLine * 8;
-        var plane = new byte[(long)stride * c.BlocksPerColumn * 8];
+        var plane = System.Buffers.ArrayPool<byte>.Shared.Rent(stride * c.BlocksPerColumn * 8); // every sample read is written first
         ReadOnlySpan<ushort> q = c.Quant ?? new ushort[64];
         // Only blocks that hold image samples: the MCU padding beyond them is never displayed.
         bool simd = JpegIdctSimd.IsSupported && !ForceScalarIdct;
@@ -77,8 +74,9 @@ internal static class JpegOutput
     static byte[] Upsample(byte[] src, int stride, JpegComponent c, JpegState st)
     {
         int w = st.Width, h = st.Height, hr = st.MaxH / c.H, vr = st.MaxV / c.V;
-        var dst = new byte[(long)w * h];
+        var dst = GC.AllocateUninitializedArray<byte>(w * h);
         int cw = c.Width, ch = c.Height;
+        if (hr == 1 && vr == 1 && stride == w && src.Length == w * h) return src;
         if (hr == 1 && vr == 1)
         {
             for (int y = 0; y < h; y++) Buffer.BlockCopy(src, y * stride, dst, y * w, w);
