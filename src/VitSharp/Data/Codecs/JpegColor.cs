@@ -25,9 +25,9 @@ internal static class JpegColor
 
     static byte Clamp(int v) => (byte)Math.Clamp(v, 0, 255);
 
-    public static void YccToRgb(byte[] y, byte[] cb, byte[] cr, byte[] rgb)
+    public static void YccToRgb(byte[] y, byte[] cb, byte[] cr, byte[] rgb, bool simd = true)
     {
-        int start = Avx2.IsSupported ? YccToRgbAvx2(y, cb, cr, rgb) : 0;
+        int start = simd && Avx2.IsSupported ? YccToRgbAvx2(y, cb, cr, rgb) : 0;
         for (int i = start; i < y.Length; i++)
         {
             int Y = y[i], b = cb[i], r = cr[i];

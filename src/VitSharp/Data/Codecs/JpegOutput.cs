@@ -9,8 +9,8 @@ namespace VitSharp.Data.Codecs;
 /// </summary>
 internal static class JpegOutput
 {
-    /// <summary>For tests and benchmarks: use the scalar IDCT even where AVX2 is available.</summary>
-    internal static bool ForceScalarIdct;
+    /// <summary>For tests: the scalar IDCT, upsampling and colour conversion even where AVX2 is available.</summary>
+    internal static bool ForceScalar;
 
     public static Image Build(JpegState st)
     {
@@ -30,7 +30,7 @@ internal static class JpegOutput
         if (n == 3)
         {
             if (IsRgb(st)) Interleave(planes, rgb);
-            else JpegColor.YccToRgb(planes[0], planes[1], planes[2], rgb);
+            else JpegColor.YccToRgb(planes[0], planes[1], planes[2], rgb, simd: !ForceScalar);
         }
         else JpegColor.CmykToRgb(planes, rgb, ycck: st.SawAdobe && st.AdobeTransform == 2);
         return new Image(w, h, 3, rgb);
@@ -56,7 +56,7 @@ internal static class JpegOutput
         var plane = System.Buffers.ArrayPool<byte>.Shared.Rent(stride * c.BlocksPerColumn * 8); // every sample read is written first
         ReadOnlySpan<ushort> q = c.Quant ?? new ushort[64];
         // Only blocks that hold image samples: the MCU padding beyond them is never displayed.
-        bool simd = JpegIdctSimd.IsSupported && !ForceScalarIdct;
+        bool simd = JpegIdctSimd.IsSupported && !ForceScalar;
         int bw = Math.Min(c.BlocksPerLine, (c.Width + 7) / 8), bh = Math.Min(c.BlocksPerColumn, (c.Height + 7) / 8);
         for (int by = 0; by < bh; by++)
             for (int bx = 0; bx < bw; bx++)
@@ -86,7 +86,7 @@ internal static class JpegOutput
             var padded = new short[cw + 2];
             for (int y = 0; y < h; y++)
             {
-                if (!JpegUpsampleSimd.IsSupported) { FancyH2(src.AsSpan(y * stride, cw), dst.AsSpan(y * w, w)); continue; }
+                if (!JpegUpsampleSimd.IsSupported || ForceScalar) { FancyH2(src.AsSpan(y * stride, cw), dst.AsSpan(y * w, w)); continue; }
                 var row = src.AsSpan(y * stride, cw);
                 for (int x = 0; x < cw; x++) padded[x + 1] = row[x];
                 padded[0] = padded[1]; padded[cw + 1] = padded[cw];
@@ -111,7 +111,7 @@ internal static class JpegOutput
             {
                 int iy = y >> 1, ny = (y & 1) == 0 ? Math.Max(iy - 1, 0) : Math.Min(iy + 1, ch - 1);
                 var a = src.AsSpan(iy * stride, cw); var b = src.AsSpan(ny * stride, cw);
-                if (!JpegUpsampleSimd.IsSupported)
+                if (!JpegUpsampleSimd.IsSupported || ForceScalar)
                 {
                     for (int x = 0; x < cw; x++) sums[x] = a[x] * 3 + b[x];
                     FancyH2V2(sums, dst.AsSpan(y * w, w));
