@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace VitSharp.Data.Codecs;
 
@@ -70,7 +71,8 @@ internal struct JpegBitReader
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Symbol(JpegHuffmanTable t, ulong bits, out int length)
     {
-        int e = t.Lookup[(int)(bits >> (64 - JpegHuffmanTable.LookBits))];
+        // The index is below 2^LookBits by construction, so the bounds check can go.
+        int e = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(t.Lookup), (nint)(bits >> (64 - JpegHuffmanTable.LookBits)));
         if (e != 0) { length = e >> 8; return e & 0xFF; }
         return SlowSymbol(t, bits, out length);
     }
@@ -91,7 +93,7 @@ internal struct JpegBitReader
     public static int Extend(ulong bits, int n)
     {
         int v = (int)(bits >> (64 - n));
-        return v < 1 << (n - 1) ? v - (1 << n) + 1 : v;
+        return v + (((v - (1 << (n - 1))) >> 31) & ((-1 << n) + 1)); // branch-free: the sign is unpredictable
     }
     public bool HitMarker;
 
