@@ -55,6 +55,7 @@ internal sealed class JpegState
     public int Width, Height, MaxH, MaxV, McusX, McusY, RestartInterval;
     public bool Progressive, FrameSeen, SawJfif, SawAdobe, AnyScan;
     public int AdobeTransform = -1, ScanCount;
+    public long TotalBlocks, BlockVisits;
     public int Orientation = 1;
 
     public JpegState(byte[] data, string name, DecodeOptions options) { Data = data; Name = name; _options = options; Pos = 2; }
@@ -158,6 +159,12 @@ internal sealed class JpegState
         MaxV = Components.Max(c => c.V);
         McusX = (Width + 8 * MaxH - 1) / (8 * MaxH);
         McusY = (Height + 8 * MaxV - 1) / (8 * MaxV);
+        TotalBlocks = 0;
+        foreach (var c in Components) TotalBlocks += (long)McusX * c.H * McusY * c.V;
+        // Every block costs at least one bit in the first scan that reaches it (its DC code), so a file with far fewer
+        // bits than blocks is truncated or hostile; refusing it bounds memory by the file size, not only by MaxPixels.
+        if (TotalBlocks > 64L * Data.Length)
+            throw Error($"a file of {Data.Length} bytes is too small for a {Width}x{Height} image (truncated or hostile)");
         foreach (var c in Components)
         {
             c.Width = (Width * c.H + MaxH - 1) / MaxH;

@@ -20,6 +20,7 @@ internal static class JpegScan
 
     const int MaxScans = 1000;
 
+
     public static void Decode(JpegState st, ReadOnlySpan<byte> seg)
     {
         if (++st.ScanCount > MaxScans) throw st.Error($"more than {MaxScans} scans");
@@ -66,6 +67,9 @@ internal static class JpegScan
         if (ns == 1) { unitsX = (comps[0].Width + 7) / 8; unitsY = (comps[0].Height + 7) / 8; }
         else { unitsX = st.McusX; unitsY = st.McusY; }
         long units = (long)unitsX * unitsY;
+        // Bounded time: all scans together may visit at most 200 times the frame's blocks (real files use ~10 scans).
+        st.BlockVisits += units * blocksPerMcu;
+        if (st.BlockVisits > 200 * st.TotalBlocks) throw st.Error("too many scans for the image size");
         int restart = st.RestartInterval, nextRst = 0;
         for (long m = 0; m < units; m++)
         {
