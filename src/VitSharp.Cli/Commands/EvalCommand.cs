@@ -34,7 +34,11 @@ public sealed class EvalCommand : ICliCommand
                 ImageSize = ckpt.Config.ImageSize, Channels = ckpt.Config.InChannels,
                 Mean = NonEmpty(r.GetValue(mean)) ?? stored?.Mean ?? [0.5f, 0.5f, 0.5f],
                 Std = NonEmpty(r.GetValue(std)) ?? stored?.Std ?? [0.5f, 0.5f, 0.5f],
+                Train = false,
             };
+            // A model trained with a named recipe is evaluated with that recipe's eval transform (resize, centre crop).
+            if (stored?.Recipe is { } recipe && r.GetValue(mean) is not { Length: > 0 })
+                aug = aug with { Recipe = Data.Transforms.PreprocessRecipe.Named(recipe, ckpt.Config.ImageSize) };
             using var backend = ck.Backend(r);
             using var model = ckpt.CreateModel(backend);
             var loader = new DataLoader(dataset, r.GetValue(batch), aug, shuffle: false, dropLast: false, seed: 0);

@@ -133,6 +133,9 @@ public sealed record DataConfig
     public float[] Mean { get; init; } = [0.5f, 0.5f, 0.5f];
     public float[] Std { get; init; } = [0.5f, 0.5f, 0.5f];
     public int CropPadding { get; init; }
+    /// <summary>A named preprocessing recipe (timm, google, hf) for training and evaluation instead of mean/std,
+    /// crop_padding and horizontal_flip: random resized crop and flip, as those libraries fine-tune.</summary>
+    public string? Recipe { get; init; }
     public bool HorizontalFlip { get; init; }
     public int Workers { get; init; } = 2;
 }

@@ -21,25 +21,25 @@ public static class TrainCheckpoint
     /// <summary>Weights for inference (loadable by Checkpoint.Load, `vit run`, `vit eval`), with the labels and the
     /// normalisation the model was trained with.</summary>
     public static void ExportModel(string path, ModelConfig config, Dictionary<string, HostArray> weights, IReadOnlyList<string> classes,
-        float[] mean, float[] std)
+        float[] mean, float[] std, string? recipe = null)
     {
         var meta = new Dictionary<string, string>
         {
             [Checkpoint.ConfigMetadataKey] = config.ToJson().ToJsonString(),
             [Checkpoint.LabelsMetadataKey] = new JsonArray(classes.Select(c => (JsonNode?)JsonValue.Create(c)).ToArray()).ToJsonString(),
-            [NormalizeKey] = JsonSerializer.Serialize(new { mean, std }),
+            [NormalizeKey] = JsonSerializer.Serialize(new { mean, std, recipe }),
         };
         SafeTensors.Write(path, weights, meta);
     }
 
     /// <summary>The normalisation stored by <see cref="ExportModel"/>, or null.</summary>
-    public static (float[] Mean, float[] Std)? ReadNormalize(string path)
+    public static (float[] Mean, float[] Std, string? Recipe)? ReadNormalize(string path)
     {
         if (!SafeTensors.LooksLike(path)) return null;
         var (_, meta, _) = SafeTensors.ReadHeader(path);
         if (!meta.TryGetValue(NormalizeKey, out var json)) return null;
         var n = JsonNode.Parse(json)!;
-        return (n["mean"]!.AsArray().Select(x => (float)x!).ToArray(), n["std"]!.AsArray().Select(x => (float)x!).ToArray());
+        return (n["mean"]!.AsArray().Select(x => (float)x!).ToArray(), n["std"]!.AsArray().Select(x => (float)x!).ToArray(), (string?)n["recipe"]);
     }
 
     public static void Save(string path, ModelConfig config, TrainState state, string runConfig, Dictionary<string, HostArray> weights,

@@ -73,6 +73,13 @@ public sealed class Trainer : IDisposable
         {
             ImageSize = mc.ImageSize, Channels = mc.InChannels, Mean = d.Mean, Std = d.Std, CropPadding = d.CropPadding, HorizontalFlip = d.HorizontalFlip,
         };
+        if (d.Recipe is { } recipe)
+        {
+            Data.Transforms.PreprocessRecipe r;
+            try { r = Data.Transforms.PreprocessRecipe.Named(recipe, mc.ImageSize); }
+            catch (ArgumentException e) { throw new VitSharpException("data.recipe: " + e.Message, e); }
+            _aug = _aug with { Recipe = r, Mean = r.Mean, Std = r.Std };
+        }
         if (config.AccumulationSteps < 1 || config.BatchSize < 1) throw new VitSharpException("batch_size and accumulation_steps must be at least 1");
         _loader = new DataLoader(train, config.BatchSize, _aug, shuffle: true, dropLast: true, config.Seed, d.Workers);
         StepsPerEpoch = _loader.BatchesPerEpoch / config.AccumulationSteps;
@@ -217,8 +224,8 @@ public sealed class Trainer : IDisposable
             if (!Array.TrueForAll(w.Data, float.IsFinite))
                 throw Diverged($"weight '{name}'", w.Data.First(v => !float.IsFinite(v)), s.Step - 1, s.Epoch, lastSaved);
         TrainCheckpoint.Save(Out(CheckpointFile), _model.Config, s, _cfg.ToJson(), weights, _opt.State(), _ema?.Weights.ToHost(), _train.Classes);
-        TrainCheckpoint.ExportModel(Out(ModelFile), _model.Config, weights, _train.Classes, _aug.Mean, _aug.Std);
-        if (_ema is not null) TrainCheckpoint.ExportModel(Out("model_ema.safetensors"), _model.Config, _ema.Weights.ToHost(), _train.Classes, _aug.Mean, _aug.Std);
+        TrainCheckpoint.ExportModel(Out(ModelFile), _model.Config, weights, _train.Classes, _aug.Mean, _aug.Std, _cfg.Data.Recipe);
+        if (_ema is not null) TrainCheckpoint.ExportModel(Out("model_ema.safetensors"), _model.Config, _ema.Weights.ToHost(), _train.Classes, _aug.Mean, _aug.Std, _cfg.Data.Recipe);
         Log(log, new TrainEvent("checkpoint", s.Step, TotalSteps, s.Epoch, Path: Out(CheckpointFile)));
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using VitSharp.Tensors;
 
@@ -20,26 +21,32 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
         if (db is not null) ColumnSumsInto(dy.Data, rows, n, db.Data);
     }
 
+    /// <remarks>Hot row kernels are compiled fully optimised on first call: the JIT's first tier made the first
+    /// training steps many times slower.</remarks>
     public void LayerNormTrain(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y, Tensor mean, Tensor rstd)
     {
         int d = x.Dim(-1);
         int rows = checked((int)(x.Length / d));
         float* xp = x.Data, yp = y.Data, g = gamma.Data, b = beta.Data, mp = mean.Data, rp = rstd.Data;
         // The inference LayerNorm's arithmetic (two passes, biased variance), plus the saved statistics.
-        TrainRows(rows, r =>
-        {
-            var xr = new ReadOnlySpan<float>(xp + (long)r * d, d);
-            var yr = new Span<float>(yp + (long)r * d, d);
-            float mu = TensorPrimitives.Sum(xr) / d;
-            TensorPrimitives.Subtract(xr, mu, yr);
-            float rs = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(yr) / d + eps);
-            TensorPrimitives.Multiply(yr, rs, yr);
-            TensorPrimitives.FusedMultiplyAdd(yr, new ReadOnlySpan<float>(g, d), new ReadOnlySpan<float>(b, d), yr);
-            mp[r] = mu;
-            rp[r] = rs;
-        });
+        TrainRows(rows, r => LayerNormTrainRow(xp + (long)r * d, yp + (long)r * d, g, b, d, eps, out mp[r], out rp[r]));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void LayerNormTrainRow(float* x, float* y, float* g, float* b, int d, float eps, out float mean, out float rstd)
+    {
+        var xr = new ReadOnlySpan<float>(x, d);
+        var yr = new Span<float>(y, d);
+        float mu = TensorPrimitives.Sum(xr) / d;
+        TensorPrimitives.Subtract(xr, mu, yr);
+        float rs = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(yr) / d + eps);
+        TensorPrimitives.Multiply(yr, rs, yr);
+        TensorPrimitives.FusedMultiplyAdd(yr, new ReadOnlySpan<float>(g, d), new ReadOnlySpan<float>(b, d), yr);
+        mean = mu;
+        rstd = rs;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void LayerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx, Tensor dgamma, Tensor dbeta,
         bool accumulateDx = false)
     {
@@ -47,24 +54,7 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
         int rows = checked((int)(x.Length / d));
         float* dyp = dy.Data, xp = x.Data, g = gamma.Data, mp = mean.Data, rp = rstd.Data, dxp = dx.Data;
         // dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ; the two row means in double.
-        TrainRows(rows, r =>
-        {
-            float* scratch = TrainScratch.Floats(2L * d);
-            var xh = new Span<float>(scratch, d);
-            var gr = new Span<float>(scratch + d, d);
-            var dxr = new Span<float>(dxp + (long)r * d, d);
-            TensorPrimitives.Subtract(new ReadOnlySpan<float>(xp + (long)r * d, d), mp[r], xh);
-            TensorPrimitives.Multiply(xh, rp[r], xh);
-            TensorPrimitives.Multiply(new ReadOnlySpan<float>(dyp + (long)r * d, d), new ReadOnlySpan<float>(g, d), gr);
-            double sumG = 0, sumGx = 0;
-            for (int i = 0; i < d; i++) { sumG += gr[i]; sumGx += (double)gr[i] * xh[i]; }
-            float meanG = (float)(sumG / d), meanGx = (float)(sumGx / d), rs = rp[r];
-            // v = (g − meanG − x̂·meanGx)·rstd
-            TensorPrimitives.MultiplyAdd(xh, -meanGx, gr, gr);
-            TensorPrimitives.Subtract(gr, meanG, gr);
-            if (accumulateDx) TensorPrimitives.MultiplyAdd(gr, rs, dxr, dxr);
-            else TensorPrimitives.Multiply(gr, rs, dxr);
-        });
+        TrainRows(rows, r => LayerNormBackwardRow(dyp + (long)r * d, xp + (long)r * d, g, mp[r], rp[r], dxp + (long)r * d, d, accumulateDx));
         // Parameter gradients: column sums over rows in a fixed order (double accumulators).
         var sg = new double[d];
         var sb = new double[d];
@@ -85,6 +75,26 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
         for (int i = 0; i < d; i++) { dgp[i] += (float)sg[i]; dbp[i] += (float)sb[i]; }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void LayerNormBackwardRow(float* dy, float* x, float* g, float mu, float rs, float* dx, int d, bool accumulate)
+    {
+        float* scratch = TrainScratch.Floats(2L * d);
+        var xh = new Span<float>(scratch, d);
+        var gr = new Span<float>(scratch + d, d);
+        var dxr = new Span<float>(dx, d);
+        TensorPrimitives.Subtract(new ReadOnlySpan<float>(x, d), mu, xh);
+        TensorPrimitives.Multiply(xh, rs, xh);
+        TensorPrimitives.Multiply(new ReadOnlySpan<float>(dy, d), new ReadOnlySpan<float>(g, d), gr);
+        double sumG = 0, sumGx = 0;
+        for (int i = 0; i < d; i++) { sumG += gr[i]; sumGx += (double)gr[i] * xh[i]; }
+        float meanG = (float)(sumG / d), meanGx = (float)(sumGx / d);
+        // v = (g − meanG − x̂·meanGx)·rstd
+        TensorPrimitives.MultiplyAdd(xh, -meanGx, gr, gr);
+        TensorPrimitives.Subtract(gr, meanG, gr);
+        if (accumulate) TensorPrimitives.MultiplyAdd(gr, rs, dxr, dxr);
+        else TensorPrimitives.Multiply(gr, rs, dxr);
+    }
+
     public void ActivationBackward(Activation act, Tensor dy, Tensor pre, Tensor dx)
     {
         float* dyp = dy.Data, xp = pre.Data, dxp = dx.Data;
@@ -102,6 +112,7 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
     /// dx = dy·(Φ(x) + x·φ(x)) on a row, vectorised. Φ uses erf from Abramowitz &amp; Stegun 7.1.26 (|error| ≤ 1.5e-7,
     /// below fp32 rounding of the result), which shares its exp(−x²/2) with φ. dx may alias dy.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GeluDerivativeRow(float* x, float* dy, float* dx, int d)
     {
         float* scratch = TrainScratch.Floats(3L * d);
@@ -244,6 +255,7 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
             new ReadOnlySpan<float>(dy.Data + (long)b * d, d).CopyTo(new Span<float>(dx.Data + ((long)b * t + index) * d, d));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public float SoftmaxCrossEntropy(Tensor logits, Tensor targets, Tensor? dlogits, float gradScale = 1f)
     {
         int batch = logits.Dim(0), k = logits.Dim(1);
@@ -274,6 +286,7 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
 
     public void Zero(Tensor x) => x.Span.Clear();
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public double SumSquares(Tensor x)
     {
         double s = 0;
@@ -281,6 +294,7 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
         return s;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWArgs a)
     {
         // torch.optim.AdamW (foreach): p *= 1 − lr·wd; m.lerp_(g, 1 − β1); v = β2·v + (1 − β2)·g²;
@@ -302,6 +316,7 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void SgdStep(Tensor param, Tensor grad, Tensor momentum, SgdArgs a)
     {
         Span<float> p = param.Span, g = grad.Span, buf = momentum.Span;
@@ -318,6 +333,7 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void EmaUpdate(Tensor ema, Tensor param, float decay)
     {
         Span<float> e = ema.Span, p = param.Span;
@@ -326,6 +342,7 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
     }
 
     /// <summary>dst[j] += Σ_r src[r, j], summed in double in row order (deterministic).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ColumnSumsInto(float* src, int rows, int cols, float* dst)
     {
         var s = new double[cols];

@@ -15,21 +15,34 @@ public sealed record Augmentation
     /// <summary>Pixels of zero padding before a random crop back to the image size (0 = no crop).</summary>
     public int CropPadding { get; init; }
     public bool HorizontalFlip { get; init; }
+    /// <summary>When set, the image codecs' named recipe does the work instead (timm, google, hf): random resized crop and
+    /// flip for training, resize (and centre crop) for evaluation, with the recipe's own mean and std.</summary>
+    public Transforms.PreprocessRecipe? Recipe { get; init; }
+    /// <summary>Training randomness (crop, flip); false for evaluation.</summary>
+    public bool Train { get; init; } = true;
 
     public void Validate()
     {
         if (ImageSize <= 0 || Channels <= 0) throw new VitSharpException($"image size {ImageSize} and channels {Channels} must be positive");
+        if (Recipe is not null && (Channels != 3 || Recipe.ImageSize != ImageSize))
+            throw new VitSharpException($"recipe '{Recipe.Name}' makes 3×{Recipe.ImageSize}² images; the model takes {Channels}×{ImageSize}²");
         if (Mean.Length is not 1 && Mean.Length != Channels || Std.Length is not 1 && Std.Length != Channels)
             throw new VitSharpException($"normalisation needs 1 or {Channels} values for mean and std (got {Mean.Length} and {Std.Length})");
     }
 
-    public Augmentation ForEvaluation() => this with { CropPadding = 0, HorizontalFlip = false };
+    public Augmentation ForEvaluation() => this with { CropPadding = 0, HorizontalFlip = false, Train = false };
 
     /// <summary>Writes Channels × ImageSize × ImageSize floats into <paramref name="dst"/>.</summary>
     public void Apply(Image img, Random? rng, Span<float> dst)
     {
         int s = ImageSize, plane = s * s;
         if (dst.Length != Channels * plane) throw new ArgumentException("destination size");
+        if (Recipe is not null)
+        {
+            var chw = Train && rng is not null ? Recipe.ApplyTrain(img, rng) : Recipe.Apply(img);
+            chw.AsSpan().CopyTo(dst);
+            return;
+        }
         // Another size is resized first as timm does (Pillow bicubic with antialiasing), then cropped and flipped.
         img = img.To8Bit();
         if (img.Width != s || img.Height != s) img = Transforms.Resize.Pil(img, s, s, Transforms.Interpolation.Bicubic);
