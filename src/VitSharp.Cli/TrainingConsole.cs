@@ -28,6 +28,9 @@ public static class TrainingConsole
                         case "eval":
                             AnsiConsole.MarkupLine($"[green]eval after epoch {e.Epoch}: top-1 {e.Eval!.Top1:P2}  top-5 {e.Eval.Top5:P2}  loss {e.Eval.Loss:F4}  ({e.Eval.Count} images)[/]");
                             break;
+                        case "eval_ema":
+                            AnsiConsole.MarkupLine($"[green]  EMA weights: top-1 {e.Eval!.Top1:P2}  top-5 {e.Eval.Top5:P2}[/]");
+                            break;
                         case "checkpoint":
                             AnsiConsole.MarkupLine($"[grey]checkpoint at step {e.Step}: {Markup.Escape(e.Path ?? "")}[/]");
                             break;

@@ -176,6 +176,11 @@ public sealed class Trainer : IDisposable
             {
                 lastEval = Evaluate();
                 Log(log, new TrainEvent("eval", step, TotalSteps, epoch, (float)lastEval.Loss, lastEval.Top1, Eval: lastEval));
+                if (_ema is not null)
+                {
+                    var ema = EvaluateEma();
+                    Log(log, new TrainEvent("eval_ema", step, TotalSteps, epoch, (float)ema.Loss, ema.Top1, Eval: ema));
+                }
             }
             var next = bi >= microPerEpoch ? new TrainState(step, epoch + 1, 0) : new TrainState(step, epoch, bi);
             Save(next, log, lastSaved);
@@ -191,6 +196,16 @@ public sealed class Trainer : IDisposable
         if (_val is null) throw new InvalidOperationException("no validation set");
         var loader = new DataLoader(_val, _cfg.BatchSize, _aug.ForEvaluation(), shuffle: false, dropLast: false, _cfg.Seed, _cfg.Data.Workers);
         return Evaluator.Evaluate(_model, loader);
+    }
+
+    /// <summary>Evaluates the EMA weights by swapping them in and the training weights back (exact float copies).</summary>
+    public EvalResult EvaluateEma()
+    {
+        if (_ema is null) throw new InvalidOperationException("the run keeps no EMA (ema_decay is 0)");
+        var current = _model.Parameters.ToHost();
+        _model.Parameters.Load(_ema.Weights.ToHost(), "ema");
+        try { return Evaluate(); }
+        finally { _model.Parameters.Load(current, "training weights"); }
     }
 
     private int Seed(long micro, int stream) => (int)(DataLoader.Mix((ulong)_cfg.Seed, (ulong)micro, (ulong)stream) & 0x7fffffff);
@@ -261,7 +276,7 @@ public sealed class Trainer : IDisposable
     {
         var o = new Dictionary<string, object?> { ["kind"] = e.Kind, ["step"] = e.Step, ["epoch"] = e.Epoch };
         if (!float.IsNaN(e.Loss)) o["loss"] = e.Loss;
-        if (!double.IsNaN(e.Accuracy)) o[e.Kind == "eval" ? "top1" : "accuracy"] = e.Accuracy;
+        if (!double.IsNaN(e.Accuracy)) o[e.Kind.StartsWith("eval") ? "top1" : "accuracy"] = e.Accuracy;
         if (e.Eval is not null) { o["top5"] = e.Eval.Top5; o["count"] = e.Eval.Count; }
         if (!float.IsNaN(e.Lr)) o["lr"] = e.Lr;
         if (!double.IsNaN(e.ImagesPerSecond)) o["images_per_s"] = Math.Round(e.ImagesPerSecond, 1);

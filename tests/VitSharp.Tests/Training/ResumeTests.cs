@@ -64,7 +64,9 @@ public class ResumeTests
             foreach (var (k, v) in a) Assert.True(v.Data.AsSpan().SequenceEqual(b[k].Data), $"{file}: {k} differs");
         }
         // The resumed run's log reads as one run: one step line per step.
-        var steps = File.ReadAllLines(Path.Combine(resumedDir, Trainer.LogFile)).Count(l => l.Contains("\"kind\":\"step\""));
+        var lines = File.ReadAllLines(Path.Combine(resumedDir, Trainer.LogFile));
+        Assert.Contains(lines, l => l.Contains("\"kind\":\"eval_ema\""));
+        var steps = lines.Count(l => l.Contains("\"kind\":\"step\""));
         Assert.Equal(15, steps);
     }
 

@@ -172,9 +172,9 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
         int batch = qkv.Dim(0), n = qkv.Dim(1), width = qkv.Dim(2) / 3, hd = width / heads;
         int stride = 3 * width;
         float* qp = qkv.Data, dyp = dy.Data, pp = probs.Data, dqp = dqkv.Data;
-        // One (batch, head) per task; its products are GEMMs on strided views (serial inside the task: measured faster
-        // than direct loops even at 65 tokens × 16 wide). Each task writes only its head's columns of dqkv, so the
-        // result does not depend on scheduling.
+        // One (batch, head) per task; its products are GEMMs on strided views (serial inside the task). Measured against
+        // direct dot-product loops at batch 64: 2.0 vs 2.7 ms at 17 tokens × 4 heads × 16, 13 vs 42 ms at 65 × 3 × 32.
+        // Each task writes only its head's columns of dqkv, so the result does not depend on scheduling.
         CpuThreads.For(batch * heads, bh =>
         {
             int b = bh / heads, h = bh % heads;
