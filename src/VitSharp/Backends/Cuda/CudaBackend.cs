@@ -1,0 +1,258 @@
+using VitSharp.Backends.Cuda.Native;
+using VitSharp.Tensors;
+
+namespace VitSharp.Backends.Cuda;
+
+/// <summary>
+/// NVIDIA GPU backend. Activations and weights live in device memory in <see cref="ComputeType"/> (BF16 or F32,
+/// chosen at construction); arithmetic accumulates in fp32 (matrix products through cuBLASLt with TF32 off, the rest
+/// in our NVRTC-compiled kernels). Every op is queued on one stream and returns at once: only
+/// <see cref="CopyToHost"/> and <see cref="Synchronize"/> wait. Kernels live in Kernels/*.cu, one file per layer.
+/// </summary>
+public sealed unsafe class CudaBackend : IBackend
+{
+    private readonly CudaGemm _gemm;
+    private readonly string _suffix;
+
+    public CudaBackend(DType computeType = DType.BF16, int device = 0)
+    {
+        if (computeType is not (DType.BF16 or DType.F32))
+            throw new ArgumentException($"CUDA compute type must be BF16 or F32, not {computeType}");
+        Context = CudaContext.Get(device);
+        ComputeType = computeType;
+        _suffix = computeType == DType.BF16 ? "bf16" : "f32";
+        _gemm = new CudaGemm(Context);
+    }
+
+    public CudaContext Context { get; }
+    public Device Device => Device.Cuda(Context.Ordinal);
+    public DType ComputeType { get; }
+
+    /// <summary>True when the CUDA driver loads and a GPU is present; otherwise <paramref name="reason"/> says why.</summary>
+    public static bool IsAvailable(out string reason) => CudaContext.IsAvailable(out reason);
+
+    public Tensor Allocate(int[] shape, DType dtype)
+    {
+        long bytes = Shape.Count(shape) * dtype.SizeOf();
+        return new Tensor(shape, dtype, Context.Allocator.Allocate(bytes));
+    }
+
+    public void CopyFromHost(ReadOnlySpan<float> src, Tensor dst)
+    {
+        CheckDevice(dst);
+        if (src.Length != dst.Length) throw new ArgumentException($"copy of {src.Length} values into {dst}");
+        switch (dst.DType)
+        {
+            case DType.F32:
+                fixed (float* s = src)
+                    Driver.Check(Driver.cuMemcpyHtoDAsync(dst.Pointer, s, (nuint)(src.Length * 4), Context.Stream), "cuMemcpyHtoD");
+                break;
+            case DType.BF16:
+                var tmp = new ushort[src.Length];
+                BFloat16Convert.FromFloat(src, tmp);
+                fixed (ushort* s = tmp)
+                    Driver.Check(Driver.cuMemcpyHtoDAsync(dst.Pointer, s, (nuint)(src.Length * 2), Context.Stream), "cuMemcpyHtoD");
+                break;
+            default: throw new NotSupportedException($"host copy into {dst.DType}");
+        }
+    }
+
+    public void CopyToHost(Tensor src, Span<float> dst)
+    {
+        CheckDevice(src);
+        if (dst.Length != src.Length) throw new ArgumentException($"copy of {src} into {dst.Length} values");
+        switch (src.DType)
+        {
+            case DType.F32:
+                fixed (float* d = dst)
+                    Driver.Check(Driver.cuMemcpyDtoHAsync(d, src.Pointer, (nuint)(dst.Length * 4), Context.Stream), "cuMemcpyDtoH");
+                Synchronize();
+                break;
+            case DType.BF16:
+                var tmp = new ushort[dst.Length];
+                fixed (ushort* d = tmp)
+                    Driver.Check(Driver.cuMemcpyDtoHAsync(d, src.Pointer, (nuint)(dst.Length * 2), Context.Stream), "cuMemcpyDtoH");
+                Synchronize();
+                BFloat16Convert.ToFloat(tmp, dst);
+                break;
+            default: throw new NotSupportedException($"host copy from {src.DType}");
+        }
+    }
+
+    public void Synchronize() => Context.Synchronize();
+
+    public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, Activation act = Activation.None, bool accumulate = false)
+    {
+        int k = x.Dim(-1), n = w.Dim(0);
+        if (w.Dim(1) != k) throw new ArgumentException($"Linear: input {x} does not match weight {w}");
+        if (y.Dim(-1) != n) throw new ArgumentException($"Linear: output {y} does not match weight {w}");
+        int m = checked((int)(x.Length / k));
+        if (y.Length != (long)m * n) throw new ArgumentException($"Linear: output {y} for input {x}");
+        if (accumulate && act != Activation.None) throw new ArgumentException("Linear: accumulate needs act = None");
+        CheckCompute(x, w, y);
+        if (bias is not null) CheckCompute(bias);
+        // cuBLASLt's GELU epilogue is the tanh form; exact GELU and tanh run as one pass over y afterwards.
+        bool fused = act is Activation.None or Activation.GeluTanh;
+        _gemm.Run(m, n, k, ComputeType, x.Pointer, w.Pointer, bias?.Pointer ?? 0, y.Pointer, act == Activation.GeluTanh, accumulate);
+        if (!fused) Apply(act, y, y);
+    }
+
+    public void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y)
+    {
+        CheckCompute(x, gamma, beta, y);
+        int d = x.Dim(-1);
+        int rows = checked((int)(x.Length / d));
+        if (d % 8 == 0 && d <= 6 * 8 * 32 && Aligned16(x, gamma, beta, y))
+            Launch("layernorm.cu", "layernorm_warp_" + _suffix, (uint)((rows + 3) / 4), 1, 1, 128, 1, 1, 0,
+                x.Pointer, gamma.Pointer, beta.Pointer, y.Pointer, rows, d, Bits(eps));
+        else
+            Launch("layernorm.cu", "layernorm_block_" + _suffix, (uint)rows, 1, 1, 256, 1, 1, 0,
+                x.Pointer, gamma.Pointer, beta.Pointer, y.Pointer, d, Bits(eps));
+    }
+
+    public void Add(Tensor a, Tensor b, Tensor y)
+    {
+        if (a.Length != b.Length || a.Length != y.Length) throw new ArgumentException($"Add: {a} + {b} -> {y}");
+        CheckCompute(a, b, y);
+        if (a.Length % 8 == 0 && Aligned16(a, b, y))
+            LaunchElementwise("add_vec8_" + _suffix, a.Length / 8, a.Pointer, b.Pointer, y.Pointer, a.Length / 8);
+        else
+            LaunchElementwise("add_" + _suffix, a.Length, a.Pointer, b.Pointer, y.Pointer, a.Length);
+    }
+
+    public void Apply(Activation act, Tensor x, Tensor y)
+    {
+        if (x.Length != y.Length) throw new ArgumentException($"Apply: {x} -> {y}");
+        CheckCompute(x, y);
+        if (act == Activation.None && x.Pointer == y.Pointer) return;
+        if (x.Length % 8 == 0 && Aligned16(x, y))
+            LaunchElementwise("activation_vec8_" + _suffix, x.Length / 8, x.Pointer, y.Pointer, x.Length / 8, (int)act);
+        else
+            LaunchElementwise("activation_" + _suffix, x.Length, x.Pointer, y.Pointer, x.Length, (int)act);
+    }
+
+    public void Attention(Tensor qkv, Tensor y, int heads, float scale, Tensor? probs = null)
+    {
+        int batch = qkv.Dim(0), n = qkv.Dim(1), width = qkv.Dim(2) / 3, hd = width / heads;
+        if (qkv.Dim(2) != 3 * heads * hd) throw new ArgumentException($"Attention: {qkv} is not 3·{heads} heads wide");
+        if (y.Length != (long)batch * n * width) throw new ArgumentException($"Attention: output {y} for {qkv}");
+        CheckCompute(qkv, y);
+        if (probs is null && ComputeType == DType.BF16 && hd is 32 or 64 or 80 or 128 && Aligned16(qkv, y))
+        {
+            const float log2e = 1.4426950408889634f;
+            Launch("attention.cu", $"flash_attn_bf16_hd{hd}", (uint)((n + 63) / 64), (uint)heads, (uint)batch, 128, 1, 1, 0,
+                qkv.Pointer, y.Pointer, n, heads, Bits(scale * log2e));
+            return;
+        }
+        Tensor? p32 = null;
+        if (probs is not null)
+        {
+            CheckDevice(probs);
+            if (probs.Length != (long)batch * heads * n * n) throw new ArgumentException($"Attention: probs {probs} for {qkv}");
+            p32 = probs.DType == DType.F32 ? probs : Allocate(probs.Shape, DType.F32);
+        }
+        int smem = (n + hd) * 4;
+        if (smem > 48 * 1024) throw new NotSupportedException($"Attention: {n} tokens need {smem} bytes of shared memory");
+        Launch("attention.cu", "attention_generic_" + _suffix, (uint)n, (uint)heads, (uint)batch, 128, 1, 1, smem,
+            qkv.Pointer, y.Pointer, p32?.Pointer ?? 0, n, heads, hd, Bits(scale));
+        if (probs is not null && p32 != probs)
+        {
+            LaunchElementwise("convert_f32_to_bf16", probs.Length, p32!.Pointer, probs.Pointer, probs.Length);
+            p32.Dispose();
+        }
+    }
+
+    public void PatchEmbed(Tensor images, Tensor w, Tensor bias, Tensor y, int patch)
+    {
+        CheckCompute(images, w, bias, y);
+        int batch = images.Dim(0), c = images.Dim(1), h = images.Dim(2), wd = images.Dim(3);
+        int np = (h / patch) * (wd / patch), kdim = c * patch * patch;
+        using var cols = Allocate([batch * np, kdim], ComputeType);
+        LaunchElementwise("im2col_" + _suffix, cols.Length, images.Pointer, cols.Pointer, batch, c, h, wd, patch);
+        Linear(cols, w.View(w.Dim(0), kdim), bias, y.View(batch * np, w.Dim(0)));
+    }
+
+    public void Embed(Tensor patches, Tensor? cls, Tensor pos, Tensor x)
+    {
+        CheckCompute(patches, pos, x);
+        if (cls is not null) CheckCompute(cls);
+        int batch = patches.Dim(0), np = patches.Dim(1), d = patches.Dim(2);
+        LaunchElementwise("embed_" + _suffix, x.Length, patches.Pointer, cls?.Pointer ?? 0, pos.Pointer, x.Pointer, batch, np, d,
+            cls is null ? 0 : 1);
+    }
+
+    public void MeanTokens(Tensor x, int start, Tensor y)
+    {
+        CheckCompute(x, y);
+        int batch = x.Dim(0), t = x.Dim(1), d = x.Dim(2);
+        Launch("elementwise.cu", "mean_tokens_" + _suffix, (uint)(((long)batch * d + 255) / 256), 1, 1, 256, 1, 1, 0,
+            x.Pointer, y.Pointer, batch, t, d, start);
+    }
+
+    public void SelectToken(Tensor x, int index, Tensor y)
+    {
+        CheckCompute(x, y);
+        int batch = x.Dim(0), t = x.Dim(1), d = x.Dim(2);
+        Launch("elementwise.cu", "select_token_" + _suffix, (uint)(((long)batch * d + 255) / 256), 1, 1, 256, 1, 1, 0,
+            x.Pointer, y.Pointer, batch, t, d, index);
+    }
+
+    public void Transpose12(Tensor x, Tensor y)
+    {
+        CheckCompute(x, y);
+        int batch = x.Dim(0), a = x.Dim(1), c = x.Dim(2);
+        Launch("elementwise.cu", "transpose12_" + _suffix, (uint)((c + 31) / 32), (uint)((a + 31) / 32), (uint)batch, 32, 8, 1, 0,
+            x.Pointer, y.Pointer, a, c);
+    }
+
+    /// <summary>
+    /// Records what <paramref name="body"/> queues (no host copies inside) as a CUDA graph; replaying it re-runs the
+    /// same kernels on the same buffers with one launch, which removes per-kernel launch cost at small batch.
+    /// </summary>
+    public CudaGraph Capture(Action body) => CudaGraph.Capture(Context, body);
+
+    public void Dispose() => _gemm.Dispose();
+
+    // --- launching ---
+
+    private void LaunchElementwise(string name, long n, params ReadOnlySpan<long> args)
+    {
+        long blocks = Math.Clamp((n + 255) / 256, 1, (long)Context.MultiprocessorCount * 16);
+        Launch("elementwise.cu", name, (uint)blocks, 1, 1, 256, 1, 1, 0, args);
+    }
+
+    private void Launch(string file, string name, uint gx, uint gy, uint gz, uint bx, uint by, uint bz, int smem,
+        params ReadOnlySpan<long> args)
+    {
+        var f = Context.Kernels.Function(file, name);
+        var ptrs = stackalloc void*[args.Length];
+        fixed (long* a = args)
+        {
+            for (int i = 0; i < args.Length; i++) ptrs[i] = a + i;
+            Driver.Check(Driver.cuLaunchKernel(f, gx, gy, gz, bx, by, bz, (uint)smem, Context.Stream, ptrs, null), $"launch {name}");
+        }
+    }
+
+    // Kernel arguments travel as 8-byte slots; 4-byte parameters read the low half (little-endian).
+    private static long Bits(float f) => BitConverter.SingleToInt32Bits(f);
+
+    private static bool Aligned16(params ReadOnlySpan<Tensor> ts)
+    {
+        foreach (var t in ts) if ((t.Pointer & 15) != 0) return false;
+        return true;
+    }
+
+    private void CheckDevice(Tensor t)
+    {
+        if (t.Device != Device) throw new ArgumentException($"CUDA backend on {Device} got a tensor on {t.Device}");
+    }
+
+    private void CheckCompute(params ReadOnlySpan<Tensor> ts)
+    {
+        foreach (var t in ts)
+        {
+            CheckDevice(t);
+            if (t.DType != ComputeType) throw new ArgumentException($"CUDA backend computes in {ComputeType}; got {t}");
+        }
+    }
+}

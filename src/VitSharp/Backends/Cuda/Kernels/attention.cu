@@ -1,0 +1,200 @@
+// Multi-head self-attention on the fused qkv projection, laid out (B, N, 3, H, hd) like timm's qkv Linear; output
+// (B, N, H·hd).
+//
+// flash_attn_bf16_hd*: flash-attention (Dao et al., FlashAttention-2 forward): each block takes 64 queries of one
+// (batch, head); each of its 4 warps owns 16 query rows and keeps them in registers as mma fragments. K and V go
+// through shared memory 64 keys at a time; S = Q·Kᵀ and O += P·V run on the tensor cores (mma.sync m16n8k16, bf16
+// in, fp32 accumulate), with the online softmax (running max and sum per row, exp2 with the scale folded in) in
+// between, so the N×N scores never reach device memory. Keys past N are zero-filled and masked to −∞.
+//
+// attention_generic_*: any head width and either dtype, fp32 arithmetic with expf: one block per (query, head,
+// batch), scores in shared memory. The fp32 path and the `probs` path (attention maps) use it.
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p)
+{
+    uint32_t r;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
+    return r;
+}
+
+__device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <int HD>
+__device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, unsigned short* __restrict__ y, int n, int heads,
+                                     float scale_log2)
+{
+    constexpr int BQ = 64, BK = 64, STR = HD + 8; // +8 elements (16 bytes) per row: conflict-free fragment reads
+    constexpr int KS = HD / 16, DT = HD / 8;
+    __shared__ __align__(16) unsigned short Ks[BK * STR];
+    __shared__ __align__(16) unsigned short Vs[BK * STR];
+    int h = blockIdx.y, b = blockIdx.z;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    long rs = 3L * heads * HD; // elements between consecutive tokens
+    const unsigned short* base = qkv + (long)b * n * rs + h * HD;
+    const unsigned short* Kg = base + (long)heads * HD;
+    const unsigned short* Vg = base + 2L * heads * HD;
+    int r0 = blockIdx.x * BQ + warp * 16 + g, r1 = r0 + 8;
+
+    uint32_t qf[KS][4];
+#pragma unroll
+    for (int kk = 0; kk < KS; kk++)
+    {
+        int c = kk * 16 + t4 * 2;
+        qf[kk][0] = r0 < n ? *(const uint32_t*)(base + r0 * rs + c) : 0u;
+        qf[kk][1] = r1 < n ? *(const uint32_t*)(base + r1 * rs + c) : 0u;
+        qf[kk][2] = r0 < n ? *(const uint32_t*)(base + r0 * rs + c + 8) : 0u;
+        qf[kk][3] = r1 < n ? *(const uint32_t*)(base + r1 * rs + c + 8) : 0u;
+    }
+    float o[DT][4];
+#pragma unroll
+    for (int d = 0; d < DT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+    float m0 = -VS_INF, m1 = -VS_INF, l0 = 0.f, l1 = 0.f;
+
+    for (int k0 = 0; k0 < n; k0 += BK)
+    {
+        __syncthreads(); // the previous tile's readers are done
+        for (int i = threadIdx.x; i < BK * DT; i += blockDim.x)
+        {
+            int r = i / DT, c = (i % DT) * 8;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
+            if (k0 + r < n)
+            {
+                kv = *(const uint4*)(Kg + (k0 + r) * rs + c);
+                vv = *(const uint4*)(Vg + (k0 + r) * rs + c);
+            }
+            *(uint4*)&Ks[r * STR + c] = kv;
+            *(uint4*)&Vs[r * STR + c] = vv;
+        }
+        __syncthreads();
+
+        float s[BK / 8][4];
+#pragma unroll
+        for (int j = 0; j < BK / 8; j++)
+        {
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < KS; kk++)
+            {
+                const unsigned short* kp = &Ks[(j * 8 + g) * STR + kk * 16 + t4 * 2];
+                mma_bf16(s[j], qf[kk], *(const uint32_t*)kp, *(const uint32_t*)(kp + 8));
+            }
+        }
+        float mx0 = m0, mx1 = m1;
+#pragma unroll
+        for (int j = 0; j < BK / 8; j++)
+        {
+            int key = k0 + j * 8 + t4 * 2;
+            bool ok0 = key < n, ok1 = key + 1 < n;
+            s[j][0] = ok0 ? s[j][0] * scale_log2 : -VS_INF;
+            s[j][1] = ok1 ? s[j][1] * scale_log2 : -VS_INF;
+            s[j][2] = ok0 ? s[j][2] * scale_log2 : -VS_INF;
+            s[j][3] = ok1 ? s[j][3] * scale_log2 : -VS_INF;
+            mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
+            mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        // Every tile holds at least one valid key, so mx is finite and exp2(−∞ − mx) = 0 on the first tile.
+        float a0 = exp2f(m0 - mx0), a1 = exp2f(m1 - mx1);
+        m0 = mx0; m1 = mx1;
+        l0 *= a0; l1 *= a1;
+#pragma unroll
+        for (int d = 0; d < DT; d++) { o[d][0] *= a0; o[d][1] *= a0; o[d][2] *= a1; o[d][3] *= a1; }
+
+        // P as A fragments: the accumulator layout of two adjacent n-tiles is the A layout of one k-step.
+        uint32_t pf[BK / 16][4];
+#pragma unroll
+        for (int j = 0; j < BK / 8; j++)
+        {
+            float p0 = exp2f(s[j][0] - m0), p1 = exp2f(s[j][1] - m0), p2 = exp2f(s[j][2] - m1), p3 = exp2f(s[j][3] - m1);
+            l0 += p0 + p1; l1 += p2 + p3;
+            pf[j >> 1][(j & 1) * 2 + 0] = pack_bf16x2(p0, p1);
+            pf[j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2, p3);
+        }
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++)
+        {
+            uint32_t addr = smem_addr(&Vs[(kk * 16 + (lane & 15)) * STR]);
+#pragma unroll
+            for (int d = 0; d < DT; d++)
+            {
+                uint32_t b0, b1;
+                // V rows are keys; the transposing load hands each thread V[2·t4 (+1)][g] of an 8×8 block: the B layout.
+                asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
+                             : "=r"(b0), "=r"(b1) : "r"(addr + d * 16));
+                mma_bf16(o[d], pf[kk], b0, b1);
+            }
+        }
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    float i0 = 1.f / l0, i1 = 1.f / l1;
+    long ow = (long)heads * HD;
+#pragma unroll
+    for (int d = 0; d < DT; d++)
+    {
+        int c = h * HD + d * 8 + t4 * 2;
+        if (r0 < n) *(uint32_t*)(y + ((long)b * n + r0) * ow + c) = pack_bf16x2(o[d][0] * i0, o[d][1] * i0);
+        if (r1 < n) *(uint32_t*)(y + ((long)b * n + r1) * ow + c) = pack_bf16x2(o[d][2] * i1, o[d][3] * i1);
+    }
+}
+
+#define VS_FLASH(HD) \
+extern "C" __global__ void __launch_bounds__(128) flash_attn_bf16_hd##HD(const unsigned short* qkv, unsigned short* y, int n, int heads, float scale_log2) \
+    { flash_attn_bf16_impl<HD>(qkv, y, n, heads, scale_log2); }
+VS_FLASH(32)
+VS_FLASH(64)
+VS_FLASH(80)
+VS_FLASH(128)
+
+// Dynamic shared memory: n scores + hd query values (floats).
+template <typename T>
+__device__ void attention_generic_impl(const T* qkv, T* y, float* probs, int n, int heads, int hd, float scale)
+{
+    extern __shared__ float sm[];
+    __shared__ float scratch[32];
+    float* sc = sm;
+    float* q = sm + n;
+    int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    long rs = 3L * heads * hd;
+    const T* base = qkv + (long)b * n * rs + h * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) q[d] = to_f(base[i * rs + d]);
+    __syncthreads();
+    float mx = -VS_INF;
+    for (int j = threadIdx.x; j < n; j += blockDim.x)
+    {
+        const T* kj = base + j * rs + (long)heads * hd;
+        float s = 0.f;
+        for (int d = 0; d < hd; d++) s += q[d] * to_f(kj[d]);
+        s *= scale;
+        sc[j] = s;
+        mx = fmaxf(mx, s);
+    }
+    mx = block_reduce(mx, scratch, true);
+    float sum = 0.f;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) { float p = expf(sc[j] - mx); sc[j] = p; sum += p; }
+    float inv = 1.f / block_reduce(sum, scratch, false); // its barriers also publish sc[]
+    if (probs)
+        for (int j = threadIdx.x; j < n; j += blockDim.x) probs[(((long)b * heads + h) * n + i) * n + j] = sc[j] * inv;
+    const T* v = base + 2L * heads * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x)
+    {
+        float acc = 0.f;
+        for (int j = 0; j < n; j++) acc += sc[j] * to_f(v[j * rs + d]);
+        y[((long)b * n + i) * heads * hd + h * hd + d] = from_f<T>(acc * inv);
+    }
+}
+
+extern "C" __global__ void attention_generic_f32(const float* qkv, float* y, float* probs, int n, int heads, int hd, float scale)
+    { attention_generic_impl(qkv, y, probs, n, heads, hd, scale); }
+extern "C" __global__ void attention_generic_bf16(const bf16* qkv, bf16* y, float* probs, int n, int heads, int hd, float scale)
+    { attention_generic_impl(qkv, y, probs, n, heads, hd, scale); }
