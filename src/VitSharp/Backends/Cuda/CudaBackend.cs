@@ -168,7 +168,9 @@ public sealed unsafe class CudaBackend : IBackend
         int batch = images.Dim(0), c = images.Dim(1), h = images.Dim(2), wd = images.Dim(3);
         int np = (h / patch) * (wd / patch), kdim = c * patch * patch;
         using var cols = Allocate([batch * np, kdim], ComputeType);
-        LaunchElementwise("im2col_" + _suffix, cols.Length, images.Pointer, cols.Pointer, batch, c, h, wd, patch);
+        int es = ComputeType.SizeOf();
+        bool vec = patch * es % 16 == 0 && wd * es % 16 == 0 && Aligned16(images, cols);
+        LaunchElementwise("im2col_" + _suffix, cols.Length / patch, images.Pointer, cols.Pointer, batch, c, h, wd, patch, vec ? 1 : 0);
         Linear(cols, w.View(w.Dim(0), kdim), bias, y.View(batch * np, w.Dim(0)));
     }
 

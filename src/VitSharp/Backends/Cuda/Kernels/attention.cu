@@ -3,9 +3,10 @@
 //
 // flash_attn_bf16_hd*: flash-attention (Dao et al., FlashAttention-2 forward): each block takes 64 queries of one
 // (batch, head); each of its 4 warps owns 16 query rows and keeps them in registers as mma fragments. K and V go
-// through shared memory 64 keys at a time; S = Q·Kᵀ and O += P·V run on the tensor cores (mma.sync m16n8k16, bf16
-// in, fp32 accumulate), with the online softmax (running max and sum per row, exp2 with the scale folded in) in
-// between, so the N×N scores never reach device memory. Keys past N are zero-filled and masked to −∞.
+// through shared memory 64 keys at a time (32 for hd 128), double-buffered with cp.async; S = Q·Kᵀ and O += P·V
+// run on the tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate), with the online softmax (running max and
+// sum per row, exp2 with the scale folded in) in between, so the N×N scores never reach device memory. Keys past N
+// are zero-filled and masked to −∞; key blocks and query warps wholly past N skip their tensor-core work.
 //
 // attention_generic_*: any head width and either dtype, fp32 arithmetic with expf: one block per (query, head,
 // batch), scores in shared memory. The fp32 path and the `probs` path (attention maps) use it.
@@ -24,14 +25,21 @@ __device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, uint32_t b
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-template <int HD>
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int bytes)
+{
+    // bytes < 16 zero-fills the rest: rows past the last key arrive as zeros.
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(smem_addr(smem)), "l"(gmem), "r"(bytes));
+}
+
+template <int HD, int BK>
 __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, unsigned short* __restrict__ y, int n, int heads,
                                      float scale_log2)
 {
-    constexpr int BQ = 64, BK = 64, STR = HD + 8; // +8 elements (16 bytes) per row: conflict-free fragment reads
+    constexpr int BQ = 64, STR = HD + 8; // +8 elements (16 bytes) per row: conflict-free fragment reads
     constexpr int KS = HD / 16, DT = HD / 8;
-    __shared__ __align__(16) unsigned short Ks[BK * STR];
-    __shared__ __align__(16) unsigned short Vs[BK * STR];
+    // Two K/V buffers: the next tile streams in (cp.async) while the tensor cores work on this one.
+    __shared__ __align__(16) unsigned short Ks[2][BK * STR];
+    __shared__ __align__(16) unsigned short Vs[2][BK * STR];
     int h = blockIdx.y, b = blockIdx.z;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     long rs = 3L * heads * HD; // elements between consecutive tokens
@@ -39,6 +47,8 @@ __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, uns
     const unsigned short* Kg = base + (long)heads * HD;
     const unsigned short* Vg = base + 2L * heads * HD;
     int r0 = blockIdx.x * BQ + warp * 16 + g, r1 = r0 + 8;
+    // A warp whose 16 rows all lie past N only helps load K/V (197 tokens: 13 of 16 warps in the last tile idle).
+    bool active = blockIdx.x * BQ + warp * 16 < n;
 
     uint32_t qf[KS][4];
 #pragma unroll
@@ -55,84 +65,95 @@ __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, uns
     for (int d = 0; d < DT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
     float m0 = -VS_INF, m1 = -VS_INF, l0 = 0.f, l1 = 0.f;
 
-    for (int k0 = 0; k0 < n; k0 += BK)
+    auto load_tile = [&](int k0, int buf)
     {
-        __syncthreads(); // the previous tile's readers are done
         for (int i = threadIdx.x; i < BK * DT; i += blockDim.x)
         {
             int r = i / DT, c = (i % DT) * 8;
-            uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
-            if (k0 + r < n)
-            {
-                kv = *(const uint4*)(Kg + (k0 + r) * rs + c);
-                vv = *(const uint4*)(Vg + (k0 + r) * rs + c);
-            }
-            *(uint4*)&Ks[r * STR + c] = kv;
-            *(uint4*)&Vs[r * STR + c] = vv;
+            bool ok = k0 + r < n;
+            cp_async16(&Ks[buf][r * STR + c], ok ? Kg + (k0 + r) * rs + c : Kg, ok ? 16 : 0);
+            cp_async16(&Vs[buf][r * STR + c], ok ? Vg + (k0 + r) * rs + c : Vg, ok ? 16 : 0);
         }
+        asm volatile("cp.async.commit_group;");
+    };
+
+    int tiles = (n + BK - 1) / BK;
+    load_tile(0, 0);
+    for (int t = 0; t < tiles; t++)
+    {
+        int k0 = t * BK, buf = t & 1, valid = n - k0; // valid ≥ 1: every tile holds a key
+        if (t + 1 < tiles) { load_tile(k0 + BK, buf ^ 1); asm volatile("cp.async.wait_group 1;"); }
+        else asm volatile("cp.async.wait_group 0;");
         __syncthreads();
-
-        float s[BK / 8][4];
-#pragma unroll
-        for (int j = 0; j < BK / 8; j++)
+        if (active)
         {
-            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+            const unsigned short* K = Ks[buf];
+            float s[BK / 8][4];
 #pragma unroll
-            for (int kk = 0; kk < KS; kk++)
+            for (int j = 0; j < BK / 8; j++)
             {
-                const unsigned short* kp = &Ks[(j * 8 + g) * STR + kk * 16 + t4 * 2];
-                mma_bf16(s[j], qf[kk], *(const uint32_t*)kp, *(const uint32_t*)(kp + 8));
+                s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+                if (j * 8 < valid) // skip key blocks wholly past N
+#pragma unroll
+                    for (int kk = 0; kk < KS; kk++)
+                    {
+                        const unsigned short* kp = &K[(j * 8 + g) * STR + kk * 16 + t4 * 2];
+                        mma_bf16(s[j], qf[kk], *(const uint32_t*)kp, *(const uint32_t*)(kp + 8));
+                    }
+            }
+            float mx0 = m0, mx1 = m1;
+#pragma unroll
+            for (int j = 0; j < BK / 8; j++)
+            {
+                int key = j * 8 + t4 * 2;
+                bool ok0 = key < valid, ok1 = key + 1 < valid;
+                s[j][0] = ok0 ? s[j][0] * scale_log2 : -VS_INF;
+                s[j][1] = ok1 ? s[j][1] * scale_log2 : -VS_INF;
+                s[j][2] = ok0 ? s[j][2] * scale_log2 : -VS_INF;
+                s[j][3] = ok1 ? s[j][3] * scale_log2 : -VS_INF;
+                mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
+                mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
+            }
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+            // Every tile holds a valid key, so mx is finite and exp2(−∞ − mx) = 0 on the first tile.
+            float a0 = exp2f(m0 - mx0), a1 = exp2f(m1 - mx1);
+            m0 = mx0; m1 = mx1;
+            l0 *= a0; l1 *= a1;
+#pragma unroll
+            for (int d = 0; d < DT; d++) { o[d][0] *= a0; o[d][1] *= a0; o[d][2] *= a1; o[d][3] *= a1; }
+
+            // P as A fragments: the accumulator layout of two adjacent n-tiles is the A layout of one k-step.
+            uint32_t pf[BK / 16][4];
+#pragma unroll
+            for (int j = 0; j < BK / 8; j++)
+            {
+                float p0 = exp2f(s[j][0] - m0), p1 = exp2f(s[j][1] - m0), p2 = exp2f(s[j][2] - m1), p3 = exp2f(s[j][3] - m1);
+                l0 += p0 + p1; l1 += p2 + p3;
+                pf[j >> 1][(j & 1) * 2 + 0] = pack_bf16x2(p0, p1);
+                pf[j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2, p3);
+            }
+#pragma unroll
+            for (int kk = 0; kk < BK / 16; kk++)
+            {
+                if (kk * 16 >= valid) break;
+                uint32_t addr = smem_addr(&Vs[buf][(kk * 16 + (lane & 15)) * STR]);
+#pragma unroll
+                for (int d = 0; d < DT; d++)
+                {
+                    uint32_t b0, b1;
+                    // V rows are keys; the transposing load hands each thread V[2·t4 (+1)][g] of an 8×8 block: the B layout.
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
+                                 : "=r"(b0), "=r"(b1) : "r"(addr + d * 16));
+                    mma_bf16(o[d], pf[kk], b0, b1);
+                }
             }
         }
-        float mx0 = m0, mx1 = m1;
-#pragma unroll
-        for (int j = 0; j < BK / 8; j++)
-        {
-            int key = k0 + j * 8 + t4 * 2;
-            bool ok0 = key < n, ok1 = key + 1 < n;
-            s[j][0] = ok0 ? s[j][0] * scale_log2 : -VS_INF;
-            s[j][1] = ok1 ? s[j][1] * scale_log2 : -VS_INF;
-            s[j][2] = ok0 ? s[j][2] * scale_log2 : -VS_INF;
-            s[j][3] = ok1 ? s[j][3] * scale_log2 : -VS_INF;
-            mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
-            mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
-        }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        // Every tile holds at least one valid key, so mx is finite and exp2(−∞ − mx) = 0 on the first tile.
-        float a0 = exp2f(m0 - mx0), a1 = exp2f(m1 - mx1);
-        m0 = mx0; m1 = mx1;
-        l0 *= a0; l1 *= a1;
-#pragma unroll
-        for (int d = 0; d < DT; d++) { o[d][0] *= a0; o[d][1] *= a0; o[d][2] *= a1; o[d][3] *= a1; }
-
-        // P as A fragments: the accumulator layout of two adjacent n-tiles is the A layout of one k-step.
-        uint32_t pf[BK / 16][4];
-#pragma unroll
-        for (int j = 0; j < BK / 8; j++)
-        {
-            float p0 = exp2f(s[j][0] - m0), p1 = exp2f(s[j][1] - m0), p2 = exp2f(s[j][2] - m1), p3 = exp2f(s[j][3] - m1);
-            l0 += p0 + p1; l1 += p2 + p3;
-            pf[j >> 1][(j & 1) * 2 + 0] = pack_bf16x2(p0, p1);
-            pf[j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2, p3);
-        }
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++)
-        {
-            uint32_t addr = smem_addr(&Vs[(kk * 16 + (lane & 15)) * STR]);
-#pragma unroll
-            for (int d = 0; d < DT; d++)
-            {
-                uint32_t b0, b1;
-                // V rows are keys; the transposing load hands each thread V[2·t4 (+1)][g] of an 8×8 block: the B layout.
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
-                             : "=r"(b0), "=r"(b1) : "r"(addr + d * 16));
-                mma_bf16(o[d], pf[kk], b0, b1);
-            }
-        }
+        __syncthreads(); // this buffer is refilled two tiles from now
     }
+    if (!active) return;
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
@@ -148,13 +169,13 @@ __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, uns
     }
 }
 
-#define VS_FLASH(HD) \
+#define VS_FLASH(HD, BK) \
 extern "C" __global__ void __launch_bounds__(128) flash_attn_bf16_hd##HD(const unsigned short* qkv, unsigned short* y, int n, int heads, float scale_log2) \
-    { flash_attn_bf16_impl<HD>(qkv, y, n, heads, scale_log2); }
-VS_FLASH(32)
-VS_FLASH(64)
-VS_FLASH(80)
-VS_FLASH(128)
+    { flash_attn_bf16_impl<HD, BK>(qkv, y, n, heads, scale_log2); }
+VS_FLASH(32, 64)
+VS_FLASH(64, 64)
+VS_FLASH(80, 64)
+VS_FLASH(128, 32)
 
 // Dynamic shared memory: n scores + hd query values (floats).
 template <typename T>

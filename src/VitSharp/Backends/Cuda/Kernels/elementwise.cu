@@ -101,19 +101,26 @@ __device__ void transpose12_impl(const T* x, T* y, int a, int c)
 }
 
 // Unfold images (B, C, H, W) into rows (B·Np, C·P·P) in (C, P, P) order: the conv weight's flattened input order.
+// One thread per (patch row, channel, dy) copies P contiguous pixels: the index arithmetic is paid once per P
+// elements, and when P·size and the addresses allow, the copy is in 16-byte pieces.
 template <typename T>
-__device__ void im2col_impl(const T* img, T* cols, int batch, int ch, int h, int w, int patch)
+__device__ void im2col_impl(const T* img, T* cols, int batch, int ch, int h, int w, int patch, int vec)
 {
-    int gw = w / patch, gh = h / patch, kdim = ch * patch * patch;
-    long n = (long)batch * gh * gw * kdim;
+    int gw = w / patch, gh = h / patch, np = gh * gw;
+    long n = (long)batch * np * ch * patch;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
     {
-        int k = (int)(i % kdim);
-        long r = i / kdim;
-        int p = (int)(r % (gh * gw)), b = (int)(r / (gh * gw));
-        int c = k / (patch * patch), dy = (k / patch) % patch, dx = k % patch;
-        int yy = (p / gw) * patch + dy, xx = (p % gw) * patch + dx;
-        cols[i] = img[(((long)b * ch + c) * h + yy) * w + xx];
+        int dy = (int)(i % patch);
+        long r = i / patch;
+        int c = (int)(r % ch);
+        r /= ch;
+        int p = (int)(r % np), b = (int)(r / np);
+        const T* src = img + (((long)b * ch + c) * h + (p / gw) * patch + dy) * w + (p % gw) * patch;
+        T* dst = cols + r * ch * patch * patch + (c * patch + dy) * patch;
+        if (vec)
+            for (int k = 0; k < patch; k += 16 / sizeof(T)) *(uint4*)(dst + k) = *(const uint4*)(src + k);
+        else
+            for (int k = 0; k < patch; k++) dst[k] = src[k];
     }
 }
 
@@ -127,7 +134,8 @@ extern "C" __global__ void embed_##S(const T* p, const T* cls, const T* pos, T* 
 extern "C" __global__ void mean_tokens_##S(const T* x, T* y, int batch, int t, int d, int start) { mean_tokens_impl(x, y, batch, t, d, start); } \
 extern "C" __global__ void select_token_##S(const T* x, T* y, int batch, int t, int d, int index) { select_token_impl(x, y, batch, t, d, index); } \
 extern "C" __global__ void transpose12_##S(const T* x, T* y, int a, int c) { transpose12_impl(x, y, a, c); } \
-extern "C" __global__ void im2col_##S(const T* img, T* cols, int batch, int ch, int h, int w, int patch) { im2col_impl(img, cols, batch, ch, h, w, patch); }
+extern "C" __global__ void im2col_##S(const T* img, T* cols, int batch, int ch, int h, int w, int patch, int vec) \
+    { im2col_impl(img, cols, batch, ch, h, w, patch, vec); }
 
 VS_ELEMENTWISE(float, f32)
 VS_ELEMENTWISE(bf16, bf16)

@@ -65,9 +65,14 @@ public static class CudaSelfTest
         Att(2, 50, 4, 128, false);
         Att(2, 37, 3, 48, false);
         Att(2, 197, 3, 64, true);
+        Att(3, 16, 2, 64, false);
+        Att(2, 1, 2, 80, false);
+        Att(1, 129, 1, 128, false);
 
         cases.Add(new("PatchEmbed B2 3x32x48 p8 D64", [([2, 3, 32, 48], 1), ([64, 3, 8, 8], 0.1f), ([64], 0.5f)], [[2, 24, 64]],
             (be, i, o) => be.PatchEmbed(i[0], i[1], i[2], o[0], 8)));
+        cases.Add(new("PatchEmbed B2 3x20x20 p4 D32", [([2, 3, 20, 20], 1), ([32, 3, 4, 4], 0.1f), ([32], 0.5f)], [[2, 25, 32]],
+            (be, i, o) => be.PatchEmbed(i[0], i[1], i[2], o[0], 4)));
         cases.Add(new("Embed cls", [([2, 9, 64], 1), ([1, 1, 64], 1), ([1, 10, 64], 1)], [[2, 10, 64]],
             (be, i, o) => be.Embed(i[0], i[1], i[2], o[0])));
         cases.Add(new("Embed no cls", [([2, 9, 64], 1), ([1, 9, 64], 1)], [[2, 9, 64]],
