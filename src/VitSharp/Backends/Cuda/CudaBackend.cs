@@ -25,6 +25,9 @@ public sealed unsafe class CudaBackend : IBackend
     }
 
     public CudaContext Context { get; }
+
+    /// <summary>Warps per flash-attention block (4 or 8); VITSHARP_ATTN_WARPS sets the default, for kernel experiments.</summary>
+    internal int AttentionWarps { get; set; } = Environment.GetEnvironmentVariable("VITSHARP_ATTN_WARPS") == "4" ? 4 : 8;
     public Device Device => Device.Cuda(Context.Ordinal);
     public DType ComputeType { get; }
 
@@ -140,7 +143,9 @@ public sealed unsafe class CudaBackend : IBackend
         if (probs is null && ComputeType == DType.BF16 && hd is 32 or 64 or 80 or 128 && Aligned16(qkv, y))
         {
             const float log2e = 1.4426950408889634f;
-            Launch("attention.cu", $"flash_attn_bf16_hd{hd}", (uint)((n + 63) / 64), (uint)heads, (uint)batch, 128, 1, 1, 0,
+            int warps = AttentionWarps;
+            Launch("attention.cu", $"flash_attn_bf16_hd{hd}_w{warps}", (uint)((n + warps * 16 - 1) / (warps * 16)), (uint)heads, (uint)batch,
+                (uint)(warps * 32), 1, 1, 0,
                 qkv.Pointer, y.Pointer, n, heads, Bits(scale * log2e));
             return;
         }
@@ -170,7 +175,9 @@ public sealed unsafe class CudaBackend : IBackend
         using var cols = Allocate([batch * np, kdim], ComputeType);
         int es = ComputeType.SizeOf();
         bool vec = patch * es % 16 == 0 && wd * es % 16 == 0 && Aligned16(images, cols);
-        LaunchElementwise("im2col_" + _suffix, cols.Length / patch, images.Pointer, cols.Pointer, batch, c, h, wd, patch, vec ? 1 : 0);
+        long perImage = (long)np * c * patch;
+        Launch("elementwise.cu", "im2col_" + _suffix, PerImageBlocks(perImage, batch), (uint)batch, 1, 256, 1, 1, 0,
+            images.Pointer, cols.Pointer, c, h, wd, patch, vec ? 1 : 0);
         Linear(cols, w.View(w.Dim(0), kdim), bias, y.View(batch * np, w.Dim(0)));
     }
 
@@ -179,8 +186,8 @@ public sealed unsafe class CudaBackend : IBackend
         CheckCompute(patches, pos, x);
         if (cls is not null) CheckCompute(cls);
         int batch = patches.Dim(0), np = patches.Dim(1), d = patches.Dim(2);
-        LaunchElementwise("embed_" + _suffix, x.Length, patches.Pointer, cls?.Pointer ?? 0, pos.Pointer, x.Pointer, batch, np, d,
-            cls is null ? 0 : 1);
+        Launch("elementwise.cu", "embed_" + _suffix, PerImageBlocks(x.Length / batch, batch), (uint)batch, 1, 256, 1, 1, 0,
+            patches.Pointer, cls?.Pointer ?? 0, pos.Pointer, x.Pointer, np, d, cls is null ? 0 : 1);
     }
 
     public void MeanTokens(Tensor x, int start, Tensor y)
@@ -216,6 +223,14 @@ public sealed unsafe class CudaBackend : IBackend
     public void Dispose() => _gemm.Dispose();
 
     // --- launching ---
+
+    /// <summary>Blocks along x for a (chunks, batch) grid: enough for the device, none idle; per-image work must fit in int.</summary>
+    private uint PerImageBlocks(long perImage, int batch)
+    {
+        if (perImage >= int.MaxValue || batch > 65535) throw new NotSupportedException($"{perImage} elements per image × batch {batch}");
+        long want = Math.Max(1, (long)Context.MultiprocessorCount * 16 / batch);
+        return (uint)Math.Clamp((perImage + 255) / 256, 1, Math.Max(want, 1));
+    }
 
     private void LaunchElementwise(string name, long n, params ReadOnlySpan<long> args)
     {

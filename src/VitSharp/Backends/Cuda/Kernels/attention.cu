@@ -1,8 +1,8 @@
 // Multi-head self-attention on the fused qkv projection, laid out (B, N, 3, H, hd) like timm's qkv Linear; output
 // (B, N, H·hd).
 //
-// flash_attn_bf16_hd*: flash-attention (Dao et al., FlashAttention-2 forward): each block takes 64 queries of one
-// (batch, head); each of its 4 warps owns 16 query rows and keeps them in registers as mma fragments. K and V go
+// flash_attn_bf16_hd*_w*: flash-attention (Dao et al., FlashAttention-2 forward): each block takes 64 or 128 queries
+// of one (batch, head); each of its 4 or 8 warps owns 16 query rows and keeps them in registers as mma fragments. K and V go
 // through shared memory 64 keys at a time (32 for hd 128), double-buffered with cp.async; S = Q·Kᵀ and O += P·V
 // run on the tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate), with the online softmax (running max and
 // sum per row, exp2 with the scale folded in) in between, so the N×N scores never reach device memory. Keys past N
@@ -31,11 +31,11 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int byt
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(smem_addr(smem)), "l"(gmem), "r"(bytes));
 }
 
-template <int HD, int BK>
+template <int HD, int BK, int WARPS>
 __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, unsigned short* __restrict__ y, int n, int heads,
                                      float scale_log2)
 {
-    constexpr int BQ = 64, STR = HD + 8; // +8 elements (16 bytes) per row: conflict-free fragment reads
+    constexpr int BQ = WARPS * 16, STR = HD + 8; // +8 elements (16 bytes) per row: conflict-free fragment reads
     constexpr int KS = HD / 16, DT = HD / 8;
     // Two K/V buffers: the next tile streams in (cp.async) while the tensor cores work on this one.
     __shared__ __align__(16) unsigned short Ks[2][BK * STR];
@@ -169,13 +169,18 @@ __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, uns
     }
 }
 
-#define VS_FLASH(HD, BK) \
-extern "C" __global__ void __launch_bounds__(128) flash_attn_bf16_hd##HD(const unsigned short* qkv, unsigned short* y, int n, int heads, float scale_log2) \
-    { flash_attn_bf16_impl<HD, BK>(qkv, y, n, heads, scale_log2); }
-VS_FLASH(32, 64)
-VS_FLASH(64, 64)
-VS_FLASH(80, 64)
-VS_FLASH(128, 32)
+// Two block shapes: 4 warps (64 queries) or 8 warps (128 queries: K/V tiles read half as often).
+#define VS_FLASH(HD, BK, W) \
+extern "C" __global__ void __launch_bounds__(W * 32) flash_attn_bf16_hd##HD##_w##W(const unsigned short* qkv, unsigned short* y, int n, \
+    int heads, float scale_log2) { flash_attn_bf16_impl<HD, BK, W>(qkv, y, n, heads, scale_log2); }
+VS_FLASH(32, 64, 4)
+VS_FLASH(64, 64, 4)
+VS_FLASH(80, 64, 4)
+VS_FLASH(128, 32, 4)
+VS_FLASH(32, 64, 8)
+VS_FLASH(64, 64, 8)
+VS_FLASH(80, 64, 8)
+VS_FLASH(128, 32, 8)
 
 // Dynamic shared memory: n scores + hd query values (floats).
 template <typename T>

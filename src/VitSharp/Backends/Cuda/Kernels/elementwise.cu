@@ -41,19 +41,17 @@ __device__ void activation_vec8_impl(const T* x, T* y, long n8, int act)
     }
 }
 
-// x (B, T, D) = [cls ; patches] + pos; cls may be null (T = Np).
+// x (B, T, D) = [cls ; patches] + pos; cls may be null (T = Np). Grid: (chunks of T·D, B), so the index
+// arithmetic stays 32-bit (64-bit division is a long subroutine on the GPU).
 template <typename T>
-__device__ void embed_impl(const T* patches, const T* cls, const T* pos, T* x, int batch, int np, int d, int prefix)
+__device__ void embed_impl(const T* patches, const T* cls, const T* pos, T* x, int np, int d, int prefix)
 {
-    int t = np + prefix;
-    long n = (long)batch * t * d;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+    int t = np + prefix, b = blockIdx.y;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < t * d; i += gridDim.x * blockDim.x)
     {
-        int c = (int)(i % d);
-        long r = i / d;
-        int tok = (int)(r % t), b = (int)(r / t);
+        int tok = i / d, c = i - tok * d;
         float v = tok < prefix ? to_f(cls[c]) : to_f(patches[((long)b * np + tok - prefix) * d + c]);
-        x[i] = from_f<T>(v + to_f(pos[(long)tok * d + c]));
+        x[(long)b * t * d + i] = from_f<T>(v + to_f(pos[i]));
     }
 }
 
@@ -101,22 +99,19 @@ __device__ void transpose12_impl(const T* x, T* y, int a, int c)
 }
 
 // Unfold images (B, C, H, W) into rows (B·Np, C·P·P) in (C, P, P) order: the conv weight's flattened input order.
-// One thread per (patch row, channel, dy) copies P contiguous pixels: the index arithmetic is paid once per P
-// elements, and when P·size and the addresses allow, the copy is in 16-byte pieces.
+// One thread per (patch, channel, dy) copies P contiguous pixels, in 16-byte pieces when sizes and addresses allow.
+// Grid: (chunks of Np·C·P, B): 32-bit index arithmetic within one image.
 template <typename T>
-__device__ void im2col_impl(const T* img, T* cols, int batch, int ch, int h, int w, int patch, int vec)
+__device__ void im2col_impl(const T* img, T* cols, int ch, int h, int w, int patch, int vec)
 {
-    int gw = w / patch, gh = h / patch, np = gh * gw;
-    long n = (long)batch * np * ch * patch;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+    int gw = w / patch, np = (h / patch) * gw, b = blockIdx.y;
+    const T* im = img + (long)b * ch * h * w;
+    T* out = cols + (long)b * np * ch * patch * patch;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < np * ch * patch; i += gridDim.x * blockDim.x)
     {
-        int dy = (int)(i % patch);
-        long r = i / patch;
-        int c = (int)(r % ch);
-        r /= ch;
-        int p = (int)(r % np), b = (int)(r / np);
-        const T* src = img + (((long)b * ch + c) * h + (p / gw) * patch + dy) * w + (p % gw) * patch;
-        T* dst = cols + r * ch * patch * patch + (c * patch + dy) * patch;
+        int dy = i % patch, r = i / patch, c = r % ch, p = r / ch;
+        const T* src = im + ((long)c * h + (p / gw) * patch + dy) * w + (p % gw) * patch;
+        T* dst = out + (long)i * patch; // = p·C·P·P + (c·P + dy)·P
         if (vec)
             for (int k = 0; k < patch; k += 16 / sizeof(T)) *(uint4*)(dst + k) = *(const uint4*)(src + k);
         else
@@ -129,13 +124,13 @@ extern "C" __global__ void add_##S(const T* a, const T* b, T* y, long n) { add_i
 extern "C" __global__ void add_vec8_##S(const T* a, const T* b, T* y, long n8) { add_vec8_impl(a, b, y, n8); } \
 extern "C" __global__ void activation_##S(const T* x, T* y, long n, int act) { activation_impl(x, y, n, act); } \
 extern "C" __global__ void activation_vec8_##S(const T* x, T* y, long n8, int act) { activation_vec8_impl(x, y, n8, act); } \
-extern "C" __global__ void embed_##S(const T* p, const T* cls, const T* pos, T* x, int batch, int np, int d, int prefix) \
-    { embed_impl(p, cls, pos, x, batch, np, d, prefix); } \
+extern "C" __global__ void embed_##S(const T* p, const T* cls, const T* pos, T* x, int np, int d, int prefix) \
+    { embed_impl(p, cls, pos, x, np, d, prefix); } \
 extern "C" __global__ void mean_tokens_##S(const T* x, T* y, int batch, int t, int d, int start) { mean_tokens_impl(x, y, batch, t, d, start); } \
 extern "C" __global__ void select_token_##S(const T* x, T* y, int batch, int t, int d, int index) { select_token_impl(x, y, batch, t, d, index); } \
 extern "C" __global__ void transpose12_##S(const T* x, T* y, int a, int c) { transpose12_impl(x, y, a, c); } \
-extern "C" __global__ void im2col_##S(const T* img, T* cols, int batch, int ch, int h, int w, int patch, int vec) \
-    { im2col_impl(img, cols, batch, ch, h, w, patch, vec); }
+extern "C" __global__ void im2col_##S(const T* img, T* cols, int ch, int h, int w, int patch, int vec) \
+    { im2col_impl(img, cols, ch, h, w, patch, vec); }
 
 VS_ELEMENTWISE(float, f32)
 VS_ELEMENTWISE(bf16, bf16)

@@ -53,12 +53,20 @@ public static class CudaSelfTest
         void Att(int b, int n, int heads, int hd, bool probs)
         {
             float scale = 1f / MathF.Sqrt(hd);
-            cases.Add(new($"Attention B{b} N{n} H{heads} hd{hd}{(probs ? " +probs" : "")}", [([b, n, 3 * heads * hd], 1.5f)],
-                probs ? [[b, n, heads * hd], [b, heads, n, n]] : [[b, n, heads * hd]],
-                (be, i, o) => be.Attention(i[0], o[0], heads, scale, probs ? o[1] : null),
-                probs ? [dtype, DType.F32] : null));
+            // Both flash-attention block shapes (4 and 8 warps) where the flash kernel applies.
+            foreach (int warps in dtype == DType.BF16 && !probs ? new[] { 4, 8 } : new[] { 8 })
+                cases.Add(new($"Attention B{b} N{n} H{heads} hd{hd}{(probs ? " +probs" : "")}{(dtype == DType.BF16 && !probs ? $" w{warps}" : "")}",
+                    [([b, n, 3 * heads * hd], 1.5f)],
+                    probs ? [[b, n, heads * hd], [b, heads, n, n]] : [[b, n, heads * hd]],
+                    (be, i, o) =>
+                    {
+                        if (be is CudaBackend cb) cb.AttentionWarps = warps;
+                        be.Attention(i[0], o[0], heads, scale, probs ? o[1] : null);
+                    },
+                    probs ? [dtype, DType.F32] : null));
         }
         Att(2, 197, 3, 64, false);
+        Att(2, 300, 2, 64, false);
         Att(2, 197, 2, 80, false);
         Att(3, 65, 2, 32, false);
         Att(1, 577, 2, 64, false);
@@ -86,6 +94,7 @@ public static class CudaSelfTest
         var rng = new Random(seed);
         foreach (var c in cases)
         {
+            gpu.AttentionWarps = 8;
             try { results.Add(RunCase(c, gpu, dtype, rng)); }
             catch (Exception e) { results.Add(new Result(c.Name, double.NaN, double.NaN, 0, e.GetType().Name + ": " + e.Message)); }
         }
