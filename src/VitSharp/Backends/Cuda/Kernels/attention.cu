@@ -25,6 +25,14 @@ __device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, uint32_t b
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// 2^x in one instruction (2 ulp; exp2(−∞) = 0): the P values it feeds are rounded to bf16 anyway.
+__device__ __forceinline__ float fast_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int bytes)
 {
     // bytes < 16 zero-fills the rest: rows past the last key arrive as zeros.
@@ -87,67 +95,79 @@ __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, uns
         __syncthreads();
         if (active)
         {
-            const unsigned short* K = Ks[buf];
-            float s[BK / 8][4];
+            // The 64-key tile is consumed 32 keys at a time: fewer live registers (scores and P fragments), so more
+            // warps fit on a multiprocessor.
 #pragma unroll
-            for (int j = 0; j < BK / 8; j++)
+            for (int kb = 0; kb < BK; kb += 32)
             {
-                s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-                if (j * 8 < valid) // skip key blocks wholly past N
+                if (kb >= valid) break;
+                float s[4][4];
 #pragma unroll
-                    for (int kk = 0; kk < KS; kk++)
-                    {
-                        const unsigned short* kp = &K[(j * 8 + g) * STR + kk * 16 + t4 * 2];
-                        mma_bf16(s[j], qf[kk], *(const uint32_t*)kp, *(const uint32_t*)(kp + 8));
-                    }
-            }
-            float mx0 = m0, mx1 = m1;
-#pragma unroll
-            for (int j = 0; j < BK / 8; j++)
-            {
-                int key = j * 8 + t4 * 2;
-                bool ok0 = key < valid, ok1 = key + 1 < valid;
-                s[j][0] = ok0 ? s[j][0] * scale_log2 : -VS_INF;
-                s[j][1] = ok1 ? s[j][1] * scale_log2 : -VS_INF;
-                s[j][2] = ok0 ? s[j][2] * scale_log2 : -VS_INF;
-                s[j][3] = ok1 ? s[j][3] * scale_log2 : -VS_INF;
-                mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
-                mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
-            }
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-            // Every tile holds a valid key, so mx is finite and exp2(−∞ − mx) = 0 on the first tile.
-            float a0 = exp2f(m0 - mx0), a1 = exp2f(m1 - mx1);
-            m0 = mx0; m1 = mx1;
-            l0 *= a0; l1 *= a1;
-#pragma unroll
-            for (int d = 0; d < DT; d++) { o[d][0] *= a0; o[d][1] *= a0; o[d][2] *= a1; o[d][3] *= a1; }
-
-            // P as A fragments: the accumulator layout of two adjacent n-tiles is the A layout of one k-step.
-            uint32_t pf[BK / 16][4];
-#pragma unroll
-            for (int j = 0; j < BK / 8; j++)
-            {
-                float p0 = exp2f(s[j][0] - m0), p1 = exp2f(s[j][1] - m0), p2 = exp2f(s[j][2] - m1), p3 = exp2f(s[j][3] - m1);
-                l0 += p0 + p1; l1 += p2 + p3;
-                pf[j >> 1][(j & 1) * 2 + 0] = pack_bf16x2(p0, p1);
-                pf[j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2, p3);
-            }
-#pragma unroll
-            for (int kk = 0; kk < BK / 16; kk++)
-            {
-                if (kk * 16 >= valid) break;
-                uint32_t addr = smem_addr(&Vs[buf][(kk * 16 + (lane & 15)) * STR]);
-#pragma unroll
-                for (int d = 0; d < DT; d++)
+                for (int j = 0; j < 4; j++)
                 {
-                    uint32_t b0, b1;
-                    // V rows are keys; the transposing load hands each thread V[2·t4 (+1)][g] of an 8×8 block: the B layout.
-                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
-                                 : "=r"(b0), "=r"(b1) : "r"(addr + d * 16));
-                    mma_bf16(o[d], pf[kk], b0, b1);
+                    s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+                    if (kb + j * 8 < valid) // skip key blocks wholly past N
+#pragma unroll
+                        for (int kk = 0; kk < KS; kk++)
+                        {
+                            const unsigned short* kp = &Ks[buf][(kb + j * 8 + g) * STR + kk * 16 + t4 * 2];
+                            mma_bf16(s[j], qf[kk], *(const uint32_t*)kp, *(const uint32_t*)(kp + 8));
+                        }
+                }
+                if (valid < kb + 32) // only the last tile has keys past N
+#pragma unroll
+                    for (int j = 0; j < 4; j++)
+                    {
+                        int key = kb + j * 8 + t4 * 2;
+                        if (key >= valid) s[j][0] = s[j][2] = -VS_INF;
+                        if (key + 1 >= valid) s[j][1] = s[j][3] = -VS_INF;
+                    }
+                // Running max in raw score units (scale > 0 commutes with max); the scale rides in the exp2's FMA.
+                float mx0 = m0, mx1 = m1;
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                {
+                    mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
+                    mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
+                }
+                mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+                mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+                mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+                mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+                // Each 32-key chunk processed holds a valid key, so mx is finite; exp2(−∞) = 0 on the first one.
+                float a0 = fast_exp2((m0 - mx0) * scale_log2), a1 = fast_exp2((m1 - mx1) * scale_log2);
+                m0 = mx0; m1 = mx1;
+                float ms0 = mx0 * scale_log2, ms1 = mx1 * scale_log2;
+                l0 *= a0; l1 *= a1;
+#pragma unroll
+                for (int d = 0; d < DT; d++) { o[d][0] *= a0; o[d][1] *= a0; o[d][2] *= a1; o[d][3] *= a1; }
+
+                // P as A fragments: the accumulator layout of two adjacent n-tiles is the A layout of one k-step.
+                uint32_t pf[2][4];
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                {
+                    float p0 = fast_exp2(fmaf(s[j][0], scale_log2, -ms0)), p1 = fast_exp2(fmaf(s[j][1], scale_log2, -ms0));
+                    float p2 = fast_exp2(fmaf(s[j][2], scale_log2, -ms1)), p3 = fast_exp2(fmaf(s[j][3], scale_log2, -ms1));
+                    l0 += p0 + p1; l1 += p2 + p3;
+                    pf[j >> 1][(j & 1) * 2 + 0] = pack_bf16x2(p0, p1);
+                    pf[j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2, p3);
+                }
+#pragma unroll
+                for (int kk = 0; kk < 2; kk++)
+                {
+                    if (kb + kk * 16 >= valid) break;
+                    uint32_t addr = smem_addr(&Vs[buf][(kb + kk * 16 + (lane & 15)) * STR]);
+#pragma unroll
+                    for (int d = 0; d < DT; d++)
+                    {
+                        uint32_t b0, b1;
+                        // V rows are keys; the transposing load hands each thread V[2·t4 (+1)][g] of an 8×8 block:
+                        // the B layout.
+                        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
+                                     : "=r"(b0), "=r"(b1) : "r"(addr + d * 16));
+                        mma_bf16(o[d], pf[kk], b0, b1);
+                    }
                 }
             }
         }
