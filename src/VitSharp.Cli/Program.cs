@@ -2,5 +2,5 @@ namespace VitSharp.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => Commands.Build().Parse(args).Invoke();
+    public static int Main(string[] args) => CommandRegistry.Build().Parse(args).Invoke();
 }

@@ -69,14 +69,19 @@ public sealed unsafe class Tensor : IDisposable
     }
 
     /// <summary>A view of the same storage with another shape (same element count unless an offset is given).</summary>
-    public Tensor View(params int[] shape) => View(shape, 0);
+    public Tensor View(params int[] shape)
+    {
+        if (Tensors.Shape.Count(shape) != Length)
+            throw new ArgumentException($"cannot view {Tensors.Shape.Format(Shape)} as {Tensors.Shape.Format(shape)}");
+        return View(shape, 0);
+    }
 
+    /// <summary>A view of part of this tensor: <paramref name="shape"/> starting <paramref name="elementOffset"/> elements in.</summary>
     public Tensor View(int[] shape, long elementOffset)
     {
         var n = Tensors.Shape.Count(shape);
-        if (elementOffset == 0 && n != Length)
-            throw new ArgumentException($"cannot view {Tensors.Shape.Format(Shape)} as {Tensors.Shape.Format(shape)}");
-        if (elementOffset + n > Length) throw new ArgumentException("view exceeds tensor");
+        if (elementOffset < 0 || elementOffset + n > Length)
+            throw new ArgumentException($"view {Tensors.Shape.Format(shape)} at {elementOffset} exceeds {this}");
         return new Tensor(shape, DType, Storage, Offset + elementOffset, ownsStorage: false);
     }
 

@@ -1,18 +1,24 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace VitSharp.Backends.Cpu;
 
-/// <summary>Pointwise functions on host floats. GELU "exact" uses erf like PyTorch's default; "tanh" is Google's approximation.</summary>
+/// <summary>
+/// Pointwise functions on host floats. GELU "exact" uses erf like PyTorch's default; "tanh" is Google's approximation.
+/// The scalar double-precision functions below are the references; Apply runs the vector versions where AVX-512 is there.
+/// </summary>
 internal static class Activations
 {
     public static void Apply(Activation act, ReadOnlySpan<float> x, Span<float> y)
     {
+        if (y.Length < x.Length) throw new ArgumentException("output shorter than input");
         switch (act)
         {
             case Activation.None: if (!x.Overlaps(y)) x.CopyTo(y); break;
             case Activation.Tanh: TensorPrimitives.Tanh(x, y); break;
-            case Activation.Gelu: for (int i = 0; i < x.Length; i++) y[i] = GeluErf(x[i]); break;
-            case Activation.GeluTanh: for (int i = 0; i < x.Length; i++) y[i] = GeluTanh(x[i]); break;
+            case Activation.Gelu: VectorGelu.Erf(x, y); break;
+            case Activation.GeluTanh: VectorGelu.Tanh(x, y); break;
             default: throw new ArgumentOutOfRangeException(nameof(act));
         }
     }

@@ -46,82 +46,61 @@ public sealed unsafe partial class CpuBackend : IBackend
         if (y.Dim(-1) != n) throw new ArgumentException($"Linear: output {y} does not match weight {w}");
         int m = checked((int)(x.Length / k));
         if (y.Length != (long)m * n) throw new ArgumentException($"Linear: output {y} for input {x}");
-        float* yp = y.Data;
-        Gemm.Run(false, true, m, n, k, x.Data, k, w.Data, k, yp, n, accumulate);
-        if (bias is not null || act != Activation.None)
-        {
-            float* bp = bias is null ? null : bias.Data;
-            ParallelRows(m, r =>
-            {
-                var row = new Span<float>(yp + (long)r * n, n);
-                if (bp != null) TensorPrimitives.Add(row, new ReadOnlySpan<float>(bp, n), row);
-                if (act != Activation.None) Activations.Apply(act, row, row);
-            });
-        }
+        // Bias and activation are applied to each output tile right after its last K slice, while it is in L1.
+        Gemm.Run(false, true, m, n, k, x.Data, k, w.Data, k, y.Data, n, accumulate, bias is null ? null : bias.Data, act);
     }
 
     public void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y)
     {
         int d = x.Dim(-1);
         int rows = checked((int)(x.Length / d));
+        if (y.Length != x.Length || gamma.Length != d || beta.Length != d) throw new ArgumentException($"LayerNorm: {x} -> {y}");
         float* xp = x.Data, yp = y.Data, g = gamma.Data, b = beta.Data;
-        ParallelRows(rows, r =>
+        CpuThreads.ForRange(rows, RowGrain(d), (r0, r1) =>
         {
-            var xr = new ReadOnlySpan<float>(xp + (long)r * d, d);
-            var yr = new Span<float>(yp + (long)r * d, d);
-            float mean = TensorPrimitives.Sum(xr) / d;
-            double var_ = 0;
-            for (int i = 0; i < d; i++) { double t = xr[i] - mean; var_ += t * t; }
-            float rstd = (float)(1.0 / Math.Sqrt(var_ / d + eps));
-            for (int i = 0; i < d; i++) yr[i] = (xr[i] - mean) * rstd * g[i] + b[i];
+            for (int r = r0; r < r1; r++) Normalize.LayerNormRow(xp + (long)r * d, yp + (long)r * d, g, b, d, eps);
         });
     }
 
     public void Add(Tensor a, Tensor b, Tensor y)
     {
         if (a.Length != b.Length || a.Length != y.Length) throw new ArgumentException($"Add: {a} + {b} -> {y}");
-        TensorPrimitives.Add(a.Span, b.Span, y.Span);
+        float* ap = a.Data, bp = b.Data, yp = y.Data;
+        // Memory-bound: split into chunks of at least 16K floats so both cores' bandwidth is used on large tensors.
+        CpuThreads.ForRange(checked((int)a.Length), 1 << 14, (s, e) =>
+            TensorPrimitives.Add(new ReadOnlySpan<float>(ap + s, e - s), new ReadOnlySpan<float>(bp + s, e - s), new Span<float>(yp + s, e - s)));
     }
 
     public void Apply(Activation act, Tensor x, Tensor y)
     {
+        if (x.Length != y.Length) throw new ArgumentException($"Apply: {x} -> {y}");
         float* xp = x.Data, yp = y.Data;
-        int d = x.Dim(-1);
-        int rows = checked((int)(x.Length / d));
-        ParallelRows(rows, r => Activations.Apply(act, new ReadOnlySpan<float>(xp + (long)r * d, d), new Span<float>(yp + (long)r * d, d)));
+        CpuThreads.ForRange(checked((int)x.Length), 1 << 13, (s, e) =>
+            Activations.Apply(act, new ReadOnlySpan<float>(xp + s, e - s), new Span<float>(yp + s, e - s)));
     }
 
     public void Attention(Tensor qkv, Tensor y, int heads, float scale, Tensor? probs = null)
     {
         int batch = qkv.Dim(0), n = qkv.Dim(1), width = qkv.Dim(2) / 3, hd = width / heads;
         if (qkv.Dim(2) != 3 * heads * hd) throw new ArgumentException($"Attention: {qkv} is not 3·{heads} heads wide");
+        if (y.Length != (long)batch * n * width) throw new ArgumentException($"Attention: output {y} for {qkv}");
+        if (probs is not null && probs.Length != (long)batch * heads * n * n) throw new ArgumentException($"Attention: probs {probs}");
         float* qp = qkv.Data, yp = y.Data;
         float* pp = probs is null ? null : probs.Data;
         int stride = 3 * width;
-        Parallel.For(0, batch * heads, bh =>
+        // One (batch, head) per task; inside it both products are GEMMs on strided views of qkv (they run serially
+        // on the task's thread), so Q·Kᵀ and P·V use the packed micro-kernel instead of per-element dot products.
+        CpuThreads.For(batch * heads, bh =>
         {
             int b = bh / heads, h = bh % heads;
             float* q = qp + (long)b * n * stride + h * hd;
             float* k = q + width;
             float* v = q + 2 * width;
             float* o = yp + (long)b * n * width + h * hd;
-            var scores = new float[n];
-            var acc = new float[hd];
-            for (int i = 0; i < n; i++)
-            {
-                float* qi = q + (long)i * stride;
-                for (int j = 0; j < n; j++) scores[j] = Gemm.Dot(qi, k + (long)j * stride, hd) * scale;
-                float max = TensorPrimitives.Max(scores);
-                TensorPrimitives.Subtract(scores, max, scores);
-                TensorPrimitives.Exp(scores, scores);
-                float inv = 1f / TensorPrimitives.Sum(scores);
-                TensorPrimitives.Multiply(scores, inv, scores);
-                if (pp != null) scores.CopyTo(new Span<float>(pp + ((long)bh * n + i) * n, n));
-                Array.Clear(acc);
-                for (int j = 0; j < n; j++)
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)j * stride, hd), scores[j], acc, acc);
-                acc.CopyTo(new Span<float>(o + (long)i * width, hd));
-            }
+            float* s = pp != null ? pp + (long)bh * n * n : Scratch.Floats((long)n * n);
+            Gemm.Run(false, true, n, n, hd, q, stride, k, stride, s, n, false);
+            for (int i = 0; i < n; i++) Normalize.SoftmaxRow(s + (long)i * n, n, scale);
+            Gemm.Run(false, false, n, hd, n, s, n, v, stride, o, width, false);
         });
     }
 
@@ -132,16 +111,19 @@ public sealed unsafe partial class CpuBackend : IBackend
         using var cols = Tensor.Host(batch * np, kdim);
         float* ip = images.Data, cp = cols.Data;
         // Unfold each patch into a row in (C, P, P) order, the order of the conv weight's flattened input dims.
-        ParallelRows(batch * np, r =>
+        CpuThreads.ForRange(batch * np, 16, (r0, r1) =>
         {
-            int b = r / np, p = r % np, py = p / gw, px = p % gw;
-            float* dst = cp + (long)r * kdim;
-            for (int ch = 0; ch < c; ch++)
-                for (int dy = 0; dy < patch; dy++)
-                {
-                    float* src = ip + (((long)b * c + ch) * h + py * patch + dy) * wd + px * patch;
-                    new ReadOnlySpan<float>(src, patch).CopyTo(new Span<float>(dst + (ch * patch + dy) * patch, patch));
-                }
+            for (int r = r0; r < r1; r++)
+            {
+                int b = r / np, p = r % np, py = p / gw, px = p % gw;
+                float* dst = cp + (long)r * kdim;
+                for (int ch = 0; ch < c; ch++)
+                    for (int dy = 0; dy < patch; dy++)
+                    {
+                        float* src = ip + (((long)b * c + ch) * h + py * patch + dy) * wd + px * patch;
+                        Buffer.MemoryCopy(src, dst + (ch * patch + dy) * patch, patch * 4L, patch * 4L);
+                    }
+            }
         });
         Linear(cols, w.View(w.Dim(0), kdim), bias, y.View(batch * np, w.Dim(0)));
     }
@@ -184,21 +166,22 @@ public sealed unsafe partial class CpuBackend : IBackend
     {
         int batch = x.Dim(0), a = x.Dim(1), c = x.Dim(2);
         float* xp = x.Data, yp = y.Data;
-        ParallelRows(batch, b =>
+        // 16×16 blocks so reads and writes both stay within a few cache lines.
+        int aBlocks = (a + 15) / 16;
+        CpuThreads.For(batch * aBlocks, t =>
         {
+            int b = t / aBlocks, i0 = t % aBlocks * 16, i1 = Math.Min(a, i0 + 16);
             float* xs = xp + (long)b * a * c, ys = yp + (long)b * a * c;
-            for (int i = 0; i < a; i++)
-                for (int j = 0; j < c; j++) ys[(long)j * a + i] = xs[(long)i * c + j];
+            for (int j0 = 0; j0 < c; j0 += 16)
+                for (int i = i0; i < i1; i++)
+                    for (int j = j0; j < Math.Min(c, j0 + 16); j++) ys[(long)j * a + i] = xs[(long)i * c + j];
         });
     }
 
     public void Dispose() { }
 
-    private static void ParallelRows(int rows, Action<int> body)
-    {
-        if (rows < 64) { for (int r = 0; r < rows; r++) body(r); return; }
-        Parallel.For(0, rows, body);
-    }
+    // Rows per parallel chunk: about 16K floats of work, at least one row.
+    private static int RowGrain(int d) => Math.Max(1, (1 << 14) / Math.Max(1, d));
 }
 
 internal static class Check

@@ -9,12 +9,12 @@ public interface ICliCommand
     Command Create();
 }
 
-public static class Commands
+public static class CommandRegistry
 {
     public static RootCommand Build()
     {
         var root = new RootCommand("VitSharp: Vision Transformers in pure C#");
-        foreach (var t in typeof(Commands).Assembly.GetTypes()
+        foreach (var t in typeof(CommandRegistry).Assembly.GetTypes()
                      .Where(t => typeof(ICliCommand).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
                      .OrderBy(t => t.Name))
             root.Subcommands.Add(((ICliCommand)Activator.CreateInstance(t)!).Create());

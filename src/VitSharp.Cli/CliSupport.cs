@@ -1,0 +1,83 @@
+using System.CommandLine;
+using VitSharp.Backends;
+using VitSharp.Backends.Cpu;
+using VitSharp.Checkpoints;
+using VitSharp.Models;
+using VitSharp.Tensors;
+
+namespace VitSharp.Cli;
+
+/// <summary>Options every command that loads a checkpoint shares, and their translation into LoadOptions.</summary>
+public sealed class CheckpointOptions
+{
+    public Option<string> Checkpoint { get; } = new("--checkpoint", "-c")
+    {
+        Description = "model file (.safetensors, Google .npz) or Hugging Face folder", Required = true,
+    };
+    public Option<int?> ImageSize { get; } = new("--img-size") { Description = "run at this resolution (position embeddings are resampled)" };
+    public Option<int?> Heads { get; } = new("--heads") { Description = "attention heads (default: from the checkpoint, else width/64)" };
+    public Option<string?> Pool { get; } = new("--pool") { Description = "pooling: token or avg" };
+    public Option<string?> Gelu { get; } = new("--gelu") { Description = "GELU variant: erf (timm, PyTorch) or tanh (Google's Flax code)" };
+    public Option<string> Device { get; } = new("--device") { Description = "cpu or cuda[:N]", DefaultValueFactory = _ => "cpu" };
+
+    public void AddTo(Command command, bool device = true)
+    {
+        foreach (var o in new Option[] { Checkpoint, ImageSize, Heads, Pool, Gelu }) command.Options.Add(o);
+        if (device) command.Options.Add(Device);
+    }
+
+    public LoadOptions Load(ParseResult r) => new()
+    {
+        ImageSize = r.GetValue(ImageSize),
+        Heads = r.GetValue(Heads),
+        Pool = r.GetValue(Pool) switch
+        {
+            null => null,
+            "token" or "cls" => Pooling.Token,
+            "avg" or "gap" or "mean" => Pooling.Avg,
+            var p => throw new VitSharpException($"--pool must be token or avg, not '{p}'"),
+        },
+        Gelu = ConfigInference.ParseGelu(r.GetValue(Gelu)),
+    };
+
+    public IBackend Backend(ParseResult r) => Backends.Create(Tensors.Device.Parse(r.GetValue(Device) ?? "cpu"));
+}
+
+public static class Backends
+{
+    /// <summary>The backend for a device. CUDA is looked up by name so the CLI builds where the CUDA backend is absent.</summary>
+    public static IBackend Create(Device device)
+    {
+        if (device.IsCpu) return CpuBackend.Instance;
+        var type = typeof(IBackend).Assembly.GetType("VitSharp.Backends.Cuda.CudaBackend")
+            ?? throw new VitSharpException("this build has no CUDA backend");
+        var create = type.GetMethod("Create", [typeof(Device)])
+            ?? throw new VitSharpException("CUDA backend has no Create(Device)");
+        try { return (IBackend)create.Invoke(null, [device])!; }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
+            throw;
+        }
+    }
+}
+
+public static class Cli
+{
+    /// <summary>Runs a command body: user errors become one line on stderr and exit code 1, never a stack trace.</summary>
+    public static int Guard(Func<int> body)
+    {
+        try { return body(); }
+        catch (VitSharpException e) { return Fail(e.Message); }
+        catch (FileNotFoundException e) { return Fail(e.Message); }
+        catch (DirectoryNotFoundException e) { return Fail(e.Message); }
+        catch (UnauthorizedAccessException e) { return Fail(e.Message); }
+        catch (IOException e) { return Fail(e.Message); }
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine("error: " + message.Replace('\n', ' '));
+        return 1;
+    }
+}

@@ -1,0 +1,32 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using VitSharp.Checkpoints;
+
+namespace VitSharp.Cli.Commands;
+
+/// <summary>`vit info`: the configuration a checkpoint implies and its parameter count, as JSON.</summary>
+public sealed class InfoCommand : ICliCommand
+{
+    public Command Create()
+    {
+        var ck = new CheckpointOptions();
+        var cmd = new Command("info", "print a checkpoint's inferred configuration and parameter count as JSON");
+        ck.AddTo(cmd, device: false);
+        cmd.SetAction(r => Cli.Guard(() =>
+        {
+            var ckpt = Checkpoint.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r));
+            var json = new JsonObject
+            {
+                ["checkpoint"] = ckpt.Path,
+                ["format"] = ckpt.Format,
+                ["config"] = ckpt.Config.ToJson(),
+                ["parameters"] = ckpt.Weights.Values.Sum(w => w.Count),
+                ["labels"] = ckpt.Labels?.Length ?? 0,
+            };
+            Console.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,177 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using VitSharp.Backends;
+using VitSharp.Models;
+
+namespace VitSharp.Checkpoints;
+
+/// <summary>
+/// A checkpoint read into canonical (timm) names with the model configuration it implies. The format is detected from
+/// the file: safetensors (timm, Hugging Face or VitSharp names), Google .npz, or a Hugging Face folder.
+/// </summary>
+public sealed record Checkpoint
+{
+    public const string ConfigMetadataKey = "vitsharp.config";
+    public const string LabelsMetadataKey = "vitsharp.labels";
+
+    public required string Path { get; init; }
+    public required string Format { get; init; }
+    public required ModelConfig Config { get; init; }
+    public required Dictionary<string, HostArray> Weights { get; init; }
+    public string[]? Labels { get; init; }
+    /// <summary>Preprocessing the checkpoint's authors state (timm's pretrained_cfg, HF's preprocessor_config.json), if any.</summary>
+    public JsonObject? PreprocessHints { get; init; }
+
+    public static Checkpoint Load(string path, LoadOptions? options = null)
+    {
+        options ??= new LoadOptions();
+        if (Directory.Exists(path)) return LoadFolder(path, options);
+        if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
+        if (SafeTensors.LooksLike(path))
+        {
+            var w = SafeTensors.Read(path, out var meta);
+            JsonObject? hint = meta.TryGetValue(ConfigMetadataKey, out var cfg) ? ParseJson(cfg, path) : null;
+            string[]? labels = meta.TryGetValue(LabelsMetadataKey, out var l) ? ParseLabels(JsonNode.Parse(l), path) : null;
+            var sideConfig = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, "config.json");
+            if (HuggingFaceNames.IsHuggingFace(w) && File.Exists(sideConfig)) return LoadFolder(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, options);
+            if (HuggingFaceNames.IsHuggingFace(w)) return Build(path, "huggingface-safetensors", HuggingFaceNames.ToTimm(w, path), null, labels, options);
+            if (GoogleNames.IsGoogle(w)) return Build(path, "google-safetensors", GoogleNames.ToTimm(w, path), hint, labels, options, GoogleNames.Heads(w));
+            return Build(path, "timm-safetensors", w, hint, labels, options);
+        }
+        if (PyTorchPickle.LooksLike(path))
+        {
+            var w = PyTorchPickle.Read(path);
+            if (HuggingFaceNames.IsHuggingFace(w)) return Build(path, "huggingface-pytorch", HuggingFaceNames.ToTimm(w, path), null, null, options);
+            return Build(path, "pytorch", w, null, null, options);
+        }
+        if (Npz.LooksLike(path))
+        {
+            var w = Npz.Read(path);
+            if (w.Count == 0) throw new CheckpointException(path, "zip archive without .npy arrays (a PyTorch .pt file? convert it to safetensors)");
+            if (GoogleNames.IsGoogle(w)) return Build(path, "google-npz", GoogleNames.ToTimm(w, path), null, null, options, GoogleNames.Heads(w));
+            return Build(path, "npz", w, null, null, options);
+        }
+        throw new CheckpointException(path, "unrecognised checkpoint format (expected .safetensors, Google .npz, a PyTorch .pt/.bin or a Hugging Face folder)");
+    }
+
+    private static Checkpoint LoadFolder(string dir, LoadOptions options)
+    {
+        var configPath = System.IO.Path.Combine(dir, "config.json");
+        var weightsPath = System.IO.Path.Combine(dir, "model.safetensors");
+        if (!File.Exists(configPath)) throw new CheckpointException(dir, "folder has no config.json (expected a Hugging Face model folder)");
+        if (!File.Exists(weightsPath)) weightsPath = System.IO.Path.Combine(dir, "pytorch_model.bin");
+        if (!File.Exists(weightsPath)) throw new CheckpointException(dir, "folder has neither model.safetensors nor pytorch_model.bin");
+        var cfg = ParseJson(File.ReadAllText(configPath), configPath);
+        if (cfg["architecture"] is not null && cfg["model_type"] is null) return LoadTimmFolder(dir, cfg, configPath, options);
+        var modelType = (string?)cfg["model_type"];
+        if (modelType is not null && modelType != "vit")
+            throw new CheckpointException(configPath, $"model_type '{modelType}' is not supported (expected 'vit')");
+        var w = weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath) : SafeTensors.Read(weightsPath);
+        if (!HuggingFaceNames.IsHuggingFace(w)) throw new CheckpointException(weightsPath, "tensor names are not Hugging Face ViT names");
+        var hint = new JsonObject
+        {
+            ["num_heads"] = (int?)cfg["num_attention_heads"],
+            ["layer_norm_eps"] = (double?)cfg["layer_norm_eps"] ?? 1e-12,
+            ["gelu"] = (string?)cfg["hidden_act"] ?? "gelu",
+        };
+        string[]? labels = null;
+        if (cfg["id2label"] is JsonObject id2label && id2label.Count > 0)
+        {
+            labels = new string[id2label.Count];
+            foreach (var (k, v) in id2label)
+                if (int.TryParse(k, out var i) && i >= 0 && i < labels.Length) labels[i] = (string?)v ?? k;
+            if (labels.Select((l, i) => l == $"LABEL_{i}").All(x => x)) labels = null; // generic names say nothing
+        }
+        var preprocessorPath = System.IO.Path.Combine(dir, "preprocessor_config.json");
+        var pre = File.Exists(preprocessorPath) ? ParseJson(File.ReadAllText(preprocessorPath), preprocessorPath) : null;
+        return Build(weightsPath, "huggingface", HuggingFaceNames.ToTimm(w, weightsPath), hint, labels, options) with { PreprocessHints = pre };
+    }
+
+    /// <summary>A timm model folder as the Hugging Face hub serves it: config.json names the architecture, states
+    /// num_classes, label_names and pretrained_cfg (input size, interpolation, crop_pct, mean, std).</summary>
+    private static Checkpoint LoadTimmFolder(string dir, JsonObject cfg, string configPath, LoadOptions options)
+    {
+        var weightsPath = System.IO.Path.Combine(dir, "model.safetensors");
+        if (!File.Exists(weightsPath)) weightsPath = System.IO.Path.Combine(dir, "pytorch_model.bin");
+        if (!File.Exists(weightsPath)) throw new CheckpointException(dir, "folder has neither model.safetensors nor pytorch_model.bin");
+        var w = weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath) : SafeTensors.Read(weightsPath);
+        var arch = (string?)cfg["architecture"] ?? "";
+        var preset = Models.Presets.All.TryGetValue(arch.Split('.')[0], out var p) ? p : null;
+        var hint = new JsonObject();
+        if (preset is VitConfig pv) hint["num_heads"] = pv.NumHeads;
+        if ((int?)cfg["model_args"]?["num_heads"] is int heads) hint["num_heads"] = heads;
+        string[]? labels = cfg["label_names"] is JsonArray names ? ParseLabels(names, configPath) : null;
+        return Build(weightsPath, "timm-folder", w, hint, labels, options) with { PreprocessHints = cfg["pretrained_cfg"] as JsonObject };
+    }
+
+    private static Checkpoint Build(string path, string format, Dictionary<string, HostArray> w, JsonObject? hint,
+        string[]? labels, LoadOptions o, int? formatHeads = null)
+    {
+        var config = ConfigInference.Infer(w, path, hint, o.Heads ?? formatHeads);
+        config = Override(config, o, path);
+        if (config is VitConfig v && w.TryGetValue("pos_embed", out var pos))
+        {
+            int prefix = v.NoEmbedClass ? 0 : v.PrefixTokens;
+            int oldGrid = (int)Math.Round(Math.Sqrt(pos.Shape[1] - prefix));
+            if (oldGrid != v.GridSize)
+                pos = PositionEmbedding.Resample(pos, prefix, (oldGrid, oldGrid), (v.GridSize, v.GridSize), o.PosEmbedInterpolation);
+            if (v.NoEmbedClass)
+            {
+                int d = pos.Shape[2];
+                pos = HostArray.Concat0(new HostArray([1, d], new float[d]), pos.Reshape(pos.Shape[1], d)).Reshape(1, pos.Shape[1] + 1, d);
+            }
+            w["pos_embed"] = pos;
+        }
+        return new Checkpoint { Path = path, Format = format, Config = config, Weights = w, Labels = labels };
+    }
+
+    private static ModelConfig Override(ModelConfig c, LoadOptions o, string path)
+    {
+        if (o.ImageSize is int size && size != c.ImageSize)
+        {
+            if (c is MixerConfig) throw new CheckpointException(path, "an MLP-Mixer cannot run at another resolution: its token MLP is sized to the patch count");
+            if (size <= 0 || size % c.PatchSize != 0) throw new VitSharpException($"image size {size} is not a positive multiple of the patch size {c.PatchSize}");
+            c = c with { ImageSize = size };
+        }
+        if (o.Gelu is { } g) c = c with { Gelu = g };
+        if (o.LayerNormEps is { } eps) c = c with { LayerNormEps = eps };
+        if (c is VitConfig v)
+        {
+            if (o.Heads is { } h) v = v with { NumHeads = h };
+            if (o.Pool is { } p) v = v with { Pool = p, FcNorm = p == Pooling.Avg && v.FcNorm };
+            if (v.Pool == Pooling.Token && !v.ClassToken) throw new CheckpointException(path, "token pooling needs a class token, and this model has none");
+            c = v;
+        }
+        c.Validate();
+        return c;
+    }
+
+    /// <summary>Builds the model on a backend and loads these weights into it.</summary>
+    public VisionModel CreateModel(IBackend backend)
+    {
+        var model = VisionModel.Create(Config, backend);
+        try { model.Load(Weights, Path); }
+        catch { model.Dispose(); throw; }
+        return model;
+    }
+
+    /// <summary>Saves canonical weights with the configuration (and labels) in the safetensors metadata.</summary>
+    public static void Save(string path, ModelConfig config, IReadOnlyDictionary<string, HostArray> weights, string[]? labels = null)
+    {
+        var meta = new Dictionary<string, string> { [ConfigMetadataKey] = config.ToJson().ToJsonString() };
+        if (labels is not null) meta[LabelsMetadataKey] = new JsonArray(labels.Select(l => (JsonNode?)JsonValue.Create(l)).ToArray()).ToJsonString();
+        SafeTensors.Write(path, weights, meta);
+    }
+
+    public static string[] ParseLabels(JsonNode? node, string file) => node switch
+    {
+        JsonArray a => a.Select(x => (string?)x ?? "").ToArray(),
+        _ => throw new CheckpointException(file, "labels must be a JSON array of strings"),
+    };
+
+    private static JsonObject ParseJson(string text, string file)
+    {
+        try { return JsonNode.Parse(text) as JsonObject ?? throw new CheckpointException(file, "JSON is not an object"); }
+        catch (JsonException e) { throw new CheckpointException(file, $"invalid JSON: {e.Message}", inner: e); }
+    }
+}

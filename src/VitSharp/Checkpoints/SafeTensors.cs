@@ -1,0 +1,180 @@
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.Json;
+
+namespace VitSharp.Checkpoints;
+
+/// <summary>
+/// The safetensors format: u64 little-endian header length, a JSON header naming each tensor's dtype, shape and byte
+/// range, then raw little-endian data. Reading validates every range against the file before touching data.
+/// </summary>
+public static class SafeTensors
+{
+    private const long MaxHeader = 100L << 20;
+
+    public sealed record Entry(string Name, string DType, int[] Shape, long Begin, long End);
+
+    public static bool LooksLike(string path)
+    {
+        try
+        {
+            using var f = File.OpenRead(path);
+            if (f.Length < 10) return false;
+            Span<byte> b = stackalloc byte[9];
+            f.ReadExactly(b);
+            long n = BinaryPrimitives.ReadInt64LittleEndian(b);
+            return n > 1 && n <= MaxHeader && b[8] == (byte)'{'; // a short file is then reported as truncated
+        }
+        catch (IOException) { return false; }
+    }
+
+    public static (List<Entry> entries, Dictionary<string, string> metadata, long dataStart) ReadHeader(string path)
+    {
+        if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
+        using var f = File.OpenRead(path);
+        if (f.Length < 8) throw new CheckpointException(path, $"truncated: {f.Length} bytes is too short for a safetensors header");
+        Span<byte> lenBytes = stackalloc byte[8];
+        f.ReadExactly(lenBytes);
+        long n = BinaryPrimitives.ReadInt64LittleEndian(lenBytes);
+        if (n <= 0 || n > MaxHeader) throw new CheckpointException(path, $"not a safetensors file (header length {n})");
+        if (8 + n > f.Length) throw new CheckpointException(path, $"truncated: header of {n} bytes but the file has {f.Length}");
+        var json = new byte[n];
+        f.ReadExactly(json);
+        long dataLen = f.Length - 8 - n;
+        var entries = new List<Entry>();
+        var meta = new Dictionary<string, string>();
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            foreach (var prop in doc.RootElement.EnumerateObject())
+            {
+                if (prop.Name == "__metadata__")
+                {
+                    foreach (var m in prop.Value.EnumerateObject()) meta[m.Name] = m.Value.ToString();
+                    continue;
+                }
+                var v = prop.Value;
+                var dtype = v.GetProperty("dtype").GetString() ?? "";
+                var shape = v.GetProperty("shape").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+                var offs = v.GetProperty("data_offsets").EnumerateArray().Select(e => e.GetInt64()).ToArray();
+                if (offs.Length != 2 || offs[0] < 0 || offs[1] < offs[0] || offs[1] > dataLen)
+                    throw new CheckpointException(path, $"data range [{string.Join(",", offs)}] lies outside the file's {dataLen} data bytes (truncated or corrupt)", prop.Name);
+                if (shape.Any(d => d < 0)) throw new CheckpointException(path, "negative dimension", prop.Name);
+                long need = Tensors.Shape.Count(shape) * ElementSize(dtype, path, prop.Name);
+                if (need != offs[1] - offs[0])
+                    throw new CheckpointException(path, $"shape {Tensors.Shape.Format(shape)} of {dtype} needs {need} bytes, header gives {offs[1] - offs[0]}", prop.Name);
+                entries.Add(new Entry(prop.Name, dtype, shape, offs[0], offs[1]));
+            }
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new CheckpointException(path, $"corrupt safetensors header: {e.Message}", inner: e);
+        }
+        return (entries, meta, 8 + n);
+    }
+
+    public static Dictionary<string, HostArray> Read(string path) => Read(path, out _);
+
+    public static Dictionary<string, HostArray> Read(string path, out Dictionary<string, string> metadata)
+    {
+        var (entries, meta, start) = ReadHeader(path);
+        metadata = meta;
+        var result = new Dictionary<string, HostArray>(entries.Count);
+        using var f = File.OpenRead(path);
+        foreach (var e in entries)
+        {
+            var bytes = new byte[e.End - e.Begin];
+            f.Position = start + e.Begin;
+            f.ReadExactly(bytes);
+            result[e.Name] = new HostArray(e.Shape, Decode(e.DType, bytes, path, e.Name));
+        }
+        return result;
+    }
+
+    private static byte[] Encode(float[] data, string dtype)
+    {
+        if (dtype == "F32") return System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()).ToArray();
+        var o = new byte[data.Length * 2];
+        for (int i = 0; i < data.Length; i++)
+        {
+            if (dtype == "F16") BinaryPrimitives.WriteHalfLittleEndian(o.AsSpan(i * 2), (Half)data[i]);
+            else BinaryPrimitives.WriteUInt16LittleEndian(o.AsSpan(i * 2), Tensors.BFloat16Convert.FromFloat(data[i]));
+        }
+        return o;
+    }
+
+    private static int ElementSize(string dtype, string path, string name) => dtype switch
+    {
+        "F32" or "I32" => 4,
+        "F16" or "BF16" or "I16" => 2,
+        "F64" or "I64" => 8,
+        "U8" or "I8" or "BOOL" => 1,
+        _ => throw new CheckpointException(path, $"unsupported dtype {dtype}", name),
+    };
+
+    private static float[] Decode(string dtype, byte[] b, string path, string name)
+    {
+        int size = ElementSize(dtype, path, name);
+        var o = new float[b.Length / size];
+        var s = b.AsSpan();
+        switch (dtype)
+        {
+            case "F32": System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(s).CopyTo(o); break;
+            case "F16": for (int i = 0; i < o.Length; i++) o[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(s[(i * 2)..]); break;
+            case "BF16": for (int i = 0; i < o.Length; i++) o[i] = Tensors.BFloat16Convert.ToFloat(BinaryPrimitives.ReadUInt16LittleEndian(s[(i * 2)..])); break;
+            case "F64": for (int i = 0; i < o.Length; i++) o[i] = (float)BinaryPrimitives.ReadDoubleLittleEndian(s[(i * 8)..]); break;
+            case "I64": for (int i = 0; i < o.Length; i++) o[i] = BinaryPrimitives.ReadInt64LittleEndian(s[(i * 8)..]); break;
+            case "I32": for (int i = 0; i < o.Length; i++) o[i] = BinaryPrimitives.ReadInt32LittleEndian(s[(i * 4)..]); break;
+            case "I16": for (int i = 0; i < o.Length; i++) o[i] = BinaryPrimitives.ReadInt16LittleEndian(s[(i * 2)..]); break;
+            case "U8" or "BOOL": for (int i = 0; i < o.Length; i++) o[i] = s[i]; break;
+            case "I8": for (int i = 0; i < o.Length; i++) o[i] = (sbyte)s[i]; break;
+        }
+        return o;
+    }
+
+    /// <summary>Writes tensors (sorted by name) as F32, F16 or BF16 with string metadata, atomically.</summary>
+    public static void Write(string path, IReadOnlyDictionary<string, HostArray> tensors, IReadOnlyDictionary<string, string>? metadata = null,
+        string dtype = "F32")
+    {
+        int size = dtype switch { "F32" => 4, "F16" or "BF16" => 2, _ => throw new ArgumentException($"cannot write dtype {dtype}") };
+        var names = tensors.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
+        using var headerStream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(headerStream))
+        {
+            w.WriteStartObject();
+            if (metadata is { Count: > 0 })
+            {
+                w.WriteStartObject("__metadata__");
+                foreach (var (k, v) in metadata) w.WriteString(k, v);
+                w.WriteEndObject();
+            }
+            long offset = 0;
+            foreach (var name in names)
+            {
+                var t = tensors[name];
+                w.WriteStartObject(name);
+                w.WriteString("dtype", dtype);
+                w.WriteStartArray("shape");
+                foreach (var d in t.Shape) w.WriteNumberValue(d);
+                w.WriteEndArray();
+                w.WriteStartArray("data_offsets");
+                w.WriteNumberValue(offset);
+                offset += t.Data.LongLength * size;
+                w.WriteNumberValue(offset);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+        }
+        var header = headerStream.ToArray().ToList();
+        while ((header.Count + 8) % 8 != 0) header.Add((byte)' ');
+        AtomicFile.Write(path, s =>
+        {
+            Span<byte> len = stackalloc byte[8];
+            BinaryPrimitives.WriteInt64LittleEndian(len, header.Count);
+            s.Write(len);
+            s.Write(header.ToArray());
+            foreach (var name in names) s.Write(Encode(tensors[name].Data, dtype));
+        });
+    }
+}

@@ -1,0 +1,31 @@
+namespace VitSharp;
+
+/// <summary>Base of every error VitSharp raises for bad input (files, shapes, options). Never for its own bugs.</summary>
+public class VitSharpException : Exception
+{
+    public VitSharpException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>A checkpoint file that is missing, truncated, corrupt, or lacks a tensor the model needs.</summary>
+public sealed class CheckpointException : VitSharpException
+{
+    public CheckpointException(string file, string message, string? tensor = null, Exception? inner = null)
+        : base(tensor is null ? $"{file}: {message}" : $"{file}: tensor '{tensor}': {message}", inner)
+    {
+        File = file;
+        TensorName = tensor;
+        Detail = message;
+    }
+
+    /// <summary>What is wrong, without the file and tensor names.</summary>
+    public string Detail { get; }
+
+    public string File { get; }
+    public string? TensorName { get; }
+}
+
+/// <summary>An input array whose shape or contents do not fit the model.</summary>
+public sealed class InputException : VitSharpException
+{
+    public InputException(string message) : base(message) { }
+}

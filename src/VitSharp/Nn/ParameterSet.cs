@@ -1,0 +1,74 @@
+using VitSharp.Backends;
+using VitSharp.Checkpoints;
+using VitSharp.Tensors;
+
+namespace VitSharp.Nn;
+
+/// <summary>
+/// All parameters of a model in ONE contiguous buffer on the backend's device, each a named view (llm.c style):
+/// one upload, one optimizer sweep, one gradient buffer of the same layout. Names are timm's.
+/// </summary>
+public sealed class ParameterSet : IDisposable
+{
+    private readonly Dictionary<string, Tensor> _views = new();
+    private readonly List<(string Name, int[] Shape, long Offset)> _layout = new();
+
+    public ParameterSet(IBackend backend, IEnumerable<(string Name, int[] Shape)> layout, DType? dtype = null)
+    {
+        Backend = backend;
+        long total = 0;
+        foreach (var (name, shape) in layout)
+        {
+            _layout.Add((name, shape, total));
+            total += Shape.Count(shape);
+        }
+        Count = total;
+        Buffer = backend.Allocate([checked((int)Math.Max(total, 1))], dtype ?? backend.ComputeType);
+        foreach (var (name, shape, offset) in _layout) _views[name] = Buffer.View(shape, offset);
+    }
+
+    public IBackend Backend { get; }
+    public Tensor Buffer { get; }
+    public long Count { get; }
+    public IEnumerable<string> Names => _layout.Select(l => l.Name);
+    public IReadOnlyList<(string Name, int[] Shape, long Offset)> Layout => _layout;
+
+    public Tensor this[string name] =>
+        _views.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"model has no parameter '{name}'");
+
+    public bool Contains(string name) => _views.ContainsKey(name);
+
+    /// <summary>Copies every parameter from <paramref name="weights"/>; each must exist with exactly the declared shape.</summary>
+    public void Load(IReadOnlyDictionary<string, HostArray> weights, string source)
+    {
+        var host = new float[Count];
+        foreach (var (name, shape, offset) in _layout)
+        {
+            if (!weights.TryGetValue(name, out var a))
+                throw new CheckpointException(source, "missing from the checkpoint", name);
+            if (!a.Shape.SequenceEqual(shape))
+                throw new CheckpointException(source, $"has shape {a} but the model needs {Shape.Format(shape)}", name);
+            a.Data.CopyTo(host, offset);
+        }
+        // Strict, like PyTorch's load_state_dict: a tensor the model does not use means a variant it does not implement,
+        // and ignoring it would silently compute something else.
+        var unused = weights.Keys.Where(k => !_views.ContainsKey(k)).Order(StringComparer.Ordinal).ToList();
+        if (unused.Count > 0)
+            throw new CheckpointException(source, $"holds {unused.Count} tensor(s) this model does not use ({string.Join(", ", unused.Take(6))}" +
+                $"{(unused.Count > 6 ? ", …" : "")}): an architecture variant VitSharp does not implement, or options that do not match the checkpoint");
+        Backend.CopyFromHost(host, Buffer.View([checked((int)Count)], 0));
+    }
+
+    /// <summary>The parameters as named host arrays (canonical names).</summary>
+    public Dictionary<string, HostArray> ToHost()
+    {
+        var host = new float[Count];
+        Backend.CopyToHost(Buffer.View([checked((int)Count)], 0), host);
+        var d = new Dictionary<string, HostArray>();
+        foreach (var (name, shape, offset) in _layout)
+            d[name] = new HostArray(shape, host.AsSpan((int)offset, (int)Shape.Count(shape)).ToArray());
+        return d;
+    }
+
+    public void Dispose() => Buffer.Dispose();
+}
