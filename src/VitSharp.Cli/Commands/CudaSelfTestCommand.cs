@@ -1,7 +1,7 @@
 using System.CommandLine;
 using VitSharp.Backends.Cuda.Testing;
 
-namespace VitSharp.Cli;
+namespace VitSharp.Cli.Commands;
 
 /// <summary>`vit cuda-selftest`: the GPU op-parity and model-parity checks, for machines with a GPU but no .NET SDK.</summary>
 public sealed class CudaSelfTestCommand : ICliCommand

@@ -24,6 +24,9 @@ public sealed unsafe class CudaBackend : IBackend
         _gemm = new CudaGemm(Context);
     }
 
+    /// <summary>The CLI's entry point (found by name): bf16 compute on the given GPU.</summary>
+    public static CudaBackend Create(Device device) => new(DType.BF16, device.Index);
+
     public CudaContext Context { get; }
 
     /// <summary>Warps per flash-attention block (4 or 8); VITSHARP_ATTN_WARPS sets the default, for kernel experiments.</summary>

@@ -2,8 +2,9 @@ using System.Runtime.InteropServices;
 
 namespace VitSharp.Backends.Cuda.Native;
 
-/// <summary>Thrown when the CUDA driver, a GPU or one of the CUDA libraries cannot be found or initialised.</summary>
-public sealed class CudaUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+/// <summary>Thrown when the CUDA driver, a GPU or one of the CUDA libraries cannot be found or initialised (a user-facing
+/// error: the CLI prints its message, not a stack trace).</summary>
+public sealed class CudaUnavailableException(string message, Exception? inner = null) : VitSharpException(message, inner);
 
 /// <summary>
 /// Finds the native CUDA libraries with <see cref="NativeLibrary.TryLoad(string, out nint)"/> over a search list.
