@@ -108,8 +108,9 @@ public sealed unsafe class CudaBackend : IBackend
         CheckCompute(x, gamma, beta, y);
         int d = x.Dim(-1);
         int rows = checked((int)(x.Length / d));
-        if (d % 8 == 0 && d <= 6 * 8 * 32 && Aligned16(x, gamma, beta, y))
-            Launch("layernorm.cu", "layernorm_warp_" + _suffix, (uint)((rows + 3) / 4), 1, 1, 128, 1, 1, 0,
+        int chunks = (d / 8 + 31) / 32; // 8-element pieces per lane
+        if (d % 8 == 0 && chunks <= 6 && Aligned16(x, gamma, beta, y))
+            Launch("layernorm.cu", $"layernorm_warp_c{(chunks == 5 ? 6 : chunks)}_{_suffix}", (uint)((rows + 3) / 4), 1, 1, 128, 1, 1, 0,
                 x.Pointer, gamma.Pointer, beta.Pointer, y.Pointer, rows, d, Bits(eps));
         else
             Launch("layernorm.cu", "layernorm_block_" + _suffix, (uint)rows, 1, 1, 256, 1, 1, 0,

@@ -1,12 +1,11 @@
 // LayerNorm over the last dimension, fp32 statistics whatever the storage type.
-// layernorm_warp_*: one warp per row, the row held in registers (8 elements per lane per chunk, up to MAXC chunks),
+// layernorm_warp_c<C>_*: one warp per row, the row held in registers (8 elements per lane per chunk, C chunks at most:
+// widths up to C·256; one instance per C so narrow rows keep few registers and many warps in flight),
 // so the row is read once and written once: the op is memory-bound and this is its floor. Mean first, then the
 // variance of (x − mean) from registers: the two-pass form, as exact as the CPU reference.
 // layernorm_block_*: any width or alignment, one block per row, re-reading the row (from cache).
 
-#define LN_MAXC 6 // 6 chunks × 8 × 32 lanes: widths up to 1536 in registers
-
-template <typename T>
+template <typename T, int LN_MAXC>
 __device__ void layernorm_warp_impl(const T* x, const T* gamma, const T* beta, T* y, int rows, int d, float eps)
 {
     int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -68,9 +67,11 @@ __device__ void layernorm_block_impl(const T* x, const T* gamma, const T* beta, 
         yr[i] = from_f<T>((to_f(xr[i]) - mean) * rstd * to_f(gamma[i]) + to_f(beta[i]));
 }
 
+#define VS_LAYERNORM_WARP(T, S, C) \
+extern "C" __global__ void layernorm_warp_c##C##_##S(const T* x, const T* g, const T* b, T* y, int rows, int d, float eps) \
+    { layernorm_warp_impl<T, C>(x, g, b, y, rows, d, eps); }
 #define VS_LAYERNORM(T, S) \
-extern "C" __global__ void layernorm_warp_##S(const T* x, const T* g, const T* b, T* y, int rows, int d, float eps) \
-    { layernorm_warp_impl(x, g, b, y, rows, d, eps); } \
+VS_LAYERNORM_WARP(T, S, 1) VS_LAYERNORM_WARP(T, S, 2) VS_LAYERNORM_WARP(T, S, 3) VS_LAYERNORM_WARP(T, S, 4) VS_LAYERNORM_WARP(T, S, 6) \
 extern "C" __global__ void layernorm_block_##S(const T* x, const T* g, const T* b, T* y, int d, float eps) \
     { layernorm_block_impl(x, g, b, y, d, eps); }
 

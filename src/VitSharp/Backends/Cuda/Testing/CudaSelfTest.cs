@@ -43,7 +43,7 @@ public static class CudaSelfTest
         Lin("nobias-gelu", 256, 128, 64, false, Activation.GeluTanh);
         Lin("odd", 5, 24, 10, true, Activation.None);
 
-        foreach (var (rows, d) in new[] { (394, 192), (394, 768), (33, 1024), (50, 100), (7, 2000) })
+        foreach (var (rows, d) in new[] { (394, 192), (64, 512), (394, 768), (33, 1024), (20, 1280), (50, 100), (7, 2000) })
             cases.Add(new($"LayerNorm {rows}x{d}", [([rows, d], 2), ([d], 1), ([d], 1)], [[rows, d]],
                 (be, i, o) => be.LayerNorm(i[0], i[1], i[2], 1e-6f, o[0])));
         foreach (var n in new[] { 4096, 1001 })
