@@ -189,18 +189,17 @@ __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, uns
     }
 }
 
-// Two block shapes: 4 warps (64 queries) or 8 warps (128 queries: K/V tiles read half as often).
-#define VS_FLASH(HD, BK, W) \
-extern "C" __global__ void __launch_bounds__(W * 32) flash_attn_bf16_hd##HD##_w##W(const unsigned short* qkv, unsigned short* y, int n, \
-    int heads, float scale_log2) { flash_attn_bf16_impl<HD, BK, W>(qkv, y, n, heads, scale_log2); }
-VS_FLASH(32, 64, 4)
-VS_FLASH(64, 64, 4)
-VS_FLASH(80, 64, 4)
-VS_FLASH(128, 32, 4)
-VS_FLASH(32, 64, 8)
-VS_FLASH(64, 64, 8)
-VS_FLASH(80, 64, 8)
-VS_FLASH(128, 32, 8)
+// Two block shapes: 4 warps (64 queries) or 8 warps (128 queries: K/V tiles read half as often). The *_occ variants
+// cap registers (launch bounds) so that 24 warps fit on a multiprocessor instead of 16: an occupancy experiment.
+#define VS_FLASH(HD, BK, W, SUFFIX, MINB) \
+extern "C" __global__ void __launch_bounds__(W * 32, MINB) flash_attn_bf16_hd##HD##_w##W##SUFFIX(const unsigned short* qkv, \
+    unsigned short* y, int n, int heads, float scale_log2) { flash_attn_bf16_impl<HD, BK, W>(qkv, y, n, heads, scale_log2); }
+#define VS_FLASH_ALL(HD, BK) \
+VS_FLASH(HD, BK, 4, , 1) VS_FLASH(HD, BK, 8, , 1) VS_FLASH(HD, BK, 4, _occ, 6) VS_FLASH(HD, BK, 8, _occ, 3)
+VS_FLASH_ALL(32, 64)
+VS_FLASH_ALL(64, 64)
+VS_FLASH_ALL(80, 64)
+VS_FLASH_ALL(128, 32)
 
 // Dynamic shared memory: n scores + hd query values (floats).
 template <typename T>

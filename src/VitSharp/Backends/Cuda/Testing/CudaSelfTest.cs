@@ -56,13 +56,14 @@ public static class CudaSelfTest
         {
             float scale = 1f / MathF.Sqrt(hd);
             // Both flash-attention block shapes (4 and 8 warps) where the flash kernel applies.
-            foreach (int warps in dtype == DType.BF16 && !probs ? new[] { 4, 8 } : new[] { 8 })
-                cases.Add(new($"Attention B{b} N{n} H{heads} hd{hd}{(probs ? " +probs" : "")}{(dtype == DType.BF16 && !probs ? $" w{warps}" : "")}",
+            foreach (int variant in dtype == DType.BF16 && !probs ? new[] { 4, 8, -4, -8 } : new[] { 8 })
+                cases.Add(new($"Attention B{b} N{n} H{heads} hd{hd}{(probs ? " +probs" : "")}" +
+                              $"{(dtype == DType.BF16 && !probs ? $" w{Math.Abs(variant)}{(variant < 0 ? " occ" : "")}" : "")}",
                     [([b, n, 3 * heads * hd], 1.5f)],
                     probs ? [[b, n, heads * hd], [b, heads, n, n]] : [[b, n, heads * hd]],
                     (be, i, o) =>
                     {
-                        if (be is CudaBackend cb) cb.AttentionWarps = warps;
+                        if (be is CudaBackend cb) { cb.AttentionWarps = Math.Abs(variant); cb.AttentionOccupancy = variant < 0; }
                         be.Attention(i[0], o[0], heads, scale, probs ? o[1] : null);
                     },
                     probs ? [dtype, DType.F32] : null));
@@ -97,6 +98,7 @@ public static class CudaSelfTest
         foreach (var c in cases)
         {
             gpu.AttentionWarps = 8;
+            gpu.AttentionOccupancy = false;
             try { results.Add(RunCase(c, gpu, dtype, rng)); }
             catch (Exception e) { results.Add(new Result(c.Name, double.NaN, double.NaN, 0, e.GetType().Name + ": " + e.Message)); }
         }
