@@ -10,6 +10,7 @@ public class SelfTestReferenceTests
     [Theory]
     [InlineData("vit_tiny48")]
     [InlineData("vit_tiny48_gap")]
+    [InlineData("mixer_tiny48")]
     public void ReferenceRunsToTimmLogitsOnTheCpu(string model)
     {
         var r = CudaSelfTest.Reference.Load(Path.Combine(AppContext.BaseDirectory, "Data", "refs-small", model));

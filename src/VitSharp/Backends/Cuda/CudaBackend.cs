@@ -31,9 +31,6 @@ public sealed unsafe class CudaBackend : IBackend
 
     /// <summary>Warps per flash-attention block (4 or 8); VITSHARP_ATTN_WARPS sets the default, for kernel experiments.</summary>
     internal int AttentionWarps { get; set; } = Environment.GetEnvironmentVariable("VITSHARP_ATTN_WARPS") == "4" ? 4 : 8;
-
-    /// <summary>Use the register-capped flash-attention variants (VITSHARP_ATTN_OCC=1), for kernel experiments.</summary>
-    internal bool AttentionOccupancy { get; set; } = Environment.GetEnvironmentVariable("VITSHARP_ATTN_OCC") == "1";
     public Device Device => Device.Cuda(Context.Ordinal);
     public DType ComputeType { get; }
 
@@ -151,7 +148,7 @@ public sealed unsafe class CudaBackend : IBackend
         {
             const float log2e = 1.4426950408889634f;
             int warps = AttentionWarps;
-            Launch("attention.cu", $"flash_attn_bf16_hd{hd}_w{warps}{(AttentionOccupancy ? "_occ" : "")}", (uint)((n + warps * 16 - 1) / (warps * 16)), (uint)heads, (uint)batch,
+            Launch("attention.cu", $"flash_attn_bf16_hd{hd}_w{warps}", (uint)((n + warps * 16 - 1) / (warps * 16)), (uint)heads, (uint)batch,
                 (uint)(warps * 32), 1, 1, 0,
                 qkv.Pointer, y.Pointer, n, heads, Bits(scale * log2e));
             return;

@@ -56,14 +56,13 @@ public static class CudaSelfTest
         {
             float scale = 1f / MathF.Sqrt(hd);
             // Both flash-attention block shapes (4 and 8 warps) where the flash kernel applies.
-            foreach (int variant in dtype == DType.BF16 && !probs ? new[] { 4, 8, -4, -8 } : new[] { 8 })
-                cases.Add(new($"Attention B{b} N{n} H{heads} hd{hd}{(probs ? " +probs" : "")}" +
-                              $"{(dtype == DType.BF16 && !probs ? $" w{Math.Abs(variant)}{(variant < 0 ? " occ" : "")}" : "")}",
+            foreach (int warps in dtype == DType.BF16 && !probs ? new[] { 4, 8 } : new[] { 8 })
+                cases.Add(new($"Attention B{b} N{n} H{heads} hd{hd}{(probs ? " +probs" : "")}{(dtype == DType.BF16 && !probs ? $" w{warps}" : "")}",
                     [([b, n, 3 * heads * hd], 1.5f)],
                     probs ? [[b, n, heads * hd], [b, heads, n, n]] : [[b, n, heads * hd]],
                     (be, i, o) =>
                     {
-                        if (be is CudaBackend cb) { cb.AttentionWarps = Math.Abs(variant); cb.AttentionOccupancy = variant < 0; }
+                        if (be is CudaBackend cb) cb.AttentionWarps = warps;
                         be.Attention(i[0], o[0], heads, scale, probs ? o[1] : null);
                     },
                     probs ? [dtype, DType.F32] : null));
@@ -98,7 +97,6 @@ public static class CudaSelfTest
         foreach (var c in cases)
         {
             gpu.AttentionWarps = 8;
-            gpu.AttentionOccupancy = false;
             try { results.Add(RunCase(c, gpu, dtype, rng)); }
             catch (Exception e) { results.Add(new Result(c.Name, double.NaN, double.NaN, 0, e.GetType().Name + ": " + e.Message)); }
         }
@@ -201,7 +199,7 @@ public static class CudaSelfTest
 
     /// <summary>
     /// Logits of the reference models in <paramref name="refsDir"/> (folders with meta.json, model.safetensors,
-    /// input.npy, logits.npy) through VitSharp.Models.VisionTransformer on the CPU, the GPU in F32 and the GPU in BF16,
+    /// input.npy, logits.npy) through VitSharp.Models (VisionTransformer, MlpMixer) on the CPU, the GPU in F32 and the GPU in BF16,
     /// against the stored (timm, fp32) logits.
     /// </summary>
     public static List<Result> ModelParity(string refsDir, string[] models)
@@ -243,7 +241,7 @@ public static class CudaSelfTest
     public const double Bf16ModelTolerance = 3e-2;
 
     /// <summary>A reference folder: the timm config from meta.json, weights, input and timm's logits.</summary>
-    public sealed record Reference(string Name, VitConfig Config, Dictionary<string, HostArray> Weights, HostArray Input, float[] Logits)
+    public sealed record Reference(string Name, ModelConfig Config, Dictionary<string, HostArray> Weights, HostArray Input, float[] Logits)
     {
         public static Reference Load(string dir)
         {
@@ -251,7 +249,7 @@ public static class CudaSelfTest
                 .ToDictionary(kv => kv.Key, kv => new HostArray(kv.Value.Shape, kv.Value.Data));
             var (input, inShape) = RefFiles.ReadNpy(Path.Combine(dir, "input.npy"));
             var (logits, _) = RefFiles.ReadNpy(Path.Combine(dir, "logits.npy"));
-            return new Reference(Path.GetFileName(dir), ReadConfig(Path.Combine(dir, "meta.json")), weights, new HostArray(inShape, input), logits);
+            return new Reference(Path.GetFileName(dir), ReadConfig(Path.Combine(dir, "meta.json"), weights), weights, new HostArray(inShape, input), logits);
         }
 
         /// <summary>Logits of VitSharp's VisionTransformer with these weights on <paramref name="be"/>.</summary>
@@ -263,13 +261,23 @@ public static class CudaSelfTest
         }
     }
 
-    private static VitConfig ReadConfig(string metaPath)
+    /// <summary>The model a reference folder's meta.json describes (timm constructor arguments); a Mixer's MLP widths
+    /// come from its weight shapes.</summary>
+    private static ModelConfig ReadConfig(string metaPath, Dictionary<string, HostArray> weights)
     {
         using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(metaPath));
-        var k = doc.RootElement.GetProperty("timm_vit_kwargs");
+        bool mixer = doc.RootElement.TryGetProperty("timm_mlp_mixer_kwargs", out var k);
+        if (!mixer) k = doc.RootElement.GetProperty("timm_vit_kwargs");
         int I(string n) => k.GetProperty(n).GetInt32();
-        bool avg = k.TryGetProperty("global_pool", out var gp) && gp.GetString() == "avg";
         int d = I("embed_dim");
+        if (mixer)
+            return new MixerConfig
+            {
+                ImageSize = I("img_size"), PatchSize = I("patch_size"), EmbedDim = d, Depth = I("num_blocks"), NumClasses = I("num_classes"),
+                TokenMlpDim = weights["blocks.0.mlp_tokens.fc1.weight"].Shape[0],
+                ChannelMlpDim = weights["blocks.0.mlp_channels.fc1.weight"].Shape[0],
+            };
+        bool avg = k.TryGetProperty("global_pool", out var gp) && gp.GetString() == "avg";
         return new VitConfig
         {
             ImageSize = I("img_size"), PatchSize = I("patch_size"), EmbedDim = d, Depth = I("depth"), NumHeads = I("num_heads"),
@@ -292,7 +300,8 @@ public static class CudaSelfTest
         {
             var models = Directory.GetDirectories(refsDir).Select(Path.GetFileName)
                 .Where(n => File.Exists(Path.Combine(refsDir, n!, "model.safetensors")) && File.Exists(Path.Combine(refsDir, n!, "logits.npy"))
-                            && File.ReadAllText(Path.Combine(refsDir, n!, "meta.json")).Contains("timm_vit_kwargs"))
+                            && File.ReadAllText(Path.Combine(refsDir, n!, "meta.json")) is var meta
+                            && (meta.Contains("timm_vit_kwargs") || meta.Contains("timm_mlp_mixer_kwargs")))
                 .OrderBy(n => n).ToArray();
             foreach (var r in ModelParity(refsDir, models!)) { log.WriteLine(r); all.Add(r); }
         }
