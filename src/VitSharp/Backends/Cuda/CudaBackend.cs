@@ -97,11 +97,35 @@ public sealed unsafe class CudaBackend : IBackend
         if (accumulate && act != Activation.None) throw new ArgumentException("Linear: accumulate needs act = None");
         CheckCompute(x, w, y);
         if (bias is not null) CheckCompute(bias);
+        // cuBLASLt rejects some operands that are not 16-byte aligned (seen: a bias view at an odd bf16 offset in a
+        // Mixer's parameter buffer, CUBLAS_STATUS_NOT_SUPPORTED): such operands go through aligned copies.
+        if (!Aligned16(x, w, y) || (bias is not null && (bias.Pointer & 15) != 0))
+        {
+            using var xa = AlignedCopy(x, copy: true);
+            using var wa = AlignedCopy(w, copy: true);
+            using var ba = bias is null ? null : AlignedCopy(bias, copy: true);
+            using var ya = AlignedCopy(y, copy: accumulate);
+            Linear(xa ?? x, wa ?? w, ba ?? bias, ya ?? y, act, accumulate);
+            if (ya is not null) CopyDevice(ya, y);
+            return;
+        }
         // cuBLASLt's GELU epilogue is the tanh form; exact GELU and tanh run as one pass over y afterwards.
         bool fused = act is Activation.None or Activation.GeluTanh;
         _gemm.Run(m, n, k, ComputeType, x.Pointer, w.Pointer, bias?.Pointer ?? 0, y.Pointer, act == Activation.GeluTanh, accumulate);
         if (!fused) Apply(act, y, y);
     }
+
+    /// <summary>A 16-byte-aligned device copy of <paramref name="t"/> (contents copied when asked), or null when it is aligned.</summary>
+    private Tensor? AlignedCopy(Tensor t, bool copy)
+    {
+        if ((t.Pointer & 15) == 0) return null;
+        var a = Allocate(t.Shape, t.DType);
+        if (copy) CopyDevice(t, a);
+        return a;
+    }
+
+    private void CopyDevice(Tensor src, Tensor dst) =>
+        Driver.Check(Driver.cuMemcpyDtoDAsync(dst.Pointer, src.Pointer, (nuint)(src.Length * src.DType.SizeOf()), Context.Stream), "cuMemcpyDtoD");
 
     public void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y)
     {
@@ -151,6 +175,15 @@ public sealed unsafe class CudaBackend : IBackend
             Launch("attention.cu", $"flash_attn_bf16_hd{hd}_w{warps}", (uint)((n + warps * 16 - 1) / (warps * 16)), (uint)heads, (uint)batch,
                 (uint)(warps * 32), 1, 1, 0,
                 qkv.Pointer, y.Pointer, n, heads, Bits(scale * log2e));
+            return;
+        }
+        if (probs is null && hd <= 128)
+        {
+            int tiledSmem = (32 * hd + 32 * (hd + 1) + 32 * hd) * 4;
+            var f = Context.Kernels.Function("attention.cu", "attention_tiled_" + _suffix);
+            if (tiledSmem > 48 * 1024) EnsureDynamicShared(f, tiledSmem);
+            Launch("attention.cu", "attention_tiled_" + _suffix, (uint)((n + 31) / 32), (uint)heads, (uint)batch, 128, 1, 1, tiledSmem,
+                qkv.Pointer, y.Pointer, n, heads, hd, Bits(scale));
             return;
         }
         Tensor? p32 = null;
@@ -252,6 +285,16 @@ public sealed unsafe class CudaBackend : IBackend
             for (int i = 0; i < args.Length; i++) ptrs[i] = a + i;
             Driver.Check(Driver.cuLaunchKernel(f, gx, gy, gz, bx, by, bz, (uint)smem, Context.Stream, ptrs, null), $"launch {name}");
         }
+    }
+
+    private readonly HashSet<(nint, int)> _sharedRaised = new();
+
+    /// <summary>Lets <paramref name="f"/> use more than 48 KB of dynamic shared memory (an opt-in per function).</summary>
+    private void EnsureDynamicShared(nint f, int bytes)
+    {
+        if (!_sharedRaised.Add((f, bytes))) return;
+        const int maxDynamicSharedSizeBytes = 8; // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+        Driver.Check(Driver.cuFuncSetAttribute(f, maxDynamicSharedSizeBytes, bytes), "cuFuncSetAttribute");
     }
 
     // Kernel arguments travel as 8-byte slots; 4-byte parameters read the low half (little-endian).

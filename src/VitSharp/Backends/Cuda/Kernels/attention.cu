@@ -8,8 +8,11 @@
 // sum per row, exp2 with the scale folded in) in between, so the N×N scores never reach device memory. Keys past N
 // are zero-filled and masked to −∞; key blocks and query warps wholly past N skip their tensor-core work.
 //
-// attention_generic_*: any head width and either dtype, fp32 arithmetic with expf: one block per (query, head,
-// batch), scores in shared memory. The fp32 path and the `probs` path (attention maps) use it.
+// attention_tiled_*: head widths up to 128, either dtype, fp32 arithmetic with expf (the F32 path's kernel, and
+// bf16 at head widths the flash kernel lacks): 32 queries per block, 8 per warp; K/V tiles of 32 keys in shared
+// memory; lane j scores key j, then an online softmax and P·V with P broadcast by shuffles, lanes owning dims.
+// attention_generic_*: any width, one block per (query, head, batch), scores in shared memory; writes `probs`
+// (attention maps) too.
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p)
 {
@@ -199,6 +202,88 @@ VS_FLASH_ALL(32, 64)
 VS_FLASH_ALL(64, 64)
 VS_FLASH_ALL(80, 64)
 VS_FLASH_ALL(128, 32)
+
+// Dynamic shared memory: 32×hd queries (pre-scaled), 32×(hd+1) keys (padded: lane j reads row j without bank
+// conflicts), 32×hd values, as floats.
+template <typename T>
+__device__ void attention_tiled_impl(const T* qkv, T* y, int n, int heads, int hd, float scale)
+{
+    constexpr int QW = 8, BQ = 4 * QW, BK = 32;
+    extern __shared__ float sm[];
+    int ks = hd + 1;
+    float* Qs = sm;
+    float* Ks = Qs + BQ * hd;
+    float* Vs = Ks + BK * ks;
+    int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * BQ;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    long rs = 3L * heads * hd;
+    const T* base = qkv + (long)b * n * rs + h * hd;
+    for (int i = threadIdx.x; i < BQ * hd; i += blockDim.x)
+    {
+        int r = i / hd, c = i - r * hd;
+        Qs[i] = q0 + r < n ? to_f(base[(long)(q0 + r) * rs + c]) * scale : 0.f;
+    }
+    float m[QW], l[QW], o[QW][4];
+#pragma unroll
+    for (int qi = 0; qi < QW; qi++)
+    {
+        m[qi] = -VS_INF; l[qi] = 0.f;
+#pragma unroll
+        for (int e = 0; e < 4; e++) o[qi][e] = 0.f;
+    }
+    for (int k0 = 0; k0 < n; k0 += BK)
+    {
+        __syncthreads();
+        for (int i = threadIdx.x; i < BK * hd; i += blockDim.x)
+        {
+            int r = i / hd, c = i - r * hd;
+            bool ok = k0 + r < n;
+            const T* row = base + (long)(k0 + r) * rs;
+            Ks[r * ks + c] = ok ? to_f(row[(long)heads * hd + c]) : 0.f;
+            Vs[r * hd + c] = ok ? to_f(row[2L * heads * hd + c]) : 0.f;
+        }
+        __syncthreads();
+        bool valid = k0 + lane < n;
+        int kmax = min(BK, n - k0);
+#pragma unroll
+        for (int qi = 0; qi < QW; qi++)
+        {
+            const float* q = Qs + (warp * QW + qi) * hd;
+            const float* kr = Ks + lane * ks;
+            float sc = 0.f;
+            for (int c = 0; c < hd; c++) sc += q[c] * kr[c];
+            sc = valid ? sc : -VS_INF;
+            float mx = fmaxf(m[qi], warp_max(sc)); // finite: every tile holds a valid key
+            float a = expf(m[qi] - mx), p = expf(sc - mx);
+            l[qi] = l[qi] * a + warp_sum(p);
+            m[qi] = mx;
+#pragma unroll
+            for (int e = 0; e < 4; e++) o[qi][e] *= a;
+            for (int j = 0; j < kmax; j++)
+            {
+                float pj = __shfl_sync(0xffffffffu, p, j);
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    if (lane + 32 * e < hd) o[qi][e] += pj * Vs[j * hd + lane + 32 * e];
+            }
+        }
+    }
+#pragma unroll
+    for (int qi = 0; qi < QW; qi++)
+    {
+        int row = q0 + warp * QW + qi;
+        if (row >= n) continue;
+        T* yr = y + ((long)b * n + row) * heads * hd + h * hd;
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            if (lane + 32 * e < hd) yr[lane + 32 * e] = from_f<T>(o[qi][e] / l[qi]);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(128) attention_tiled_f32(const float* qkv, float* y, int n, int heads, int hd, float scale)
+    { attention_tiled_impl(qkv, y, n, heads, hd, scale); }
+extern "C" __global__ void __launch_bounds__(128) attention_tiled_bf16(const bf16* qkv, bf16* y, int n, int heads, int hd, float scale)
+    { attention_tiled_impl(qkv, y, n, heads, hd, scale); }
 
 // Dynamic shared memory: n scores + hd query values (floats).
 template <typename T>

@@ -42,6 +42,12 @@ public static class CudaSelfTest
         Lin("nobias", 256, 128, 64, false, Activation.None);
         Lin("nobias-gelu", 256, 128, 64, false, Activation.GeluTanh);
         Lin("odd", 5, 24, 10, true, Activation.None);
+        // Views one element into their storage (parameters packed in one buffer after an odd-sized tensor).
+        foreach (var acc in new[] { false, true })
+            cases.Add(new($"Linear misaligned views 18x64->256 +b{(acc ? " +=" : " Gelu")}",
+                [([18 * 64 + 1], 1), ([256 * 64 + 1], 0.1f), ([256 + 1], 0.5f)], [[18 * 256 + 1]],
+                (be, i, o) => be.Linear(i[0].View([18, 64], 1), i[1].View([256, 64], 1), i[2].View([256], 1), o[0].View([18, 256], 1),
+                    acc ? Activation.None : Activation.Gelu, acc)));
 
         foreach (var (rows, d) in new[] { (394, 192), (64, 512), (394, 768), (33, 1024), (20, 1280), (50, 100), (7, 2000) })
             cases.Add(new($"LayerNorm {rows}x{d}", [([rows, d], 2), ([d], 1), ([d], 1)], [[rows, d]],
@@ -74,6 +80,8 @@ public static class CudaSelfTest
         Att(1, 577, 2, 64, false);
         Att(2, 50, 4, 128, false);
         Att(2, 37, 3, 48, false);
+        Att(2, 70, 2, 96, false);
+        Att(1, 20, 1, 160, false);
         Att(2, 197, 3, 64, true);
         Att(3, 16, 2, 64, false);
         Att(2, 1, 2, 80, false);
