@@ -1,5 +1,7 @@
 using System.CommandLine;
 using VitSharp.Checkpoints;
+using VitSharp.Data.Codecs;
+using VitSharp.Inference;
 using VitSharp.Models;
 
 namespace VitSharp.Cli.Commands;
@@ -10,7 +12,8 @@ public sealed class RunCommand : ICliCommand
     public Command Create()
     {
         var ck = new CheckpointOptions();
-        var input = new Option<string>("--input", "-i") { Description = "NCHW float32 .npy, already normalised", Required = true };
+        var input = new Option<string>("--input", "-i") { Description = "NCHW float32 .npy (already normalised), or an image file or folder", Required = true };
+        var recipe = new Option<string?>("--recipe") { Description = "preprocessing for image inputs: timm, google, hf or a .json (default: what fits the checkpoint)" };
         var output = new Option<string>("--output", "-o") { Description = "where to write the result (.npy)", Required = true };
         var features = new Option<bool>("--features") { Description = "write the tokens after the final norm (B,T,D) instead of logits" };
         var cmd = new Command("run", "run a checkpoint on an input array");
@@ -18,13 +21,27 @@ public sealed class RunCommand : ICliCommand
         cmd.Options.Add(input);
         cmd.Options.Add(output);
         cmd.Options.Add(features);
+        cmd.Options.Add(recipe);
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            var ckpt = Checkpoint.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r));
-            var x = Npy.Read(r.GetValue(input)!);
+            var inputPath = r.GetValue(input)!;
+            var kind = r.GetValue(features) ? OutputKind.Tokens : OutputKind.Logits;
             using var backend = ck.Backend(r);
-            using var model = ckpt.CreateModel(backend);
-            var y = model.Run(x, r.GetValue(features) ? OutputKind.Tokens : OutputKind.Logits);
+            HostArray y;
+            if (inputPath.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
+            {
+                var ckpt = Checkpoint.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r));
+                using var model = ckpt.CreateModel(backend);
+                y = model.Run(Npy.Read(inputPath), kind);
+            }
+            else
+            {
+                // Images: decoded and preprocessed in file order, stacked into one batch.
+                using var classifier = Classifier.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r), backend, ClassifyCommand.RecipeOption(r.GetValue(recipe)));
+                var files = Classifier.ExpandImagePaths([inputPath]);
+                if (files.Count == 0) throw new VitSharpException($"{inputPath}: no image files");
+                y = classifier.Run(files.Select(f => ImageCodecs.Decode(f)).ToList(), kind);
+            }
             Npy.Write(r.GetValue(output)!, y.Data, y.Shape);
             Console.Error.WriteLine($"wrote {Tensors.Shape.Format(y.Shape)} to {r.GetValue(output)}");
             return 0;

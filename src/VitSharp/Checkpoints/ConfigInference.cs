@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using VitSharp.Backends;
+using VitSharp.Data.Transforms;
 using VitSharp.Models;
 
 namespace VitSharp.Checkpoints;

@@ -1,6 +1,6 @@
-namespace VitSharp.Checkpoints;
+using VitSharp.Data.Transforms;
 
-public enum Interpolation { Bicubic, Bilinear }
+namespace VitSharp.Checkpoints;
 
 /// <summary>
 /// Resampling of learned absolute position embeddings to another grid, as timm's resample_abs_pos_embed does:

@@ -148,6 +148,15 @@ public class FuzzTests(ITestOutputHelper log)
         var big = (byte[])jpg.Clone();
         big[sof + 5] = 0xFF; big[sof + 6] = 0xFF; big[sof + 7] = 0xFF; big[sof + 8] = 0xFF;
         Assert.Contains("exceeds", Assert.Throws<ImageFormatException>(() => ImageCodecs.Decode(big, "big.jpg")).Message);
+        var tall = (byte[])jpg.Clone(); // 16000 x 16000 fits MaxPixels but not a 1 KB file
+        tall[sof + 5] = 0x3E; tall[sof + 6] = 0x80; tall[sof + 7] = 0x3E; tall[sof + 8] = 0x80;
+        Assert.Contains("too small", Assert.Throws<ImageFormatException>(() => ImageCodecs.Decode(tall, "tall.jpg")).Message);
+        var tallPng = File.ReadAllBytes(Path.Combine(TestEnv.DataDir, "fuzz", "rgb8.png"));
+        BinaryPrimitives.WriteInt32BigEndian(tallPng.AsSpan(16), 16000);
+        BinaryPrimitives.WriteInt32BigEndian(tallPng.AsSpan(20), 16000);
+        RepairPngCrcs(tallPng);
+        Assert.Contains("cannot hold", Assert.Throws<ImageFormatException>(() => ImageCodecs.Decode(tallPng, "tall.png")).Message);
+        Assert.Contains("truncated", Assert.Throws<ImageFormatException>(() => ImageCodecs.Decode("P3 16000 16000 255 1 2 3"u8, "tall.ppm")).Message);
         int dht = IndexOf(jpg, 0xFF, 0xC4);
         var bad = (byte[])jpg.Clone();
         for (int i = 0; i < 16; i++) bad[dht + 5 + i] = 2; // two codes of every length: overflows at length 1

@@ -45,6 +45,35 @@ public class JpegParityTests(ITestOutputHelper log)
         Assert.Equal(0, d.Different);
     }
 
+    /// <summary>Files rewritten by jpegtran (lossless): progressive/restart conversions, rotations, and a multi-scan
+    /// sequential file whose components come in separate non-interleaved scans (cjpeg -scans).</summary>
+    [NeedsFact(false, "cjpeg", "djpeg", "jpegtran")]
+    public void MatchesDjpegOnJpegtranRewrites()
+    {
+        var baseJpeg = TestEnv.Run("cjpeg", "-sample 2x2 -quality 85", Ppm(Source().Crop(3, 1, 117, 93)));
+        var scanFile = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(scanFile, "0;\n1;\n2;\n");
+            var cases = new (string Name, byte[] Data)[]
+            {
+                ("jpegtran -progressive", TestEnv.Run("jpegtran", "-progressive", baseJpeg)),
+                ("jpegtran -restart 2 -progressive", TestEnv.Run("jpegtran", "-restart 2 -progressive", baseJpeg)),
+                ("jpegtran -rotate 90", TestEnv.Run("jpegtran", "-rotate 90", baseJpeg)),
+                ("jpegtran -transpose -optimize", TestEnv.Run("jpegtran", "-transpose -optimize", baseJpeg)),
+                ("jpegtran -grayscale", TestEnv.Run("jpegtran", "-grayscale", baseJpeg)),
+                ("cjpeg -scans (non-interleaved sequential)", TestEnv.Run("cjpeg", $"-sample 1x1 -scans {scanFile}", Ppm(Source()))),
+            };
+            foreach (var (name, data) in cases)
+            {
+                var d = Compare(data, name);
+                log.WriteLine($"{name}: {d}");
+                Assert.Equal(0, d.Different);
+            }
+        }
+        finally { File.Delete(scanFile); }
+    }
+
     [NeedsFact(true, "djpeg")]
     public void MatchesDjpegOnPhotosAndDatasets()
     {

@@ -1,7 +1,7 @@
+using VitSharp.Data.Transforms;
 using VitSharp.Models;
 using VitSharp.Backends.Cpu;
 using VitSharp.Checkpoints;
-using VitSharp.Models;
 
 namespace VitSharp.Tests.Models;
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using VitSharp.Tensors;
 
@@ -56,7 +57,7 @@ public sealed unsafe partial class CpuBackend : IBackend
         int rows = checked((int)(x.Length / d));
         if (y.Length != x.Length || gamma.Length != d || beta.Length != d) throw new ArgumentException($"LayerNorm: {x} -> {y}");
         float* xp = x.Data, yp = y.Data, g = gamma.Data, b = beta.Data;
-        CpuThreads.ForRange(rows, RowGrain(d), (r0, r1) =>
+        CpuThreads.ForRange(rows, RowGrain(d), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int r0, int r1) =>
         {
             for (int r = r0; r < r1; r++) Normalize.LayerNormRow(xp + (long)r * d, yp + (long)r * d, g, b, d, eps);
         });
@@ -67,15 +68,15 @@ public sealed unsafe partial class CpuBackend : IBackend
         if (a.Length != b.Length || a.Length != y.Length) throw new ArgumentException($"Add: {a} + {b} -> {y}");
         float* ap = a.Data, bp = b.Data, yp = y.Data;
         // Memory-bound: split into chunks of at least 16K floats so both cores' bandwidth is used on large tensors.
-        CpuThreads.ForRange(checked((int)a.Length), 1 << 14, (s, e) =>
-            TensorPrimitives.Add(new ReadOnlySpan<float>(ap + s, e - s), new ReadOnlySpan<float>(bp + s, e - s), new Span<float>(yp + s, e - s)));
+        CpuThreads.ForRange(checked((int)a.Length), 1 << 14, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int s, int e) =>
+            VectorOps.Add(ap + s, bp + s, yp + s, e - s));
     }
 
     public void Apply(Activation act, Tensor x, Tensor y)
     {
         if (x.Length != y.Length) throw new ArgumentException($"Apply: {x} -> {y}");
         float* xp = x.Data, yp = y.Data;
-        CpuThreads.ForRange(checked((int)x.Length), 1 << 13, (s, e) =>
+        CpuThreads.ForRange(checked((int)x.Length), 1 << 13, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int s, int e) =>
             Activations.Apply(act, new ReadOnlySpan<float>(xp + s, e - s), new Span<float>(yp + s, e - s)));
     }
 
@@ -90,7 +91,7 @@ public sealed unsafe partial class CpuBackend : IBackend
         int stride = 3 * width;
         // One (batch, head) per task; inside it both products are GEMMs on strided views of qkv (they run serially
         // on the task's thread), so Q·Kᵀ and P·V use the packed micro-kernel instead of per-element dot products.
-        CpuThreads.For(batch * heads, bh =>
+        CpuThreads.For(batch * heads, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int bh) =>
         {
             int b = bh / heads, h = bh % heads;
             float* q = qp + (long)b * n * stride + h * hd;
@@ -111,7 +112,7 @@ public sealed unsafe partial class CpuBackend : IBackend
         using var cols = Tensor.Host(batch * np, kdim);
         float* ip = images.Data, cp = cols.Data;
         // Unfold each patch into a row in (C, P, P) order, the order of the conv weight's flattened input dims.
-        CpuThreads.ForRange(batch * np, 16, (r0, r1) =>
+        CpuThreads.ForRange(batch * np, 16, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int r0, int r1) =>
         {
             for (int r = r0; r < r1; r++)
             {
@@ -168,7 +169,7 @@ public sealed unsafe partial class CpuBackend : IBackend
         float* xp = x.Data, yp = y.Data;
         // 16×16 blocks so reads and writes both stay within a few cache lines.
         int aBlocks = (a + 15) / 16;
-        CpuThreads.For(batch * aBlocks, t =>
+        CpuThreads.For(batch * aBlocks, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int t) =>
         {
             int b = t / aBlocks, i0 = t % aBlocks * 16, i1 = Math.Min(a, i0 + 16);
             float* xs = xp + (long)b * a * c, ys = yp + (long)b * a * c;

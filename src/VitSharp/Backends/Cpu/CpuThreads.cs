@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 
 namespace VitSharp.Backends.Cpu;
@@ -31,6 +32,7 @@ public static class CpuThreads
 
     /// <summary>Runs body(i) for i in [0, count) on up to <see cref="Count"/> threads; returns when all are done.
     /// An exception from a body is rethrown here (the first one, when several fail).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void For(int count, Action<int> body)
     {
         int threads = Math.Min(_count, count);
@@ -80,6 +82,7 @@ public static class CpuThreads
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void WorkerLoop(int index)
     {
         _inside = true;
@@ -106,6 +109,7 @@ public static class CpuThreads
         public Exception? Error;
         private int _next;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Work()
         {
             while (true)

@@ -38,6 +38,7 @@ internal static unsafe class Gemm
         => Run(transA, transB, M, N, K, A, lda, B, ldb, C, ldc, accumulate, null, Activation.None);
 
     /// <summary>As above, then C = act(C + bias) with bias over columns (bias may be null).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(bool transA, bool transB, int M, int N, int K,
         float* A, int lda, float* B, int ldb, float* C, int ldc, bool accumulate, float* bias, Activation act)
     {
@@ -162,6 +163,7 @@ internal static unsafe class Gemm
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void PackA(int ms0, int ms1, int pc, int kc, float* ap)
         {
             for (int ms = ms0; ms < ms1; ms++)
@@ -180,32 +182,11 @@ internal static unsafe class Gemm
 
     private static int Blocks(int slivers, int per) => (slivers + per - 1) / per;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Epilogue(float* row, int n, float* bias, Activation act)
     {
-        var r = new Span<float>(row, n);
-        if (bias != null) System.Numerics.Tensors.TensorPrimitives.Add(r, new ReadOnlySpan<float>(bias, n), r);
-        if (act != Activation.None) Activations.Apply(act, r, r);
-    }
-
-    internal static float Dot(float* x, float* y, int n)
-    {
-        int j = 0;
-        float s = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
-        {
-            var acc0 = Vector512<float>.Zero;
-            var acc1 = Vector512<float>.Zero;
-            for (; j <= n - 32; j += 32)
-            {
-                acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + j), Vector512.Load(y + j), acc0);
-                acc1 = Vector512.FusedMultiplyAdd(Vector512.Load(x + j + 16), Vector512.Load(y + j + 16), acc1);
-            }
-            for (; j <= n - 16; j += 16)
-                acc0 = Vector512.FusedMultiplyAdd(Vector512.Load(x + j), Vector512.Load(y + j), acc0);
-            s = Vector512.Sum(acc0 + acc1);
-        }
-        for (; j < n; j++) s = MathF.FusedMultiplyAdd(x[j], y[j], s);
-        return s;
+        if (bias != null) VectorOps.Add(row, bias, row, n);
+        if (act != Activation.None) Activations.Apply(act, new Span<float>(row, n), new Span<float>(row, n));
     }
 
     /// <summary>Packing space of one calling thread (workers write into the caller's buffers), grown on demand,

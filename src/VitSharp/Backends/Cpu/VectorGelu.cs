@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -17,19 +18,22 @@ internal static class VectorGelu
     private const int Intervals = 16, Degree = 7;
     private const float Width = 0.25f, ZMax = Intervals * Width;
     private static readonly float[] Table = BuildErfTable();   // [coefficient j][interval]
+    private static readonly Vector512<float>[] Coefficients = Enumerable.Range(0, Degree + 1)
+        .Select(j => Vector512.Create(Table.AsSpan(j * Intervals, Intervals))).ToArray();
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Erf(ReadOnlySpan<float> x, Span<float> y)
     {
         int i = 0;
         if (Avx512F.IsSupported)
         {
-            var c = new Vector512<float>[Degree + 1];
-            for (int j = 0; j <= Degree; j++) c[j] = Vector512.Create(Table.AsSpan(j * Intervals, Intervals));
+            var c = Coefficients;
             for (; i <= x.Length - 16; i += 16) GeluErf16(Vector512.Create(x.Slice(i, 16)), c).CopyTo(y.Slice(i, 16));
         }
         for (; i < x.Length; i++) y[i] = Activations.GeluErf(x[i]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Vector512<float> GeluErf16(Vector512<float> x, Vector512<float>[] c)
     {
         var z = Vector512.Min(Vector512.Abs(x) * 0.70710678118654752f, Vector512.Create(ZMax));
@@ -42,6 +46,7 @@ internal static class VectorGelu
         return 0.5f * x * (Vector512<float>.One + erf);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Tanh(ReadOnlySpan<float> x, Span<float> y)
     {
         int i = 0;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 
 namespace VitSharp.Data.Codecs;
@@ -18,8 +19,13 @@ public sealed class JpegDecoder : IImageDecoder
     {
         if (!Sniff(data)) throw new ImageFormatException(name, "not a JPEG (no SOI marker)");
         var state = new JpegState(data.ToArray(), name, options);
-        state.ReadMarkers();
-        var image = JpegOutput.Build(state);
+        Image image;
+        try
+        {
+            state.ReadMarkers();
+            image = JpegOutput.Build(state);
+        }
+        finally { state.ReturnBuffers(); }
         if (options.ApplyExifOrientation && state.Orientation > 1) image = ImageOrientation.Apply(image, state.Orientation);
         return image;
     }
@@ -49,6 +55,7 @@ internal sealed class JpegState
     public int Width, Height, MaxH, MaxV, McusX, McusY, RestartInterval;
     public bool Progressive, FrameSeen, SawJfif, SawAdobe, AnyScan;
     public int AdobeTransform = -1, ScanCount;
+    public long TotalBlocks, BlockVisits;
     public int Orientation = 1;
 
     public JpegState(byte[] data, string name, DecodeOptions options) { Data = data; Name = name; _options = options; Pos = 2; }
@@ -122,6 +129,12 @@ internal sealed class JpegState
         return -1;
     }
 
+    public void ReturnBuffers()
+    {
+        foreach (var c in Components)
+            if (c is not null && c.Coefs.Length > 0) { ArrayPool<short>.Shared.Return(c.Coefs); c.Coefs = []; }
+    }
+
     void ReadFrame(ReadOnlySpan<byte> s, bool progressive)
     {
         if (FrameSeen) throw Error("second SOF marker");
@@ -146,13 +159,22 @@ internal sealed class JpegState
         MaxV = Components.Max(c => c.V);
         McusX = (Width + 8 * MaxH - 1) / (8 * MaxH);
         McusY = (Height + 8 * MaxV - 1) / (8 * MaxV);
+        TotalBlocks = 0;
+        foreach (var c in Components) TotalBlocks += (long)McusX * c.H * McusY * c.V;
+        // Every block costs at least one bit in the first scan that reaches it (its DC code), so a file with far fewer
+        // bits than blocks is truncated or hostile; refusing it bounds memory by the file size, not only by MaxPixels.
+        if (TotalBlocks > 64L * Data.Length)
+            throw Error($"a file of {Data.Length} bytes is too small for a {Width}x{Height} image (truncated or hostile)");
         foreach (var c in Components)
         {
             c.Width = (Width * c.H + MaxH - 1) / MaxH;
             c.Height = (Height * c.V + MaxV - 1) / MaxV;
             c.BlocksPerLine = McusX * c.H;
             c.BlocksPerColumn = McusY * c.V;
-            c.Coefs = new short[(long)c.BlocksPerLine * c.BlocksPerColumn * 64];
+            // Pooled: a fresh 100 KB array per image would land on the large-object heap and cost a gen-2 GC now and then.
+            int count = checked(c.BlocksPerLine * c.BlocksPerColumn * 64);
+            c.Coefs = ArrayPool<short>.Shared.Rent(count);
+            Array.Clear(c.Coefs, 0, count);
         }
         Progressive = progressive;
         FrameSeen = true;

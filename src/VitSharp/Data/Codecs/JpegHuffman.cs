@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace VitSharp.Data.Codecs;
 
 /// <summary>
@@ -52,12 +55,67 @@ internal struct JpegBitReader
     public int Pos;
     ulong _bits;   // left-aligned
     int _count;
+
+    /// <summary>Hot loops keep the bit buffer in locals (registers) and hand it here only to refill it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public (ulong Bits, int Count) Refill(ulong bits, int count)
+    {
+        _bits = bits; _count = count;
+        Fill();
+        return (_bits, _count);
+    }
+
+    public (ulong Bits, int Count) State { get => (_bits, _count); set => (_bits, _count) = value; }
+
+    /// <summary>Symbol of the code at the top of <paramref name="bits"/> and its length; needs at least 16 valid bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Symbol(JpegHuffmanTable t, ulong bits, out int length)
+    {
+        // The index is below 2^LookBits by construction, so the bounds check can go.
+        int e = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(t.Lookup), (nint)(bits >> (64 - JpegHuffmanTable.LookBits)));
+        if (e != 0) { length = e >> 8; return e & 0xFF; }
+        return SlowSymbol(t, bits, out length);
+    }
+
+    static int SlowSymbol(JpegHuffmanTable t, ulong bits, out int length)
+    {
+        int l = JpegHuffmanTable.LookBits + 1;
+        int code = (int)(bits >> (64 - l));
+        while (l <= 16 && code > t.MaxCode[l]) { l++; code = (int)(bits >> (64 - l)); }
+        if (l > 16) { length = 16; return 0; } // corrupt data: libjpeg warns and returns 0
+        length = l;
+        int idx = code + t.ValOffset[l];
+        return (uint)idx < (uint)t.Symbols.Length ? t.Symbols[idx] : 0;
+    }
+
+    /// <summary>The top n bits (1..16) as a signed magnitude-category value (T.81 EXTEND).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Extend(ulong bits, int n)
+    {
+        int v = (int)(bits >> (64 - n));
+        return v + (((v - (1 << (n - 1))) >> 31) & ((-1 << n) + 1)); // branch-free: the sign is unpredictable
+    }
     public bool HitMarker;
 
     public JpegBitReader(byte[] data, int pos, int end) { _data = data; Pos = pos; _end = end; _bits = 0; _count = 0; HitMarker = false; }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     void Fill()
     {
+        // Fast path: the next 8 bytes hold no 0xFF (so no stuffing and no marker): take whole bytes at once.
+        if (!HitMarker && Pos + 8 <= _end)
+        {
+            ulong v = System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(_data.AsSpan(Pos));
+            ulong inv = ~v;
+            if (((inv - 0x0101010101010101UL) & ~inv & 0x8080808080808080UL) == 0)
+            {
+                int take = (63 - _count) >> 3;
+                _bits |= (v >> _count) & ~(ulong.MaxValue >> (_count + 8 * take)); // count + 8·take <= 63
+                Pos += take;
+                _count += 8 * take;
+                return;
+            }
+        }
         while (_count <= 56)
         {
             uint b = 0;
@@ -77,6 +135,7 @@ internal struct JpegBitReader
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int GetBits(int n)
     {
         if (n == 0) return 0;
@@ -90,6 +149,7 @@ internal struct JpegBitReader
     public int GetBit() => GetBits(1);
 
     /// <summary>Reads n bits and sign-extends them as a JPEG magnitude category value (T.81 F.2.2.1 EXTEND).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Receive(int n)
     {
         if (n == 0) return 0;
@@ -97,26 +157,14 @@ internal struct JpegBitReader
         return v < 1 << (n - 1) ? v - (1 << n) + 1 : v;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Decode(JpegHuffmanTable t)
     {
-        if (_count < 16) Fill();
-        int look = (int)(_bits >> (64 - JpegHuffmanTable.LookBits));
-        int e = t.Lookup[look];
-        if (e != 0)
-        {
-            int len = e >> 8;
-            _bits <<= len;
-            _count -= len;
-            return e & 0xFF;
-        }
-        int l = JpegHuffmanTable.LookBits + 1;
-        int code = (int)(_bits >> (64 - l));
-        while (l <= 16 && code > t.MaxCode[l]) { l++; code = (int)(_bits >> (64 - l)); }
-        _bits <<= Math.Min(l, 16);
-        _count -= Math.Min(l, 16);
-        if (l > 16) return 0; // corrupt data: libjpeg warns and returns 0
-        int idx = code + t.ValOffset[l];
-        return (uint)idx < (uint)t.Symbols.Length ? t.Symbols[idx] : 0;
+        if (_count < 32) Fill(); // enough for this code and the magnitude bits that follow it
+        int s = Symbol(t, _bits, out int len);
+        _bits <<= len;
+        _count -= len;
+        return s;
     }
 
     /// <summary>Drops buffered bits and skips an RSTn marker if one is next (restart interval boundary).</summary>

@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace VitSharp.Data.Codecs;
 
 /// <summary>
@@ -16,6 +19,7 @@ internal static class JpegScan
     ];
 
     const int MaxScans = 1000;
+
 
     public static void Decode(JpegState st, ReadOnlySpan<byte> seg)
     {
@@ -63,6 +67,9 @@ internal static class JpegScan
         if (ns == 1) { unitsX = (comps[0].Width + 7) / 8; unitsY = (comps[0].Height + 7) / 8; }
         else { unitsX = st.McusX; unitsY = st.McusY; }
         long units = (long)unitsX * unitsY;
+        // Bounded time: all scans together may visit at most 200 times the frame's blocks (real files use ~10 scans).
+        st.BlockVisits += units * blocksPerMcu;
+        if (st.BlockVisits > 200 * st.TotalBlocks) throw st.Error("too many scans for the image size");
         int restart = st.RestartInterval, nextRst = 0;
         for (long m = 0; m < units; m++)
         {
@@ -104,19 +111,35 @@ internal static class JpegScan
 
     enum Kind { Sequential, DcFirst, DcRefine, AcFirst, AcRefine }
 
+    /// <summary>One baseline block; the bit buffer lives in locals here, the hottest loop of the decoder.</summary>
     static void Sequential(ref JpegBitReader r, Span<short> blk, JpegComponent c, JpegHuffmanTable dc, JpegHuffmanTable ac, JpegState st)
     {
-        int t = r.Decode(dc);
+        var (bits, count) = r.State;
+        if (count < 32) (bits, count) = r.Refill(bits, count); // a refill leaves at least 57 bits: a code and its value
+        int t = JpegBitReader.Symbol(dc, bits, out int len);
+        bits <<= len; count -= len;
         if (t > 16) throw st.Error("bad DC coefficient size");
-        c.DcPred += r.Receive(t);
+        if (t != 0)
+        {
+            if (count < t) (bits, count) = r.Refill(bits, count);
+            c.DcPred += JpegBitReader.Extend(bits, t);
+            bits <<= t; count -= t;
+        }
         blk[0] = (short)c.DcPred;
+        ref short b0 = ref blk[63]; // bounds proven once: every index below is at most 63
+        b0 = ref Unsafe.Subtract(ref b0, 63);
+        ref int zz = ref MemoryMarshal.GetArrayDataReference(ZigZag);
         for (int k = 1; k < 64;)
         {
-            int rs = r.Decode(ac), run = rs >> 4, s = rs & 15;
+            if (count < 32) (bits, count) = r.Refill(bits, count);
+            int rs = JpegBitReader.Symbol(ac, bits, out len);
+            bits <<= len; count -= len;
+            int run = rs >> 4, s = rs & 15;
             if (s != 0)
             {
-                k += run;
-                blk[ZigZag[k]] = (short)r.Receive(s);
+                k += run; // k <= 63 + 15 < ZigZag.Length, and ZigZag entries are <= 63
+                Unsafe.Add(ref b0, Unsafe.Add(ref zz, k)) = (short)JpegBitReader.Extend(bits, s);
+                bits <<= s; count -= s;
                 k++;
             }
             else
@@ -125,6 +148,7 @@ internal static class JpegScan
                 k += 16;
             }
         }
+        r.State = (bits, count);
     }
 
     static void AcFirst(ref JpegBitReader r, Span<short> blk, JpegHuffmanTable ac, int ss, int se, int al, ref int eobrun)

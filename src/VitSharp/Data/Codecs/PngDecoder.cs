@@ -171,6 +171,10 @@ public sealed class PngDecoder : IImageDecoder
     static byte[] Inflate(MemoryStream idat, long expected, string name)
     {
         if (expected > int.MaxValue - 64) throw new ImageFormatException(name, "image data too large");
+        // Deflate expands at most ~1032:1, so less compressed data than that cannot hold the image: refuse before
+        // allocating (a 100-byte file must not make us reserve gigabytes).
+        if (expected > idat.Length * 1040 + 4096)
+            throw new ImageFormatException(name, $"{idat.Length} bytes of compressed data cannot hold {expected} bytes of image data (truncated)");
         var raw = new byte[expected];
         idat.Position = 0;
         try

@@ -28,6 +28,9 @@ public sealed class PnmDecoder : IImageDecoder
         if (maxval is < 1 or > 65535) throw new ImageFormatException(name, $"maxval {maxval} outside 1..65535");
         long count = (long)width * height * channels;
         bool ascii = kind is 1 or 2 or 3;
+        // Check the raster can be there before allocating for it: a hostile header must not cost memory.
+        long need = kind == 4 ? (long)(width + 7) / 8 * height : ascii ? count : count * (maxval > 255 ? 2 : 1);
+        if (pos + need > data.Length) throw new ImageFormatException(name, $"truncated raster ({data.Length - pos} bytes for {need})");
         var samples = new int[count];
         if (kind == 4)
         {

@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using VitSharp.Backends;
+using VitSharp.Backends.Cpu;
+using VitSharp.Models;
+
+namespace VitSharp.Bench;
+
+/// <summary>
+/// Forward latency of ViT presets on the CPU backend (random timm-style weights, random 224×224 input).
+/// Options: --model vit_small_patch16_224,vit_base_patch16_224  --batch 1,16  --reps N  --threads T  --profile (time per op).
+/// Prints one line per (model, batch): median and best latency, images/s and the effective GFLOP/s of the forward.
+/// </summary>
+public sealed class VitBench : IBench
+{
+    public string Name => "vit";
+    public string Description => "ViT-S/16 and ViT-B/16 forward latency at batch 1 and 16 on the CPU backend";
+
+    public int Run(string[] args)
+    {
+        var models = (GemmBench.OptS(args, "--model") ?? "vit_small_patch16_224,vit_base_patch16_224").Split(',');
+        var batches = (GemmBench.OptS(args, "--batch") ?? "1,16").Split(',').Select(int.Parse).ToArray();
+        int reps = GemmBench.Opt(args, "--reps", 0);
+        CpuThreads.Count = GemmBench.Opt(args, "--threads", CpuThreads.Count);
+        bool profile = args.Contains("--profile");
+        var timing = new TimingBackend(CpuBackend.Instance);
+        IBackend be = profile ? timing : CpuBackend.Instance;
+        foreach (var name in models)
+        {
+            var config = (VitConfig)Presets.Get(name);
+            using var model = new VisionTransformer(config, be);
+            model.Load(Initializer.Init(config, seed: 0), "random init");
+            foreach (int b in batches)
+            {
+                var rng = new Random(1);
+                var input = new float[b * 3 * config.ImageSize * config.ImageSize];
+                for (int i = 0; i < input.Length; i++) input[i] = (float)(rng.NextDouble() * 2 - 1);
+                using var x = be.Allocate([b, 3, config.ImageSize, config.ImageSize], be.ComputeType);
+                be.CopyFromHost(input, x);
+                for (int w = 0; w < 2; w++) model.Forward(x).Dispose();   // warm-up: JIT, buffers
+                int n = reps > 0 ? reps : b == 1 ? 15 : 5;
+                var ms = new List<double>();
+                for (int r = 0; r < n; r++)
+                {
+                    var sw = Stopwatch.StartNew();
+                    model.Forward(x).Dispose();
+                    ms.Add(sw.Elapsed.TotalMilliseconds);
+                }
+                ms.Sort();
+                if (profile) { Console.WriteLine($"{name} batch {b}, {n + 2} forwards:"); timing.Print(); }
+                double med = ms[ms.Count / 2], gflop = b * ForwardGflop(config);
+                Console.WriteLine($"vitsharp {name} batch {b} threads {CpuThreads.Count}: median {med:F1} ms, best {ms[0]:F1} ms " +
+                                  $"(n={n}), {b * 1000 / med:F1} images/s, {gflop / med * 1000:F0} GFLOP/s");
+            }
+        }
+        return 0;
+    }
+
+    /// <summary>Multiply-adds ×2 of one image's forward: patch embedding, blocks (qkv, attention, proj, MLP), head.</summary>
+    public static double ForwardGflop(VitConfig c)
+    {
+        double t = c.NumTokens, d = c.EmbedDim;
+        double patch = 2.0 * c.NumPatches * d * c.InChannels * c.PatchSize * c.PatchSize;
+        double block = 2 * t * d * (3 * d + d + 2.0 * c.MlpDim) + 2 * 2 * t * t * d;
+        return (patch + c.Depth * block + 2 * d * c.NumClasses) / 1e9;
+    }
+}

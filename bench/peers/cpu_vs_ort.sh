@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# VitSharp's CPU backend against ONNX Runtime (2 intra-op threads) on the same timm ViT-S/16 and ViT-B/16 graphs,
+# back to back in one run (same thread count for both), interleaved per (model, batch) and repeated for two rounds (the machines are shared/noisy).
+# usage: [THREADS=2] [MODELS="vit_small_patch16_224 vit_base_patch16_224"] [BATCHES="1 16"] bench/peers/cpu_vs_ort.sh
+# (ORT_DIR defaults to /tmp/ort, a scratch folder outside the repo)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+export ORT_DIR=${ORT_DIR:-/tmp/ort}
+if [ ! -d "$ORT_DIR/node_modules/onnxruntime-node" ]; then
+  mkdir -p "$ORT_DIR" && (cd "$ORT_DIR" && npm install --ignore-scripts onnxruntime-node@1.30.0 >/dev/null)
+fi
+models=${MODELS:-"vit_small_patch16_224 vit_base_patch16_224"}
+threads=${THREADS:-2}
+for m in $models; do
+  # The export shares equal (constant) weights across blocks; give every block its own copy again.
+  if [ ! -f "$ORT_DIR/$m.full.onnx" ]; then
+    gunzip -c "$root/bench/peers/models/$m.onnx.gz" > "$ORT_DIR/$m.onnx"
+    python3 "$root/bench/peers/unshare_onnx.py" "$ORT_DIR/$m.onnx" "$ORT_DIR/$m.full.onnx"
+  fi
+done
+dotnet build "$root/bench/VitSharp.Bench" -c Release 2>&1 | grep -E "error|Warn|Elapsed" || true
+bench="$root/bench/VitSharp.Bench/bin/Release/net10.0/VitSharp.Bench"
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) vCPUs; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+"$bench" peak --reps 5
+for round in 1 2; do
+  echo "--- round $round"
+  for m in $models; do
+    for b in ${BATCHES:-1 16}; do
+      reps=$([ "$b" = 1 ] && echo 15 || echo 5)
+      node "$root/bench/peers/ort_cpu.js" "$ORT_DIR/$m.full.onnx" $b $reps $threads
+      "$bench" vit --model $m --batch $b --reps $reps --threads $threads
+    done
+  done
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,75 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using VitSharp.Data.Codecs;
+using VitSharp.Data.Transforms;
+using VitSharp.Inference;
+
+namespace VitSharp.Cli.Commands;
+
+/// <summary>`vit classify`: image files or folders in, top-k classes out, with the preprocessing that fits the checkpoint.</summary>
+public sealed class ClassifyCommand : ICliCommand
+{
+    public Command Create()
+    {
+        var ck = new CheckpointOptions();
+        var images = new Argument<string[]>("images") { Description = "image files (PNG, JPEG, BMP, PPM/PGM) or folders", Arity = ArgumentArity.OneOrMore };
+        var topK = new Option<int>("--top-k", "-k") { Description = "classes to show per image", DefaultValueFactory = _ => 5 };
+        var labels = new Option<string?>("--labels") { Description = "class names: a text file (one a line) or a JSON array" };
+        var recipe = new Option<string?>("--recipe") { Description = "preprocessing: timm, google, hf, or a recipe .json (default: what fits the checkpoint)" };
+        var json = new Option<bool>("--json") { Description = "print JSON instead of text" };
+        var batch = new Option<int>("--batch") { Description = "images per forward pass", DefaultValueFactory = _ => 16 };
+        var cmd = new Command("classify", "classify images with a checkpoint");
+        ck.AddTo(cmd);
+        cmd.Arguments.Add(images);
+        foreach (var o in new Option[] { topK, labels, recipe, json, batch }) cmd.Options.Add(o);
+        cmd.SetAction(r => Cli.Guard(() =>
+        {
+            var files = Classifier.ExpandImagePaths(r.GetValue(images)!);
+            if (files.Count == 0) throw new VitSharpException("no image files found");
+            using var backend = ck.Backend(r);
+            using var classifier = Classifier.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r), backend,
+                RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null);
+            var output = new JsonArray();
+            foreach (var chunk in files.Chunk(Math.Max(1, r.GetValue(batch))))
+            {
+                var decoded = chunk.Select(f => ImageCodecs.Decode(f)).ToList();
+                var results = classifier.ClassifyBatch(decoded, r.GetValue(topK));
+                for (int i = 0; i < chunk.Length; i++)
+                {
+                    if (r.GetValue(json))
+                        output.Add(new JsonObject
+                        {
+                            ["image"] = chunk[i],
+                            ["top"] = new JsonArray(results[i].Select(p => (JsonNode)new JsonObject
+                            {
+                                ["index"] = p.Index, ["label"] = p.Label, ["probability"] = p.Probability, ["logit"] = p.Logit,
+                            }).ToArray()),
+                        });
+                    else
+                    {
+                        Console.WriteLine(chunk[i]);
+                        foreach (var p in results[i])
+                            Console.WriteLine($"  {p.Probability,8:P2}  {p.Index,5}  {p.Label ?? ""}");
+                    }
+                }
+            }
+            if (r.GetValue(json)) Console.WriteLine(output.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    internal static PreprocessRecipe? RecipeOption(string? value)
+    {
+        if (value is null) return null;
+        if (value.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!File.Exists(value)) throw new VitSharpException($"{value}: recipe file not found");
+            try { return PreprocessRecipe.Parse(File.ReadAllText(value)); }
+            catch (Exception e) when (e is JsonException or ArgumentException) { throw new VitSharpException($"{value}: {e.Message}"); }
+        }
+        try { return PreprocessRecipe.Named(value); }
+        catch (ArgumentException e) { throw new VitSharpException(e.Message); }
+    }
+}

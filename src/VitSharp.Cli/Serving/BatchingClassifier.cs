@@ -1,0 +1,79 @@
+using System.Threading.Channels;
+using VitSharp.Data;
+using VitSharp.Inference;
+using VitSharp.Models;
+
+namespace VitSharp.Cli.Serving;
+
+/// <summary>
+/// Dynamic batching in front of one Classifier: requests wait at most <c>maxDelay</c> for company, then run together
+/// as one forward pass (up to <c>maxBatch</c> images). One worker owns the model, so requests never race on it.
+/// </summary>
+public sealed class BatchingClassifier : IAsyncDisposable
+{
+    private sealed record Job(Image Image, OutputKind Kind, TaskCompletionSource<float[]> Done);
+
+    private readonly Classifier _classifier;
+    private readonly Channel<Job> _queue = Channel.CreateBounded<Job>(new BoundedChannelOptions(1024) { SingleReader = true });
+    private readonly Task _worker;
+    private readonly int _maxBatch;
+    private readonly TimeSpan _maxDelay;
+
+    public BatchingClassifier(Classifier classifier, int maxBatch = 16, TimeSpan? maxDelay = null)
+    {
+        _classifier = classifier;
+        _maxBatch = Math.Max(1, maxBatch);
+        _maxDelay = maxDelay ?? TimeSpan.FromMilliseconds(5);
+        _worker = Task.Run(WorkAsync);
+    }
+
+    public Classifier Classifier => _classifier;
+
+    /// <summary>Logits (or pooled features) of one image.</summary>
+    public async Task<float[]> RunAsync(Image image, OutputKind kind, CancellationToken ct = default)
+    {
+        var job = new Job(image, kind, new TaskCompletionSource<float[]>(TaskCreationOptions.RunContinuationsAsynchronously));
+        await _queue.Writer.WriteAsync(job, ct);
+        return await job.Done.Task.WaitAsync(ct);
+    }
+
+    private async Task WorkAsync()
+    {
+        var reader = _queue.Reader;
+        var batch = new List<Job>();
+        while (await reader.WaitToReadAsync())
+        {
+            batch.Clear();
+            var deadline = DateTime.UtcNow + _maxDelay;
+            while (batch.Count < _maxBatch)
+            {
+                if (reader.TryRead(out var job)) { batch.Add(job); continue; }
+                var left = deadline - DateTime.UtcNow;
+                if (batch.Count > 0 && left <= TimeSpan.Zero) break;
+                using var cts = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1));
+                try { if (!await reader.WaitToReadAsync(cts.Token)) break; }
+                catch (OperationCanceledException) { if (batch.Count > 0) break; }
+            }
+            foreach (var group in batch.GroupBy(j => j.Kind))
+            {
+                var jobs = group.ToList();
+                try
+                {
+                    var result = _classifier.Run(jobs.Select(j => j.Image).ToList(), group.Key);
+                    int width = result.Shape[1];
+                    for (int i = 0; i < jobs.Count; i++) jobs[i].Done.SetResult(result.Data.AsSpan(i * width, width).ToArray());
+                }
+                catch (Exception e)
+                {
+                    foreach (var j in jobs) j.Done.TrySetException(e);
+                }
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await _worker;
+    }
+}

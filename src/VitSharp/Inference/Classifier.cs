@@ -1,0 +1,103 @@
+using VitSharp.Backends;
+using VitSharp.Backends.Cpu;
+using VitSharp.Checkpoints;
+using VitSharp.Data;
+using VitSharp.Data.Codecs;
+using VitSharp.Data.Transforms;
+using VitSharp.Models;
+
+namespace VitSharp.Inference;
+
+public sealed record Prediction(int Index, string? Label, float Probability, float Logit);
+
+/// <summary>
+/// The application-facing facade: load a checkpoint once, then classify images or embed them.
+/// <code>using var c = Classifier.Load("vit.safetensors"); var top = c.Classify(ImageCodecs.Decode("cat.jpg"));</code>
+/// </summary>
+public sealed class Classifier : IDisposable
+{
+    private Classifier(Checkpoint checkpoint, VisionModel model, PreprocessRecipe recipe, string[]? labels)
+    {
+        Checkpoint = checkpoint;
+        Model = model;
+        Recipe = recipe;
+        Labels = labels;
+    }
+
+    public Checkpoint Checkpoint { get; }
+    public VisionModel Model { get; }
+    public PreprocessRecipe Recipe { get; }
+    public string[]? Labels { get; }
+
+    public static Classifier Load(string path, LoadOptions? options = null, IBackend? backend = null,
+        PreprocessRecipe? recipe = null, string[]? labels = null)
+    {
+        var ckpt = Checkpoint.Load(path, options);
+        var model = ckpt.CreateModel(backend ?? CpuBackend.Instance);
+        labels ??= ckpt.Labels ?? (ckpt.Config.NumClasses == 1000 ? Inference.Labels.ImageNet : null);
+        if (labels is not null && labels.Length != ckpt.Config.NumClasses && ckpt.Config.NumClasses > 0)
+        {
+            model.Dispose();
+            throw new VitSharpException($"{labels.Length} labels for a model with {ckpt.Config.NumClasses} classes");
+        }
+        recipe = (recipe ?? Recipes.For(ckpt)) with { ImageSize = ckpt.Config.ImageSize };
+        return new Classifier(ckpt, model, recipe, labels);
+    }
+
+    public IReadOnlyList<Prediction> Classify(Image image, int topK = 5) => ClassifyBatch([image], topK)[0];
+
+    public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IReadOnlyList<Image> images, int topK = 5)
+    {
+        if (Model.Config.NumClasses == 0) throw new VitSharpException("this model has no classifier head (features only): use Embed");
+        var logits = Run(images, OutputKind.Logits);
+        int k = logits.Shape[1];
+        var result = new List<IReadOnlyList<Prediction>>();
+        for (int b = 0; b < images.Count; b++)
+        {
+            var row = logits.Data.AsSpan(b * k, k);
+            float max = float.NegativeInfinity;
+            foreach (var v in row) max = Math.Max(max, v);
+            double sum = 0;
+            foreach (var v in row) sum += Math.Exp(v - max);
+            var top = Enumerable.Range(0, k).OrderByDescending(i => logits.Data[b * k + i]).Take(Math.Min(topK, k))
+                .Select(i => new Prediction(i, Labels?[i], (float)(Math.Exp(logits.Data[b * k + i] - max) / sum), logits.Data[b * k + i]))
+                .ToList();
+            result.Add(top);
+        }
+        return result;
+    }
+
+    /// <summary>Pooled features (B, F) of each image: the embedding before the head.</summary>
+    public HostArray Embed(IReadOnlyList<Image> images) => Run(images, OutputKind.Pooled);
+
+    public HostArray Run(IReadOnlyList<Image> images, OutputKind kind)
+    {
+        if (images.Count == 0) throw new InputException("no images");
+        using var batch = Recipe.ApplyBatch(images);
+        return Model.Run(new HostArray(batch.Shape, batch.ToArray()), kind);
+    }
+
+    /// <summary>Image files named directly, or found (by their first bytes) in the folders named.</summary>
+    public static List<string> ExpandImagePaths(IEnumerable<string> paths)
+    {
+        var files = new List<string>();
+        foreach (var p in paths)
+        {
+            if (Directory.Exists(p))
+                files.AddRange(Directory.EnumerateFiles(p, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).Where(IsImage));
+            else if (File.Exists(p)) files.Add(p);
+            else throw new VitSharpException($"{p}: no such file or folder");
+        }
+        return files;
+    }
+
+    private static bool IsImage(string path)
+    {
+        Span<byte> head = stackalloc byte[16];
+        using var f = File.OpenRead(path);
+        int n = f.Read(head);
+        return ImageCodecs.FindDecoder(head[..n]) is not null;
+    }
+
+    public void Dispose() => Model.Dispose();
+}
