@@ -58,12 +58,13 @@ public static class CudaSelfTest
             foreach (var n in new[] { 4096, 999 })
                 cases.Add(new($"Apply {act} {n}", [([n], 3)], [[n]], (be, i, o) => be.Apply(act, i[0], o[0])));
 
-        void Att(int b, int n, int heads, int hd, bool probs)
+        void Att(int b, int n, int heads, int hd, bool probs, bool probsInComputeType = false)
         {
             float scale = 1f / MathF.Sqrt(hd);
             // Both flash-attention block shapes (4 and 8 warps) where the flash kernel applies.
             foreach (int warps in dtype == DType.BF16 && !probs ? new[] { 4, 8 } : new[] { 8 })
-                cases.Add(new($"Attention B{b} N{n} H{heads} hd{hd}{(probs ? " +probs" : "")}{(dtype == DType.BF16 && !probs ? $" w{warps}" : "")}",
+                cases.Add(new($"Attention B{b} N{n} H{heads} hd{hd}{(probs ? $" +probs {(probsInComputeType ? dtype : DType.F32)}" : "")}" +
+                              $"{(dtype == DType.BF16 && !probs ? $" w{warps}" : "")}",
                     [([b, n, 3 * heads * hd], 1.5f)],
                     probs ? [[b, n, heads * hd], [b, heads, n, n]] : [[b, n, heads * hd]],
                     (be, i, o) =>
@@ -71,7 +72,7 @@ public static class CudaSelfTest
                         if (be is CudaBackend cb) cb.AttentionWarps = warps;
                         be.Attention(i[0], o[0], heads, scale, probs ? o[1] : null);
                     },
-                    probs ? [dtype, DType.F32] : null));
+                    probs ? [dtype, probsInComputeType ? dtype : DType.F32] : null));
         }
         Att(2, 197, 3, 64, false);
         Att(2, 300, 2, 64, false);
@@ -83,6 +84,7 @@ public static class CudaSelfTest
         Att(2, 70, 2, 96, false);
         Att(1, 20, 1, 160, false);
         Att(2, 197, 3, 64, true);
+        Att(2, 197, 3, 64, true, probsInComputeType: true); // what VisionTransformer asks for (attention maps)
         Att(3, 16, 2, 64, false);
         Att(2, 1, 2, 80, false);
         Att(1, 129, 1, 128, false);
