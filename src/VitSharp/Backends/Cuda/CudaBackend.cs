@@ -19,6 +19,7 @@ public sealed unsafe class CudaBackend : IBackend
         if (computeType is not (DType.BF16 or DType.F32))
             throw new ArgumentException($"CUDA compute type must be BF16 or F32, not {computeType}");
         Context = CudaContext.Get(device);
+        Native.Nvrtc.EnsureLoaded(); // fail here, with the reason, rather than at the first kernel
         ComputeType = computeType;
         _suffix = computeType == DType.BF16 ? "bf16" : "f32";
         _gemm = new CudaGemm(Context);

@@ -22,10 +22,22 @@ public sealed unsafe class CudaContext
     internal DeviceAllocator Allocator { get; }
     internal KernelCache Kernels { get; }
 
-    /// <summary>True when the driver loads and reports a GPU; <paramref name="reason"/> says why not otherwise.</summary>
-    public static bool IsAvailable(out string reason) => Driver.IsAvailable(out reason);
+    /// <summary>True when the driver loads and reports a GPU and NVRTC and cuBLASLt load; <paramref name="reason"/>
+    /// says why not otherwise.</summary>
+    public static bool IsAvailable(out string reason)
+    {
+        try
+        {
+            Driver.EnsureLoaded();
+            Nvrtc.EnsureLoaded();
+            CublasLt.EnsureLoaded();
+            reason = "";
+            return true;
+        }
+        catch (CudaUnavailableException e) { reason = e.Message; return false; }
+    }
 
-    public static bool IsAvailable() => Driver.IsAvailable(out _);
+    public static bool IsAvailable() => IsAvailable(out _);
 
     public static CudaContext Get(int ordinal = 0)
     {
