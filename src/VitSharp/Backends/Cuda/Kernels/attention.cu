@@ -1,0 +1,329 @@
+// Multi-head self-attention on the fused qkv projection, laid out (B, N, 3, H, hd) like timm's qkv Linear; output
+// (B, N, H·hd).
+//
+// flash_attn_bf16_hd*_w*: flash-attention (Dao et al., FlashAttention-2 forward): each block takes 64 or 128 queries
+// of one (batch, head); each of its 4 or 8 warps owns 16 query rows and keeps them in registers as mma fragments. K and V go
+// through shared memory 64 keys at a time (32 for hd 128), double-buffered with cp.async; S = Q·Kᵀ and O += P·V
+// run on the tensor cores (mma.sync m16n8k16, bf16 in, fp32 accumulate), with the online softmax (running max and
+// sum per row, exp2 with the scale folded in) in between, so the N×N scores never reach device memory. Keys past N
+// are zero-filled and masked to −∞; key blocks and query warps wholly past N skip their tensor-core work.
+//
+// attention_tiled_*: head widths up to 128, either dtype, fp32 arithmetic with expf (the F32 path's kernel, and
+// bf16 at head widths the flash kernel lacks): 32 queries per block, 8 per warp; K/V tiles of 32 keys in shared
+// memory; lane j scores key j, then an online softmax and P·V with P broadcast by shuffles, lanes owning dims.
+// attention_generic_*: any width, one block per (query, head, batch), scores in shared memory; writes `probs`
+// (attention maps) too.
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p)
+{
+    uint32_t r;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
+    return r;
+}
+
+__device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// 2^x in one instruction (2 ulp; exp2(−∞) = 0): the P values it feeds are rounded to bf16 anyway.
+__device__ __forceinline__ float fast_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int bytes)
+{
+    // bytes < 16 zero-fills the rest: rows past the last key arrive as zeros.
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(smem_addr(smem)), "l"(gmem), "r"(bytes));
+}
+
+template <int HD, int BK, int WARPS>
+__device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, unsigned short* __restrict__ y, int n, int heads,
+                                     float scale_log2)
+{
+    constexpr int BQ = WARPS * 16, STR = HD + 8; // +8 elements (16 bytes) per row: conflict-free fragment reads
+    constexpr int KS = HD / 16, DT = HD / 8;
+    // Two K/V buffers: the next tile streams in (cp.async) while the tensor cores work on this one.
+    __shared__ __align__(16) unsigned short Ks[2][BK * STR];
+    __shared__ __align__(16) unsigned short Vs[2][BK * STR];
+    int h = blockIdx.y, b = blockIdx.z;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    long rs = 3L * heads * HD; // elements between consecutive tokens
+    const unsigned short* base = qkv + (long)b * n * rs + h * HD;
+    const unsigned short* Kg = base + (long)heads * HD;
+    const unsigned short* Vg = base + 2L * heads * HD;
+    int r0 = blockIdx.x * BQ + warp * 16 + g, r1 = r0 + 8;
+    // A warp whose 16 rows all lie past N only helps load K/V (197 tokens: 13 of 16 warps in the last tile idle).
+    bool active = blockIdx.x * BQ + warp * 16 < n;
+
+    uint32_t qf[KS][4];
+#pragma unroll
+    for (int kk = 0; kk < KS; kk++)
+    {
+        int c = kk * 16 + t4 * 2;
+        qf[kk][0] = r0 < n ? *(const uint32_t*)(base + r0 * rs + c) : 0u;
+        qf[kk][1] = r1 < n ? *(const uint32_t*)(base + r1 * rs + c) : 0u;
+        qf[kk][2] = r0 < n ? *(const uint32_t*)(base + r0 * rs + c + 8) : 0u;
+        qf[kk][3] = r1 < n ? *(const uint32_t*)(base + r1 * rs + c + 8) : 0u;
+    }
+    float o[DT][4];
+#pragma unroll
+    for (int d = 0; d < DT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+    float m0 = -VS_INF, m1 = -VS_INF, l0 = 0.f, l1 = 0.f;
+
+    auto load_tile = [&](int k0, int buf)
+    {
+        for (int i = threadIdx.x; i < BK * DT; i += blockDim.x)
+        {
+            int r = i / DT, c = (i % DT) * 8;
+            bool ok = k0 + r < n;
+            cp_async16(&Ks[buf][r * STR + c], ok ? Kg + (k0 + r) * rs + c : Kg, ok ? 16 : 0);
+            cp_async16(&Vs[buf][r * STR + c], ok ? Vg + (k0 + r) * rs + c : Vg, ok ? 16 : 0);
+        }
+        asm volatile("cp.async.commit_group;");
+    };
+
+    int tiles = (n + BK - 1) / BK;
+    load_tile(0, 0);
+    for (int t = 0; t < tiles; t++)
+    {
+        int k0 = t * BK, buf = t & 1, valid = n - k0; // valid ≥ 1: every tile holds a key
+        if (t + 1 < tiles) { load_tile(k0 + BK, buf ^ 1); asm volatile("cp.async.wait_group 1;"); }
+        else asm volatile("cp.async.wait_group 0;");
+        __syncthreads();
+        if (active)
+        {
+            // The 64-key tile is consumed 32 keys at a time: fewer live registers (scores and P fragments), so more
+            // warps fit on a multiprocessor.
+#pragma unroll
+            for (int kb = 0; kb < BK; kb += 32)
+            {
+                if (kb >= valid) break;
+                float s[4][4];
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                {
+                    s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+                    if (kb + j * 8 < valid) // skip key blocks wholly past N
+#pragma unroll
+                        for (int kk = 0; kk < KS; kk++)
+                        {
+                            const unsigned short* kp = &Ks[buf][(kb + j * 8 + g) * STR + kk * 16 + t4 * 2];
+                            mma_bf16(s[j], qf[kk], *(const uint32_t*)kp, *(const uint32_t*)(kp + 8));
+                        }
+                }
+                if (valid < kb + 32) // only the last tile has keys past N
+#pragma unroll
+                    for (int j = 0; j < 4; j++)
+                    {
+                        int key = kb + j * 8 + t4 * 2;
+                        if (key >= valid) s[j][0] = s[j][2] = -VS_INF;
+                        if (key + 1 >= valid) s[j][1] = s[j][3] = -VS_INF;
+                    }
+                // Running max in raw score units (scale > 0 commutes with max); the scale rides in the exp2's FMA.
+                float mx0 = m0, mx1 = m1;
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                {
+                    mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
+                    mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
+                }
+                mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+                mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+                mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+                mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+                // Each 32-key chunk processed holds a valid key, so mx is finite; exp2(−∞) = 0 on the first one.
+                float a0 = fast_exp2((m0 - mx0) * scale_log2), a1 = fast_exp2((m1 - mx1) * scale_log2);
+                m0 = mx0; m1 = mx1;
+                float ms0 = mx0 * scale_log2, ms1 = mx1 * scale_log2;
+                l0 *= a0; l1 *= a1;
+#pragma unroll
+                for (int d = 0; d < DT; d++) { o[d][0] *= a0; o[d][1] *= a0; o[d][2] *= a1; o[d][3] *= a1; }
+
+                // P as A fragments: the accumulator layout of two adjacent n-tiles is the A layout of one k-step.
+                uint32_t pf[2][4];
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                {
+                    float p0 = fast_exp2(fmaf(s[j][0], scale_log2, -ms0)), p1 = fast_exp2(fmaf(s[j][1], scale_log2, -ms0));
+                    float p2 = fast_exp2(fmaf(s[j][2], scale_log2, -ms1)), p3 = fast_exp2(fmaf(s[j][3], scale_log2, -ms1));
+                    l0 += p0 + p1; l1 += p2 + p3;
+                    pf[j >> 1][(j & 1) * 2 + 0] = pack_bf16x2(p0, p1);
+                    pf[j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2, p3);
+                }
+#pragma unroll
+                for (int kk = 0; kk < 2; kk++)
+                {
+                    if (kb + kk * 16 >= valid) break;
+                    uint32_t addr = smem_addr(&Vs[buf][(kb + kk * 16 + (lane & 15)) * STR]);
+#pragma unroll
+                    for (int d = 0; d < DT; d++)
+                    {
+                        uint32_t b0, b1;
+                        // V rows are keys; the transposing load hands each thread V[2·t4 (+1)][g] of an 8×8 block:
+                        // the B layout.
+                        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
+                                     : "=r"(b0), "=r"(b1) : "r"(addr + d * 16));
+                        mma_bf16(o[d], pf[kk], b0, b1);
+                    }
+                }
+            }
+        }
+        __syncthreads(); // this buffer is refilled two tiles from now
+    }
+    if (!active) return;
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    float i0 = 1.f / l0, i1 = 1.f / l1;
+    long ow = (long)heads * HD;
+#pragma unroll
+    for (int d = 0; d < DT; d++)
+    {
+        int c = h * HD + d * 8 + t4 * 2;
+        if (r0 < n) *(uint32_t*)(y + ((long)b * n + r0) * ow + c) = pack_bf16x2(o[d][0] * i0, o[d][1] * i0);
+        if (r1 < n) *(uint32_t*)(y + ((long)b * n + r1) * ow + c) = pack_bf16x2(o[d][2] * i1, o[d][3] * i1);
+    }
+}
+
+// Two block shapes: 4 warps (64 queries) or 8 warps (128 queries: K/V tiles read half as often; the default, ~4%
+// faster on ViT-B/16). Capping registers for 24 warps per multiprocessor (launch bounds) spilled and gained nothing.
+#define VS_FLASH(HD, BK, W) \
+extern "C" __global__ void __launch_bounds__(W * 32) flash_attn_bf16_hd##HD##_w##W(const unsigned short* qkv, unsigned short* y, \
+    int n, int heads, float scale_log2) { flash_attn_bf16_impl<HD, BK, W>(qkv, y, n, heads, scale_log2); }
+#define VS_FLASH_ALL(HD, BK) VS_FLASH(HD, BK, 4) VS_FLASH(HD, BK, 8)
+VS_FLASH_ALL(32, 64)
+VS_FLASH_ALL(64, 64)
+VS_FLASH_ALL(80, 64)
+VS_FLASH_ALL(128, 32)
+
+// Dynamic shared memory: 32×hd queries (pre-scaled), 32×(hd+1) keys (padded: lane j reads row j without bank
+// conflicts), 32×hd values, as floats.
+template <typename T>
+__device__ void attention_tiled_impl(const T* qkv, T* y, int n, int heads, int hd, float scale)
+{
+    constexpr int QW = 8, BQ = 4 * QW, BK = 32;
+    extern __shared__ float sm[];
+    int ks = hd + 1;
+    float* Qs = sm;
+    float* Ks = Qs + BQ * hd;
+    float* Vs = Ks + BK * ks;
+    int h = blockIdx.y, b = blockIdx.z, q0 = blockIdx.x * BQ;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    long rs = 3L * heads * hd;
+    const T* base = qkv + (long)b * n * rs + h * hd;
+    for (int i = threadIdx.x; i < BQ * hd; i += blockDim.x)
+    {
+        int r = i / hd, c = i - r * hd;
+        Qs[i] = q0 + r < n ? to_f(base[(long)(q0 + r) * rs + c]) * scale : 0.f;
+    }
+    float m[QW], l[QW], o[QW][4];
+#pragma unroll
+    for (int qi = 0; qi < QW; qi++)
+    {
+        m[qi] = -VS_INF; l[qi] = 0.f;
+#pragma unroll
+        for (int e = 0; e < 4; e++) o[qi][e] = 0.f;
+    }
+    for (int k0 = 0; k0 < n; k0 += BK)
+    {
+        __syncthreads();
+        for (int i = threadIdx.x; i < BK * hd; i += blockDim.x)
+        {
+            int r = i / hd, c = i - r * hd;
+            bool ok = k0 + r < n;
+            const T* row = base + (long)(k0 + r) * rs;
+            Ks[r * ks + c] = ok ? to_f(row[(long)heads * hd + c]) : 0.f;
+            Vs[r * hd + c] = ok ? to_f(row[2L * heads * hd + c]) : 0.f;
+        }
+        __syncthreads();
+        bool valid = k0 + lane < n;
+        int kmax = min(BK, n - k0);
+#pragma unroll
+        for (int qi = 0; qi < QW; qi++)
+        {
+            const float* q = Qs + (warp * QW + qi) * hd;
+            const float* kr = Ks + lane * ks;
+            float sc = 0.f;
+            for (int c = 0; c < hd; c++) sc += q[c] * kr[c];
+            sc = valid ? sc : -VS_INF;
+            float mx = fmaxf(m[qi], warp_max(sc)); // finite: every tile holds a valid key
+            float a = expf(m[qi] - mx), p = expf(sc - mx);
+            l[qi] = l[qi] * a + warp_sum(p);
+            m[qi] = mx;
+#pragma unroll
+            for (int e = 0; e < 4; e++) o[qi][e] *= a;
+            for (int j = 0; j < kmax; j++)
+            {
+                float pj = __shfl_sync(0xffffffffu, p, j);
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    if (lane + 32 * e < hd) o[qi][e] += pj * Vs[j * hd + lane + 32 * e];
+            }
+        }
+    }
+#pragma unroll
+    for (int qi = 0; qi < QW; qi++)
+    {
+        int row = q0 + warp * QW + qi;
+        if (row >= n) continue;
+        T* yr = y + ((long)b * n + row) * heads * hd + h * hd;
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+            if (lane + 32 * e < hd) yr[lane + 32 * e] = from_f<T>(o[qi][e] / l[qi]);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(128) attention_tiled_f32(const float* qkv, float* y, int n, int heads, int hd, float scale)
+    { attention_tiled_impl(qkv, y, n, heads, hd, scale); }
+extern "C" __global__ void __launch_bounds__(128) attention_tiled_bf16(const bf16* qkv, bf16* y, int n, int heads, int hd, float scale)
+    { attention_tiled_impl(qkv, y, n, heads, hd, scale); }
+
+// Dynamic shared memory: n scores + hd query values (floats).
+template <typename T>
+__device__ void attention_generic_impl(const T* qkv, T* y, float* probs, int n, int heads, int hd, float scale)
+{
+    extern __shared__ float sm[];
+    __shared__ float scratch[32];
+    float* sc = sm;
+    float* q = sm + n;
+    int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    long rs = 3L * heads * hd;
+    const T* base = qkv + (long)b * n * rs + h * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) q[d] = to_f(base[i * rs + d]);
+    __syncthreads();
+    float mx = -VS_INF;
+    for (int j = threadIdx.x; j < n; j += blockDim.x)
+    {
+        const T* kj = base + j * rs + (long)heads * hd;
+        float s = 0.f;
+        for (int d = 0; d < hd; d++) s += q[d] * to_f(kj[d]);
+        s *= scale;
+        sc[j] = s;
+        mx = fmaxf(mx, s);
+    }
+    mx = block_reduce(mx, scratch, true);
+    float sum = 0.f;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) { float p = expf(sc[j] - mx); sc[j] = p; sum += p; }
+    float inv = 1.f / block_reduce(sum, scratch, false); // its barriers also publish sc[]
+    if (probs)
+        for (int j = threadIdx.x; j < n; j += blockDim.x) probs[(((long)b * heads + h) * n + i) * n + j] = sc[j] * inv;
+    const T* v = base + 2L * heads * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x)
+    {
+        float acc = 0.f;
+        for (int j = 0; j < n; j++) acc += sc[j] * to_f(v[j * rs + d]);
+        y[((long)b * n + i) * heads * hd + h * hd + d] = from_f<T>(acc * inv);
+    }
+}
+
+extern "C" __global__ void attention_generic_f32(const float* qkv, float* y, float* probs, int n, int heads, int hd, float scale)
+    { attention_generic_impl(qkv, y, probs, n, heads, hd, scale); }
+extern "C" __global__ void attention_generic_bf16(const bf16* qkv, bf16* y, float* probs, int n, int heads, int hd, float scale)
+    { attention_generic_impl(qkv, y, probs, n, heads, hd, scale); }

@@ -1,0 +1,20 @@
+using VitSharp.Backends.Cuda;
+
+namespace VitSharp.Tests.Cuda;
+
+/// <summary>A test that needs an NVIDIA GPU: skipped, with the reason, where the CUDA driver or a GPU is missing.</summary>
+public sealed class CudaFactAttribute : FactAttribute
+{
+    public CudaFactAttribute()
+    {
+        if (!CudaBackend.IsAvailable(out var why)) Skip = "needs an NVIDIA GPU and its driver: " + why;
+    }
+}
+
+public sealed class CudaTheoryAttribute : TheoryAttribute
+{
+    public CudaTheoryAttribute()
+    {
+        if (!CudaBackend.IsAvailable(out var why)) Skip = "needs an NVIDIA GPU and its driver: " + why;
+    }
+}
