@@ -87,6 +87,17 @@ public class DataTests
         Assert.Equal([8, 9, 10, 11], d.Load(2).Pixels);
     }
 
+    [SharedFact]
+    public void MnistTestSetReads()
+    {
+        var d = DataSources.Open(TestData.Shared("datasets", "mnist-t10k"), "test");
+        Assert.Equal(10000, d.Count);
+        Assert.Equal(10, d.Classes.Count);
+        Assert.Equal([7, 2, 1, 0, 4], Enumerable.Range(0, 5).Select(d.Label)); // the well-known first test labels
+        var img = d.Load(0);
+        Assert.Equal((28, 28, 1), (img.Width, img.Height, img.Channels));
+    }
+
     [Fact]
     public void LoaderIsDeterministicAndResumable()
     {
