@@ -55,24 +55,27 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
         float* dyp = dy.Data, xp = x.Data, g = gamma.Data, mp = mean.Data, rp = rstd.Data, dxp = dx.Data;
         // dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ; the two row means in double.
         TrainRows(rows, r => LayerNormBackwardRow(dyp + (long)r * d, xp + (long)r * d, g, mp[r], rp[r], dxp + (long)r * d, d, accumulateDx));
-        // Parameter gradients: column sums over rows in a fixed order (double accumulators).
-        var sg = new double[d];
-        var sb = new double[d];
-        float* xhat = TrainScratch.Floats(d);
-        for (int r = 0; r < rows; r++)
-        {
-            float* dyr = dyp + (long)r * d;
-            var xh = new Span<float>(xhat, d);
-            TensorPrimitives.Subtract(new ReadOnlySpan<float>(xp + (long)r * d, d), mp[r], xh);
-            TensorPrimitives.Multiply(xh, rp[r], xh);
-            for (int i = 0; i < d; i++)
-            {
-                sg[i] += (double)dyr[i] * xh[i];
-                sb[i] += dyr[i];
-            }
-        }
+        // Parameter gradients: each column summed over rows in row order (double accumulators); threads own column
+        // ranges, so the result does not depend on how the columns are shared out.
         float* dgp = dgamma.Data, dbp = dbeta.Data;
-        for (int i = 0; i < d; i++) { dgp[i] += (float)sg[i]; dbp[i] += (float)sb[i]; }
+        CpuThreads.ForRange(d, 32, (c0, c1) =>
+        {
+            int w = c1 - c0;
+            var sg = new double[w];
+            var sb = new double[w];
+            for (int r = 0; r < rows; r++)
+            {
+                float* dyr = dyp + (long)r * d + c0, xr = xp + (long)r * d + c0;
+                float mu = mp[r], rs = rp[r];
+                for (int i = 0; i < w; i++)
+                {
+                    float xh = (xr[i] - mu) * rs;
+                    sg[i] += (double)dyr[i] * xh;
+                    sb[i] += dyr[i];
+                }
+            }
+            for (int i = 0; i < w; i++) { dgp[c0 + i] += (float)sg[i]; dbp[c0 + i] += (float)sb[i]; }
+        });
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -341,17 +344,23 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
         for (int i = 0; i < e.Length; i++) e[i] += w * (p[i] - e[i]);
     }
 
-    /// <summary>dst[j] += Σ_r src[r, j], summed in double in row order (deterministic).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>dst[j] += Σ_r src[r, j], each column summed in double in row order by one thread (deterministic).</summary>
     private static void ColumnSumsInto(float* src, int rows, int cols, float* dst)
     {
-        var s = new double[cols];
+        CpuThreads.ForRange(cols, 64, (c0, c1) => ColumnSumsRange(src, rows, cols, dst, c0, c1));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ColumnSumsRange(float* src, int rows, int cols, float* dst, int c0, int c1)
+    {
+        int w = c1 - c0;
+        var s = new double[w];
         for (int r = 0; r < rows; r++)
         {
-            float* row = src + (long)r * cols;
-            for (int j = 0; j < cols; j++) s[j] += row[j];
+            float* row = src + (long)r * cols + c0;
+            for (int j = 0; j < w; j++) s[j] += row[j];
         }
-        for (int j = 0; j < cols; j++) dst[j] += (float)s[j];
+        for (int j = 0; j < w; j++) dst[c0 + j] += (float)s[j];
     }
 
     private static void TrainRows(int rows, Action<int> body)
