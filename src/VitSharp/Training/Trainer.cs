@@ -171,7 +171,9 @@ public sealed class Trainer : IDisposable
                 if (InterruptAfterStep > 0 && step == InterruptAfterStep && lastSaved == step)
                     return new TrainResult(step, true, lastEval, losses);
             }
-            // End of an epoch (or of the run): evaluate, then checkpoint at the start of the next epoch.
+            // End of an epoch (or of the run): evaluate, then checkpoint at the start of the next epoch. The images/s clock
+            // pauses meanwhile, so the next logged rate covers training only.
+            sw.Stop();
             if (_val is not null)
             {
                 lastEval = Evaluate();
@@ -186,7 +188,7 @@ public sealed class Trainer : IDisposable
             Save(next, log, lastSaved);
             lastSaved = step;
             if (InterruptAfterStep > 0 && step == InterruptAfterStep) return new TrainResult(step, true, lastEval, losses);
-            sw.Restart();
+            sw.Start();
         }
         return new TrainResult(step, false, lastEval, losses);
     }
