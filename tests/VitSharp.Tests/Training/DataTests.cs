@@ -119,6 +119,18 @@ public class DataTests
     }
 
     [Fact]
+    public void CorruptImageFailsWithItsName()
+    {
+        var root = Directory.CreateTempSubdirectory("vitsharp-bad-").FullName;
+        Directory.CreateDirectory(Path.Combine(root, "a"));
+        File.WriteAllBytes(Path.Combine(root, "a", "good.png"), Png(Solid(1)));
+        File.WriteAllBytes(Path.Combine(root, "a", "bad.png"), Png(Solid(2))[..40]); // truncated
+        var loader = new DataLoader(DataSources.Open(root, null), 2, new Augmentation { ImageSize = 8 }, shuffle: true, dropLast: false, seed: 0);
+        var e = Assert.ThrowsAny<VitSharpException>(() => loader.Epoch(0).ToList());
+        Assert.Contains("bad.png", e.Message);
+    }
+
+    [Fact]
     public void WarmupThenCosineAndLinear()
     {
         var cos = new LrSchedule(1f, 110, 10);

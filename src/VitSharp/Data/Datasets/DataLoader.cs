@@ -51,9 +51,15 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, Augmentatio
         finally
         {
             cts.Cancel();
-            try { producer.Wait(); } catch (AggregateException e) when (e.InnerException is OperationCanceledException) { }
+            try { producer.Wait(); } catch (AggregateException) { } // rethrown below, unwrapped
         }
-        if (producer.Exception is { } ex) throw ex.InnerException ?? ex;
+        // A worker's failure (a corrupt image, say) surfaces as the original exception, not nested AggregateExceptions.
+        if (producer.Exception is { } ex)
+        {
+            Exception inner = ex;
+            while (inner is AggregateException { InnerExceptions.Count: 1 } agg) inner = agg.InnerException!;
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(inner);
+        }
     }
 
     private Batch Make(int[] order, int epoch, int bi)
