@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using VitSharp.Backends;
 using VitSharp.Backends.Cpu;
 using VitSharp.Checkpoints;
@@ -259,33 +258,11 @@ public sealed class Trainer : IDisposable
         return ck.State;
     }
 
-    /// <summary>Drops log lines past the checkpoint a resumed run continues from, so the log reads as one run.</summary>
-    private void TrimLog(long step)
-    {
-        var path = Out(LogFile);
-        if (!File.Exists(path)) return;
-        if (step == 0) { File.Delete(path); return; }
-        var keep = File.ReadAllLines(path).Where(l =>
-        {
-            try { return JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64() <= step; }
-            catch (JsonException) { return false; }
-        }).ToList();
-        // A checkpoint line at exactly this step was written; later lines at the same step (none) cannot exist.
-        File.WriteAllLines(path, keep);
-    }
+    private void TrimLog(long step) => TrainLog.Trim(Out(LogFile), step);
 
     private void Log(StreamWriter log, TrainEvent e)
     {
-        var o = new Dictionary<string, object?> { ["kind"] = e.Kind, ["step"] = e.Step, ["epoch"] = e.Epoch };
-        if (!float.IsNaN(e.Loss)) o["loss"] = e.Loss;
-        if (!double.IsNaN(e.Accuracy)) o[e.Kind.StartsWith("eval") ? "top1" : "accuracy"] = e.Accuracy;
-        if (e.Eval is not null) { o["top5"] = e.Eval.Top5; o["count"] = e.Eval.Count; }
-        if (!float.IsNaN(e.Lr)) o["lr"] = e.Lr;
-        if (!double.IsNaN(e.ImagesPerSecond)) o["images_per_s"] = Math.Round(e.ImagesPerSecond, 1);
-        if (!float.IsNaN(e.GradNorm)) o["grad_norm"] = e.GradNorm;
-        if (e.Path is not null) o["path"] = e.Path;
-        log.WriteLine(JsonSerializer.Serialize(o));
-        log.Flush();
+        TrainLog.Write(log, e);
         OnEvent?.Invoke(e);
     }
 
