@@ -16,20 +16,29 @@ public sealed class ParameterSet : IDisposable
     public ParameterSet(IBackend backend, IEnumerable<(string Name, int[] Shape)> layout, DType? dtype = null)
     {
         Backend = backend;
-        long total = 0;
+        long total = 0, elements = 0;
         foreach (var (name, shape) in layout)
         {
             _layout.Add((name, shape, total));
-            total += Shape.Count(shape);
+            long n = Shape.Count(shape);
+            elements += n;
+            // Every parameter starts on a 64-byte boundary (16 floats): aligned vector loads on the CPU and the
+            // 16-byte operand alignment cuBLASLt wants, for bf16 too. The gaps stay zero.
+            total += (n + Alignment - 1) / Alignment * Alignment;
         }
         Count = total;
+        ElementCount = elements;
         Buffer = backend.Allocate([checked((int)Math.Max(total, 1))], dtype ?? backend.ComputeType);
         foreach (var (name, shape, offset) in _layout) _views[name] = Buffer.View(shape, offset);
     }
 
     public IBackend Backend { get; }
     public Tensor Buffer { get; }
+    /// <summary>Elements in the buffer, alignment gaps included.</summary>
     public long Count { get; }
+    /// <summary>Parameters proper: the sum of every parameter's element count.</summary>
+    public long ElementCount { get; }
+    public const int Alignment = 16;
     public IEnumerable<string> Names => _layout.Select(l => l.Name);
     public IReadOnlyList<(string Name, int[] Shape, long Offset)> Layout => _layout;
 

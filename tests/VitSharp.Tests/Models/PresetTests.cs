@@ -30,3 +30,20 @@ public class PresetTests
         Assert.Contains("vit_base_patch16_224", e.Message);
     }
 }
+
+public class ParameterSetTests
+{
+    [Fact]
+    public void EveryParameterStartsOn64BytesAndRoundTrips()
+    {
+        var config = (VitConfig)Presets.Get("vit_tiny_patch16_224") with { ImageSize = 32, NumClasses = 7 };
+        var weights = Initializer.Init(config, seed: 5);
+        using var model = VisionModel.Create(config, VitSharp.Backends.Cpu.CpuBackend.Instance);
+        Assert.All(model.Parameters.Layout, l => Assert.Equal(0, l.Offset % 16));
+        Assert.Equal(weights.Values.Sum(w => w.Count), model.Parameters.ElementCount);
+        Assert.Equal(0, model.Parameters["head.bias"].Pointer % 64);
+        model.Load(weights, "init");
+        var back = model.Parameters.ToHost();
+        foreach (var (k, v) in weights) Assert.Equal(v.Data, back[k].Data);
+    }
+}

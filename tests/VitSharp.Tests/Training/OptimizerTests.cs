@@ -32,7 +32,7 @@ public class OptimizerTests
         opt.Update(0.1f);
         float d0 = 0.5f + 0.1f * 1f, d1 = 0.25f + 0.1f * -2f;
         float p0 = 1f - 0.1f * d0, p1 = -2f - 0.1f * d1;
-        Assert.Equal([p0, p1], p.Buffer.ToArray());
+        Assert.Equal([p0, p1], p[p.Layout[0].Name].ToArray());
         opt.Update(0.1f);
         float e0 = 0.5f + 0.1f * p0, e1 = 0.25f + 0.1f * p1;
         Assert.Equal(p0 - 0.1f * (0.9f * d0 + e0), p.Buffer.Span[0], 6);
