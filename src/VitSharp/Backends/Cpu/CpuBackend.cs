@@ -48,7 +48,9 @@ public sealed unsafe partial class CpuBackend : IBackend
         int m = checked((int)(x.Length / k));
         if (y.Length != (long)m * n) throw new ArgumentException($"Linear: output {y} for input {x}");
         // Bias and activation are applied to each output tile right after its last K slice, while it is in L1.
-        Gemm.Run(false, true, m, n, k, x.Data, k, w.Data, k, y.Data, n, accumulate, bias is null ? null : bias.Data, act);
+        float* bp = bias is null ? null : bias.Data;
+        if (PackedFor(w, n, k) is { } packed) Gemm.Run(m, x.Data, k, packed, y.Data, n, accumulate, bp, act);
+        else Gemm.Run(false, true, m, n, k, x.Data, k, w.Data, k, y.Data, n, accumulate, bp, act);
     }
 
     public void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y)
