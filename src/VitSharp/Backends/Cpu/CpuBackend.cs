@@ -90,8 +90,13 @@ public sealed unsafe partial class CpuBackend : IBackend
         if (probs is not null && probs.Length != (long)batch * heads * n * n) throw new ArgumentException($"Attention: probs {probs}");
         float* qp = qkv.Data, yp = y.Data;
         float* pp = probs is null ? null : probs.Data;
+        if (FusedAttention.Supports(hd))
+        {
+            FusedAttention.Run(qp, yp, pp, batch, n, heads, hd, scale);
+            return;
+        }
         int stride = 3 * width;
-        // One (batch, head) per task; inside it both products are GEMMs on strided views of qkv (they run serially
+        // Other head widths: one (batch, head) per task; inside it both products are GEMMs on strided views of qkv (they run serially
         // on the task's thread), so Q·Kᵀ and P·V use the packed micro-kernel instead of per-element dot products.
         CpuThreads.For(batch * heads, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int bh) =>
         {
