@@ -25,6 +25,9 @@ public sealed unsafe class GemmBench : IBench
         ("ViT-B fc2 b16", 3152, 768, 3072, true),
         ("ViT-S fc1 b1", 197, 1536, 384, true),
         ("ViT-S fc2 b1", 197, 384, 1536, true),
+        ("ViT-S qkv b16", 3152, 1152, 384, true),
+        ("ViT-S fc1 b16", 3152, 1536, 384, true),
+        ("ViT-S fc2 b16", 3152, 384, 1536, true),
     };
 
     public int Run(string[] args)
