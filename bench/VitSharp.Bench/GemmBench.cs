@@ -7,7 +7,8 @@ namespace VitSharp.Bench;
 /// <summary>
 /// GFLOP/s of the CPU GEMM (2·M·N·K flops per product) on 1 and 2 threads, median of several timed samples.
 /// Shapes are written M×N×K: C[M,N] = A[M,K]·op(B); "NT" is the Linear layout (B stored N×K), "NN" B stored K×N.
-/// Options: --reps R (samples, default 7), --threads 1,2, --kc/--mc/--nc to try other blockings.
+/// Options: --reps R (samples, default 7), --threads 1,2, --kc/--mc/--nc to try other blockings, --only NAME,
+/// --prepacked (NT shapes: B packed once beforehand, as for inference weights).
 /// </summary>
 public sealed unsafe class GemmBench : IBench
 {
@@ -25,6 +26,9 @@ public sealed unsafe class GemmBench : IBench
         ("ViT-B fc2 b16", 3152, 768, 3072, true),
         ("ViT-S fc1 b1", 197, 1536, 384, true),
         ("ViT-S fc2 b1", 197, 384, 1536, true),
+        ("ViT-S qkv b16", 3152, 1152, 384, true),
+        ("ViT-S fc1 b16", 3152, 1536, 384, true),
+        ("ViT-S fc2 b16", 3152, 384, 1536, true),
     };
 
     public int Run(string[] args)
@@ -35,7 +39,8 @@ public sealed unsafe class GemmBench : IBench
         Gemm.McSlivers = Opt(args, "--mc", Gemm.McSlivers);
         Gemm.NcSlivers = Opt(args, "--nc", Gemm.NcSlivers);
         string? only = OptS(args, "--only");
-        Console.WriteLine($"gemm: isa {Gemm.Isa}, KC {Gemm.KC}, mc {Gemm.McSlivers} slivers, nc {Gemm.NcSlivers} slivers, median of {reps}");
+        _prepacked = args.Contains("--prepacked");
+        Console.WriteLine($"gemm: isa {Gemm.Isa}{(_prepacked ? ", B prepacked" : "")}, KC {Gemm.KC}, mc {Gemm.McSlivers} slivers, nc {Gemm.NcSlivers} slivers, median of {reps}");
         Console.WriteLine($"{"shape",-16} {"M×N×K",-16} " + string.Join(" ", threadCounts.Select(t => $"{t + " thr GFLOP/s",16}")));
         foreach (var s in Shapes)
         {
@@ -47,6 +52,8 @@ public sealed unsafe class GemmBench : IBench
         return 0;
     }
 
+    private static bool _prepacked;
+
     private static double Measure(int m, int n, int k, bool transB, int threads, int reps)
     {
         int saved = CpuThreads.Count;
@@ -56,7 +63,12 @@ public sealed unsafe class GemmBench : IBench
         double flops = 2.0 * m * n * k;
         var samples = new List<double>();
         {
-            void Once() => Gemm.Run(false, transB, m, n, k, pa, k, pb, transB ? k : n, pc, n, false);
+            using var packed = _prepacked && transB ? PackedB.Create(true, n, k, pb, k) : null;
+            void Once()
+            {
+                if (packed is not null) Gemm.Run(m, pa, k, packed, pc, n, false, null, VitSharp.Backends.Activation.None);
+                else Gemm.Run(false, transB, m, n, k, pa, k, pb, transB ? k : n, pc, n, false);
+            }
             Once();
             var sw = Stopwatch.StartNew();
             Once();

@@ -16,7 +16,7 @@ public sealed class KernelsBench : IBench
         int reps = GemmBench.Opt(args, "--reps", 9), batch = GemmBench.Opt(args, "--batch", 16);
         CpuThreads.Count = GemmBench.Opt(args, "--threads", CpuThreads.Count);
         var be = CpuBackend.Instance;
-        int t = 197, d = 768, heads = 12, rows = batch * t;
+        int t = 197, d = GemmBench.Opt(args, "--width", 768), heads = d / 64, rows = batch * t;
         var rng = new Random(1);
         Tensor R(params int[] shape)
         {
@@ -32,21 +32,39 @@ public sealed class KernelsBench : IBench
         Report("GELU tanh (rows x 3072)", reps, () => be.Apply(Activation.GeluTanh, hidden, hidden2));
         Report("LayerNorm (rows x 768)", reps, () => be.LayerNorm(x, g, b, 1e-6f, y));
         Report("Add (rows x 768)", reps, () => be.Add(x, y, y));
-        Report("Attention (12 heads x 64)", reps, () => be.Attention(qkv, ctx, heads, 0.125f));
+        using var probs = Tensor.Host(batch, heads, t, t);
+        double flop = 4.0 * batch * heads * t * t * (d / heads);
+        for (int round = 0; round < 2; round++)
+        {
+            FusedAttention.Enabled = false;
+            Report("Attention GEMM path", reps, () => be.Attention(qkv, ctx, heads, 0.125f), flop);
+            FusedAttention.Enabled = true;
+            Report("Attention fused", reps, () => be.Attention(qkv, ctx, heads, 0.125f), flop);
+            Report("Attention fused + probs", reps, () => be.Attention(qkv, ctx, heads, 0.125f, probs), flop);
+        }
         return 0;
     }
 
-    private static void Report(string name, int reps, Action op)
+    private static void Report(string name, int reps, Action op, double flop = 0)
     {
         op();
         var ms = new List<double>();
+        var cpu = new List<double>();
+        var self = Process.GetCurrentProcess();
         for (int r = 0; r < reps; r++)
         {
+            self.Refresh();
+            var cpu0 = self.TotalProcessorTime;
             var sw = Stopwatch.StartNew();
             op();
             ms.Add(sw.Elapsed.TotalMilliseconds);
+            self.Refresh();
+            cpu.Add((self.TotalProcessorTime - cpu0).TotalMilliseconds);
         }
         ms.Sort();
-        Console.WriteLine($"  {name,-28} {ms[ms.Count / 2],8:F2} ({ms[0]:F2})");
+        cpu.Sort();
+        string rate = flop > 0 ? $"  {flop / ms[ms.Count / 2] / 1e6,6:F0} GFLOP/s" : "";
+        // CPU time of the process (all pool threads) shows the cost when other processes take the cores.
+        Console.WriteLine($"  {name,-28} {ms[ms.Count / 2],8:F2} ({ms[0]:F2}){rate}  cpu {cpu[cpu.Count / 2],8:F2}");
     }
 }

@@ -5,7 +5,7 @@ using VitSharp.Tensors;
 namespace VitSharp.Bench;
 
 /// <summary>Wraps a backend and adds up the wall time of each operation (for `vit --profile`).</summary>
-public sealed class TimingBackend(IBackend inner) : IBackend
+public sealed class TimingBackend(IBackend inner) : IBackend, IWeightPrepacking
 {
     public readonly Dictionary<string, (double Ms, double CpuMs, int Calls)> Times = new();
     private readonly Process _self = Process.GetCurrentProcess();
@@ -50,5 +50,7 @@ public sealed class TimingBackend(IBackend inner) : IBackend
     public void MeanTokens(Tensor x, int start, Tensor y) => Time("MeanTokens", () => inner.MeanTokens(x, start, y));
     public void SelectToken(Tensor x, int index, Tensor y) => Time("SelectToken", () => inner.SelectToken(x, index, y));
     public void Transpose12(Tensor x, Tensor y) => Time("Transpose12", () => inner.Transpose12(x, y));
+    public void Prepack(Tensor weight) { if (inner is IWeightPrepacking p) p.Prepack(weight); }
+    public void Release(Tensor weight) { if (inner is IWeightPrepacking p) p.Release(weight); }
     public void Dispose() { }
 }

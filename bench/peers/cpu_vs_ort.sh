@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # VitSharp's CPU backend against ONNX Runtime (2 intra-op threads) on the same timm ViT-S/16 and ViT-B/16 graphs,
 # back to back in one run (same thread count for both), interleaved per (model, batch) and repeated for two rounds (the machines are shared/noisy).
-# usage: [THREADS=2] [MODELS="vit_small_patch16_224 vit_base_patch16_224"] [BATCHES="1 16"] bench/peers/cpu_vs_ort.sh
+# usage: [THREADS=2] [MODELS="vit_small_patch16_224 vit_base_patch16_224"] [BATCHES="1 16"] [BASELINE=path/to/VitSharp.Bench] bench/peers/cpu_vs_ort.sh
+# BASELINE: another build of the bench (e.g. of main) run right after this one's, to compare versions in the same run.
 # (ORT_DIR defaults to /tmp/ort, a scratch folder outside the repo)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,6 +31,7 @@ for round in 1 2; do
       reps=$([ "$b" = 1 ] && echo 15 || echo 5)
       node "$root/bench/peers/ort_cpu.js" "$ORT_DIR/$m.full.onnx" $b $reps $threads
       "$bench" vit --model $m --batch $b --reps $reps --threads $threads
+      if [ -n "${BASELINE:-}" ]; then echo -n "baseline: "; "$BASELINE" vit --model $m --batch $b --reps $reps --threads $threads; fi
     done
   done
 done

@@ -84,6 +84,15 @@ public unsafe class CpuKernelTests
     [InlineData(2, 7, 3, 64)]
     [InlineData(1, 50, 2, 80)]
     [InlineData(3, 197, 1, 16)]
+    [InlineData(1, 197, 2, 64)]   // ViT /16 at 224: 197 tokens
+    [InlineData(3, 197, 2, 32)]
+    [InlineData(1, 50, 3, 80)]    // ViT /32 at 224: 50 tokens
+    [InlineData(3, 50, 2, 64)]
+    [InlineData(1, 577, 1, 64)]   // ViT /16 at 384
+    [InlineData(1, 577, 1, 80)]
+    [InlineData(3, 25, 2, 48)]    // 48 = 32 + 16 columns
+    [InlineData(1, 30, 2, 24)]    // not a multiple of 16: the GEMM path
+    [InlineData(1, 9, 2, 128)]
     public void AttentionMatchesDoubleReference(int batch, int n, int heads, int hd)
     {
         int width = heads * hd;

@@ -29,6 +29,7 @@ public sealed class DemoCommand : ICliCommand
             Console.WriteLine($"checkpoint: {path} ({ckpt.Format}, {ckpt.Weights.Values.Sum(w => w.Count):N0} parameters)");
             Console.WriteLine($"config: {ckpt.Config.ToJson().ToJsonString()}");
             using var vit = ckpt.CreateModel(CpuBackend.Instance);
+            vit.PrepareForInference();
             var image = SyntheticImage(config.ImageSize);
             var sw = System.Diagnostics.Stopwatch.StartNew();
             var logits = vit.Run(image);

@@ -32,6 +32,7 @@ public sealed class RunCommand : ICliCommand
             {
                 var ckpt = Checkpoint.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r));
                 using var model = ckpt.CreateModel(backend);
+                model.PrepareForInference();
                 y = model.Run(Npy.Read(inputPath), kind);
             }
             else

@@ -41,6 +41,7 @@ public sealed class Classifier : IDisposable
             throw new VitSharpException($"{labels.Length} labels for a model with {ckpt.Config.NumClasses} classes");
         }
         recipe = (recipe ?? Recipes.For(ckpt)) with { ImageSize = ckpt.Config.ImageSize };
+        model.PrepareForInference();   // weights never change in a Classifier
         return new Classifier(ckpt, model, recipe, labels);
     }
 

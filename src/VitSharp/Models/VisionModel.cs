@@ -51,7 +51,54 @@ public abstract class VisionModel : IDisposable
     /// <summary>Runs images (B, C, H, W) already on the model's device and in its compute dtype.</summary>
     public abstract ModelOutput Forward(Tensor images, bool captureAttention = false);
 
-    public void Load(IReadOnlyDictionary<string, HostArray> weights, string source) => Parameters.Load(weights, source);
+    public void Load(IReadOnlyDictionary<string, HostArray> weights, string source)
+    {
+        lock (ForwardLock)
+        {
+            bool prepared = _prepacked.Count > 0;
+            ReleasePrepacked();
+            Parameters.Load(weights, source);
+            if (prepared) PrepareForInference();
+        }
+    }
+
+    /// <summary>Held by Forward (one forward at a time per model: it reuses <see cref="Activations"/>) and by weight changes.</summary>
+    protected readonly object ForwardLock = new();
+
+    /// <summary>Intermediate activations, kept from one forward to the next (same shapes reuse the same memory).
+    /// Use under <see cref="ForwardLock"/>, after <see cref="Workspace.Reset"/>.</summary>
+    protected Workspace Activations => _activations ??= new Workspace(Backend);
+    private Workspace? _activations;
+
+    private readonly List<Tensor> _prepacked = new();
+
+    /// <summary>
+    /// For inference only: lets the backend keep the weight matrices pre-packed for its matrix products (CPU: skips
+    /// re-packing every weight on every forward). The weights must then not change except through <see cref="Load"/>
+    /// (which re-packs); do not call this on a model that is being trained. No-op on backends without the capability.
+    /// </summary>
+    public void PrepareForInference()
+    {
+        if (Backend is not IWeightPrepacking packer) return;
+        lock (ForwardLock)
+        {
+            foreach (var (name, shape, _) in Parameters.Layout)
+            {
+                if (shape.Length < 2 || !name.EndsWith(".weight", StringComparison.Ordinal)) continue;
+                var w = Parameters[name];
+                packer.Prepack(w);
+                _prepacked.Add(w);
+            }
+        }
+    }
+
+    public bool IsPreparedForInference => _prepacked.Count > 0;
+
+    private void ReleasePrepacked()
+    {
+        if (Backend is IWeightPrepacking packer) foreach (var w in _prepacked) packer.Release(w);
+        _prepacked.Clear();
+    }
 
     /// <summary>Host convenience: NCHW floats in, the output kind asked for out (logits, pooled features or tokens).</summary>
     public HostArray Run(HostArray images, OutputKind kind = OutputKind.Logits)
@@ -83,6 +130,11 @@ public abstract class VisionModel : IDisposable
 
     public void Dispose()
     {
+        lock (ForwardLock)
+        {
+            ReleasePrepacked();
+            _activations?.Dispose();
+        }
         Parameters.Dispose();
         GC.SuppressFinalize(this);
     }

@@ -45,11 +45,19 @@ public sealed class VisionTransformer : VisionModel
 
     public override ModelOutput Forward(Tensor images, bool captureAttention = false)
     {
+        CheckInput(images.Shape);
+        lock (ForwardLock)
+        {
+            Activations.Reset();
+            return Forward(images, captureAttention, Activations);
+        }
+    }
+
+    private ModelOutput Forward(Tensor images, bool captureAttention, Workspace ws)
+    {
         var c = Config;
         var be = Backend;
-        CheckInput(images.Shape);
         int b = images.Dim(0), t = c.NumTokens, d = c.EmbedDim;
-        using var ws = new Workspace(be);
         var patches = ws.Get(b, c.NumPatches, d);
         _patchEmbed.Forward(be, images, patches);
         // Outputs the caller keeps are allocated outside the workspace; intermediate ones inside it.

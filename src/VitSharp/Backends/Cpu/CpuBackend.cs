@@ -48,7 +48,9 @@ public sealed unsafe partial class CpuBackend : IBackend
         int m = checked((int)(x.Length / k));
         if (y.Length != (long)m * n) throw new ArgumentException($"Linear: output {y} for input {x}");
         // Bias and activation are applied to each output tile right after its last K slice, while it is in L1.
-        Gemm.Run(false, true, m, n, k, x.Data, k, w.Data, k, y.Data, n, accumulate, bias is null ? null : bias.Data, act);
+        float* bp = bias is null ? null : bias.Data;
+        if (PackedFor(w, n, k) is { } packed) Gemm.Run(m, x.Data, k, packed, y.Data, n, accumulate, bp, act);
+        else Gemm.Run(false, true, m, n, k, x.Data, k, w.Data, k, y.Data, n, accumulate, bp, act);
     }
 
     public void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y)
@@ -57,7 +59,8 @@ public sealed unsafe partial class CpuBackend : IBackend
         int rows = checked((int)(x.Length / d));
         if (y.Length != x.Length || gamma.Length != d || beta.Length != d) throw new ArgumentException($"LayerNorm: {x} -> {y}");
         float* xp = x.Data, yp = y.Data, g = gamma.Data, b = beta.Data;
-        CpuThreads.ForRange(rows, RowGrain(d), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int r0, int r1) =>
+        // 64K floats per chunk: at batch 1 (≈75K floats, tens of µs) waking a worker costs more than it saves.
+        CpuThreads.ForRange(rows, Math.Max(1, (1 << 16) / Math.Max(1, d)), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int r0, int r1) =>
         {
             for (int r = r0; r < r1; r++) Normalize.LayerNormRow(xp + (long)r * d, yp + (long)r * d, g, b, d, eps);
         });
@@ -88,8 +91,13 @@ public sealed unsafe partial class CpuBackend : IBackend
         if (probs is not null && probs.Length != (long)batch * heads * n * n) throw new ArgumentException($"Attention: probs {probs}");
         float* qp = qkv.Data, yp = y.Data;
         float* pp = probs is null ? null : probs.Data;
+        if (FusedAttention.Supports(hd))
+        {
+            FusedAttention.Run(qp, yp, pp, batch, n, heads, hd, scale);
+            return;
+        }
         int stride = 3 * width;
-        // One (batch, head) per task; inside it both products are GEMMs on strided views of qkv (they run serially
+        // Other head widths: one (batch, head) per task; inside it both products are GEMMs on strided views of qkv (they run serially
         // on the task's thread), so Q·Kᵀ and P·V use the packed micro-kernel instead of per-element dot products.
         CpuThreads.For(batch * heads, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int bh) =>
         {
@@ -180,9 +188,6 @@ public sealed unsafe partial class CpuBackend : IBackend
     }
 
     public void Dispose() { }
-
-    // Rows per parallel chunk: about 16K floats of work, at least one row.
-    private static int RowGrain(int d) => Math.Max(1, (1 << 14) / Math.Max(1, d));
 }
 
 internal static class Check

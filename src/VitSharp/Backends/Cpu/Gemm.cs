@@ -29,6 +29,9 @@ internal static unsafe class Gemm
     internal static int KC = 192;
     internal static int McSlivers = 16;   // A slivers per work item
     internal static int NcSlivers = 8;    // B slivers per work item
+    // Prepacked B with at most this many rows of A: B comes from memory (read by one or two M blocks only), so the
+    // kernel prefetches it. Larger M reuses each B panel from cache across many M blocks; prefetching there cost ~5 %.
+    internal static int PrefetchMaxRows = 1024;
 
     // Below this many multiply-adds the GEMM runs on the calling thread: waking a worker costs more.
     private const long SerialMacs = 64 * 64 * 64;
@@ -52,7 +55,23 @@ internal static unsafe class Gemm
             }
             return;
         }
-        var g = new Plan(Isa, M, N, K, transA, transB, A, lda, B, ldb, C, ldc, accumulate, bias, act);
+        RunPlan(new Plan(Isa, KC, M, N, K, transA, transB, A, lda, B, ldb, C, ldc, accumulate, bias, act), null);
+    }
+
+    /// <summary>C[M,N] = A·op(B) (+ C) then the epilogue, with op(B) already packed by <see cref="PackedB.Create"/>.
+    /// Uses the ISA and KC it was packed with.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Run(int M, float* A, int lda, PackedB packed, float* C, int ldc, bool accumulate, float* bias, Activation act)
+    {
+        if (M <= 0 || packed.N <= 0) return;
+        RunPlan(new Plan(packed.Isa, packed.Kc, M, packed.N, packed.K, false, packed.TransB, A, lda, null, 0, C, ldc, accumulate, bias, act,
+            prefetchB: M <= PrefetchMaxRows), packed);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunPlan(Plan g, PackedB? packed)
+    {
+        int M = g.M, N = g.N, K = g.K;
         bool parallel = (long)M * N * K >= SerialMacs && CpuThreads.Count > 1;
 
         // Work items: blocks of whole slivers, made smaller when there would be too few to keep every thread busy.
@@ -68,12 +87,16 @@ internal static unsafe class Gemm
 
         // All of op(B) is packed once (slice after slice), then every item runs the whole K loop on its C block,
         // packing its own A block per slice: one barrier per product, and C blocks stay in L2 across slices.
-        var buffers = PackBuffers.ForThread(0, (long)g.NSlivers * g.Nr * K);
-        g.BPack = buffers.B;
         int packTasks = g.Slices * g.NSlivers;
+        if (packed is not null)
+        {
+            g.BPack = packed.Data;
+            packTasks = 0;
+        }
+        else g.BPack = PackBuffers.ForThread(0, (long)g.NSlivers * g.Nr * K).B;
         if (parallel)
         {
-            CpuThreads.For(packTasks, g.PackB);
+            if (packTasks > 0) CpuThreads.For(packTasks, g.PackB);
             CpuThreads.For(items, g.Tiles);
         }
         else
@@ -84,9 +107,12 @@ internal static unsafe class Gemm
     }
 
     /// <summary>One product's shapes, pointers and blocking, shared by the threads working on it.</summary>
-    private sealed class Plan
+    internal sealed class Plan
     {
         public readonly int Mr, Nr, MSlivers, NSlivers, Slices, KcMax;
+        public int M => _m;
+        public int N => _n;
+        public int K => _k;
         public int Mcs, Ncs, MBlocks;
         public float* BPack;
         private readonly int _m, _n, _k, _lda, _ldb, _ldc;
@@ -95,14 +121,14 @@ internal static unsafe class Gemm
         private readonly Activation _act;
         private readonly delegate*<float*, float*, int, float*, int, bool, void> _kernel;
 
-        public Plan(GemmIsa isa, int m, int n, int k, bool transA, bool transB, float* a, int lda, float* b, int ldb,
-            float* c, int ldc, bool accumulate, float* bias, Activation act)
+        public Plan(GemmIsa isa, int kc, int m, int n, int k, bool transA, bool transB, float* a, int lda, float* b, int ldb,
+            float* c, int ldc, bool accumulate, float* bias, Activation act, bool prefetchB = false)
         {
             Mr = isa switch { GemmIsa.Avx512 => 8, GemmIsa.Vector256 => 6, _ => 4 };
             Nr = isa switch { GemmIsa.Avx512 => 48, GemmIsa.Vector256 => 16, _ => 4 };
             _kernel = isa switch
             {
-                GemmIsa.Avx512 => &GemmKernels.Kernel8x48,
+                GemmIsa.Avx512 => prefetchB ? &GemmKernels.Kernel8x48Prefetch : &GemmKernels.Kernel8x48,
                 GemmIsa.Vector256 => &GemmKernels.Kernel6x16,
                 _ => &GemmKernels.Kernel4x4,
             };
@@ -111,11 +137,14 @@ internal static unsafe class Gemm
             _a = a; _lda = lda; _b = b; _ldb = ldb; _c = c; _ldc = ldc; _bias = bias;
             MSlivers = (m + Mr - 1) / Mr;
             NSlivers = (n + Nr - 1) / Nr;
-            KcMax = Math.Min(KC, k);
+            KcMax = Math.Min(kc, k);
             Slices = (k + KcMax - 1) / KcMax;
         }
 
         // Packed B: slice after slice (each NSlivers·Nr wide), sliver after sliver inside a slice.
+        /// <summary>Floats of packed op(B): every slice, every sliver.</summary>
+        public long PackedFloats => (long)NSlivers * Nr * _k;
+
         private float* BSliver(int slice, int sliver, int kc) => BPack + (long)slice * KcMax * NSlivers * Nr + (long)sliver * kc * Nr;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]

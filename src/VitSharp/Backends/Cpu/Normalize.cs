@@ -75,9 +75,11 @@ internal static unsafe class Normalize
         if (Vector512.IsHardwareAccelerated)
         {
             Vector512<float> mv = Vector512.Create(max), sv = Vector512.Create(scale), acc = default;
+            bool fast = VectorExp.IsSupported;
             for (; i <= n - 16; i += 16)
             {
-                var e = Vector512.Exp((Vector512.Load(row + i) - mv) * sv);
+                var z = (Vector512.Load(row + i) - mv) * sv;
+                var e = fast ? VectorExp.Exp(z) : Vector512.Exp(z);
                 acc += e;
                 Vector512.Store(e, row + i);
             }
