@@ -42,11 +42,7 @@ public sealed unsafe partial class CpuBackend : IBackend
 
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, Activation act = Activation.None, bool accumulate = false)
     {
-        int k = x.Dim(-1), n = w.Dim(0);
-        if (w.Dim(1) != k) throw new ArgumentException($"Linear: input {x} does not match weight {w}");
-        if (y.Dim(-1) != n) throw new ArgumentException($"Linear: output {y} does not match weight {w}");
-        int m = checked((int)(x.Length / k));
-        if (y.Length != (long)m * n) throw new ArgumentException($"Linear: output {y} for input {x}");
+        var (m, n, k) = LinearShape.Check(x, w, y);
         // Bias and activation are applied to each output tile right after its last K slice, while it is in L1.
         float* bp = bias is null ? null : bias.Data;
         if (PackedFor(w, n, k) is { } packed) Gemm.Run(m, x.Data, k, packed, y.Data, n, accumulate, bp, act);

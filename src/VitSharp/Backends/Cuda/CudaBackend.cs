@@ -90,11 +90,7 @@ public sealed unsafe class CudaBackend : IBackend
 
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, Activation act = Activation.None, bool accumulate = false)
     {
-        int k = x.Dim(-1), n = w.Dim(0);
-        if (w.Dim(1) != k) throw new ArgumentException($"Linear: input {x} does not match weight {w}");
-        if (y.Dim(-1) != n) throw new ArgumentException($"Linear: output {y} does not match weight {w}");
-        int m = checked((int)(x.Length / k));
-        if (y.Length != (long)m * n) throw new ArgumentException($"Linear: output {y} for input {x}");
+        var (m, n, k) = LinearShape.Check(x, w, y);
         if (accumulate && act != Activation.None) throw new ArgumentException("Linear: accumulate needs act = None");
         CheckCompute(x, w, y);
         if (bias is not null) CheckCompute(bias);
