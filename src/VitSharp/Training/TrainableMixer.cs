@@ -111,24 +111,14 @@ public sealed class TrainableMixer : TrainableModel
             var xIn = l == 0 ? _x0 : _acts[l - 1].XOut;
             // Channel mixing.
             var dC = Masked(_dResid, a.ChMask, _dTmp);
-            var c2 = Lin(p + ".mlp_channels.fc2");
-            be.LinearBackward(dC, a.CHAct, c2.W, _dCH, c2.DW, c2.DB);
-            if (a.CHMask is not null) be.Multiply(_dCH, a.CHMask, _dCH);
-            be.ActivationBackward(_c.Gelu, _dCH, a.CHPre, _dCH);
-            var c1 = Lin(p + ".mlp_channels.fc1");
-            be.LinearBackward(_dCH, a.Ln2, c1.W, _dLn, c1.DW, c1.DB);
+            MlpBackward(p + ".mlp_channels", _c.Gelu, dC, a.CHAct, a.CHMask, a.CHPre, a.Ln2, _dCH, _dLn);
             var n2 = Norm(p + ".norm2");
             be.LayerNormBackward(_dLn, a.XMid, n2.G, a.Mean2, a.Rstd2, _dResid, n2.DG, n2.DB, accumulateDx: true);
 
             // Token mixing: (B, N, D) gradient → (B, D, N), through the token MLP, and back.
             var dMixed = Masked(_dResid, a.TokMask, _dTmp);
             be.Transpose12(dMixed, _dTr);
-            var t2 = Lin(p + ".mlp_tokens.fc2");
-            be.LinearBackward(_dTr, a.THAct, t2.W, _dTH, t2.DW, t2.DB);
-            if (a.THMask is not null) be.Multiply(_dTH, a.THMask, _dTH);
-            be.ActivationBackward(_c.Gelu, _dTH, a.THPre, _dTH);
-            var t1 = Lin(p + ".mlp_tokens.fc1");
-            be.LinearBackward(_dTH, a.Tr, t1.W, _dTrIn, t1.DW, t1.DB);
+            MlpBackward(p + ".mlp_tokens", _c.Gelu, _dTr, a.THAct, a.THMask, a.THPre, a.Tr, _dTH, _dTrIn);
             be.Transpose12(_dTrIn, _dLn);
             var n1 = Norm(p + ".norm1");
             be.LayerNormBackward(_dLn, xIn, n1.G, a.Mean1, a.Rstd1, _dResid, n1.DG, n1.DB, accumulateDx: true);

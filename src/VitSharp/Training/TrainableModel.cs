@@ -89,6 +89,21 @@ public abstract class TrainableModel : IDisposable
         return scratch;
     }
 
+    /// <summary>
+    /// Backward of an Mlp branch fc2(mask·act(fc1(x))) from its output gradient: fills the fc1/fc2 gradients and writes
+    /// dInput. hAct, hMask and hPre are what the forward saved; dHidden is scratch of the hidden shape.
+    /// </summary>
+    protected void MlpBackward(string prefix, Activation act, Tensor dOut, Tensor hAct, Tensor? hMask, Tensor hPre, Tensor input,
+        Tensor dHidden, Tensor dInput)
+    {
+        var fc2 = Lin(prefix + ".fc2");
+        Be.LinearBackward(dOut, hAct, fc2.W, dHidden, fc2.DW, fc2.DB);
+        if (hMask is not null) Be.Multiply(dHidden, hMask, dHidden);
+        Be.ActivationBackward(act, dHidden, hPre, dHidden);
+        var fc1 = Lin(prefix + ".fc1");
+        Be.LinearBackward(dHidden, input, fc1.W, dInput, fc1.DW, fc1.DB);
+    }
+
     protected (Tensor W, Tensor? B, Tensor DW, Tensor? DB) Lin(string prefix, bool bias = true) =>
         (Parameters[prefix + ".weight"], bias ? Parameters[prefix + ".bias"] : null,
          Grads[prefix + ".weight"], bias ? Grads[prefix + ".bias"] : null);

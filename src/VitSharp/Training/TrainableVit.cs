@@ -167,12 +167,7 @@ public sealed class TrainableVit : TrainableModel
             var xIn = l == 0 ? _x0 : _acts[l - 1].XOut;
             // MLP branch: the residual's gradient flows through unchanged and gains the branch's input gradient.
             var dMlp = Masked(_dResid, a.MlpMask, _dTmp);
-            var fc2 = Lin(p + ".mlp.fc2");
-            be.LinearBackward(dMlp, a.HAct, fc2.W, _dH, fc2.DW, fc2.DB);
-            if (a.HMask is not null) be.Multiply(_dH, a.HMask, _dH);
-            be.ActivationBackward(_c.Gelu, _dH, a.HPre, _dH);
-            var fc1 = Lin(p + ".mlp.fc1");
-            be.LinearBackward(_dH, a.Ln2, fc1.W, _dLn, fc1.DW, fc1.DB);
+            MlpBackward(p + ".mlp", _c.Gelu, dMlp, a.HAct, a.HMask, a.HPre, a.Ln2, _dH, _dLn);
             var n2 = Norm(p + ".norm2");
             be.LayerNormBackward(_dLn, a.XMid, n2.G, a.Mean2, a.Rstd2, _dResid, n2.DG, n2.DB, accumulateDx: true);
 
