@@ -61,13 +61,7 @@ public sealed class TrainableMixer : TrainableModel
             var n1 = Norm(p + ".norm1");
             be.LayerNormTrain(x, n1.G, n1.B, _c.LayerNormEps, a.Ln1, a.Mean1, a.Rstd1);
             be.Transpose12(a.Ln1, a.Tr);
-            var t1 = Lin(p + ".mlp_tokens.fc1");
-            be.Linear(a.Tr, t1.W, t1.B, a.THPre);
-            be.Apply(_c.Gelu, a.THPre, a.THAct);
-            a.THMask = Mask(p + ".tok.hidden", rng, [b, d, _c.TokenMlpDim], reg.DropRate, 0);
-            if (a.THMask is not null) be.Multiply(a.THAct, a.THMask, a.THAct);
-            var t2 = Lin(p + ".mlp_tokens.fc2");
-            be.Linear(a.THAct, t2.W, t2.B, a.TOut);
+            a.THMask = MlpForward(p + ".mlp_tokens", _c.Gelu, a.Tr, a.THPre, a.THAct, a.TOut, p + ".tok.hidden", rng, reg.DropRate);
             be.Transpose12(a.TOut, a.Mixed);
             a.TokMask = Mask(p + ".tok", rng, [b, n, d], reg.DropRate, dp);
             if (a.TokMask is not null) be.Multiply(a.Mixed, a.TokMask, a.Mixed);
@@ -75,13 +69,7 @@ public sealed class TrainableMixer : TrainableModel
 
             var n2 = Norm(p + ".norm2");
             be.LayerNormTrain(a.XMid, n2.G, n2.B, _c.LayerNormEps, a.Ln2, a.Mean2, a.Rstd2);
-            var c1 = Lin(p + ".mlp_channels.fc1");
-            be.Linear(a.Ln2, c1.W, c1.B, a.CHPre);
-            be.Apply(_c.Gelu, a.CHPre, a.CHAct);
-            a.CHMask = Mask(p + ".ch.hidden", rng, [b, n, _c.ChannelMlpDim], reg.DropRate, 0);
-            if (a.CHMask is not null) be.Multiply(a.CHAct, a.CHMask, a.CHAct);
-            var c2 = Lin(p + ".mlp_channels.fc2");
-            be.Linear(a.CHAct, c2.W, c2.B, a.COut);
+            a.CHMask = MlpForward(p + ".mlp_channels", _c.Gelu, a.Ln2, a.CHPre, a.CHAct, a.COut, p + ".ch.hidden", rng, reg.DropRate);
             a.ChMask = Mask(p + ".ch", rng, [b, n, d], reg.DropRate, dp);
             if (a.ChMask is not null) be.Multiply(a.COut, a.ChMask, a.COut);
             be.Add(a.XMid, a.COut, a.XOut);

@@ -90,6 +90,23 @@ public abstract class TrainableModel : IDisposable
     }
 
     /// <summary>
+    /// Training forward of an Mlp branch: output = fc2(mask·act(fc1(input))), keeping hPre and hAct for the backward.
+    /// Returns the dropout mask on the hidden activations (null when dropout is off); see <see cref="MlpBackward"/>.
+    /// </summary>
+    protected Tensor? MlpForward(string prefix, Activation act, Tensor input, Tensor hPre, Tensor hAct, Tensor output,
+        string maskSlot, Random? rng, float dropRate)
+    {
+        var fc1 = Lin(prefix + ".fc1");
+        Be.Linear(input, fc1.W, fc1.B, hPre);
+        Be.Apply(act, hPre, hAct);
+        var mask = Mask(maskSlot, rng, hAct.Shape, dropRate, 0);
+        if (mask is not null) Be.Multiply(hAct, mask, hAct);
+        var fc2 = Lin(prefix + ".fc2");
+        Be.Linear(hAct, fc2.W, fc2.B, output);
+        return mask;
+    }
+
+    /// <summary>
     /// Backward of an Mlp branch fc2(mask·act(fc1(x))) from its output gradient: fills the fc1/fc2 gradients and writes
     /// dInput. hAct, hMask and hPre are what the forward saved; dHidden is scratch of the hidden shape.
     /// </summary>

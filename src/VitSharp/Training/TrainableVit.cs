@@ -86,13 +86,7 @@ public sealed class TrainableVit : TrainableModel
 
             var n2 = Norm(p + ".norm2");
             be.LayerNormTrain(a.XMid, n2.G, n2.B, _c.LayerNormEps, a.Ln2, a.Mean2, a.Rstd2);
-            var fc1 = Lin(p + ".mlp.fc1");
-            be.Linear(a.Ln2, fc1.W, fc1.B, a.HPre);
-            be.Apply(_c.Gelu, a.HPre, a.HAct);
-            a.HMask = Mask(p + ".mlp.hidden", rng, [b, t, _c.MlpDim], reg.DropRate, 0);
-            if (a.HMask is not null) be.Multiply(a.HAct, a.HMask, a.HAct);
-            var fc2 = Lin(p + ".mlp.fc2");
-            be.Linear(a.HAct, fc2.W, fc2.B, a.MlpOut);
+            a.HMask = MlpForward(p + ".mlp", _c.Gelu, a.Ln2, a.HPre, a.HAct, a.MlpOut, p + ".mlp.hidden", rng, reg.DropRate);
             a.MlpMask = Mask(p + ".mlp", rng, [b, t, d], reg.DropRate, dp);
             if (a.MlpMask is not null) be.Multiply(a.MlpOut, a.MlpMask, a.MlpOut);
             be.Add(a.XMid, a.MlpOut, a.XOut);
