@@ -24,7 +24,7 @@ public sealed class DemoCommand : ICliCommand
             var name = r.GetValue(model)!;
             var path = Path.Combine(r.GetValue(dir)!, name + ".safetensors");
             var config = Presets.Get(name);
-            if (!File.Exists(path)) Checkpoint.Save(path, config, Initializer.Init(config, seed: 0));
+            if (!File.Exists(path)) Checkpoint.Save(path, config, Initializer.Init(config, seed: 0), preprocess: Data.Transforms.PreprocessRecipe.Timm(config.ImageSize));
             var ckpt = Checkpoint.Load(path);
             Console.WriteLine($"checkpoint: {path} ({ckpt.Format}, {ckpt.Weights.Values.Sum(w => w.Count):N0} parameters)");
             Console.WriteLine($"config: {ckpt.Config.ToJson().ToJsonString()}");

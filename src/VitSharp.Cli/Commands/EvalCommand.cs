@@ -1,7 +1,9 @@
 using System.CommandLine;
 using Spectre.Console;
+using VitSharp.Backends;
 using VitSharp.Checkpoints;
 using VitSharp.Data.Datasets;
+using VitSharp.Data.Transforms;
 using VitSharp.Training;
 
 namespace VitSharp.Cli.Commands;
@@ -16,40 +18,38 @@ public sealed class EvalCommand : ICliCommand
         var split = new Option<string?>("--split") { Description = "split inside the data (test, val); default: test, else val, else the data itself" };
         var batch = new Option<int>("--batch-size") { Description = "images per forward pass", DefaultValueFactory = _ => 64 };
         var perClass = new Option<int>("--per-class") { Description = "evaluate at most this many images per class (0: all)" };
-        var mean = new Option<float[]?>("--mean") { Description = "normalisation mean per channel (default: what training stored, else 0.5)", AllowMultipleArgumentsPerToken = true };
+        var mean = new Option<float[]?>("--mean") { Description = "normalisation mean per channel (default: what the checkpoint states)", AllowMultipleArgumentsPerToken = true };
         var std = new Option<float[]?>("--std") { Description = "normalisation std per channel", AllowMultipleArgumentsPerToken = true };
+        var recipe = new Option<string?>("--recipe") { Description = "preprocessing: timm, google, hf, or a recipe .json (default: what fits the checkpoint, as for classify)" };
         var cmd = new Command("eval", "evaluate a checkpoint on a labelled dataset");
         ck.AddTo(cmd);
-        foreach (var o in new Option[] { data, split, batch, perClass, mean, std }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { data, split, batch, perClass, mean, std, recipe }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            var path = r.GetValue(ck.Checkpoint)!;
-            var ckpt = Checkpoint.Load(path, ck.Load(r));
-            var dataset = OpenSplit(r.GetValue(data)!, r.GetValue(split));
-            if (r.GetValue(perClass) > 0) dataset = Subset.PerClass(dataset, r.GetValue(perClass));
-            dataset = LabelMap.Align(dataset, ckpt.Labels, ckpt.Config.NumClasses);
-            var stored = TrainCheckpoint.ReadNormalize(path);
-            var aug = new Augmentation
-            {
-                ImageSize = ckpt.Config.ImageSize, Channels = ckpt.Config.InChannels,
-                Mean = NonEmpty(r.GetValue(mean)) ?? stored?.Mean ?? [0.5f, 0.5f, 0.5f],
-                Std = NonEmpty(r.GetValue(std)) ?? stored?.Std ?? [0.5f, 0.5f, 0.5f],
-                Train = false,
-            };
-            // A model trained with a named recipe is evaluated with that recipe's eval transform (resize, centre crop).
-            if (stored?.Recipe is { } recipe && r.GetValue(mean) is not { Length: > 0 })
-                aug = aug with { Recipe = Data.Transforms.PreprocessRecipe.Named(recipe, ckpt.Config.ImageSize) };
             using var backend = ck.Backend(r);
-            using var model = ckpt.CreateModel(backend);
-            var loader = new DataLoader(dataset, r.GetValue(batch), aug, shuffle: false, dropLast: false, seed: 0);
-            var res = Evaluator.Evaluate(model, loader);
-            Print(res, ckpt.Labels ?? dataset.Classes.ToArray());
+            var (res, names) = Evaluate(r.GetValue(ck.Checkpoint)!, r.GetValue(data)!, r.GetValue(split), r.GetValue(perClass), r.GetValue(batch),
+                ck.Load(r), backend, ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(mean), r.GetValue(std));
+            Print(res, names);
             return 0;
         }));
         return cmd;
     }
 
-    private static float[]? NonEmpty(float[]? a) => a is { Length: > 0 } ? a : null;
+    /// <summary>`vit eval`'s work: the checkpoint on the split, each image preprocessed exactly as `vit classify` would
+    /// preprocess it for this checkpoint (<see cref="Evaluator.Preprocessing"/>). Returns the result (with each image's
+    /// prediction, in the dataset's order) and the class names.</summary>
+    public static (EvalResult Result, IReadOnlyList<string> Classes) Evaluate(string checkpoint, string data, string? split, int perClass,
+        int batchSize, LoadOptions? options, IBackend backend, PreprocessRecipe? recipe = null, float[]? mean = null, float[]? std = null)
+    {
+        var ckpt = Checkpoint.Load(checkpoint, options);
+        var dataset = OpenSplit(data, split);
+        if (perClass > 0) dataset = Subset.PerClass(dataset, perClass);
+        dataset = LabelMap.Align(dataset, ckpt.Labels, ckpt.Config.NumClasses);
+        var aug = Evaluator.Preprocessing(ckpt, recipe, mean, std);
+        using var model = ckpt.CreateModel(backend);
+        var loader = new DataLoader(dataset, Math.Max(1, batchSize), aug, shuffle: false, dropLast: false, seed: 0);
+        return (Evaluator.Evaluate(model, loader), ckpt.Labels ?? dataset.Classes.ToArray());
+    }
 
     private static IImageDataset OpenSplit(string path, string? split)
     {

@@ -28,7 +28,7 @@ public sealed class InspectCommand : ICliCommand
             using var classifier = Classifier.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r), backend);
             var ckpt = classifier.Checkpoint;
             if (ckpt.Config is not VitConfig vit) throw new VitSharpException("inspect needs a Vision Transformer (attention, position embeddings)");
-            var report = new JsonObject { ["checkpoint"] = ckpt.Path, ["config"] = vit.ToJson() };
+            var report = new JsonObject { ["checkpoint"] = ckpt.Path, ["config"] = vit.ToJson(), ["metadata"] = classifier.Metadata.ToJsonObject() };
 
             var (pcs, variance) = Inspection.PatchEmbeddingPca(ckpt.Weights["patch_embed.proj.weight"], r.GetValue(components));
             ImageCodecs.Save(Render.Filters(pcs, columns: 7), Path.Combine(dir, "patch_embedding_pca.png"));

@@ -35,6 +35,7 @@ public static class ClassifierServer
             ["config"] = c.Model.Config.ToJson(),
             ["recipe"] = JsonNode.Parse(c.Recipe.ToJson()),
             ["labels"] = c.Labels?.Length ?? 0,
+            ["metadata"] = c.Metadata.ToJsonObject(),
         }.ToJsonString(), "application/json"));
 
         app.MapPost("/v1/classify", async (HttpRequest req) =>

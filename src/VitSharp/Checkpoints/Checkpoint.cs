@@ -11,8 +11,12 @@ namespace VitSharp.Checkpoints;
 /// </summary>
 public sealed record Checkpoint
 {
-    public const string ConfigMetadataKey = "vitsharp.config";
-    public const string LabelsMetadataKey = "vitsharp.labels";
+    /// <summary>Keys of files written before <see cref="ModelMetadata"/> (still read; new files carry
+    /// <see cref="ModelMetadata.MetadataKey"/> only).</summary>
+    public const string ConfigMetadataKey = ModelMetadata.LegacyConfigKey;
+    public const string LabelsMetadataKey = ModelMetadata.LegacyLabelsKey;
+    /// <summary>A training checkpoint's position; such a file also holds optimizer ("optim.") and EMA ("ema.") tensors.</summary>
+    public const string TrainStateMetadataKey = "vitsharp.train_state";
 
     public required string Path { get; init; }
     public required string Format { get; init; }
@@ -21,6 +25,8 @@ public sealed record Checkpoint
     public string[]? Labels { get; init; }
     /// <summary>Preprocessing the checkpoint's authors state (timm's pretrained_cfg, HF's preprocessor_config.json), if any.</summary>
     public JsonObject? PreprocessHints { get; init; }
+    /// <summary>The record a VitSharp-written file carries (config, preprocessing, class names), if any.</summary>
+    public ModelMetadata? Metadata { get; init; }
 
     public static Checkpoint Load(string path, LoadOptions? options = null)
     {
@@ -30,13 +36,17 @@ public sealed record Checkpoint
         if (SafeTensors.LooksLike(path))
         {
             var w = SafeTensors.Read(path, out var meta);
-            JsonObject? hint = meta.TryGetValue(ConfigMetadataKey, out var cfg) ? ParseJson(cfg, path) : null;
-            string[]? labels = meta.TryGetValue(LabelsMetadataKey, out var l) ? ParseLabels(JsonNode.Parse(l), path) : null;
+            var md = ModelMetadata.Read(meta, path);
+            JsonObject? hint = md?.Config.ToJson();
+            string[]? labels = md?.Labels;
+            if (meta.ContainsKey(TrainStateMetadataKey)) // a training checkpoint: the model's weights without optimizer and EMA state
+                foreach (var k in w.Keys.Where(k => k.StartsWith("optim.", StringComparison.Ordinal) || k.StartsWith("ema.", StringComparison.Ordinal)).ToList())
+                    w.Remove(k);
             var sideConfig = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, "config.json");
             if (HuggingFaceNames.IsHuggingFace(w) && File.Exists(sideConfig)) return LoadFolder(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, options);
-            if (HuggingFaceNames.IsHuggingFace(w)) return Build(path, "huggingface-safetensors", HuggingFaceNames.ToTimm(w, path), null, labels, options);
-            if (GoogleNames.IsGoogle(w)) return Build(path, "google-safetensors", GoogleNames.ToTimm(w, path), hint, labels, options, GoogleNames.Heads(w));
-            return Build(path, "timm-safetensors", w, hint, labels, options);
+            if (HuggingFaceNames.IsHuggingFace(w)) return Build(path, "huggingface-safetensors", HuggingFaceNames.ToTimm(w, path), null, labels, options) with { Metadata = md };
+            if (GoogleNames.IsGoogle(w)) return Build(path, "google-safetensors", GoogleNames.ToTimm(w, path), hint, labels, options, GoogleNames.Heads(w)) with { Metadata = md };
+            return Build(path, "timm-safetensors", w, hint, labels, options) with { Metadata = md };
         }
         if (PyTorchPickle.LooksLike(path))
         {
@@ -155,13 +165,19 @@ public sealed record Checkpoint
         return model;
     }
 
-    /// <summary>Saves canonical weights with the configuration (and labels) in the safetensors metadata.</summary>
-    public static void Save(string path, ModelConfig config, IReadOnlyDictionary<string, HostArray> weights, string[]? labels = null)
-    {
-        var meta = new Dictionary<string, string> { [ConfigMetadataKey] = config.ToJson().ToJsonString() };
-        if (labels is not null) meta[LabelsMetadataKey] = new JsonArray(labels.Select(l => (JsonNode?)JsonValue.Create(l)).ToArray()).ToJsonString();
-        SafeTensors.Write(path, weights, meta);
-    }
+    /// <summary>Saves canonical weights (atomically) with their <see cref="ModelMetadata"/>: the configuration, the
+    /// preprocessing (default: timm's recipe at the model's size, the convention for timm names) and the labels.</summary>
+    public static void Save(string path, ModelConfig config, IReadOnlyDictionary<string, HostArray> weights, string[]? labels = null,
+        Data.Transforms.PreprocessRecipe? preprocess = null) =>
+        Save(path, new ModelMetadata
+        {
+            Config = config, Labels = labels,
+            Preprocess = (preprocess ?? Data.Transforms.PreprocessRecipe.Timm(config.ImageSize)) with { ImageSize = config.ImageSize },
+        }, weights);
+
+    /// <summary>Saves canonical weights (atomically) with this record under <see cref="ModelMetadata.MetadataKey"/>.</summary>
+    public static void Save(string path, ModelMetadata metadata, IReadOnlyDictionary<string, HostArray> weights) =>
+        SafeTensors.Write(path, weights, metadata.ToSafeTensorsMetadata());
 
     public static string[] ParseLabels(JsonNode? node, string file) => node switch
     {

@@ -16,33 +16,28 @@ public sealed record Prediction(int Index, string? Label, float Probability, flo
 /// </summary>
 public sealed class Classifier : IDisposable
 {
-    private Classifier(Checkpoint checkpoint, VisionModel model, PreprocessRecipe recipe, string[]? labels)
+    private Classifier(Checkpoint checkpoint, VisionModel model, ModelMetadata metadata)
     {
         Checkpoint = checkpoint;
         Model = model;
-        Recipe = recipe;
-        Labels = labels;
+        Metadata = metadata;
     }
 
     public Checkpoint Checkpoint { get; }
     public VisionModel Model { get; }
-    public PreprocessRecipe Recipe { get; }
-    public string[]? Labels { get; }
+    /// <summary>What this classifier runs: the config, the preprocessing it applies, the class names.</summary>
+    public ModelMetadata Metadata { get; }
+    public PreprocessRecipe Recipe => Metadata.Preprocess!;
+    public string[]? Labels => Metadata.Labels;
 
     public static Classifier Load(string path, LoadOptions? options = null, IBackend? backend = null,
         PreprocessRecipe? recipe = null, string[]? labels = null)
     {
         var ckpt = Checkpoint.Load(path, options);
+        var metadata = Recipes.Resolve(ckpt, recipe, labels);
         var model = ckpt.CreateModel(backend ?? CpuBackend.Instance);
-        labels ??= ckpt.Labels ?? (ckpt.Config.NumClasses == 1000 ? Inference.Labels.ImageNet : null);
-        if (labels is not null && labels.Length != ckpt.Config.NumClasses && ckpt.Config.NumClasses > 0)
-        {
-            model.Dispose();
-            throw new VitSharpException($"{labels.Length} labels for a model with {ckpt.Config.NumClasses} classes");
-        }
-        recipe = (recipe ?? Recipes.For(ckpt)) with { ImageSize = ckpt.Config.ImageSize };
         model.PrepareForInference();   // weights never change in a Classifier
-        return new Classifier(ckpt, model, recipe, labels);
+        return new Classifier(ckpt, model, metadata);
     }
 
     public IReadOnlyList<Prediction> Classify(Image image, int topK = 5) => ClassifyBatch([image], topK)[0];

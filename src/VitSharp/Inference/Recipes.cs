@@ -5,26 +5,41 @@ using VitSharp.Data.Transforms;
 namespace VitSharp.Inference;
 
 /// <summary>
-/// The preprocessing that fits a checkpoint: what its authors state (timm's pretrained_cfg, Hugging Face's
-/// preprocessor_config.json, a recipe VitSharp saved), else the convention of its format — Google: resize to a square,
-/// [−1, 1]; Hugging Face: PIL bilinear to a square, [−1, 1]; timm: bicubic, crop_pct 0.875, ImageNet mean/std.
+/// The preprocessing that fits a checkpoint: the recipe its <see cref="ModelMetadata"/> states (every file VitSharp
+/// writes), else what its authors state (timm's pretrained_cfg, Hugging Face's preprocessor_config.json), else the
+/// convention of its format — Google: resize to a square, [−1, 1]; Hugging Face: PIL bilinear to a square, [−1, 1];
+/// timm: bicubic, crop_pct 0.875, ImageNet mean/std. Always at the size the model runs at.
 /// </summary>
 public static class Recipes
 {
-    public const string MetadataKey = "vitsharp.preprocess";
-
     public static PreprocessRecipe For(Checkpoint ckpt)
     {
         int size = ckpt.Config.ImageSize;
+        if (ckpt.Metadata?.Preprocess is { } stated) return stated with { ImageSize = size };
         if (ckpt.PreprocessHints is JsonObject h)
         {
-            if (h["vitsharp_recipe"] is JsonValue saved) return PreprocessRecipe.Parse((string)saved!) with { ImageSize = size };
             if (ckpt.Format == "timm-folder") return FromTimm(h, size);
             if (ckpt.Format.StartsWith("huggingface", StringComparison.Ordinal)) return FromHuggingFace(h, size);
         }
         if (ckpt.Format.StartsWith("google", StringComparison.Ordinal)) return PreprocessRecipe.Google(size);
         if (ckpt.Format.StartsWith("huggingface", StringComparison.Ordinal)) return PreprocessRecipe.HuggingFace(size);
         return PreprocessRecipe.Timm(size);
+    }
+
+    /// <summary>What a model loaded from this checkpoint is, as every command uses it: its config, the preprocessing
+    /// (<paramref name="recipe"/> if given, else <see cref="For"/>) at the model's size, and the class names
+    /// (<paramref name="labels"/> if given, else the checkpoint's, else ImageNet's for 1000 classes).</summary>
+    public static ModelMetadata Resolve(Checkpoint ckpt, PreprocessRecipe? recipe = null, string[]? labels = null)
+    {
+        labels ??= ckpt.Labels ?? (ckpt.Config.NumClasses == 1000 ? Inference.Labels.ImageNet : null);
+        if (labels is not null && labels.Length != ckpt.Config.NumClasses && ckpt.Config.NumClasses > 0)
+            throw new VitSharpException($"{labels.Length} labels for a model with {ckpt.Config.NumClasses} classes");
+        return new ModelMetadata
+        {
+            Config = ckpt.Config,
+            Preprocess = (recipe ?? For(ckpt)) with { ImageSize = ckpt.Config.ImageSize },
+            Labels = labels,
+        };
     }
 
     private static PreprocessRecipe FromTimm(JsonObject cfg, int size)

@@ -1,4 +1,7 @@
+using VitSharp.Checkpoints;
 using VitSharp.Data.Datasets;
+using VitSharp.Data.Transforms;
+using VitSharp.Inference;
 using VitSharp.Models;
 
 namespace VitSharp.Training;
@@ -6,6 +9,9 @@ namespace VitSharp.Training;
 /// <summary>Top-1 / top-5 accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted).</summary>
 public sealed record EvalResult(int Count, double Top1, double Top5, double Loss, int[,] Confusion, IReadOnlyList<string> Classes)
 {
+    /// <summary>The predicted class (argmax of the logits, first on ties) of each image, in the loader's order.</summary>
+    public int[] Predictions { get; init; } = [];
+
     public double ClassAccuracy(int c)
     {
         int total = 0;
@@ -16,6 +22,23 @@ public sealed record EvalResult(int Count, double Top1, double Top5, double Loss
 
 public static class Evaluator
 {
+    /// <summary>
+    /// The eval transform for a checkpoint: the preprocessing `vit classify` applies to it (<see cref="Recipes.Resolve"/>:
+    /// its metadata's recipe, else its format's), or <paramref name="recipe"/>; <paramref name="mean"/>/<paramref name="std"/>
+    /// replace the recipe's normalisation. A model whose input is not RGB gets the simple pipeline with that normalisation.
+    /// </summary>
+    public static Augmentation Preprocessing(Checkpoint ckpt, PreprocessRecipe? recipe = null, float[]? mean = null, float[]? std = null)
+    {
+        var r = Recipes.Resolve(ckpt, recipe).Preprocess!;
+        static float[] Three(float[] v) => v.Length == 1 ? [v[0], v[0], v[0]] : v;
+        if (mean is { Length: > 0 }) r = r with { Mean = Three(mean) };
+        if (std is { Length: > 0 }) r = r with { Std = Three(std) };
+        var c = ckpt.Config;
+        if (c.InChannels != 3)
+            return new Augmentation { ImageSize = c.ImageSize, Channels = c.InChannels, Mean = r.Mean[..1], Std = r.Std[..1], Train = false };
+        return new Augmentation { ImageSize = c.ImageSize, Channels = 3, Mean = r.Mean, Std = r.Std, Recipe = r, Train = false };
+    }
+
     /// <summary>Runs the inference forward over every batch of <paramref name="loader"/> (no augmentation).</summary>
     public static EvalResult Evaluate(VisionModel model, DataLoader loader, Action<int, int>? progress = null)
     {
@@ -23,6 +46,7 @@ public static class Evaluator
         var confusion = new int[k, k];
         int n = 0, top1 = 0, top5 = 0, bi = 0;
         double lossSum = 0;
+        var predictions = new List<int>();
         foreach (var batch in loader.Epoch(0))
         {
             var shape = new[] { batch.Count, model.Config.InChannels, model.Config.ImageSize, model.Config.ImageSize };
@@ -41,6 +65,7 @@ public static class Evaluator
                 }
                 for (int j = 0; j < k; j++) sum += Math.Exp(row[j] - max);
                 lossSum += max + Math.Log(sum) - row[label];
+                predictions.Add(arg);
                 if (arg == label) top1++;
                 if (better < 5) top5++;
                 if (label < k) confusion[label, arg]++;
@@ -48,6 +73,9 @@ public static class Evaluator
             }
             progress?.Invoke(++bi, loader.BatchesPerEpoch);
         }
-        return new EvalResult(n, n == 0 ? 0 : (double)top1 / n, n == 0 ? 0 : (double)top5 / n, n == 0 ? 0 : lossSum / n, confusion, loader.Dataset.Classes);
+        return new EvalResult(n, n == 0 ? 0 : (double)top1 / n, n == 0 ? 0 : (double)top5 / n, n == 0 ? 0 : lossSum / n, confusion, loader.Dataset.Classes)
+        {
+            Predictions = [.. predictions],
+        };
     }
 }

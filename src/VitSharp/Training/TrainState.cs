@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using VitSharp.Checkpoints;
 using VitSharp.Models;
@@ -16,45 +15,37 @@ public sealed record TrainState(long Step, int Epoch, int Batch);
 /// </summary>
 public static class TrainCheckpoint
 {
-    public const string StateKey = "vitsharp.train_state", RunConfigKey = "vitsharp.train_config", NormalizeKey = "vitsharp.normalize";
+    public const string StateKey = Checkpoint.TrainStateMetadataKey, RunConfigKey = "vitsharp.train_config";
+    /// <summary>Where files written before <see cref="ModelMetadata"/> kept the normalisation (still read).</summary>
+    public const string NormalizeKey = ModelMetadata.LegacyNormalizeKey;
 
-    /// <summary>Weights for inference (loadable by Checkpoint.Load, `vit run`, `vit eval`), with the labels and the
-    /// normalisation the model was trained with.</summary>
+    /// <summary>Weights for inference (loadable by Checkpoint.Load, `vit run`, `vit eval`), written atomically with their
+    /// <see cref="ModelMetadata"/>: the config, the labels and the eval transform of what training used (a named recipe, or
+    /// the simple pipeline with this mean/std).</summary>
     public static void ExportModel(string path, ModelConfig config, Dictionary<string, HostArray> weights, IReadOnlyList<string> classes,
-        float[] mean, float[] std, string? recipe = null)
-    {
-        var meta = new Dictionary<string, string>
-        {
-            [Checkpoint.ConfigMetadataKey] = config.ToJson().ToJsonString(),
-            [Checkpoint.LabelsMetadataKey] = new JsonArray(classes.Select(c => (JsonNode?)JsonValue.Create(c)).ToArray()).ToJsonString(),
-            [NormalizeKey] = JsonSerializer.Serialize(new { mean, std, recipe }),
-        };
-        SafeTensors.Write(path, weights, meta);
-    }
+        float[] mean, float[] std, string? recipe = null) =>
+        Checkpoint.Save(path, Metadata(config, classes, mean, std, recipe), weights);
 
-    /// <summary>The normalisation stored by <see cref="ExportModel"/>, or null.</summary>
-    public static (float[] Mean, float[] Std, string? Recipe)? ReadNormalize(string path)
+    /// <summary>The record a model trained with this data pipeline carries.</summary>
+    public static ModelMetadata Metadata(ModelConfig config, IReadOnlyList<string> classes, float[] mean, float[] std, string? recipe) => new()
     {
-        if (!SafeTensors.LooksLike(path)) return null;
-        var (_, meta, _) = SafeTensors.ReadHeader(path);
-        if (!meta.TryGetValue(NormalizeKey, out var json)) return null;
-        var n = JsonNode.Parse(json)!;
-        return (n["mean"]!.AsArray().Select(x => (float)x!).ToArray(), n["std"]!.AsArray().Select(x => (float)x!).ToArray(), (string?)n["recipe"]);
-    }
+        Config = config,
+        Labels = [.. classes],
+        Preprocess = ModelMetadata.TrainingPreprocess(config.ImageSize, mean, std, recipe),
+    };
 
+    /// <summary>The training checkpoint: weights, "optim." and "ema." tensors, and in the metadata the record (as the
+    /// model file has it: config, labels, preprocessing from the run config's data section), the run config and the position.</summary>
     public static void Save(string path, ModelConfig config, TrainState state, string runConfig, Dictionary<string, HostArray> weights,
         Dictionary<string, HostArray> optimizer, Dictionary<string, HostArray>? ema, IReadOnlyList<string> classes)
     {
         var all = new Dictionary<string, HostArray>(weights);
         foreach (var (k, v) in optimizer) all["optim." + k] = v;
         if (ema is not null) foreach (var (k, v) in ema) all["ema." + k] = v;
-        var meta = new Dictionary<string, string>
-        {
-            [Checkpoint.ConfigMetadataKey] = config.ToJson().ToJsonString(),
-            [Checkpoint.LabelsMetadataKey] = new JsonArray(classes.Select(c => (JsonNode?)JsonValue.Create(c)).ToArray()).ToJsonString(),
-            [StateKey] = JsonSerializer.Serialize(new { step = state.Step, epoch = state.Epoch, batch = state.Batch }),
-            [RunConfigKey] = runConfig,
-        };
+        var d = TrainConfig.Parse(runConfig, source: path).Data;
+        var meta = Metadata(config, classes, d.Mean, d.Std, d.Recipe).ToSafeTensorsMetadata();
+        meta[StateKey] = new JsonObject { ["step"] = state.Step, ["epoch"] = state.Epoch, ["batch"] = state.Batch }.ToJsonString();
+        meta[RunConfigKey] = runConfig;
         SafeTensors.Write(path, all, meta);
     }
 
@@ -76,6 +67,7 @@ public static class TrainCheckpoint
             else if (k.StartsWith("ema.", StringComparison.Ordinal)) ema[k[4..]] = v;
             else weights[k] = v;
         }
-        return new Loaded(state, meta.GetValueOrDefault(Checkpoint.ConfigMetadataKey, ""), weights, optim, ema.Count > 0 ? ema : null);
+        var config = ModelMetadata.Read(meta, path)?.Config.ToJson().ToJsonString() ?? "";
+        return new Loaded(state, config, weights, optim, ema.Count > 0 ? ema : null);
     }
 }

@@ -1,0 +1,241 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using VitSharp.Backends;
+using VitSharp.Data.Transforms;
+using VitSharp.Models;
+
+namespace VitSharp.Checkpoints;
+
+/// <summary>
+/// What a VitSharp model file says about itself, in ONE record under the safetensors metadata key
+/// <see cref="MetadataKey"/> (and in an exported ONNX model's metadata_props): the model configuration, the preprocessing
+/// recipe fully stated (resize mode, size, interpolation, antialias, crop_pct, mean, std), the class names, and a format
+/// version. Every command that writes a checkpoint writes it; <see cref="Checkpoint.Load"/> reads it (and, for files
+/// written before it existed, the older keys vitsharp.config, vitsharp.labels and vitsharp.normalize).
+/// Unknown keys are errors (a <see cref="CheckpointException"/> naming the file and the key).
+/// <code>
+/// { "format_version": 1,
+///   "config": { "architecture": "vit", "img_size": 32, "patch_size": 8, … },
+///   "preprocess": { "name": "simple", "resize": "square", "image_size": 32, "interpolation": "bicubic", "antialias": true,
+///                   "crop_pct": 1, "mean": [0.4914, 0.4822, 0.4465], "std": [0.247, 0.2435, 0.2616] },
+///   "labels": ["airplane", …] }
+/// </code>
+/// </summary>
+public sealed record ModelMetadata
+{
+    public const string MetadataKey = "vitsharp.model";
+    public const int CurrentVersion = 1;
+    // The keys written before this record (still read).
+    public const string LegacyConfigKey = "vitsharp.config", LegacyLabelsKey = "vitsharp.labels", LegacyNormalizeKey = "vitsharp.normalize";
+
+    public int FormatVersion { get; init; } = CurrentVersion;
+    public required ModelConfig Config { get; init; }
+    /// <summary>The eval transform the model expects. Null only for files written before this record that did not say
+    /// (the format's convention applies then).</summary>
+    public PreprocessRecipe? Preprocess { get; init; }
+    public string[]? Labels { get; init; }
+
+    public JsonObject ToJsonObject()
+    {
+        var o = new JsonObject { ["format_version"] = FormatVersion, ["config"] = Config.ToJson() };
+        if (Preprocess is { } p) o["preprocess"] = PreprocessJson(p);
+        if (Labels is not null) o["labels"] = new JsonArray(Labels.Select(l => (JsonNode?)JsonValue.Create(l)).ToArray());
+        return o;
+    }
+
+    public string ToJson() => ToJsonObject().ToJsonString();
+
+    /// <summary>The safetensors metadata that carries this record.</summary>
+    public Dictionary<string, string> ToSafeTensorsMetadata() => new() { [MetadataKey] = ToJson() };
+
+    /// <summary>The record in a safetensors metadata map: <see cref="MetadataKey"/>, else the older keys; null if none.</summary>
+    public static ModelMetadata? Read(IReadOnlyDictionary<string, string> meta, string file)
+    {
+        if (meta.TryGetValue(MetadataKey, out var json)) return Parse(json, file);
+        if (!meta.TryGetValue(LegacyConfigKey, out var cfg)) return null;
+        var config = ParseConfig(Object(ParseNode(cfg, file, LegacyConfigKey), file, LegacyConfigKey), file, LegacyConfigKey, strict: false);
+        string[]? labels = meta.TryGetValue(LegacyLabelsKey, out var l) ? Strings(ParseNode(l, file, LegacyLabelsKey), file, LegacyLabelsKey) : null;
+        PreprocessRecipe? pre = null;
+        if (meta.TryGetValue(LegacyNormalizeKey, out var n))
+        {
+            var node = Object(ParseNode(n, file, LegacyNormalizeKey), file, LegacyNormalizeKey);
+            pre = TrainingPreprocess(config.ImageSize, Floats(node["mean"], file, "mean"), Floats(node["std"], file, "std"),
+                (string?)node["recipe"], file);
+        }
+        return new ModelMetadata { FormatVersion = 0, Config = config, Labels = labels, Preprocess = pre };
+    }
+
+    /// <summary>Parses the record's JSON; <paramref name="file"/> names the file in errors.</summary>
+    public static ModelMetadata Parse(string json, string file)
+    {
+        var o = Object(ParseNode(json, file, MetadataKey), file, MetadataKey);
+        Known(o, file, "", "format_version", "config", "preprocess", "labels");
+        int version = o["format_version"] is JsonNode v ? Int(v, file, "format_version")
+            : throw Error(file, "missing key 'format_version'");
+        if (version < 1 || version > CurrentVersion)
+            throw Error(file, $"format_version {version} is not one this VitSharp reads (1 to {CurrentVersion}); a newer VitSharp wrote it?");
+        var config = ParseConfig(o["config"] is JsonObject c ? c : throw Error(file, "missing or non-object key 'config'"), file, "config.", strict: true);
+        var pre = o["preprocess"] is JsonObject p ? ParsePreprocess(p, file, config.ImageSize)
+            : throw Error(file, "missing or non-object key 'preprocess'");
+        var labels = o["labels"] is JsonNode l ? Strings(l, file, "labels") : null;
+        if (labels is not null && config.NumClasses > 0 && labels.Length != config.NumClasses)
+            throw Error(file, $"{labels.Length} labels for a model with {config.NumClasses} classes");
+        return new ModelMetadata { FormatVersion = version, Config = config, Preprocess = pre, Labels = labels };
+    }
+
+    /// <summary>The eval transform of what training used: a named recipe's, or the simple small-image pipeline (Pillow
+    /// bicubic to the model's size when an image differs from it, then the given mean/std).</summary>
+    public static PreprocessRecipe TrainingPreprocess(int imageSize, float[] mean, float[] std, string? recipe, string file = "training")
+    {
+        if (recipe is not null)
+        {
+            try { return PreprocessRecipe.Named(recipe, imageSize); }
+            catch (ArgumentException e) { throw new CheckpointException(file, e.Message, inner: e); }
+        }
+        return new PreprocessRecipe
+        {
+            Name = "simple", ImageSize = imageSize, Resize = ResizeMode.Square, Interpolation = Interpolation.Bicubic, Antialias = true,
+            CropPct = 1.0, Mean = Three(mean, file, "mean"), Std = Three(std, file, "std"),
+        };
+    }
+
+    private static JsonObject PreprocessJson(PreprocessRecipe p) => new()
+    {
+        ["name"] = p.Name,
+        ["resize"] = p.Resize == ResizeMode.Square ? "square" : "shorter_side_then_center_crop",
+        ["image_size"] = p.ImageSize,
+        ["interpolation"] = p.Interpolation == Interpolation.Bilinear ? "bilinear" : "bicubic",
+        ["antialias"] = p.Antialias,
+        ["crop_pct"] = p.CropPct,
+        ["mean"] = new JsonArray(p.Mean.Select(x => (JsonNode?)x).ToArray()),
+        ["std"] = new JsonArray(p.Std.Select(x => (JsonNode?)x).ToArray()),
+    };
+
+    private static PreprocessRecipe ParsePreprocess(JsonObject o, string file, int defaultSize)
+    {
+        const string at = "preprocess.";
+        Known(o, file, at, "name", "resize", "image_size", "interpolation", "antialias", "crop_pct", "mean", "std");
+        JsonNode Need(string k) => o[k] ?? throw Error(file, $"missing key '{at}{k}'");
+        var resize = Str(Need("resize"), file, at + "resize") switch
+        {
+            "square" => ResizeMode.Square,
+            "shorter_side_then_center_crop" => ResizeMode.ShorterSideThenCenterCrop,
+            var other => throw Error(file, $"key '{at}resize': '{other}' is neither 'square' nor 'shorter_side_then_center_crop'"),
+        };
+        var interpolation = Str(Need("interpolation"), file, at + "interpolation") switch
+        {
+            "bilinear" => Interpolation.Bilinear,
+            "bicubic" => Interpolation.Bicubic,
+            var other => throw Error(file, $"key '{at}interpolation': '{other}' is neither 'bilinear' nor 'bicubic'"),
+        };
+        var r = new PreprocessRecipe
+        {
+            Name = o["name"] is JsonNode n ? Str(n, file, at + "name") : "custom",
+            Resize = resize,
+            ImageSize = o["image_size"] is JsonNode size ? Int(size, file, at + "image_size") : defaultSize,
+            Interpolation = interpolation,
+            Antialias = o["antialias"] is JsonNode a ? Bool(a, file, at + "antialias") : true,
+            CropPct = o["crop_pct"] is JsonNode c ? Num(c, file, at + "crop_pct")
+                : resize == ResizeMode.Square ? 1.0 : throw Error(file, $"missing key '{at}crop_pct'"),
+            Mean = Three(Floats(Need("mean"), file, at + "mean"), file, at + "mean"),
+            Std = Three(Floats(Need("std"), file, at + "std"), file, at + "std"),
+        };
+        if (r.ImageSize <= 0) throw Error(file, $"key '{at}image_size': {r.ImageSize} is not positive");
+        if (r.Resize == ResizeMode.ShorterSideThenCenterCrop && r.CropPct is <= 0 or > 1) throw Error(file, $"key '{at}crop_pct': {r.CropPct} is not in (0, 1]");
+        if (r.Std.Any(x => x == 0)) throw Error(file, $"key '{at}std': a zero std");
+        return r;
+    }
+
+    // Keys a config may have: what ModelConfig.ToJson writes for each architecture (so a field added there is known here).
+    private static readonly string[] VitKeys = [.. new VitConfig().ToJson().Select(kv => kv.Key)];
+    private static readonly string[] MixerKeys = [.. new MixerConfig().ToJson().Select(kv => kv.Key)];
+
+    private static ModelConfig ParseConfig(JsonObject o, string file, string at, bool strict)
+    {
+        var arch = o["architecture"] is JsonNode an ? Str(an, file, at + "architecture") : strict ? throw Error(file, $"missing key '{at}architecture'") : "vit";
+        if (arch is not ("vit" or "mixer")) throw Error(file, $"key '{at}architecture': '{arch}' is neither 'vit' nor 'mixer'");
+        if (strict) Known(o, file, at, arch == "vit" ? VitKeys : MixerKeys);
+        int I(string k, int d) => o[k] is JsonNode n ? Int(n, file, at + k) : d;
+        bool B(string k, bool d) => o[k] is JsonNode n ? Bool(n, file, at + k) : d;
+        ModelConfig c = arch == "mixer" ? new MixerConfig() : new VitConfig();
+        var gelu = o["gelu"] is JsonNode g ? Str(g, file, at + "gelu") : "erf";
+        c = c with
+        {
+            ImageSize = I("img_size", c.ImageSize), PatchSize = I("patch_size", c.PatchSize), InChannels = I("in_chans", c.InChannels),
+            EmbedDim = I("embed_dim", c.EmbedDim), Depth = I("depth", c.Depth), NumClasses = I("num_classes", c.NumClasses),
+            LayerNormEps = o["layer_norm_eps"] is JsonNode e ? (float)Num(e, file, at + "layer_norm_eps") : c.LayerNormEps,
+            Gelu = gelu switch
+            {
+                "erf" or "gelu" => Activation.Gelu,
+                "tanh" or "gelu_tanh" => Activation.GeluTanh,
+                _ => throw Error(file, $"key '{at}gelu': '{gelu}' is neither 'erf' nor 'tanh'"),
+            },
+        };
+        if (c is VitConfig v)
+        {
+            var pool = o["global_pool"] is JsonNode p ? Str(p, file, at + "global_pool") : "token";
+            c = v with
+            {
+                NumHeads = I("num_heads", v.NumHeads), MlpDim = I("mlp_dim", v.MlpDim), QkvBias = B("qkv_bias", v.QkvBias),
+                ClassToken = B("class_token", v.ClassToken), NoEmbedClass = B("no_embed_class", v.NoEmbedClass),
+                Pool = pool switch
+                {
+                    "token" => Pooling.Token,
+                    "avg" => Pooling.Avg,
+                    _ => throw Error(file, $"key '{at}global_pool': '{pool}' is neither 'token' nor 'avg'"),
+                },
+                FcNorm = B("fc_norm", v.FcNorm), RepresentationSize = I("representation_size", v.RepresentationSize),
+            };
+        }
+        else if (c is MixerConfig m)
+            c = m with { TokenMlpDim = I("token_mlp_dim", m.TokenMlpDim), ChannelMlpDim = I("channel_mlp_dim", m.ChannelMlpDim) };
+        try { c.Validate(); }
+        catch (VitSharpException ex) { throw Error(file, $"key '{at.TrimEnd('.')}': {ex.Message}"); }
+        return c;
+    }
+
+    private static CheckpointException Error(string file, string message) => new(file, $"metadata '{MetadataKey}': {message}");
+
+    private static void Known(JsonObject o, string file, string at, params string[] keys)
+    {
+        foreach (var (k, _) in o)
+            if (Array.IndexOf(keys, k) < 0) throw Error(file, $"unknown key '{at}{k}'");
+    }
+
+    private static JsonNode ParseNode(string json, string file, string key)
+    {
+        try { return JsonNode.Parse(json) ?? throw new CheckpointException(file, $"metadata '{key}' is null"); }
+        catch (JsonException e) { throw new CheckpointException(file, $"metadata '{key}' is not valid JSON: {e.Message}", inner: e); }
+    }
+
+    private static JsonObject Object(JsonNode n, string file, string key) =>
+        n as JsonObject ?? throw new CheckpointException(file, $"metadata '{key}' is not a JSON object");
+
+    private static T Value<T>(JsonNode n, string file, string key, string what)
+    {
+        if (n is JsonValue v && v.TryGetValue<T>(out var x)) return x;
+        throw Error(file, $"key '{key}' must be {what}, not {n.ToJsonString()}");
+    }
+
+    private static int Int(JsonNode n, string file, string key) => Value<int>(n, file, key, "an integer");
+    private static double Num(JsonNode n, string file, string key) => Value<double>(n, file, key, "a number");
+    private static bool Bool(JsonNode n, string file, string key) => Value<bool>(n, file, key, "true or false");
+    private static string Str(JsonNode n, string file, string key) => Value<string>(n, file, key, "a string");
+
+    private static float[] Floats(JsonNode? n, string file, string key) => n is JsonArray a
+        ? a.Select(x => x is null ? throw Error(file, $"key '{key}' holds a null") : (float)Num(x, file, key)).ToArray()
+        : throw Error(file, $"key '{key}' must be an array of numbers");
+
+    private static string[] Strings(JsonNode n, string file, string key) => n is JsonArray a
+        ? a.Select(x => x is null ? throw Error(file, $"key '{key}' holds a null") : Str(x, file, key)).ToArray()
+        : throw Error(file, $"key '{key}' must be an array of strings");
+
+    /// <summary>Three per-channel values (one value is repeated).</summary>
+    private static float[] Three(float[] v, string file, string key) => v.Length switch
+    {
+        3 => v,
+        1 => [v[0], v[0], v[0]],
+        _ => throw Error(file, $"key '{key}' needs 3 values (or 1), not {v.Length.ToString(CultureInfo.InvariantCulture)}"),
+    };
+}
