@@ -37,7 +37,7 @@ public sealed record Checkpoint
         {
             var w = SafeTensors.Read(path, out var meta);
             var md = ModelMetadata.Read(meta, path);
-            JsonObject? hint = md?.Config.ToJson();
+            JsonObject? hint = md is null ? null : ParseJson(md.Config.ToJson().ToJsonString(), path); // parsed: numbers read as any type
             string[]? labels = md?.Labels;
             if (meta.ContainsKey(TrainStateMetadataKey)) // a training checkpoint: the model's weights without optimizer and EMA state
                 foreach (var k in w.Keys.Where(k => k.StartsWith("optim.", StringComparison.Ordinal) || k.StartsWith("ema.", StringComparison.Ordinal)).ToList())

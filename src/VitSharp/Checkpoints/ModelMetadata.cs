@@ -129,9 +129,11 @@ public sealed record ModelMetadata
             "bicubic" => Interpolation.Bicubic,
             var other => throw Error(file, $"key '{at}interpolation': '{other}' is neither 'bilinear' nor 'bicubic'"),
         };
-        var r = new PreprocessRecipe
+        var name = o["name"] is JsonNode n ? Str(n, file, at + "name") : "custom";
+        // A named recipe keeps its training fields (random resized crop scale, flip), which the record does not state.
+        var r = (name is "timm" or "google" or "hf" ? PreprocessRecipe.Named(name) : new PreprocessRecipe()) with
         {
-            Name = o["name"] is JsonNode n ? Str(n, file, at + "name") : "custom",
+            Name = name,
             Resize = resize,
             ImageSize = o["image_size"] is JsonNode size ? Int(size, file, at + "image_size") : defaultSize,
             Interpolation = interpolation,
