@@ -23,6 +23,7 @@ public sealed class InfoCommand : ICliCommand
                 ["config"] = ckpt.Config.ToJson(),
                 ["parameters"] = ckpt.Weights.Values.Sum(w => w.Count),
                 ["labels"] = ckpt.Labels?.Length ?? 0,
+                ["metadata"] = ckpt.Metadata?.ToJsonObject(), // the record a VitSharp-written file carries (null: none)
             };
             Console.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             return 0;
