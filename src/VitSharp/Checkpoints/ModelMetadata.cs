@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using VitSharp.Backends;
@@ -54,16 +53,23 @@ public sealed record ModelMetadata
     {
         if (meta.TryGetValue(MetadataKey, out var json)) return Parse(json, file);
         if (!meta.TryGetValue(LegacyConfigKey, out var cfg)) return null;
-        var config = ParseConfig(Object(ParseNode(cfg, file, LegacyConfigKey), file, LegacyConfigKey), file, LegacyConfigKey, strict: false);
-        string[]? labels = meta.TryGetValue(LegacyLabelsKey, out var l) ? Strings(ParseNode(l, file, LegacyLabelsKey), file, LegacyLabelsKey) : null;
-        PreprocessRecipe? pre = null;
-        if (meta.TryGetValue(LegacyNormalizeKey, out var n))
+        try
         {
-            var node = Object(ParseNode(n, file, LegacyNormalizeKey), file, LegacyNormalizeKey);
-            pre = TrainingPreprocess(config.ImageSize, Floats(node["mean"], file, "mean"), Floats(node["std"], file, "std"),
-                (string?)node["recipe"], file);
+            var config = ParseConfig(Object(ParseNode(cfg, file, LegacyConfigKey), file, LegacyConfigKey), file, LegacyConfigKey + ".", strict: false);
+            string[]? labels = meta.TryGetValue(LegacyLabelsKey, out var l) ? Strings(ParseNode(l, file, LegacyLabelsKey), file, LegacyLabelsKey) : null;
+            PreprocessRecipe? pre = null;
+            if (meta.TryGetValue(LegacyNormalizeKey, out var n))
+            {
+                var node = Object(ParseNode(n, file, LegacyNormalizeKey), file, LegacyNormalizeKey);
+                pre = TrainingPreprocess(config.ImageSize, Floats(node["mean"], file, LegacyNormalizeKey + ".mean"),
+                    Floats(node["std"], file, LegacyNormalizeKey + ".std"), node["recipe"] is JsonNode r ? Str(r, file, LegacyNormalizeKey + ".recipe") : null, file);
+            }
+            return new ModelMetadata { FormatVersion = 0, Config = config, Labels = labels, Preprocess = pre };
         }
-        return new ModelMetadata { FormatVersion = 0, Config = config, Labels = labels, Preprocess = pre };
+        catch (CheckpointException e) when (e.Detail.StartsWith(ErrorPrefix, StringComparison.Ordinal))
+        {
+            throw new CheckpointException(file, "metadata: " + e.Detail[ErrorPrefix.Length..], inner: e); // the keys are named in full
+        }
     }
 
     /// <summary>Parses the record's JSON; <paramref name="file"/> names the file in errors.</summary>
@@ -86,7 +92,7 @@ public sealed record ModelMetadata
 
     /// <summary>The eval transform of what training used: a named recipe's, or the simple small-image pipeline (Pillow
     /// bicubic to the model's size when an image differs from it, then the given mean/std).</summary>
-    public static PreprocessRecipe TrainingPreprocess(int imageSize, float[] mean, float[] std, string? recipe, string file = "training")
+    public static PreprocessRecipe TrainingPreprocess(int imageSize, float[] mean, float[] std, string? recipe, string file = "training data")
     {
         if (recipe is not null)
         {
@@ -96,7 +102,7 @@ public sealed record ModelMetadata
         return new PreprocessRecipe
         {
             Name = "simple", ImageSize = imageSize, Resize = ResizeMode.Square, Interpolation = Interpolation.Bicubic, Antialias = true,
-            CropPct = 1.0, Mean = Three(mean, file, "mean"), Std = Three(std, file, "std"),
+            CropPct = 1.0, Mean = PerChannel(mean), Std = PerChannel(std),
         };
     }
 
@@ -140,11 +146,12 @@ public sealed record ModelMetadata
             Antialias = o["antialias"] is JsonNode a ? Bool(a, file, at + "antialias") : true,
             CropPct = o["crop_pct"] is JsonNode c ? Num(c, file, at + "crop_pct")
                 : resize == ResizeMode.Square ? 1.0 : throw Error(file, $"missing key '{at}crop_pct'"),
-            Mean = Three(Floats(Need("mean"), file, at + "mean"), file, at + "mean"),
-            Std = Three(Floats(Need("std"), file, at + "std"), file, at + "std"),
+            Mean = PerChannel(Floats(Need("mean"), file, at + "mean")),
+            Std = PerChannel(Floats(Need("std"), file, at + "std")),
         };
         if (r.ImageSize <= 0) throw Error(file, $"key '{at}image_size': {r.ImageSize} is not positive");
         if (r.Resize == ResizeMode.ShorterSideThenCenterCrop && r.CropPct is <= 0 or > 1) throw Error(file, $"key '{at}crop_pct': {r.CropPct} is not in (0, 1]");
+        if (r.Mean.Length == 0 || r.Mean.Length != r.Std.Length) throw Error(file, $"keys '{at}mean' and '{at}std' need as many values, one per channel");
         if (r.Std.Any(x => x == 0)) throw Error(file, $"key '{at}std': a zero std");
         return r;
     }
@@ -197,7 +204,8 @@ public sealed record ModelMetadata
         return c;
     }
 
-    private static CheckpointException Error(string file, string message) => new(file, $"metadata '{MetadataKey}': {message}");
+    private const string ErrorPrefix = $"metadata '{MetadataKey}': ";
+    private static CheckpointException Error(string file, string message) => new(file, ErrorPrefix + message);
 
     private static void Known(JsonObject o, string file, string at, params string[] keys)
     {
@@ -233,11 +241,6 @@ public sealed record ModelMetadata
         ? a.Select(x => x is null ? throw Error(file, $"key '{key}' holds a null") : Str(x, file, key)).ToArray()
         : throw Error(file, $"key '{key}' must be an array of strings");
 
-    /// <summary>Three per-channel values (one value is repeated).</summary>
-    private static float[] Three(float[] v, string file, string key) => v.Length switch
-    {
-        3 => v,
-        1 => [v[0], v[0], v[0]],
-        _ => throw Error(file, $"key '{key}' needs 3 values (or 1), not {v.Length.ToString(CultureInfo.InvariantCulture)}"),
-    };
+    /// <summary>One value per channel: a single value is repeated for the three of RGB (as the data pipeline does).</summary>
+    private static float[] PerChannel(float[] v) => v.Length == 1 ? [v[0], v[0], v[0]] : v;
 }

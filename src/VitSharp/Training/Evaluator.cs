@@ -34,8 +34,9 @@ public static class Evaluator
         if (mean is { Length: > 0 }) r = r with { Mean = Three(mean) };
         if (std is { Length: > 0 }) r = r with { Std = Three(std) };
         var c = ckpt.Config;
+        float[] Fit(float[] v) => v.Length == c.InChannels ? v : v[..1];
         if (c.InChannels != 3)
-            return new Augmentation { ImageSize = c.ImageSize, Channels = c.InChannels, Mean = r.Mean[..1], Std = r.Std[..1], Train = false };
+            return new Augmentation { ImageSize = c.ImageSize, Channels = c.InChannels, Mean = Fit(r.Mean), Std = Fit(r.Std), Train = false };
         return new Augmentation { ImageSize = c.ImageSize, Channels = 3, Mean = r.Mean, Std = r.Std, Recipe = r, Train = false };
     }
 
