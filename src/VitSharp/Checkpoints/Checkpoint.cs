@@ -175,9 +175,13 @@ public sealed record Checkpoint
             Preprocess = (preprocess ?? Data.Transforms.PreprocessRecipe.Timm(config.ImageSize)) with { ImageSize = config.ImageSize },
         }, weights);
 
-    /// <summary>Saves canonical weights (atomically) with this record under <see cref="ModelMetadata.MetadataKey"/>.</summary>
+    /// <summary>Saves canonical weights (atomically) with this record under <see cref="ModelMetadata.MetadataKey"/>
+    /// (a record read from an older file without a recipe gets the timm convention it was read with).</summary>
     public static void Save(string path, ModelMetadata metadata, IReadOnlyDictionary<string, HostArray> weights) =>
-        SafeTensors.Write(path, weights, metadata.ToSafeTensorsMetadata());
+        SafeTensors.Write(path, weights, (metadata with
+        {
+            Preprocess = metadata.Preprocess ?? Data.Transforms.PreprocessRecipe.Timm(metadata.Config.ImageSize),
+        }).ToSafeTensorsMetadata());
 
     public static string[] ParseLabels(JsonNode? node, string file) => node switch
     {

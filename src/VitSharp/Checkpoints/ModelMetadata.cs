@@ -28,6 +28,7 @@ public sealed record ModelMetadata
     // The keys written before this record (still read).
     public const string LegacyConfigKey = "vitsharp.config", LegacyLabelsKey = "vitsharp.labels", LegacyNormalizeKey = "vitsharp.normalize";
 
+    /// <summary>The version read (0: the older keys); a record is always written as <see cref="CurrentVersion"/>.</summary>
     public int FormatVersion { get; init; } = CurrentVersion;
     public required ModelConfig Config { get; init; }
     /// <summary>The eval transform the model expects. Null only for files written before this record that did not say
@@ -37,7 +38,7 @@ public sealed record ModelMetadata
 
     public JsonObject ToJsonObject()
     {
-        var o = new JsonObject { ["format_version"] = FormatVersion, ["config"] = Config.ToJson() };
+        var o = new JsonObject { ["format_version"] = CurrentVersion, ["config"] = Config.ToJson() };
         if (Preprocess is { } p) o["preprocess"] = PreprocessJson(p);
         if (Labels is not null) o["labels"] = new JsonArray(Labels.Select(l => (JsonNode?)JsonValue.Create(l)).ToArray());
         return o;

@@ -111,6 +111,14 @@ public class ModelMetadataTests : IDisposable
         Assert.Equal([0.1f, 0.2f, 0.3f], r.Mean);
         Assert.Equal([0.4f, 0.5f, 0.6f], r.Std);
         Assert.Equal(2, ((VitConfig)ckpt.Config).NumHeads);
+        Assert.Equal(0, ckpt.Metadata!.FormatVersion);
+        // Saved again, it is written as the current record, and says the same.
+        var again = Path.Combine(_tmp, "again.safetensors");
+        Checkpoint.Save(again, ckpt.Metadata, Initializer.Init(Tiny, 0));
+        var reread = Checkpoint.Load(again);
+        Assert.Equal(ModelMetadata.CurrentVersion, reread.Metadata!.FormatVersion);
+        Assert.Equal(r, Recipes.For(reread));
+        Assert.Equal(["x", "y", "z"], reread.Labels!);
 
         // What `vit init` wrote: the config alone; the format's convention (timm) applies.
         var init = Checkpoint.Load(Write("init.safetensors", new() { [Checkpoint.ConfigMetadataKey] = Tiny.ToJson().ToJsonString() }));
