@@ -151,6 +151,13 @@ public class MetadataEndToEndTests : IDisposable
             await app.StopAsync();
         }
 
+        // vit inspect: images preprocessed with the record's recipe, which its report states.
+        var inspected = Path.Combine(_tmp, "inspect");
+        (code, _, err) = CliRunner.Run("inspect", "--checkpoint", model, "--output", inspected, "--image", files[0], "--components", "4");
+        Assert.True(code == 0, err);
+        var report = JsonNode.Parse(File.ReadAllText(Path.Combine(inspected, "inspection.json")))!;
+        Assert.Equal(md.ToJson(), ModelMetadata.Parse(report["metadata"]!.ToJsonString(), "inspection.json").ToJson());
+
         // vit export: the record in metadata_props; ONNX Runtime on images preprocessed as the record says.
         var onnx = Path.Combine(_tmp, "m.onnx");
         (code, _, err) = CliRunner.Run("export", "--checkpoint", model, "--output", onnx);
