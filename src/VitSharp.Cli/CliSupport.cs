@@ -45,6 +45,33 @@ public sealed class CheckpointOptions
 
 public static class Backends
 {
+    /// <summary>A training backend: the CPU (fp32), or CUDA computing in <paramref name="dtype"/> (bf16 mixed precision or f32).</summary>
+    public static ITrainingBackend CreateTraining(string device, string dtype)
+    {
+        var d = Tensors.Device.Parse(device);
+        var t = dtype.ToLowerInvariant() switch
+        {
+            "bf16" => Tensors.DType.BF16,
+            "f32" or "fp32" => Tensors.DType.F32,
+            _ => throw new VitSharpException($"--dtype must be bf16 or f32, not '{dtype}'"),
+        };
+        if (d.IsCpu)
+        {
+            if (t != Tensors.DType.F32) throw new VitSharpException("the CPU trains in f32 only (--dtype f32)");
+            return CpuBackend.Instance;
+        }
+        var type = typeof(IBackend).Assembly.GetType("VitSharp.Backends.Cuda.CudaBackend")
+            ?? throw new VitSharpException("this build has no CUDA backend");
+        var create = type.GetMethod("Create", [typeof(Device), typeof(Tensors.DType)])
+            ?? throw new VitSharpException("CUDA backend has no Create(Device, DType)");
+        try { return (ITrainingBackend)create.Invoke(null, [d, t])!; }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
+            throw;
+        }
+    }
+
     /// <summary>The backend for a device. CUDA is looked up by name so the CLI builds where the CUDA backend is absent.</summary>
     public static IBackend Create(Device device)
     {

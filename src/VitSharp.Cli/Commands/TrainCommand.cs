@@ -13,13 +13,16 @@ public sealed class TrainCommand : ICliCommand
         var output = new Option<string?>("--output", "-o") { Description = "run folder: log.jsonl, checkpoint.safetensors, model.safetensors" };
         var set = new Option<string[]>("--set") { Description = "override a config key, e.g. --set optimizer.lr=0.001 (repeatable)", AllowMultipleArgumentsPerToken = false };
         var fresh = new Option<bool>("--no-resume") { Description = "start afresh even if the output folder has a checkpoint" };
+        var device = new Option<string?>("--device") { Description = "cpu (default) or cuda[:N]" };
+        var dtype = new Option<string?>("--dtype") { Description = "compute type on cuda: bf16 (mixed precision, default) or f32" };
         var cmd = new Command("train", "train a model from a JSON configuration");
-        foreach (var o in new Option[] { config, data, output, set, fresh }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, data, output, set, fresh, device, dtype }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var cfg = TrainConfig.Load(r.GetValue(config)!, TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output)));
             var (train, val) = TrainData.Open(cfg.Data, cfg.Seed);
-            using var trainer = new Trainer(cfg, train, val);
+            var backend = Backends.CreateTraining(r.GetValue(device) ?? "cpu", r.GetValue(dtype) ?? DefaultDType(r.GetValue(device)));
+            using var trainer = new Trainer(cfg, train, val, backend);
             var result = TrainingConsole.Run(trainer, resume: !r.GetValue(fresh));
             Console.WriteLine(result.LastEval is { } e
                 ? $"done: {result.Steps} steps, top-1 {e.Top1:P2}, top-5 {e.Top5:P2}; model in {Path.Combine(cfg.Output, Trainer.ModelFile)}"
@@ -28,4 +31,5 @@ public sealed class TrainCommand : ICliCommand
         }));
         return cmd;
     }
+    internal static string DefaultDType(string? device) => device is null || device == "cpu" ? "f32" : "bf16";
 }

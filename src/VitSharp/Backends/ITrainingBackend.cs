@@ -50,8 +50,24 @@ public interface ITrainingBackend : IBackend
     /// </summary>
     float SoftmaxCrossEntropy(Tensor logits, Tensor targets, Tensor? dlogits, float gradScale = 1f);
 
+    /// <summary>
+    /// The training loop's loss without a host round trip: like <see cref="SoftmaxCrossEntropy"/>, but adds
+    /// (mean loss · <paramref name="gradScale"/>) to stats[0] and the number of rows whose arg-max equals
+    /// <paramref name="labels"/> (floats, may be null) to stats[1]. stats: F32 (4) on this device, read only to log.
+    /// </summary>
+    void CrossEntropyStats(Tensor logits, Tensor targets, Tensor? labels, Tensor dlogits, float gradScale, Tensor stats);
+
+    /// <summary>torch.nn.utils.clip_grad_norm_ on the device: stats[2] = ‖grads‖₂; grads ·= max/(‖g‖+1e-6) when ‖g‖ &gt; max &gt; 0.</summary>
+    void ClipGradNorm(Tensor grads, float maxNorm, Tensor stats);
+
     /// <summary>y = a ⊙ b elementwise (dropout and drop-path masks).</summary>
     void Multiply(Tensor a, Tensor b, Tensor y);
+
+    /// <summary>y[r, …] = x[r, …] · rowScale[r] (F32, one per sample): drop path without a full-size mask.</summary>
+    void MultiplyRows(Tensor x, Tensor rowScale, Tensor y);
+
+    /// <summary>dst = src, converting between dtypes (fp32 master weights → bf16 compute copies).</summary>
+    void Copy(Tensor src, Tensor dst);
 
     /// <summary>x ← x·s.</summary>
     void Scale(Tensor x, float s);

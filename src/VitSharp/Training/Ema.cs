@@ -15,7 +15,7 @@ public sealed class Ema : IDisposable
     {
         _params = parameters;
         Decay = decay;
-        Weights = new ParameterSet(parameters.Backend, parameters.Layout.Select(l => (l.Name, l.Shape)));
+        Weights = new ParameterSet(parameters.Backend, parameters.Layout.Select(l => (l.Name, l.Shape)), Tensors.DType.F32);
         Weights.Load(parameters.ToHost(), "ema");
     }
 

@@ -12,15 +12,25 @@ namespace VitSharp.Training;
 /// </summary>
 public abstract class Optimizer : IDisposable
 {
+    /// <summary>The weights the optimizer steps: <see cref="Master"/> when there is one, else the model's own.</summary>
     protected readonly ParameterSet Params, Grads;
     protected readonly ITrainingBackend Be;
     protected readonly List<(long Offset, int Length, bool Decay)> Runs = new();
+    private readonly ParameterSet _model;
 
     protected Optimizer(ParameterSet parameters, ParameterSet grads, bool excludeFromDecay)
     {
-        Params = parameters;
+        _model = parameters;
         Grads = grads;
         Be = (ITrainingBackend)parameters.Backend;
+        // Mixed precision: a model computing in bf16 is stepped through fp32 master weights, copied (rounded) into the
+        // model after every step, as AMP keeps fp32 parameters beside its bf16 casts.
+        if (parameters.Buffer.DType != DType.F32)
+        {
+            Master = new ParameterSet(parameters.Backend, parameters.Layout.Select(l => (l.Name, l.Shape)), DType.F32);
+            Master.Load(parameters.ToHost(), "master weights");
+        }
+        Params = Master ?? parameters;
         foreach (var (name, shape, offset) in parameters.Layout)
         {
             bool decay = !excludeFromDecay || !NoDecay(name, shape);
@@ -34,6 +44,27 @@ public abstract class Optimizer : IDisposable
     /// <summary>timm's no-weight-decay set: every tensor of rank ≤ 1 plus the model's no_weight_decay() names.</summary>
     public static bool NoDecay(string name, int[] shape) =>
         shape.Length <= 1 || name is "pos_embed" or "cls_token" or "dist_token";
+
+    /// <summary>fp32 master weights when the model computes in a lower precision (null otherwise): what checkpoints hold.</summary>
+    public ParameterSet? Master { get; }
+
+    /// <summary>The full-precision weights: the master copy, or the model's parameters themselves.</summary>
+    public ParameterSet Weights => Master ?? _model;
+
+    /// <summary>Sets the full-precision weights (and the model's copy) from host arrays: initialisation and resume.</summary>
+    public void LoadWeights(IReadOnlyDictionary<string, HostArray> weights, string source)
+    {
+        Master?.Load(weights, source);
+        _model.Load(weights, source);
+    }
+
+    /// <summary>After a step on the master weights: the model's compute copy follows.</summary>
+    protected void SyncModel()
+    {
+        if (Master is not null) Be.Copy(Master.Buffer, _model.Buffer);
+    }
+
+    protected static ParameterSet StateLike(ParameterSet p) => new(p.Backend, p.Layout.Select(l => (l.Name, l.Shape)), DType.F32);
 
     /// <summary>Steps taken so far (the next step is Step + 1).</summary>
     public long Step { get; protected set; }
@@ -69,9 +100,8 @@ public sealed class AdamW : Optimizer
 
     public AdamW(ParameterSet parameters, ParameterSet grads, bool excludeFromDecay = true) : base(parameters, grads, excludeFromDecay)
     {
-        var layout = parameters.Layout.Select(l => (l.Name, l.Shape)).ToList();
-        _m = new ParameterSet(parameters.Backend, layout);
-        _v = new ParameterSet(parameters.Backend, layout);
+        _m = StateLike(parameters);
+        _v = StateLike(parameters);
     }
 
     public override void Update(float lr)
@@ -80,6 +110,7 @@ public sealed class AdamW : Optimizer
         foreach (var (off, len, decay) in Runs)
             Be.AdamWStep(Slice(Params, off, len), Slice(Grads, off, len), Slice(_m, off, len), Slice(_v, off, len),
                 new AdamWArgs(lr, Beta1, Beta2, Eps, decay ? WeightDecay : 0f, Step));
+        SyncModel();
     }
 
     public override Dictionary<string, HostArray> State()
@@ -97,7 +128,7 @@ public sealed class AdamW : Optimizer
         Step = step;
     }
 
-    public override void Dispose() { _m.Dispose(); _v.Dispose(); }
+    public override void Dispose() { _m.Dispose(); _v.Dispose(); Master?.Dispose(); }
 }
 
 /// <summary>SGD with momentum, PyTorch's arithmetic (the ViT paper's fine-tuning recipe: momentum 0.9, no weight decay).</summary>
@@ -109,7 +140,7 @@ public sealed class Sgd : Optimizer
     public bool Nesterov { get; init; }
 
     public Sgd(ParameterSet parameters, ParameterSet grads, bool excludeFromDecay = true) : base(parameters, grads, excludeFromDecay) =>
-        _buf = new ParameterSet(parameters.Backend, parameters.Layout.Select(l => (l.Name, l.Shape)));
+        _buf = StateLike(parameters);
 
     public override void Update(float lr)
     {
@@ -117,6 +148,7 @@ public sealed class Sgd : Optimizer
         foreach (var (off, len, decay) in Runs)
             Be.SgdStep(Slice(Params, off, len), Slice(Grads, off, len), Slice(_buf, off, len),
                 new SgdArgs(lr, Momentum, decay ? WeightDecay : 0f, Nesterov, FirstStep: Step == 1));
+        SyncModel();
     }
 
     public override Dictionary<string, HostArray> State()
@@ -132,5 +164,5 @@ public sealed class Sgd : Optimizer
         Step = step;
     }
 
-    public override void Dispose() => _buf.Dispose();
+    public override void Dispose() { _buf.Dispose(); Master?.Dispose(); }
 }

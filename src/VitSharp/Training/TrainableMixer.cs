@@ -64,14 +64,14 @@ public sealed class TrainableMixer : TrainableModel
             a.THMask = MlpForward(p + ".mlp_tokens", _c.Gelu, a.Tr, a.THPre, a.THAct, a.TOut, p + ".tok.hidden", rng, reg.DropRate);
             be.Transpose12(a.TOut, a.Mixed);
             a.TokMask = Mask(p + ".tok", rng, [b, n, d], reg.DropRate, dp);
-            if (a.TokMask is not null) be.Multiply(a.Mixed, a.TokMask, a.Mixed);
+            if (a.TokMask is not null) ApplyMask(a.Mixed, a.TokMask, a.Mixed);
             be.Add(x, a.Mixed, a.XMid);
 
             var n2 = Norm(p + ".norm2");
             be.LayerNormTrain(a.XMid, n2.G, n2.B, _c.LayerNormEps, a.Ln2, a.Mean2, a.Rstd2);
             a.CHMask = MlpForward(p + ".mlp_channels", _c.Gelu, a.Ln2, a.CHPre, a.CHAct, a.COut, p + ".ch.hidden", rng, reg.DropRate);
             a.ChMask = Mask(p + ".ch", rng, [b, n, d], reg.DropRate, dp);
-            if (a.ChMask is not null) be.Multiply(a.COut, a.ChMask, a.COut);
+            if (a.ChMask is not null) ApplyMask(a.COut, a.ChMask, a.COut);
             be.Add(a.XMid, a.COut, a.XOut);
             x = a.XOut;
         }

@@ -23,7 +23,8 @@ public abstract class TrainableModel : IDisposable
         Model = model;
         Be = model.Backend as ITrainingBackend
             ?? throw new VitSharpException($"the {model.Backend.Device} backend does not implement training");
-        Grads = new ParameterSet(model.Backend, model.Parameters.Layout.Select(l => (l.Name, l.Shape)));
+        // Gradients are fp32 whatever the compute type (mixed precision keeps fp32 gradients, master weights and state).
+        Grads = new ParameterSet(model.Backend, model.Parameters.Layout.Select(l => (l.Name, l.Shape)), DType.F32);
     }
 
     public VisionModel Model { get; }
@@ -52,6 +53,8 @@ public abstract class TrainableModel : IDisposable
     {
         if (batch == ActsBatch) return false;
         Acts?.Dispose();
+        foreach (var r in _rowMasks) r.Dispose();
+        _rowMasks.Clear();
         _maskSlots.Clear();
         Acts = new Workspace(Model.Backend);
         ActsBatch = batch;
@@ -59,20 +62,34 @@ public abstract class TrainableModel : IDisposable
     }
 
     /// <summary>An inverted-dropout mask (keep/(1−p) or 0 per element) times a per-sample drop-path factor, or null
-    /// when neither is active. Drawn on the host from <paramref name="rng"/> so a seed fixes it.</summary>
+    /// when neither is active. Drawn on the host from <paramref name="rng"/> so a seed fixes it. With drop path alone the
+    /// mask is one F32 factor per sample (shape [batch]; the same draws, so the same numbers), applied by
+    /// <see cref="ApplyMask"/> as a row scale: no full-size mask is drawn or uploaded.</summary>
     protected Tensor? Mask(string slot, Random? rng, int[] shape, float dropRate, float dropPath)
     {
         if (rng is null || (dropRate <= 0 && dropPath <= 0)) return null;
         int batch = shape[0];
+        if (dropRate <= 0)
+        {
+            var rows = new float[batch];
+            for (int b = 0; b < batch; b++) rows[b] = rng.NextDouble() < dropPath ? 0f : 1f / (1 - dropPath);
+            if (!_maskSlots.TryGetValue(slot, out var r))
+            {
+                _maskSlots[slot] = r = Model.Backend.Allocate([batch], DType.F32);
+                _rowMasks.Add(r);
+            }
+            Be.CopyFromHost(rows, r);
+            return r;
+        }
         long per = Shape.Count(shape) / batch;
         var host = new float[batch * per];
-        float keepScale = dropRate > 0 ? 1f / (1 - dropRate) : 1f;
+        float keepScale = 1f / (1 - dropRate);
         for (int b = 0; b < batch; b++)
         {
             float sample = dropPath > 0 ? (rng.NextDouble() < dropPath ? 0f : 1f / (1 - dropPath)) : 1f;
             for (long i = 0; i < per; i++)
             {
-                float e = dropRate > 0 ? (rng.NextDouble() < dropRate ? 0f : keepScale) : 1f;
+                float e = rng.NextDouble() < dropRate ? 0f : keepScale;
                 host[b * per + i] = sample * e;
             }
         }
@@ -81,11 +98,20 @@ public abstract class TrainableModel : IDisposable
         return t;
     }
 
+    private readonly List<Tensor> _rowMasks = new();
+
+    /// <summary>y = x ⊙ mask: elementwise, or per sample for a drop-path row mask (see <see cref="Mask"/>).</summary>
+    protected void ApplyMask(Tensor x, Tensor mask, Tensor y)
+    {
+        if (mask.Rank == 1 && mask.DType == DType.F32 && mask.Length == x.Dim(0) && x.Rank > 1) Be.MultiplyRows(x, mask, y);
+        else Be.Multiply(x, mask, y);
+    }
+
     /// <summary>y = x ⊙ mask, or x itself without a mask.</summary>
     protected Tensor Masked(Tensor x, Tensor? mask, Tensor scratch)
     {
         if (mask is null) return x;
-        Be.Multiply(x, mask, scratch);
+        ApplyMask(x, mask, scratch);
         return scratch;
     }
 
@@ -100,7 +126,7 @@ public abstract class TrainableModel : IDisposable
         Be.Linear(input, fc1.W, fc1.B, hPre);
         Be.Apply(act, hPre, hAct);
         var mask = Mask(maskSlot, rng, hAct.Shape, dropRate, 0);
-        if (mask is not null) Be.Multiply(hAct, mask, hAct);
+        if (mask is not null) ApplyMask(hAct, mask, hAct);
         var fc2 = Lin(prefix + ".fc2");
         Be.Linear(hAct, fc2.W, fc2.B, output);
         return mask;
@@ -115,7 +141,7 @@ public abstract class TrainableModel : IDisposable
     {
         var fc2 = Lin(prefix + ".fc2");
         Be.LinearBackward(dOut, hAct, fc2.W, dHidden, fc2.DW, fc2.DB);
-        if (hMask is not null) Be.Multiply(dHidden, hMask, dHidden);
+        if (hMask is not null) ApplyMask(dHidden, hMask, dHidden);
         Be.ActivationBackward(act, dHidden, hPre, dHidden);
         var fc1 = Lin(prefix + ".fc1");
         Be.LinearBackward(dHidden, input, fc1.W, dInput, fc1.DW, fc1.DB);
@@ -138,6 +164,7 @@ public abstract class TrainableModel : IDisposable
     public virtual void Dispose()
     {
         Acts?.Dispose();
+        foreach (var r in _rowMasks) r.Dispose();
         Grads.Dispose();
         GC.SuppressFinalize(this);
     }

@@ -65,7 +65,7 @@ public sealed class TrainableVit : TrainableModel
         be.PatchEmbed(images, pw, pb!, _patches, _c.PatchSize);
         be.Embed(_patches, _c.ClassToken ? Parameters["cls_token"] : null, Parameters["pos_embed"], _x0);
         _embedMask = Mask("embed", rng, [b, t, d], reg.DropRate, 0);
-        if (_embedMask is not null) be.Multiply(_x0, _embedMask, _x0);
+        if (_embedMask is not null) ApplyMask(_x0, _embedMask, _x0);
 
         var x = _x0;
         for (int l = 0; l < _c.Depth; l++)
@@ -81,14 +81,14 @@ public sealed class TrainableVit : TrainableModel
             var proj = Lin(p + ".attn.proj");
             be.Linear(a.Ctx, proj.W, proj.B, a.AttnOut);
             a.AttnMask = Mask(p + ".attn", rng, [b, t, d], reg.DropRate, dp);
-            if (a.AttnMask is not null) be.Multiply(a.AttnOut, a.AttnMask, a.AttnOut);
+            if (a.AttnMask is not null) ApplyMask(a.AttnOut, a.AttnMask, a.AttnOut);
             be.Add(x, a.AttnOut, a.XMid);
 
             var n2 = Norm(p + ".norm2");
             be.LayerNormTrain(a.XMid, n2.G, n2.B, _c.LayerNormEps, a.Ln2, a.Mean2, a.Rstd2);
             a.HMask = MlpForward(p + ".mlp", _c.Gelu, a.Ln2, a.HPre, a.HAct, a.MlpOut, p + ".mlp.hidden", rng, reg.DropRate);
             a.MlpMask = Mask(p + ".mlp", rng, [b, t, d], reg.DropRate, dp);
-            if (a.MlpMask is not null) be.Multiply(a.MlpOut, a.MlpMask, a.MlpOut);
+            if (a.MlpMask is not null) ApplyMask(a.MlpOut, a.MlpMask, a.MlpOut);
             be.Add(a.XMid, a.MlpOut, a.XOut);
             x = a.XOut;
         }
@@ -176,7 +176,7 @@ public sealed class TrainableVit : TrainableModel
             be.LayerNormBackward(_dLn, xIn, n1.G, a.Mean1, a.Rstd1, _dResid, n1.DG, n1.DB, accumulateDx: true);
         }
 
-        if (_embedMask is not null) be.Multiply(_dResid, _embedMask, _dResid);
+        if (_embedMask is not null) ApplyMask(_dResid, _embedMask, _dResid);
         be.EmbedBackward(_dResid, _dPatches, _c.ClassToken ? Grads["cls_token"] : null, Grads["pos_embed"]);
         var pe = Lin("patch_embed.proj");
         be.PatchEmbedBackward(_dPatches, _images, pe.DW, pe.DB!, _c.PatchSize);

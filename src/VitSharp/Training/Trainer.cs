@@ -66,7 +66,9 @@ public sealed class Trainer : IDisposable
             "sgd" => new Sgd(_model.Parameters, _tm.Grads, o.ExcludeFromDecay) { Momentum = o.Momentum, WeightDecay = o.WeightDecay, Nesterov = o.Nesterov },
             _ => throw new VitSharpException($"optimizer.name must be adamw or sgd, not '{o.Name}'"),
         };
-        if (config.EmaDecay > 0) _ema = new Ema(_model.Parameters, config.EmaDecay);
+        // The optimizer's fp32 master copy (bf16 compute) starts from the exact initialisation, not its bf16 rounding.
+        if (_opt.Master is not null) _opt.Master.Load(init, config.InitCheckpoint ?? "initialisation");
+        if (config.EmaDecay > 0) _ema = new Ema(_opt.Weights, config.EmaDecay);
         var d = config.Data;
         _aug = new Augmentation
         {
@@ -114,8 +116,15 @@ public sealed class Trainer : IDisposable
         int accum = cfg.AccumulationSteps, microPerEpoch = StepsPerEpoch * accum;
         long step = state.Step, lastSaved = state.Step;
         var sw = Stopwatch.StartNew();
-        double windowLoss = 0; long windowCorrect = 0, windowImages = 0; int windowSteps = 0;
-        float stepLoss = 0;
+        long windowImages = 0; int windowSteps = 0;
+        // Loss sum, correct predictions and the last gradient norm accumulate on the backend's device (stats); a host
+        // backend reads them every step (divergence stops at once), a GPU only when it logs, so the host never waits
+        // for the GPU in between. Images, targets and labels go to the device once per micro-batch.
+        bool readEveryStep = be.Device.IsCpu;
+        using var io = new StepBuffers(be);
+        var host = new float[4];
+        double windowLoss = 0, windowCorrect = 0;
+        float lastNorm = float.NaN;
         _tm.ZeroGrad();
 
         for (int epoch = state.Epoch; step < TotalSteps; epoch++)
@@ -130,33 +139,45 @@ public sealed class Trainer : IDisposable
                     targets = _mixup.Apply(batch.Images, batch.Count, mc.InChannels, mc.ImageSize, mc.ImageSize, batch.Labels,
                         mc.NumClasses, cfg.LabelSmoothing, new Random(Seed(micro, 1)));
                 else targets = Targets.Smoothed(batch.Labels, mc.NumClasses, cfg.LabelSmoothing);
-                using var x = Tensor.FromArray(batch.Images, batch.Count, mc.InChannels, mc.ImageSize, mc.ImageSize);
-                using var t = Tensor.FromArray(targets, batch.Count, mc.NumClasses);
-                using var dl = Tensor.Host(batch.Count, mc.NumClasses);
+                var (x, t, labels, dl) = io.Upload(batch, targets, mc);
                 var logits = _tm.Forward(x, new Random(Seed(micro, 2)));
-                float loss = be.SoftmaxCrossEntropy(logits, t, dl, 1f / accum);
-                if (!float.IsFinite(loss)) throw Diverged("loss", loss, step, epoch, lastSaved);
-                windowCorrect += Correct(logits, batch.Labels);
+                be.CrossEntropyStats(logits, t, labels, dl, 1f / accum, io.Stats);
                 windowImages += batch.Count;
-                stepLoss += loss / accum;
                 _tm.Backward(dl);
                 bi++;
                 if (bi % accum != 0) continue;
 
-                float norm = GradientClipping.ClipGlobalNorm(be, _tm.Grads.Buffer, cfg.ClipGradNorm);
-                if (!float.IsFinite(norm)) throw Diverged("gradient norm", norm, step, epoch, lastSaved);
+                be.ClipGradNorm(_tm.Grads.Buffer, cfg.ClipGradNorm, io.Stats);
+                if (readEveryStep)
+                {
+                    be.CopyToHost(io.Stats, host);
+                    be.Zero(io.Stats);
+                    float loss = host[0];
+                    if (!float.IsFinite(loss)) throw Diverged("loss", loss, step, epoch, lastSaved);
+                    if (!float.IsFinite(host[2])) throw Diverged("gradient norm", host[2], step, epoch, lastSaved);
+                    losses.Add(loss);
+                    windowLoss += loss; windowCorrect += host[1]; lastNorm = host[2];
+                }
                 float lr = _schedule.At(step);
                 _opt.Update(lr);
                 _ema?.Update();
                 _tm.ZeroGrad();
                 step++;
-                losses.Add(stepLoss);
-                windowLoss += stepLoss; windowSteps++; stepLoss = 0;
+                windowSteps++;
                 if (step % Math.Max(1, cfg.LogEverySteps) == 0 || step == TotalSteps)
                 {
+                    if (!readEveryStep)
+                    {
+                        be.CopyToHost(io.Stats, host);
+                        be.Zero(io.Stats);
+                        windowLoss = host[0]; windowCorrect = host[1]; lastNorm = host[2];
+                        if (!float.IsFinite(host[0])) throw Diverged("loss", host[0], step - 1, epoch, lastSaved);
+                        if (!float.IsFinite(lastNorm)) throw Diverged("gradient norm", lastNorm, step - 1, epoch, lastSaved);
+                        losses.Add((float)(windowLoss / windowSteps));
+                    }
                     double secs = sw.Elapsed.TotalSeconds;
-                    var e = new TrainEvent("step", step, TotalSteps, epoch, (float)(windowLoss / windowSteps), (double)windowCorrect / windowImages,
-                        lr, windowImages / Math.Max(secs, 1e-9), norm);
+                    var e = new TrainEvent("step", step, TotalSteps, epoch, (float)(windowLoss / windowSteps), windowCorrect / windowImages,
+                        lr, windowImages / Math.Max(secs, 1e-9), lastNorm);
                     Log(log, e);
                     windowLoss = 0; windowCorrect = 0; windowImages = 0; windowSteps = 0;
                     sw.Restart();
@@ -211,18 +232,38 @@ public sealed class Trainer : IDisposable
 
     private int Seed(long micro, int stream) => (int)(DataLoader.Mix((ulong)_cfg.Seed, (ulong)micro, (ulong)stream) & 0x7fffffff);
 
-    private static int Correct(Tensor logits, int[] labels)
+    /// <summary>Device buffers of one micro-batch (images, targets, labels, dlogits) and the running step statistics;
+    /// reallocated only when the batch size changes (the last batch of an evaluation-free epoch never does: drop_last).</summary>
+    private sealed class StepBuffers(ITrainingBackend be) : IDisposable
     {
-        var s = logits.Span;
-        int k = logits.Dim(1), n = 0;
-        for (int b = 0; b < labels.Length; b++)
+        private Tensor? _x, _t, _labels, _dl;
+        private float[] _labelHost = [];
+        public Tensor Stats { get; } = Zeroed(be, be.Allocate([4], DType.F32));
+
+        private static Tensor Zeroed(ITrainingBackend be, Tensor t) { be.Zero(t); return t; }
+
+        public (Tensor X, Tensor Targets, Tensor Labels, Tensor DLogits) Upload(Batch batch, float[] targets, ModelConfig mc)
         {
-            var row = s.Slice(b * k, k);
-            int arg = 0;
-            for (int j = 1; j < k; j++) if (row[j] > row[arg]) arg = j;
-            if (arg == labels[b]) n++;
+            int b = batch.Count;
+            if (_x is null || _x.Dim(0) != b)
+            {
+                DisposeBatch();
+                _x = be.Allocate([b, mc.InChannels, mc.ImageSize, mc.ImageSize], be.ComputeType);
+                _t = be.Allocate([b, mc.NumClasses], DType.F32);
+                _labels = be.Allocate([b], DType.F32);
+                _dl = be.Allocate([b, mc.NumClasses], be.ComputeType);
+                _labelHost = new float[b];
+            }
+            be.CopyFromHost(batch.Images.AsSpan(0, checked((int)_x.Length)), _x);
+            be.CopyFromHost(targets, _t!);
+            for (int i = 0; i < b; i++) _labelHost[i] = batch.Labels[i];
+            be.CopyFromHost(_labelHost, _labels!);
+            return (_x, _t!, _labels!, _dl!);
         }
-        return n;
+
+        private void DisposeBatch() { _x?.Dispose(); _t?.Dispose(); _labels?.Dispose(); _dl?.Dispose(); }
+
+        public void Dispose() { DisposeBatch(); Stats.Dispose(); }
     }
 
     private TrainingDivergedException Diverged(string what, float value, long step, int epoch, long lastSaved) =>
@@ -234,7 +275,7 @@ public sealed class Trainer : IDisposable
 
     private void Save(TrainState s, StreamWriter log, long lastSaved)
     {
-        var weights = _model.Parameters.ToHost();
+        var weights = _opt.Weights.ToHost();
         // Never replace a good checkpoint with one whose weights have already blown up.
         foreach (var (name, w) in weights)
             if (!Array.TrueForAll(w.Data, float.IsFinite))
@@ -251,7 +292,7 @@ public sealed class Trainer : IDisposable
         var ck = TrainCheckpoint.Load(path);
         if (ck.ModelConfigJson != _model.Config.ToJson().ToJsonString())
             throw new CheckpointException(path, "was written for another model configuration; use another --output to start afresh");
-        _model.Load(ck.Weights, path);
+        _opt.LoadWeights(ck.Weights, path);
         _opt.LoadState(ck.Optimizer, ck.State.Step, path);
         if (_ema is not null)
             _ema.Weights.Load(ck.Ema ?? throw new CheckpointException(path, "has no EMA weights but the run uses ema_decay"), path);

@@ -283,7 +283,42 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
         return (float)(total / batch);
     }
 
+    public void CrossEntropyStats(Tensor logits, Tensor targets, Tensor? labels, Tensor dlogits, float gradScale, Tensor stats)
+    {
+        float loss = SoftmaxCrossEntropy(logits, targets, dlogits, gradScale);
+        var st = stats.Span;
+        st[0] += loss * gradScale;
+        if (labels is null) return;
+        int batch = logits.Dim(0), k = logits.Dim(1);
+        var l = logits.Span;
+        var lab = labels.Span;
+        for (int b = 0; b < batch; b++)
+        {
+            var row = l.Slice(b * k, k);
+            int arg = 0;
+            for (int j = 1; j < k; j++) if (row[j] > row[arg]) arg = j;
+            if (arg == lab[b]) st[1] += 1;
+        }
+    }
+
+    public void ClipGradNorm(Tensor grads, float maxNorm, Tensor stats)
+    {
+        float norm = (float)Math.Sqrt(SumSquares(grads));
+        if (maxNorm > 0 && norm > maxNorm) Scale(grads, maxNorm / (norm + 1e-6f));
+        stats.Span[2] = norm;
+    }
+
     public void Multiply(Tensor a, Tensor b, Tensor y) => TensorPrimitives.Multiply(a.Span, b.Span, y.Span);
+
+    public void MultiplyRows(Tensor x, Tensor rowScale, Tensor y)
+    {
+        int rows = x.Dim(0);
+        int per = checked((int)(x.Length / rows));
+        var s = rowScale.Span;
+        for (int r = 0; r < rows; r++) TensorPrimitives.Multiply(x.Span.Slice(r * per, per), s[r], y.Span.Slice(r * per, per));
+    }
+
+    public void Copy(Tensor src, Tensor dst) => src.Span.CopyTo(dst.Span);
 
     public void Scale(Tensor x, float s) => TensorPrimitives.Multiply(x.Span, s, x.Span);
 

@@ -9,7 +9,7 @@ namespace VitSharp.Backends.Cuda;
 /// in our NVRTC-compiled kernels). Every op is queued on one stream and returns at once: only
 /// <see cref="CopyToHost"/> and <see cref="Synchronize"/> wait. Kernels live in Kernels/*.cu, one file per layer.
 /// </summary>
-public sealed unsafe class CudaBackend : IBackend
+public sealed unsafe partial class CudaBackend : IBackend
 {
     private readonly CudaGemm _gemm;
     private readonly string _suffix;
@@ -27,6 +27,9 @@ public sealed unsafe class CudaBackend : IBackend
 
     /// <summary>The CLI's entry point (found by name): bf16 compute on the given GPU.</summary>
     public static CudaBackend Create(Device device) => new(DType.BF16, device.Index);
+
+    /// <summary>The CLI's entry point with a compute type (`--dtype bf16|f32`), found by name like <see cref="Create(Device)"/>.</summary>
+    public static CudaBackend Create(Device device, DType computeType) => new(computeType, device.Index);
 
     public CudaContext Context { get; }
 
@@ -165,6 +168,14 @@ public sealed unsafe class CudaBackend : IBackend
         if (qkv.Dim(2) != 3 * heads * hd) throw new ArgumentException($"Attention: {qkv} is not 3·{heads} heads wide");
         if (y.Length != (long)batch * n * width) throw new ArgumentException($"Attention: output {y} for {qkv}");
         CheckCompute(qkv, y);
+        if (probs is not null && probs.DType == ComputeType)
+        {
+            // Training (and attention maps in the compute type): probabilities materialised, products on tensor cores.
+            CheckDevice(probs);
+            if (probs.Length != (long)batch * heads * n * n) throw new ArgumentException($"Attention: probs {probs} for {qkv}");
+            AttentionMaterialised(qkv, y, heads, scale, probs);
+            return;
+        }
         if (probs is null && ComputeType == DType.BF16 && hd is 32 or 64 or 80 or 128 && Aligned16(qkv, y))
         {
             const float log2e = 1.4426950408889634f;

@@ -93,5 +93,77 @@ internal sealed unsafe class CudaGemm : IDisposable
         return p;
     }
 
+    private readonly record struct GeneralKey(bool TransA, bool TransB, int M, int N, int K, int Lda, int Ldb, int Ldc,
+        long StrideA, long StrideB, long StrideC, int Batch, DType AB, DType C, int AlignA, int AlignB, int AlignC);
+    private readonly Dictionary<GeneralKey, Plan> _general = new();
+
+    /// <summary>
+    /// Row-major, optionally strided-batched: C[m, n] = alpha·op(A)·op(B) + beta·C for each of <paramref name="batch"/>
+    /// matrices, op(X) = Xᵀ when its flag is set; lda/ldb/ldc are row strides of the matrices as stored. A and B are in
+    /// <paramref name="ab"/>, C in <paramref name="c"/> (bf16 operands may accumulate into an fp32 C: parameter gradients).
+    /// Column-major cuBLASLt computes Cᵀ = op(B)ᵀ·op(A)ᵀ on the same memory.
+    /// </summary>
+    public void RunGeneral(bool transA, bool transB, int m, int n, int k, DType ab, nint a, int lda, long strideA, nint b, int ldb, long strideB,
+        DType c, nint cp, int ldc, long strideC, int batch, float alpha, float beta)
+    {
+        var key = new GeneralKey(transA, transB, m, n, k, lda, ldb, ldc, strideA, strideB, strideC, batch, ab, c,
+            Alignment(a), Alignment(b), Alignment(cp));
+        if (!_general.TryGetValue(key, out var plan)) _general[key] = plan = MakeGeneralPlan(key);
+        var algo = plan.Algo;
+        // cuBLASLt's A is our B and its B is our A (see above).
+        CublasLt.Check(CublasLt.cublasLtMatmul(_handle, plan.Desc, &alpha, b, plan.LayoutA, a, plan.LayoutB, &beta, cp, plan.LayoutC,
+            cp, plan.LayoutC, algo.Algo, _workspace.Pointer, (nuint)WorkspaceBytes, _ctx.Stream), $"cublasLtMatmul {key}");
+    }
+
+    private Plan MakeGeneralPlan(GeneralKey key)
+    {
+        int abType = key.AB == DType.BF16 ? CublasLt.R16BF : CublasLt.R32F, cType = key.C == DType.BF16 ? CublasLt.R16BF : CublasLt.R32F;
+        var p = new Plan();
+        nint d;
+        CublasLt.Check(CublasLt.cublasLtMatmulDescCreate(&d, CublasLt.Compute32F, CublasLt.R32F), "cublasLtMatmulDescCreate");
+        p.Desc = d;
+        // Column-major: A' = our B (n × k as op(B)ᵀ), B' = our A (k × m as op(A)ᵀ), C' = n × m.
+        int opA = key.TransB ? CublasLt.OpT : CublasLt.OpN, opB = key.TransA ? CublasLt.OpT : CublasLt.OpN;
+        uint ep = CublasLt.EpilogueDefault;
+        CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescTransA, &opA, 4), "transA");
+        CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescTransB, &opB, 4), "transB");
+        CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescEpilogue, &ep, 4), "epilogue");
+        nint la, lb, lc;
+        // Stored shapes, column-major: B stored row-major (k × n) or, transposed, (n × k); read column-major that is
+        // (n × k) resp. (k × n) with leading dimension ldb.
+        ulong aRows = key.TransB ? (ulong)key.K : (ulong)key.N, aCols = key.TransB ? (ulong)key.N : (ulong)key.K;
+        ulong bRows = key.TransA ? (ulong)key.M : (ulong)key.K, bCols = key.TransA ? (ulong)key.K : (ulong)key.M;
+        CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(&la, abType, aRows, aCols, key.Ldb), "layout A");
+        CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(&lb, abType, bRows, bCols, key.Lda), "layout B");
+        CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(&lc, cType, (ulong)key.N, (ulong)key.M, key.Ldc), "layout C");
+        if (key.Batch > 1)
+        {
+            int count = key.Batch;
+            long sa = key.StrideB, sb = key.StrideA, sc = key.StrideC;
+            CublasLt.Check(CublasLt.cublasLtMatrixLayoutSetAttribute(la, CublasLt.LayoutBatchCount, &count, 4), "batch A");
+            CublasLt.Check(CublasLt.cublasLtMatrixLayoutSetAttribute(lb, CublasLt.LayoutBatchCount, &count, 4), "batch B");
+            CublasLt.Check(CublasLt.cublasLtMatrixLayoutSetAttribute(lc, CublasLt.LayoutBatchCount, &count, 4), "batch C");
+            CublasLt.Check(CublasLt.cublasLtMatrixLayoutSetAttribute(la, CublasLt.LayoutStridedBatchOffset, &sa, 8), "stride A");
+            CublasLt.Check(CublasLt.cublasLtMatrixLayoutSetAttribute(lb, CublasLt.LayoutStridedBatchOffset, &sb, 8), "stride B");
+            CublasLt.Check(CublasLt.cublasLtMatrixLayoutSetAttribute(lc, CublasLt.LayoutStridedBatchOffset, &sc, 8), "stride C");
+        }
+        p.LayoutA = la; p.LayoutB = lb; p.LayoutC = lc;
+        nint pref;
+        CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(&pref), "preference");
+        ulong ws = WorkspaceBytes;
+        uint aa = (uint)key.AlignB, ab = (uint)key.AlignA, ac = (uint)key.AlignC;
+        CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMaxWorkspaceBytes, &ws, 8), "workspace");
+        CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignA, &aa, 4), "align A");
+        CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignB, &ab, 4), "align B");
+        CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignC, &ac, 4), "align C");
+        CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignD, &ac, 4), "align D");
+        CublasLt.HeuristicResult r;
+        int found;
+        CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, d, la, lb, lc, lc, pref, 1, &r, &found), "cublasLtMatmulAlgoGetHeuristic");
+        if (found == 0) throw new CudaException($"cuBLASLt found no algorithm for {key}");
+        p.Algo = r;
+        return p;
+    }
+
     public void Dispose() => _workspace.Dispose();
 }

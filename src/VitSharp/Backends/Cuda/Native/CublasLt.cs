@@ -16,6 +16,8 @@ internal static unsafe class CublasLt
         DescBiasDataType = 26;
     // cublasLtEpilogue_t. GELU here is the tanh approximation, so exact (erf) GELU runs as a separate kernel.
     public const uint EpilogueDefault = 1, EpilogueBias = 4, EpilogueGelu = 32, EpilogueGeluBias = 36;
+    // cublasLtMatrixLayoutAttribute_t: batch count (int32) and the element stride between batches (int64).
+    public const int LayoutBatchCount = 5, LayoutStridedBatchOffset = 6;
     // cublasLtMatmulPreferenceAttributes_t
     public const int PrefMaxWorkspaceBytes = 1, PrefMinAlignA = 5, PrefMinAlignB = 6, PrefMinAlignC = 7, PrefMinAlignD = 8;
 
@@ -33,6 +35,7 @@ internal static unsafe class CublasLt
     public static delegate* unmanaged<nint*, int, int, int> cublasLtMatmulDescCreate;
     public static delegate* unmanaged<nint, int, void*, nuint, int> cublasLtMatmulDescSetAttribute;
     public static delegate* unmanaged<nint*, int, ulong, ulong, long, int> cublasLtMatrixLayoutCreate;
+    public static delegate* unmanaged<nint, int, void*, nuint, int> cublasLtMatrixLayoutSetAttribute;
     public static delegate* unmanaged<nint*, int> cublasLtMatmulPreferenceCreate;
     public static delegate* unmanaged<nint, int, void*, nuint, int> cublasLtMatmulPreferenceSetAttribute;
     public static delegate* unmanaged<nint, nint, nint, nint, nint, nint, nint, int, HeuristicResult*, int*, int> cublasLtMatmulAlgoGetHeuristic;
@@ -55,6 +58,7 @@ internal static unsafe class CublasLt
             cublasLtMatmulDescCreate = (delegate* unmanaged<nint*, int, int, int>)F("cublasLtMatmulDescCreate");
             cublasLtMatmulDescSetAttribute = (delegate* unmanaged<nint, int, void*, nuint, int>)F("cublasLtMatmulDescSetAttribute");
             cublasLtMatrixLayoutCreate = (delegate* unmanaged<nint*, int, ulong, ulong, long, int>)F("cublasLtMatrixLayoutCreate");
+            cublasLtMatrixLayoutSetAttribute = (delegate* unmanaged<nint, int, void*, nuint, int>)F("cublasLtMatrixLayoutSetAttribute");
             cublasLtMatmulPreferenceCreate = (delegate* unmanaged<nint*, int>)F("cublasLtMatmulPreferenceCreate");
             cublasLtMatmulPreferenceSetAttribute = (delegate* unmanaged<nint, int, void*, nuint, int>)F("cublasLtMatmulPreferenceSetAttribute");
             cublasLtMatmulAlgoGetHeuristic = (delegate* unmanaged<nint, nint, nint, nint, nint, nint, nint, int, HeuristicResult*, int*, int>)F("cublasLtMatmulAlgoGetHeuristic");

@@ -1,0 +1,30 @@
+using System.CommandLine;
+using VitSharp.Training;
+
+namespace VitSharp.Cli.Commands;
+
+/// <summary>`vit bench-train`: training steps per second on synthetic data (the step bench/peers/timm_train.py times).</summary>
+public sealed class BenchTrainCommand : ICliCommand
+{
+    public Command Create()
+    {
+        var device = new Option<string>("--device") { Description = "cpu or cuda[:N]", DefaultValueFactory = _ => "cpu" };
+        var model = new Option<string>("--model") { Description = "a preset name, or cifar (32², patch 4, width 192, depth 9)", DefaultValueFactory = _ => "cifar" };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 128 };
+        var dtype = new Option<string?>("--dtype") { Description = "bf16 (default on cuda) or f32" };
+        var steps = new Option<int>("--steps") { Description = "steps per timed round", DefaultValueFactory = _ => 20 };
+        var rounds = new Option<int>("--rounds") { DefaultValueFactory = _ => 3 };
+        var cmd = new Command("bench-train", "measure training throughput (images/s) on synthetic data");
+        foreach (var o in new Option[] { device, model, batch, dtype, steps, rounds }) cmd.Options.Add(o);
+        cmd.SetAction(r => Cli.Guard(() =>
+        {
+            var dev = r.GetValue(device)!;
+            var be = Backends.CreateTraining(dev, r.GetValue(dtype) ?? TrainCommand.DefaultDType(dev));
+            var res = TrainingBenchmark.Run(r.GetValue(model)!, be, r.GetValue(batch), r.GetValue(steps), r.GetValue(rounds));
+            Console.WriteLine($"RESULT vitsharp-{res.ComputeType.ToString().ToLowerInvariant()} {res.Model} batch={res.Batch} " +
+                              $"ms/step={res.MsPerStep:F3} images/s={res.ImagesPerSecond:F0} loss {res.FirstLoss:F4} -> {res.LastLoss:F4}");
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,319 @@
+using VitSharp.Backends.Cuda.Native;
+using VitSharp.Tensors;
+
+namespace VitSharp.Backends.Cuda;
+
+/// <summary>
+/// Training on the GPU: every backward op, the loss, clipping and the optimizer sweeps, queued on the one stream like
+/// the forward ops (kernels in Kernels/training.cu). Mixed precision as AMP does it: activations and matrix operands in
+/// <see cref="IBackend.ComputeType"/> (bf16) with fp32 accumulation; parameter gradients, master weights and optimizer
+/// state in fp32 (bf16 operands accumulate straight into fp32 gradients in cuBLASLt). No atomics anywhere: reductions
+/// run in fixed orders, so a seed on a given GPU reproduces the same weights.
+/// Attention training keeps the probabilities (B, H, N, N): q/k/v are split into per-head matrices and the products run
+/// as strided-batched GEMMs over B·H, with the softmax and its backward in our kernels.
+/// </summary>
+public sealed unsafe partial class CudaBackend : ITrainingBackend
+{
+    private string Sfx(Tensor t) => t.DType switch
+    {
+        DType.F32 => "f32",
+        DType.BF16 => "bf16",
+        _ => throw new ArgumentException($"CUDA training op got {t}"),
+    };
+
+    private void CheckType(Tensor t, params DType[] allowed)
+    {
+        CheckDevice(t);
+        if (Array.IndexOf(allowed, t.DType) < 0) throw new ArgumentException($"CUDA backend: {t} must be {string.Join(" or ", allowed)}");
+    }
+
+    private void Gemm(bool ta, bool tb, int m, int n, int k, Tensor a, int lda, long sa, Tensor b, int ldb, long sb, Tensor c, int ldc, long sc,
+        int batch = 1, float alpha = 1f, float beta = 0f, long offA = 0, long offB = 0, long offC = 0)
+    {
+        int es = ComputeType.SizeOf(), cs = c.DType.SizeOf();
+        _gemm.RunGeneral(ta, tb, m, n, k, ComputeType, a.Pointer + (nint)(offA * es), lda, sa, b.Pointer + (nint)(offB * es), ldb, sb,
+            c.DType, c.Pointer + (nint)(offC * cs), ldc, sc, batch, alpha, beta);
+    }
+
+    /// <summary>dst (fp32) += column sums of src (rows × cols, row stride <paramref name="stride"/>), deterministic.</summary>
+    private void ColumnSums(Tensor src, int rows, int cols, long stride, Tensor dst)
+    {
+        CheckType(dst, DType.F32);
+        int rpc = Math.Max(32, (rows + 63) / 64), chunks = (rows + rpc - 1) / rpc;
+        using var partial = Allocate([chunks * cols], DType.F32);
+        Launch("training.cu", "colsum_partial_" + Sfx(src), (uint)((cols + 255) / 256), (uint)chunks, 1, 256, 1, 1, 0,
+            src.Pointer, partial.Pointer, rows, cols, stride, rpc);
+        Launch("training.cu", "colsum_final", (uint)((cols + 255) / 256), 1, 1, 256, 1, 1, 0, partial.Pointer, dst.Pointer, chunks, cols);
+    }
+
+    private void LaunchTrain(string name, long n, params ReadOnlySpan<long> args)
+    {
+        long blocks = Math.Clamp((n + 255) / 256, 1, (long)Context.MultiprocessorCount * 16);
+        Launch("training.cu", name, (uint)blocks, 1, 1, 256, 1, 1, 0, args);
+    }
+
+    public void LinearBackward(Tensor dy, Tensor x, Tensor w, Tensor? dx, Tensor dw, Tensor? db, bool accumulateDx = false)
+    {
+        int n = w.Dim(0), k = w.Dim(1);
+        int rows = checked((int)(x.Length / k));
+        if (dy.Length != (long)rows * n) throw new ArgumentException($"LinearBackward: dy {dy} for input {x} and weight {w}");
+        if (dw.Length != (long)n * k) throw new ArgumentException($"LinearBackward: dW {dw} for weight {w}");
+        CheckCompute(dy, x, w);
+        CheckType(dw, DType.F32, ComputeType);
+        if (dx is not null)
+        {
+            CheckCompute(dx);
+            Gemm(false, false, rows, k, n, dy, n, 0, w, k, 0, dx, k, 0, beta: accumulateDx ? 1f : 0f);   // dx = dy·W
+        }
+        Gemm(true, false, n, k, rows, dy, n, 0, x, k, 0, dw, k, 0, beta: 1f);                             // dW += dyᵀ·x
+        if (db is not null) ColumnSums(dy, rows, n, n, db);
+    }
+
+    public void LayerNormTrain(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y, Tensor mean, Tensor rstd)
+    {
+        CheckCompute(x, gamma, beta, y);
+        CheckType(mean, DType.F32, ComputeType);
+        CheckType(rstd, mean.DType);
+        int d = x.Dim(-1), rows = checked((int)(x.Length / d));
+        Launch("training.cu", $"layernorm_train_{_suffix}_{Sfx(mean)}", (uint)((rows + 7) / 8), 1, 1, 256, 1, 1, 0,
+            x.Pointer, gamma.Pointer, beta.Pointer, y.Pointer, mean.Pointer, rstd.Pointer, rows, d, Bits(eps));
+    }
+
+    public void LayerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx, Tensor dgamma, Tensor dbeta,
+        bool accumulateDx = false)
+    {
+        CheckCompute(dy, x, gamma, dx);
+        CheckType(mean, DType.F32, ComputeType);
+        CheckType(rstd, mean.DType);
+        CheckType(dgamma, DType.F32);
+        CheckType(dbeta, DType.F32);
+        int d = x.Dim(-1), rows = checked((int)(x.Length / d));
+        string s = $"{_suffix}_{Sfx(mean)}";
+        Launch("training.cu", "layernorm_backward_" + s, (uint)((rows + 7) / 8), 1, 1, 256, 1, 1, 0,
+            dy.Pointer, x.Pointer, gamma.Pointer, mean.Pointer, rstd.Pointer, dx.Pointer, rows, d, accumulateDx ? 1 : 0);
+        int rpc = Math.Max(32, (rows + 63) / 64), chunks = (rows + rpc - 1) / rpc;
+        using var partial = Allocate([chunks * 2 * d], DType.F32);
+        Launch("training.cu", "layernorm_param_partial_" + s, (uint)((d + 255) / 256), (uint)chunks, 1, 256, 1, 1, 0,
+            dy.Pointer, x.Pointer, mean.Pointer, rstd.Pointer, partial.Pointer, rows, d, rpc);
+        Launch("training.cu", "layernorm_param_final", (uint)((d + 255) / 256), 1, 1, 256, 1, 1, 0,
+            partial.Pointer, dgamma.Pointer, dbeta.Pointer, chunks, d);
+    }
+
+    public void ActivationBackward(Activation act, Tensor dy, Tensor pre, Tensor dx)
+    {
+        CheckCompute(dy, pre, dx);
+        if (dy.Length != pre.Length || dx.Length != pre.Length) throw new ArgumentException($"ActivationBackward: {dy}, {pre} -> {dx}");
+        LaunchTrain("activation_backward_" + _suffix, pre.Length, dy.Pointer, pre.Pointer, dx.Pointer, pre.Length, (int)act);
+    }
+
+    /// <summary>Attention with probabilities, the training forward: S = scale·Q·Kᵀ (fp32), P = softmax(S) in the
+    /// compute type (saved in <paramref name="probs"/>), O = P·V; strided-batched over batch × heads.</summary>
+    private void AttentionMaterialised(Tensor qkv, Tensor y, int heads, float scale, Tensor probs)
+    {
+        int batch = qkv.Dim(0), n = qkv.Dim(1), width = qkv.Dim(2) / 3, hd = width / heads, bh = batch * heads;
+        long headElems = (long)n * hd, block = (long)bh * headElems;
+        using var qh = Allocate([3 * (int)block], ComputeType);
+        SplitHeads(qkv, qh, batch, n, 3, heads, hd, toHeads: true);
+        using var s = Allocate([bh * n * n], DType.F32);
+        Gemm(false, true, n, n, hd, qh, hd, headElems, qh, hd, headElems, s, n, (long)n * n, bh, alpha: scale, offB: block); // S = Q·Kᵀ
+        Launch("training.cu", "softmax_rows_" + _suffix, (uint)(((long)bh * n + 7) / 8), 1, 1, 256, 1, 1, 0, s.Pointer, probs.Pointer, (long)bh * n, n);
+        using var o = Allocate([(int)block], ComputeType);
+        Gemm(false, false, n, hd, n, probs, n, (long)n * n, qh, hd, headElems, o, hd, headElems, bh, offB: 2 * block);      // O = P·V
+        SplitHeads(y, o, batch, n, 1, heads, hd, toHeads: false);
+    }
+
+    /// <summary>(B, N, G, H, hd) ↔ (G, B, H, N, hd): tokens-major projections to per-head matrices and back.</summary>
+    private void SplitHeads(Tensor tokens, Tensor headsT, int batch, int n, int g, int heads, int hd, bool toHeads)
+    {
+        long per = (long)n * g * heads * hd;
+        var (src, dst) = toHeads ? (tokens, headsT) : (headsT, tokens);
+        Launch("training.cu", "split_heads_" + _suffix, PerImageBlocks(per, batch), (uint)batch, 1, 256, 1, 1, 0,
+            src.Pointer, dst.Pointer, batch, n, g, heads, hd, toHeads ? 0 : 1);
+    }
+
+    public void AttentionBackward(Tensor dy, Tensor qkv, Tensor probs, Tensor dqkv, int heads, float scale)
+    {
+        CheckCompute(dy, qkv, probs, dqkv);
+        int batch = qkv.Dim(0), n = qkv.Dim(1), width = qkv.Dim(2) / 3, hd = width / heads, bh = batch * heads;
+        if (probs.Length != (long)bh * n * n) throw new ArgumentException($"AttentionBackward: probs {probs} for {qkv}");
+        long headElems = (long)n * hd, block = (long)bh * headElems, nn = (long)n * n;
+        using var qh = Allocate([3 * (int)block], ComputeType);
+        SplitHeads(qkv, qh, batch, n, 3, heads, hd, toHeads: true);
+        using var doh = Allocate([(int)block], ComputeType);
+        SplitHeads(dy, doh, batch, n, 1, heads, hd, toHeads: true);
+        using var dqh = Allocate([3 * (int)block], ComputeType);
+        using var dp = Allocate([bh * n * n], DType.F32);
+        Gemm(false, true, n, n, hd, doh, hd, headElems, qh, hd, headElems, dp, n, nn, bh, offB: 2 * block);           // dP = dO·Vᵀ
+        Gemm(true, false, n, hd, n, probs, n, nn, doh, hd, headElems, dqh, hd, headElems, bh, offC: 2 * block);       // dV = Pᵀ·dO
+        using var ds = Allocate([bh * n * n], ComputeType);
+        Launch("training.cu", "softmax_backward_" + _suffix, (uint)(((long)bh * n + 7) / 8), 1, 1, 256, 1, 1, 0,
+            probs.Pointer, dp.Pointer, ds.Pointer, (long)bh * n, n, Bits(scale));                                      // dS (scaled)
+        Gemm(false, false, n, hd, n, ds, n, nn, qh, hd, headElems, dqh, hd, headElems, bh, offB: block);              // dQ = dS·K
+        Gemm(true, false, n, hd, n, ds, n, nn, qh, hd, headElems, dqh, hd, headElems, bh, offC: block);               // dK = dSᵀ·Q
+        SplitHeads(dqkv, dqh, batch, n, 3, heads, hd, toHeads: false);
+    }
+
+    public void PatchEmbedBackward(Tensor dy, Tensor images, Tensor dw, Tensor db, int patch)
+    {
+        CheckCompute(dy, images);
+        int batch = images.Dim(0), c = images.Dim(1), h = images.Dim(2), wd = images.Dim(3);
+        int np = (h / patch) * (wd / patch), kdim = c * patch * patch, dim = dw.Dim(0);
+        using var cols = Allocate([batch * np, kdim], ComputeType);
+        int es = ComputeType.SizeOf();
+        bool vec = patch * es % 16 == 0 && wd * es % 16 == 0 && Aligned16(images, cols);
+        Launch("elementwise.cu", "im2col_" + _suffix, PerImageBlocks((long)np * c * patch, batch), (uint)batch, 1, 256, 1, 1, 0,
+            images.Pointer, cols.Pointer, c, h, wd, patch, vec ? 1 : 0);
+        CheckType(dw, DType.F32, ComputeType);
+        Gemm(true, false, dim, kdim, batch * np, dy, dim, 0, cols, kdim, 0, dw, kdim, 0, beta: 1f);                 // dW += dyᵀ·cols
+        ColumnSums(dy, batch * np, dim, dim, db);
+    }
+
+    public void EmbedBackward(Tensor dx, Tensor dpatches, Tensor? dcls, Tensor dpos)
+    {
+        CheckCompute(dx, dpatches);
+        int batch = dx.Dim(0), t = dx.Dim(1), d = dx.Dim(2);
+        int prefix = dcls is null ? 0 : 1, np = t - prefix;
+        Launch("training.cu", "embed_backward_patches_" + _suffix, PerImageBlocks((long)np * d, batch), (uint)batch, 1, 256, 1, 1, 0,
+            dx.Pointer, dpatches.Pointer, np, d, prefix);
+        ColumnSums(dx, batch, t * d, (long)t * d, dpos);
+        if (dcls is not null) ColumnSums(dx, batch, d, (long)t * d, dcls);
+    }
+
+    public void MeanTokensBackward(Tensor dy, int start, Tensor dx)
+    {
+        CheckCompute(dy, dx);
+        int batch = dx.Dim(0), t = dx.Dim(1), d = dx.Dim(2);
+        Launch("training.cu", "mean_tokens_backward_" + _suffix, PerImageBlocks((long)t * d, batch), (uint)batch, 1, 256, 1, 1, 0,
+            dy.Pointer, dx.Pointer, t, d, start);
+    }
+
+    public void SelectTokenBackward(Tensor dy, int index, Tensor dx)
+    {
+        CheckCompute(dy, dx);
+        int batch = dx.Dim(0), t = dx.Dim(1), d = dx.Dim(2);
+        Launch("training.cu", "select_token_backward_" + _suffix, PerImageBlocks((long)t * d, batch), (uint)batch, 1, 256, 1, 1, 0,
+            dy.Pointer, dx.Pointer, t, d, index);
+    }
+
+    public float SoftmaxCrossEntropy(Tensor logits, Tensor targets, Tensor? dlogits, float gradScale = 1f)
+    {
+        using var stats = Allocate([4], DType.F32);
+        Zero(stats);
+        CrossEntropy(logits, targets, null, dlogits, gradScale, stats);
+        var host = new float[4];
+        CopyToHost(stats, host);
+        return host[0];
+    }
+
+    public void CrossEntropyStats(Tensor logits, Tensor targets, Tensor? labels, Tensor dlogits, float gradScale, Tensor stats) =>
+        CrossEntropy(logits, targets, labels, dlogits, gradScale, stats);
+
+    private void CrossEntropy(Tensor logits, Tensor targets, Tensor? labels, Tensor? dlogits, float gradScale, Tensor stats)
+    {
+        CheckCompute(logits);
+        if (dlogits is not null) CheckCompute(dlogits);
+        CheckType(targets, DType.F32);
+        CheckType(stats, DType.F32);
+        if (labels is not null) CheckType(labels, DType.F32);
+        int batch = logits.Dim(0), k = logits.Dim(1);
+        if (targets.Length != logits.Length) throw new ArgumentException($"SoftmaxCrossEntropy: targets {targets} for logits {logits}");
+        using var rows = Allocate([2 * batch], DType.F32);
+        Launch("training.cu", "softmax_xent_" + _suffix, (uint)batch, 1, 1, k >= 256 ? 256u : 32u, 1, 1, 0,
+            logits.Pointer, targets.Pointer, dlogits?.Pointer ?? 0, rows.Pointer, labels?.Pointer ?? 0, k, Bits(gradScale / batch));
+        Launch("training.cu", "xent_final", 1, 1, 1, 256, 1, 1, 0, rows.Pointer, stats.Pointer, batch, Bits(gradScale));
+    }
+
+    public void Multiply(Tensor a, Tensor b, Tensor y)
+    {
+        CheckCompute(a, b, y);
+        if (a.Length != b.Length || a.Length != y.Length) throw new ArgumentException($"Multiply: {a} * {b} -> {y}");
+        LaunchTrain("mul_" + _suffix, a.Length, a.Pointer, b.Pointer, y.Pointer, a.Length);
+    }
+
+    public void MultiplyRows(Tensor x, Tensor rowScale, Tensor y)
+    {
+        CheckCompute(x, y);
+        CheckType(rowScale, DType.F32);
+        int rows = x.Dim(0);
+        long per = x.Length / rows;
+        if (rowScale.Length != rows || y.Length != x.Length) throw new ArgumentException($"MultiplyRows: {x} * {rowScale} -> {y}");
+        Launch("training.cu", "mul_rows_" + _suffix, PerImageBlocks(per, rows), (uint)rows, 1, 256, 1, 1, 0, x.Pointer, rowScale.Pointer, y.Pointer, per);
+    }
+
+    public void Scale(Tensor x, float s)
+    {
+        CheckType(x, DType.F32, ComputeType);
+        LaunchTrain("scale_" + Sfx(x), x.Length, x.Pointer, x.Length, Bits(s));
+    }
+
+    public void Zero(Tensor x)
+    {
+        CheckDevice(x);
+        Driver.Check(Driver.cuMemsetD8Async(x.Pointer, 0, (nuint)(x.Length * x.DType.SizeOf()), Context.Stream), "cuMemsetD8");
+    }
+
+    public void Copy(Tensor src, Tensor dst)
+    {
+        CheckDevice(src);
+        CheckDevice(dst);
+        if (src.Length != dst.Length) throw new ArgumentException($"Copy: {src} -> {dst}");
+        if (src.DType == dst.DType) { CopyDevice(src, dst); return; }
+        if (src.DType == DType.F32 && dst.DType == DType.BF16)
+            LaunchElementwise("convert_f32_to_bf16", src.Length, src.Pointer, dst.Pointer, src.Length);
+        else if (src.DType == DType.BF16 && dst.DType == DType.F32)
+            LaunchElementwise("convert_bf16_to_f32", src.Length, src.Pointer, dst.Pointer, src.Length);
+        else throw new NotSupportedException($"Copy: {src.DType} -> {dst.DType}");
+    }
+
+    private const int SumBlocks = 528; // 4 per SM on an H200; fixed, so the order of the sum is too
+
+    private Tensor SumSquaresDevice(Tensor x)
+    {
+        CheckType(x, DType.F32, ComputeType);
+        var result = Allocate([2], DType.F32); // one double
+        using var partial = Allocate([2 * SumBlocks], DType.F32);
+        Launch("training.cu", "sumsq_partial_" + Sfx(x), SumBlocks, 1, 1, 256, 1, 1, 0, x.Pointer, x.Length, partial.Pointer);
+        Launch("training.cu", "sumsq_final", 1, 1, 1, 32, 1, 1, 0, partial.Pointer, SumBlocks, result.Pointer);
+        return result;
+    }
+
+    public double SumSquares(Tensor x)
+    {
+        using var r = SumSquaresDevice(x);
+        var host = new float[2];
+        CopyToHost(r, host);
+        return BitConverter.Int64BitsToDouble((long)(uint)BitConverter.SingleToInt32Bits(host[0]) | ((long)BitConverter.SingleToInt32Bits(host[1]) << 32));
+    }
+
+    public void ClipGradNorm(Tensor grads, float maxNorm, Tensor stats)
+    {
+        CheckType(grads, DType.F32);
+        CheckType(stats, DType.F32);
+        using var sumsq = SumSquaresDevice(grads);
+        LaunchTrain("clip_by_norm", grads.Length, grads.Pointer, grads.Length, sumsq.Pointer, Bits(maxNorm), stats.Pointer);
+    }
+
+    public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWArgs a)
+    {
+        foreach (var t in new[] { param, grad, m, v }) CheckType(t, DType.F32);
+        double bc1 = 1 - Math.Pow(a.Beta1, a.Step), bc2 = 1 - Math.Pow(a.Beta2, a.Step);
+        float stepSize = (float)(a.Lr / bc1), bc2Sqrt = (float)Math.Sqrt(bc2);
+        float decay = (float)(1 - (double)a.Lr * a.WeightDecay);
+        LaunchTrain("adamw_step", param.Length, param.Pointer, grad.Pointer, m.Pointer, v.Pointer, param.Length,
+            Bits(a.Beta1), Bits(a.Beta2), Bits(a.Eps), Bits(stepSize), Bits(bc2Sqrt), Bits(decay), a.WeightDecay != 0 ? 1 : 0);
+    }
+
+    public void SgdStep(Tensor param, Tensor grad, Tensor momentum, SgdArgs a)
+    {
+        foreach (var t in new[] { param, grad, momentum }) CheckType(t, DType.F32);
+        LaunchTrain("sgd_step", param.Length, param.Pointer, grad.Pointer, momentum.Pointer, param.Length,
+            Bits(a.Lr), Bits(a.Momentum), Bits(a.WeightDecay), a.Nesterov ? 1 : 0, a.FirstStep ? 1 : 0);
+    }
+
+    public void EmaUpdate(Tensor ema, Tensor param, float decay)
+    {
+        CheckType(ema, DType.F32);
+        CheckType(param, DType.F32);
+        LaunchTrain("ema_update", ema.Length, ema.Pointer, param.Pointer, ema.Length, Bits(decay));
+    }
+}

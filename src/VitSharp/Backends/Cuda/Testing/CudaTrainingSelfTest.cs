@@ -1,0 +1,281 @@
+using VitSharp.Backends.Cpu;
+using VitSharp.Checkpoints;
+using VitSharp.Models;
+using VitSharp.Tensors;
+using VitSharp.Training;
+
+namespace VitSharp.Backends.Cuda.Testing;
+
+/// <summary>
+/// GPU training checks, run by `vit cuda-selftest --train` and by [CudaFact] tests: every ITrainingBackend op against
+/// the CPU backend on random inputs (F32 ≤ 1e-5 relative; BF16 with inputs rounded to bf16 first, ≤ 1e-2), whole-model
+/// gradients and one AdamW step against PyTorch's on the reference training folders, and determinism (two seeded runs
+/// of a few steps give the same bits).
+/// </summary>
+public static class CudaTrainingSelfTest
+{
+    private sealed record Spec(int[] Shape, float Scale, DType? Type = null);
+
+    private sealed record Case(string Name, Spec[] Inputs, Spec[] Outputs, Action<ITrainingBackend, Tensor[], Tensor[]> Op);
+
+    private static Spec S(float scale, params int[] shape) => new(shape, scale);
+    private static Spec F(float scale, params int[] shape) => new(shape, scale, DType.F32);
+
+    public static List<CudaSelfTest.Result> OpParity(DType dtype, int seed = 4321)
+    {
+        var cases = new List<Case>();
+        foreach (var (m, k, n) in new[] { (394, 192, 576), (130, 64, 10), (33, 48, 20) })
+            foreach (var acc in new[] { false, true })
+                cases.Add(new($"LinearBackward {m}x{k}->{n}{(acc ? " dx+=" : "")}", [S(1, m, n), S(1, m, k), S(0.1f, n, k)],
+                    [S(1, m, k), F(1, n, k), F(1, n)], (be, i, o) => be.LinearBackward(i[0], i[1], i[2], o[0], o[1], o[2], acc)));
+        cases.Add(new("LinearBackward no dx, no bias 64x32->16", [S(1, 64, 16), S(1, 64, 32), S(0.1f, 16, 32)], [F(1, 16, 32)],
+            (be, i, o) => be.LinearBackward(i[0], i[1], i[2], null, o[0], null)));
+        foreach (var (rows, d) in new[] { (394, 192), (130, 64), (8, 768) })
+        {
+            cases.Add(new($"LayerNormTrain {rows}x{d}", [S(2, rows, d), S(1, d), S(1, d)], [S(1, rows, d), S(1, rows), S(1, rows)],
+                (be, i, o) => be.LayerNormTrain(i[0], i[1], i[2], 1e-6f, o[0], o[1], o[2])));
+            cases.Add(new($"LayerNormTrain {rows}x{d} F32 stats", [S(2, rows, d), S(1, d), S(1, d)], [S(1, rows, d), F(1, rows), F(1, rows)],
+                (be, i, o) => be.LayerNormTrain(i[0], i[1], i[2], 1e-6f, o[0], o[1], o[2])));
+            foreach (var acc in new[] { false, true })
+                cases.Add(new($"LayerNormBackward {rows}x{d}{(acc ? " dx+=" : "")}", [S(1, rows, d), S(2, rows, d), S(1, d), S(0.3f, rows), S(1, rows)],
+                    [S(1, rows, d), F(1, d), F(1, d)], (be, i, o) => be.LayerNormBackward(i[0], i[1], i[2], i[3], i[4], o[0], o[1], o[2], acc)));
+        }
+        foreach (var act in new[] { Activation.Gelu, Activation.GeluTanh, Activation.Tanh, Activation.None })
+            cases.Add(new($"ActivationBackward {act}", [S(1, 77, 96), S(3, 77, 96)], [S(1, 77, 96)],
+                (be, i, o) => be.ActivationBackward(act, i[0], i[1], o[0])));
+        foreach (var (b, n, h, hd) in new[] { (2, 65, 3, 64), (2, 197, 2, 64), (3, 17, 4, 16), (2, 50, 2, 32) })
+        {
+            float scale = 1f / MathF.Sqrt(hd);
+            cases.Add(new($"Attention+probs (training) B{b} N{n} H{h} hd{hd}", [S(1.5f, b, n, 3 * h * hd)], [S(1, b, n, h * hd), S(1, b, h, n, n)],
+                (be, i, o) => be.Attention(i[0], o[0], h, scale, o[1])));
+            cases.Add(new($"AttentionBackward B{b} N{n} H{h} hd{hd}", [S(1, b, n, h * hd), S(1.5f, b, n, 3 * h * hd), S(0.1f, b, h, n, n)],
+                [S(1, b, n, 3 * h * hd)], (be, i, o) => be.AttentionBackward(i[0], i[1], i[2], o[0], h, scale)));
+        }
+        cases.Add(new("PatchEmbedBackward B2 3x32x48 p8 D64", [S(1, 2, 24, 64), S(1, 2, 3, 32, 48)], [F(1, 64, 3, 8, 8), F(1, 64)],
+            (be, i, o) => be.PatchEmbedBackward(i[0], i[1], o[0], o[1], 8)));
+        cases.Add(new("PatchEmbedBackward B3 3x32x32 p4 D192", [S(1, 3, 64, 192), S(1, 3, 3, 32, 32)], [F(1, 192, 3, 4, 4), F(1, 192)],
+            (be, i, o) => be.PatchEmbedBackward(i[0], i[1], o[0], o[1], 4)));
+        cases.Add(new("EmbedBackward cls", [S(1, 3, 10, 64)], [S(1, 3, 9, 64), F(1, 1, 1, 64), F(1, 1, 10, 64)],
+            (be, i, o) => be.EmbedBackward(i[0], o[0], o[1], o[2])));
+        cases.Add(new("EmbedBackward no cls", [S(1, 3, 9, 64)], [S(1, 3, 9, 64), F(1, 1, 9, 64)],
+            (be, i, o) => be.EmbedBackward(i[0], o[0], null, o[1])));
+        cases.Add(new("MeanTokensBackward from 1", [S(1, 3, 40)], [S(1, 3, 17, 40)], (be, i, o) => be.MeanTokensBackward(i[0], 1, o[0])));
+        cases.Add(new("SelectTokenBackward 0", [S(1, 3, 40)], [S(1, 3, 17, 40)], (be, i, o) => be.SelectTokenBackward(i[0], 0, o[0])));
+        foreach (var (b, k) in new[] { (8, 10), (5, 1000) })
+            cases.Add(new($"CrossEntropyStats B{b} K{k}", [S(4, b, k), new([b, k], 1, DType.F32), new([b], 0, DType.F32)], [S(1, b, k), F(0, 4)],
+                (be, i, o) =>
+                {
+                    // Targets: a smoothed one-hot of labels 0..b-1 (mod k), set here so they are a distribution.
+                    var t = new float[b * k];
+                    var lab = new float[b];
+                    for (int r = 0; r < b; r++) { lab[r] = (r * 7) % k; for (int j = 0; j < k; j++) t[r * k + j] = 0.1f / k + (j == (int)lab[r] ? 0.9f : 0f); }
+                    be.CopyFromHost(t, i[1]);
+                    be.CopyFromHost(lab, i[2]);
+                    be.Zero(o[1]);
+                    be.CrossEntropyStats(i[0], i[1], i[2], o[0], 0.5f, o[1]);
+                }));
+        cases.Add(new("ClipGradNorm 100003 (clipped)", [], [F(1, 100003), F(0, 4)], (be, i, o) => { be.Zero(o[1]); be.ClipGradNorm(o[0], 1f, o[1]); }));
+        cases.Add(new("ClipGradNorm 1000 (under the limit)", [], [F(1, 1000), F(0, 4)], (be, i, o) => { be.Zero(o[1]); be.ClipGradNorm(o[0], 1e6f, o[1]); }));
+        cases.Add(new("AdamWStep 10007", [F(0.1f, 10007)], [F(1, 10007), F(0.01f, 10007), F(0.01f, 10007)],
+            (be, i, o) => be.AdamWStep(o[0], i[0], o[1], o[2], new AdamWArgs(1e-3f, 0.9f, 0.999f, 1e-8f, 0.05f, 3)))); // v ≥ 0: see RunCase
+        cases.Add(new("SgdStep 10007 nesterov", [F(0.1f, 10007)], [F(1, 10007), F(0.1f, 10007)],
+            (be, i, o) => be.SgdStep(o[0], i[0], o[1], new SgdArgs(0.03f, 0.9f, 1e-4f, true, false))));
+        cases.Add(new("EmaUpdate 10007", [F(1, 10007)], [F(1, 10007)], (be, i, o) => be.EmaUpdate(o[0], i[0], 0.999f)));
+        cases.Add(new("Multiply", [S(1, 1000), S(1, 1000)], [S(1, 1000)], (be, i, o) => be.Multiply(i[0], i[1], o[0])));
+        cases.Add(new("MultiplyRows", [S(1, 4, 33, 10), F(2, 4)], [S(1, 4, 33, 10)], (be, i, o) => be.MultiplyRows(i[0], i[1], o[0])));
+        cases.Add(new("Scale F32", [], [F(1, 999)], (be, i, o) => be.Scale(o[0], 0.37f)));
+        cases.Add(new("Copy F32 -> compute", [F(1, 999)], [S(1, 999)], (be, i, o) => be.Copy(i[0], o[0])));
+
+        var results = new List<CudaSelfTest.Result>();
+        using var gpu = new CudaBackend(dtype);
+        var rng = new Random(seed);
+        foreach (var c in cases)
+        {
+            try { results.Add(RunCase(c, gpu, dtype, rng)); }
+            catch (Exception e) { results.Add(new CudaSelfTest.Result($"{dtype} {c.Name}", double.NaN, double.NaN, 0, e.GetType().Name + ": " + e.Message)); }
+        }
+        results.Add(SumSquares(gpu, rng));
+        return results;
+    }
+
+    private static float[] Rand(Random rng, long n, float scale, DType dtype)
+    {
+        var a = new float[n];
+        for (long i = 0; i < n; i++)
+        {
+            float v = scale * (float)(rng.NextDouble() * 2 - 1);
+            a[i] = dtype == DType.BF16 ? BFloat16Convert.ToFloat(BFloat16Convert.FromFloat(v)) : v;
+        }
+        return a;
+    }
+
+    private static CudaSelfTest.Result RunCase(Case c, CudaBackend gpu, DType dtype, Random rng)
+    {
+        DType T(Spec s) => s.Type ?? dtype;
+        var ins = c.Inputs.Select(x => Rand(rng, Shape.Count(x.Shape), x.Scale, T(x))).ToArray();
+        var outs = c.Outputs.Select(x => Rand(rng, Shape.Count(x.Shape), x.Scale, T(x))).ToArray();
+        if (c.Name.StartsWith("AdamWStep")) for (int i = 0; i < outs[2].Length; i++) outs[2][i] = Math.Abs(outs[2][i]);
+        var cpu = CpuBackend.Instance;
+        var ci = c.Inputs.Select((s, k) => Tensor.FromArray((float[])ins[k].Clone(), s.Shape)).ToArray();
+        var co = c.Outputs.Select((s, k) => Tensor.FromArray((float[])outs[k].Clone(), s.Shape)).ToArray();
+        c.Op(cpu, ci, co);
+        var gi = c.Inputs.Select((s, k) => { var t = gpu.Allocate(s.Shape, T(s)); gpu.CopyFromHost(ins[k], t); return t; }).ToArray();
+        var go = c.Outputs.Select((s, k) => { var t = gpu.Allocate(s.Shape, T(s)); gpu.CopyFromHost(outs[k], t); return t; }).ToArray();
+        c.Op(gpu, gi, go);
+        double worstRel = 0, worstAbs = 0;
+        for (int k = 0; k < go.Length; k++)
+        {
+            var got = new float[go[k].Length];
+            gpu.CopyToHost(go[k], got);
+            var (rel, abs) = CudaSelfTest.Compare(got, co[k].ToArray());
+            worstRel = Math.Max(worstRel, rel);
+            worstAbs = Math.Max(worstAbs, abs);
+        }
+        foreach (var t in ci.Concat(co).Concat(gi).Concat(go)) t.Dispose();
+        return new CudaSelfTest.Result($"{dtype} {c.Name}", worstRel, worstAbs, dtype == DType.BF16 ? CudaSelfTest.Bf16Tolerance : CudaSelfTest.F32Tolerance);
+    }
+
+    private static CudaSelfTest.Result SumSquares(CudaBackend gpu, Random rng)
+    {
+        var a = Rand(rng, 300007, 1, DType.F32);
+        using var t = gpu.Allocate([a.Length], DType.F32);
+        gpu.CopyFromHost(a, t);
+        using var h = Tensor.FromArray(a, a.Length);
+        double want = CpuBackend.Instance.SumSquares(h), got = gpu.SumSquares(t);
+        return new CudaSelfTest.Result("SumSquares F32 300007 (double)", Math.Abs(got - want) / want, Math.Abs(got - want), 1e-12);
+    }
+
+    /// <summary>One training step of a reference folder (model.safetensors, input.npy, labels.npy, loss.npy,
+    /// grads.safetensors, model_after_adamw_step.safetensors; label smoothing 0.1, AdamW lr 1e-3, wd 0.05 on everything)
+    /// on <paramref name="be"/>: loss, gradients (fp32) and the weights after the step.</summary>
+    private static (float Loss, Dictionary<string, HostArray> Grads, Dictionary<string, HostArray> After) Step(string dir, ITrainingBackend be)
+    {
+        var heads = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "meta.json")))
+            .RootElement.GetProperty("timm_vit_kwargs").GetProperty("num_heads").GetInt32();
+        var ckpt = Checkpoint.Load(Path.Combine(dir, "model.safetensors"), new LoadOptions { Heads = heads });
+        using var model = ckpt.CreateModel(be);
+        using var tm = TrainableModel.Create(model);
+        var input = Npy.Read(Path.Combine(dir, "input.npy"));
+        var labels = Npy.ReadInt64(Path.Combine(dir, "labels.npy")).Select(l => (int)l).ToArray();
+        int classes = ckpt.Config.NumClasses;
+        using var x = be.Allocate(input.Shape, be.ComputeType);
+        be.CopyFromHost(input.Data, x);
+        using var targets = be.Allocate([labels.Length, classes], DType.F32);
+        be.CopyFromHost(Targets.Smoothed(labels, classes, 0.1f), targets);
+        using var dlogits = be.Allocate([labels.Length, classes], be.ComputeType);
+        tm.ZeroGrad();
+        var logits = tm.Forward(x, rng: null);
+        float loss = be.SoftmaxCrossEntropy(logits, targets, dlogits);
+        tm.Backward(dlogits);
+        var grads = tm.Grads.ToHost();
+        using var opt = new AdamW(tm.Parameters, tm.Grads, excludeFromDecay: false) { WeightDecay = 0.05f };
+        opt.LoadWeights(ckpt.Weights, dir);
+        opt.Update(1e-3f);
+        return (loss, grads, opt.Weights.ToHost());
+    }
+
+    private static double RelAll(Dictionary<string, HostArray> got, IReadOnlyDictionary<string, HostArray> want, out double maxAbs)
+    {
+        double num = 0, den = 0;
+        maxAbs = 0;
+        foreach (var (name, w) in want)
+        {
+            var g = got[name].Data;
+            for (int i = 0; i < w.Data.Length; i++)
+            {
+                double e = (double)g[i] - w.Data[i];
+                if (double.IsNaN(e)) return double.NaN;
+                num += e * e; den += (double)w.Data[i] * w.Data[i];
+                maxAbs = Math.Max(maxAbs, Math.Abs(e));
+            }
+        }
+        return Math.Sqrt(num / Math.Max(den, 1e-30));
+    }
+
+    /// <summary>Gradients and one AdamW step on the GPU against PyTorch's and against the CPU backend's.</summary>
+    public static List<CudaSelfTest.Result> GradientParity(string dir)
+    {
+        var results = new List<CudaSelfTest.Result>();
+        string name = Path.GetFileName(dir.TrimEnd('/'));
+        if (!File.Exists(Path.Combine(dir, "grads.safetensors")))
+        {
+            results.Add(new CudaSelfTest.Result($"gradients {name}", double.NaN, double.NaN, 0, $"missing {dir}/grads.safetensors"));
+            return results;
+        }
+        float refLoss = Npy.Read(Path.Combine(dir, "loss.npy")).Data[0];
+        var refGrads = SafeTensors.Read(Path.Combine(dir, "grads.safetensors"));
+        var refAfter = SafeTensors.Read(Path.Combine(dir, "model_after_adamw_step.safetensors"));
+        var cpu = Step(dir, CpuBackend.Instance);
+        foreach (var dt in new[] { DType.F32, DType.BF16 })
+        {
+            using var gpu = new CudaBackend(dt);
+            var g = Step(dir, gpu);
+            double tol = dt == DType.F32 ? CudaSelfTest.F32Tolerance : 3e-2;
+            results.Add(new CudaSelfTest.Result($"{dt} {name} loss vs PyTorch", Math.Abs(g.Loss - refLoss) / Math.Abs(refLoss), Math.Abs(g.Loss - refLoss),
+                dt == DType.F32 ? CudaSelfTest.F32Tolerance : 1e-2));
+            double r1 = RelAll(g.Grads, refGrads, out var a1);
+            results.Add(new CudaSelfTest.Result($"{dt} {name} gradients vs PyTorch", r1, a1, tol));
+            double r2 = RelAll(g.Grads, cpu.Grads, out var a2);
+            results.Add(new CudaSelfTest.Result($"{dt} {name} gradients vs CPU", r2, a2, tol));
+            double r3 = RelAll(g.After, refAfter, out var a3);
+            results.Add(new CudaSelfTest.Result($"{dt} {name} weights after AdamW vs PyTorch", r3, a3, dt == DType.F32 ? 1e-5 : 1e-3));
+        }
+        return results;
+    }
+
+    /// <summary>Same seed, same GPU: a few steps of a small ViT with drop path, run twice, give identical weights.</summary>
+    public static CudaSelfTest.Result Determinism(DType dt)
+    {
+        byte[] Run()
+        {
+            using var gpu = new CudaBackend(dt);
+            var cfg = new VitConfig { ImageSize = 32, PatchSize = 4, EmbedDim = 64, Depth = 2, NumHeads = 2, NumClasses = 10, MlpDim = 128 };
+            using var model = VisionModel.Create(cfg, gpu);
+            var init = Initializer.Init(cfg, 7);
+            model.Load(init, "init");
+            using var tm = TrainableModel.Create(model);
+            tm.Regularization = new Regularization(0, 0.1f);
+            using var opt = new AdamW(model.Parameters, tm.Grads);
+            opt.LoadWeights(init, "init");
+            var rng = new Random(3);
+            int b = 16;
+            using var x = gpu.Allocate([b, 3, 32, 32], gpu.ComputeType);
+            using var t = gpu.Allocate([b, 10], DType.F32);
+            using var dl = gpu.Allocate([b, 10], gpu.ComputeType);
+            using var stats = gpu.Allocate([4], DType.F32);
+            gpu.Zero(stats);
+            for (int s = 0; s < 5; s++)
+            {
+                gpu.CopyFromHost(Rand(rng, x.Length, 1, DType.F32), x);
+                var labels = Enumerable.Range(0, b).Select(_ => rng.Next(10)).ToArray();
+                gpu.CopyFromHost(Targets.Smoothed(labels, 10, 0.1f), t);
+                tm.ZeroGrad();
+                var logits = tm.Forward(x, new Random(s));
+                gpu.CrossEntropyStats(logits, t, null, dl, 1f, stats);
+                tm.Backward(dl);
+                gpu.ClipGradNorm(tm.Grads.Buffer, 1f, stats);
+                opt.Update(1e-3f);
+            }
+            var w = opt.Weights.ToHost();
+            return w.OrderBy(kv => kv.Key, StringComparer.Ordinal).SelectMany(kv => kv.Value.Data.SelectMany(BitConverter.GetBytes)).ToArray();
+        }
+        var a = Run();
+        var b2 = Run();
+        int diff = 0;
+        for (int i = 0; i < a.Length; i++) if (a[i] != b2[i]) diff++;
+        return new CudaSelfTest.Result($"{dt} determinism: 5 seeded steps twice, differing bytes", diff, diff, 0);
+    }
+
+    public static bool RunAll(IEnumerable<string> gradientRefs, TextWriter log)
+    {
+        if (!CudaBackend.IsAvailable(out var why)) { log.WriteLine("CUDA unavailable: " + why); return false; }
+        var all = new List<CudaSelfTest.Result>();
+        void Add(IEnumerable<CudaSelfTest.Result> rs) { foreach (var r in rs) { log.WriteLine(r); all.Add(r); } }
+        foreach (var dt in new[] { DType.F32, DType.BF16 }) Add(OpParity(dt));
+        foreach (var dir in gradientRefs) Add(GradientParity(dir));
+        foreach (var dt in new[] { DType.F32, DType.BF16 }) Add([Determinism(dt)]);
+        int failed = all.Count(r => !r.Pass);
+        log.WriteLine($"training: {all.Count - failed}/{all.Count} passed");
+        return failed == 0;
+    }
+}
