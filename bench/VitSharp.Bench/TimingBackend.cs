@@ -39,6 +39,7 @@ public sealed class TimingBackend(IBackend inner) : IBackend, IWeightPrepacking
     public void CopyFromHost(ReadOnlySpan<float> src, Tensor dst) => inner.CopyFromHost(src, dst);
     public void CopyToHost(Tensor src, Span<float> dst) => inner.CopyToHost(src, dst);
     public void Synchronize() => inner.Synchronize();
+    public void Zero(Tensor x) => inner.Zero(x);
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, Activation act = Activation.None, bool accumulate = false) =>
         Time($"Linear {w.Dim(0)}x{w.Dim(1)} {act}", () => inner.Linear(x, w, bias, y, act, accumulate));
     public void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y) => Time("LayerNorm", () => inner.LayerNorm(x, gamma, beta, eps, y));

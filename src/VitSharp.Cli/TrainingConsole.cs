@@ -46,8 +46,8 @@ public static class TrainingConsole
     public static List<string> Overrides(string[]? sets, string? data, string? output)
     {
         var o = new List<string>(sets ?? []);
-        if (data is not null) o.Add($"data.path={System.Text.Json.JsonSerializer.Serialize(data)}");
-        if (output is not null) o.Add($"output={System.Text.Json.JsonSerializer.Serialize(output)}");
+        if (data is not null) o.Add($"data.path={System.Text.Json.Nodes.JsonValue.Create(data).ToJsonString()}");
+        if (output is not null) o.Add($"output={System.Text.Json.Nodes.JsonValue.Create(output).ToJsonString()}");
         return o;
     }
 }

@@ -14,15 +14,18 @@ public sealed class BenchTrainCommand : ICliCommand
         var dtype = new Option<string?>("--dtype") { Description = "bf16 (default on cuda) or f32" };
         var steps = new Option<int>("--steps") { Description = "steps per timed round", DefaultValueFactory = _ => 20 };
         var rounds = new Option<int>("--rounds") { DefaultValueFactory = _ => 3 };
+        var profile = new Option<bool>("--profile") { Description = "device time per kernel and GEMM shape over one step (CUDA)" };
         var cmd = new Command("bench-train", "measure training throughput (images/s) on synthetic data");
-        foreach (var o in new Option[] { device, model, batch, dtype, steps, rounds }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { device, model, batch, dtype, steps, rounds, profile }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var dev = r.GetValue(device)!;
             var be = Backends.CreateTraining(dev, r.GetValue(dtype) ?? TrainCommand.DefaultDType(dev));
-            var res = TrainingBenchmark.Run(r.GetValue(model)!, be, r.GetValue(batch), r.GetValue(steps), r.GetValue(rounds));
+            Func<Action, string>? profiler = r.GetValue(profile) && be is VitSharp.Backends.Cuda.CudaBackend cb ? cb.ProfileOnce : null;
+            var res = TrainingBenchmark.Run(r.GetValue(model)!, be, r.GetValue(batch), r.GetValue(steps), r.GetValue(rounds), profiler: profiler);
             Console.WriteLine($"RESULT vitsharp-{res.ComputeType.ToString().ToLowerInvariant()} {res.Model} batch={res.Batch} " +
                               $"ms/step={res.MsPerStep:F3} images/s={res.ImagesPerSecond:F0} loss {res.FirstLoss:F4} -> {res.LastLoss:F4}");
+            if (res.Profile is not null) Console.Write(res.Profile);
             return 0;
         }));
         return cmd;

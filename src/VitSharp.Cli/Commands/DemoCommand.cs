@@ -37,7 +37,7 @@ public sealed class DemoCommand : ICliCommand
             var top = logits.Data.Select((v, i) => (v, i)).OrderByDescending(t => t.v).Take(5)
                 .Select(t => new { index = t.i, logit = MathF.Round(t.v, 4) });
             Console.WriteLine($"top-5 on a synthetic {config.ImageSize}×{config.ImageSize} image (untrained weights, {sw.ElapsedMilliseconds} ms): " +
-                JsonSerializer.Serialize(top.Select(t => $"{t.index}:{t.logit}")));
+                new System.Text.Json.Nodes.JsonArray(top.Select(t => (System.Text.Json.Nodes.JsonNode?)$"{t.index}:{t.logit}").ToArray()).ToJsonString());
             return 0;
         }));
         return cmd;

@@ -36,7 +36,7 @@ public sealed class FinetuneCommand : ICliCommand
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var overrides = TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output));
-            overrides.Add($"init_checkpoint={System.Text.Json.JsonSerializer.Serialize(r.GetValue(checkpoint))}");
+            overrides.Add($"init_checkpoint={System.Text.Json.Nodes.JsonValue.Create(r.GetValue(checkpoint))!.ToJsonString()}");
             if (r.GetValue(size) is int s) overrides.Add($"model.img_size={s}");
             var cfg = r.GetValue(config) is { } path ? TrainConfig.Load(path, overrides) : TrainConfig.Parse(Defaults, overrides, "fine-tuning defaults");
             var (train, val) = TrainData.Open(cfg.Data, cfg.Seed);

@@ -28,6 +28,10 @@ public interface IBackend : IDisposable
 
     void Synchronize();
 
+    /// <summary>Sets every element of <paramref name="x"/> to zero (parameter sets start zeroed: gradients, optimizer
+    /// state and alignment gaps; device allocators may hand out reused memory).</summary>
+    void Zero(Tensor x);
+
     /// <summary>y[rows, N] = act(x[rows, K] · w[N, K]ᵀ + bias) (+ y when <paramref name="accumulate"/>, before act = None only).
     /// Weights are stored (out, in) as in PyTorch.</summary>
     void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, Activation act = Activation.None, bool accumulate = false);

@@ -72,7 +72,6 @@ public interface ITrainingBackend : IBackend
     /// <summary>x ← x·s.</summary>
     void Scale(Tensor x, float s);
 
-    void Zero(Tensor x);
 
     /// <summary>Σ x², in double (global-norm clipping).</summary>
     double SumSquares(Tensor x);

@@ -29,6 +29,7 @@ public sealed class ParameterSet : IDisposable
         Count = total;
         ElementCount = elements;
         Buffer = backend.Allocate([checked((int)Math.Max(total, 1))], dtype ?? backend.ComputeType);
+        backend.Zero(Buffer);
         foreach (var (name, shape, offset) in _layout) _views[name] = Buffer.View(shape, offset);
     }
 

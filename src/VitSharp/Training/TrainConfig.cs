@@ -50,6 +50,10 @@ public sealed record TrainConfig
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 
+    // Reflection-based (de)serialisation of TrainConfig's own records: the CLI publishes trimmed with VitSharp as a trimmer
+    // root assembly (every member kept) and reflection-based System.Text.Json enabled (VitSharp.Cli.csproj).
+    private const string Kept = "VitSharp is a trimmer root assembly of the published CLI: TrainConfig's members are kept";
+
     public static TrainConfig Load(string path, IEnumerable<string>? overrides = null)
     {
         if (!File.Exists(path)) throw new VitSharpException($"{path}: config file not found");
@@ -63,11 +67,15 @@ public sealed record TrainConfig
             var node = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true })
                 as JsonObject ?? throw new VitSharpException($"{source}: a JSON object expected");
             foreach (var o in overrides ?? []) Override(node, o);
-            return node.Deserialize<TrainConfig>(Json) ?? throw new VitSharpException($"{source}: empty config");
+            return Deserialize(node) ?? throw new VitSharpException($"{source}: empty config");
         }
         catch (JsonException e) { throw new VitSharpException($"{source}: {e.Message}", e); }
     }
 
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = Kept)]
+    private static TrainConfig? Deserialize(JsonObject node) => node.Deserialize<TrainConfig>(Json);
+
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = Kept)]
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
     /// <summary>Sets a dotted key (<c>optimizer.lr=0.01</c>); the value is read as JSON, else taken as a string.</summary>

@@ -22,7 +22,7 @@ public static class TrainLog
     /// <summary>Appends one event as a JSON object and flushes, so the log survives an interruption.</summary>
     public static void Write(StreamWriter log, TrainEvent e)
     {
-        var o = new Dictionary<string, object?> { ["kind"] = e.Kind, ["step"] = e.Step, ["epoch"] = e.Epoch };
+        var o = new System.Text.Json.Nodes.JsonObject { ["kind"] = e.Kind, ["step"] = e.Step, ["epoch"] = e.Epoch };
         if (!float.IsNaN(e.Loss)) o["loss"] = e.Loss;
         if (!double.IsNaN(e.Accuracy)) o[e.Kind.StartsWith("eval") ? "top1" : "accuracy"] = e.Accuracy;
         if (e.Eval is not null) { o["top5"] = e.Eval.Top5; o["count"] = e.Eval.Count; }
@@ -30,7 +30,7 @@ public static class TrainLog
         if (!double.IsNaN(e.ImagesPerSecond)) o["images_per_s"] = Math.Round(e.ImagesPerSecond, 1);
         if (!float.IsNaN(e.GradNorm)) o["grad_norm"] = e.GradNorm;
         if (e.Path is not null) o["path"] = e.Path;
-        log.WriteLine(JsonSerializer.Serialize(o));
+        log.WriteLine(o.ToJsonString());
         log.Flush();
     }
 }

@@ -13,14 +13,15 @@ namespace VitSharp.Training;
 /// </summary>
 public static class TrainingBenchmark
 {
-    public sealed record Result(string Model, int Batch, DType ComputeType, double MsPerStep, double ImagesPerSecond, float FirstLoss, float LastLoss);
+    public sealed record Result(string Model, int Batch, DType ComputeType, double MsPerStep, double ImagesPerSecond, float FirstLoss, float LastLoss, string? Profile);
 
     /// <summary>A preset name, or "cifar": the CIFAR ViT of the GPU peer figures (32², patch 4, width 192, depth 9, 3 heads).</summary>
     public static ModelConfig Config(string name) => name == "cifar"
         ? new VitConfig { ImageSize = 32, PatchSize = 4, EmbedDim = 192, Depth = 9, NumHeads = 3, MlpDim = 768, NumClasses = 10 }
         : Presets.Get(name);
 
-    public static Result Run(string name, ITrainingBackend be, int batch, int steps = 20, int rounds = 3, int warmup = 3)
+    /// <param name="profiler">when given, runs one more step through it (e.g. CudaBackend.ProfileOnce) and returns its report.</param>
+    public static Result Run(string name, ITrainingBackend be, int batch, int steps = 20, int rounds = 3, int warmup = 3, Func<Action, string>? profiler = null)
     {
         if (batch <= 0 || steps <= 0 || rounds <= 0 || warmup < 0) throw new VitSharpException("batch, steps and rounds must be positive");
         var config = Config(name);
@@ -72,6 +73,7 @@ public static class TrainingBenchmark
         float last = Loss();
         times.Sort();
         double ms = times[times.Count / 2];
-        return new Result(name, batch, be.ComputeType, ms, batch * 1000 / ms, first, last);
+        string? report = profiler?.Invoke(Step);
+        return new Result(name, batch, be.ComputeType, ms, batch * 1000 / ms, first, last, report);
     }
 }

@@ -31,7 +31,7 @@ public class TrainingCliTests : IDisposable
         Assert.Equal(6, log.Count(l => l.Contains("\"kind\":\"step\"")));
         Assert.Equal(2, log.Count(l => l.Contains("\"kind\":\"eval\"")));
         var model = Path.Combine(run, Trainer.ModelFile);
-        Assert.Equal(["cat", "dog", "emu"], Checkpoint.Load(model).Labels);
+        Assert.Equal(["cat", "dog", "emu"], Checkpoint.Load(model).Labels!);
 
         (code, stdout, err) = CliRunner.Run("eval", "--checkpoint", model, "--data", data);
         Assert.True(code == 0, err);

@@ -31,8 +31,11 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
         int batch = 1, float alpha = 1f, float beta = 0f, long offA = 0, long offB = 0, long offC = 0)
     {
         int es = ComputeType.SizeOf(), cs = c.DType.SizeOf();
+        var start = _profile?.Begin();
         _gemm.RunGeneral(ta, tb, m, n, k, ComputeType, a.Pointer + (nint)(offA * es), lda, sa, b.Pointer + (nint)(offB * es), ldb, sb,
             c.DType, c.Pointer + (nint)(offC * cs), ldc, sc, batch, alpha, beta);
+        if (start is not null)
+            _profile!.End($"gemm {(ta ? "T" : "N")}{(tb ? "T" : "N")} {m}x{n}x{k}{(batch > 1 ? $" ×{batch}" : "")} -> {c.DType}{(beta != 0 ? "+=" : "")}", start);
     }
 
     /// <summary>dst (fp32) += column sums of src (rows × cols, row stride <paramref name="stride"/>), deterministic.</summary>

@@ -111,7 +111,9 @@ public sealed unsafe partial class CudaBackend : IBackend
         }
         // cuBLASLt's GELU epilogue is the tanh form; exact GELU and tanh run as one pass over y afterwards.
         bool fused = act is Activation.None or Activation.GeluTanh;
+        var start = _profile?.Begin();
         _gemm.Run(m, n, k, ComputeType, x.Pointer, w.Pointer, bias?.Pointer ?? 0, y.Pointer, act == Activation.GeluTanh, accumulate);
+        if (start is not null) _profile!.End($"gemm fwd {m}x{n}x{k}{(bias is null ? "" : "+b")}{(accumulate ? "+=" : "")}", start);
         if (!fused) Apply(act, y, y);
     }
 
@@ -265,6 +267,21 @@ public sealed unsafe partial class CudaBackend : IBackend
     /// </summary>
     public CudaGraph Capture(Action body) => CudaGraph.Capture(Context, body);
 
+    private KernelProfile? _profile;
+
+    /// <summary>Runs <paramref name="body"/> once with device events around every kernel and matrix product and returns
+    /// the device time per kernel name and GEMM shape.</summary>
+    public string ProfileOnce(Action body)
+    {
+        Synchronize();
+        using var p = new KernelProfile(Context);
+        _profile = p;
+        try { body(); }
+        finally { _profile = null; }
+        Synchronize();
+        return p.Report();
+    }
+
     public void Dispose() => _gemm.Dispose();
 
     // --- launching ---
@@ -288,11 +305,13 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         var f = Context.Kernels.Function(file, name);
         var ptrs = stackalloc void*[args.Length];
+        var start = _profile?.Begin();
         fixed (long* a = args)
         {
             for (int i = 0; i < args.Length; i++) ptrs[i] = a + i;
             Driver.Check(Driver.cuLaunchKernel(f, gx, gy, gz, bx, by, bz, (uint)smem, Context.Stream, ptrs, null), $"launch {name}");
         }
+        if (start is not null) _profile!.End(name, start);
     }
 
     private readonly HashSet<(nint, int)> _sharedRaised = new();

@@ -14,6 +14,7 @@ public sealed class TimedBackend(IBackend inner, Action<string, Action> time) : 
     public void CopyFromHost(ReadOnlySpan<float> src, Tensor dst) => inner.CopyFromHost(src, dst);
     public void CopyToHost(Tensor src, Span<float> dst) => inner.CopyToHost(src, dst);
     public void Synchronize() => inner.Synchronize();
+    public void Zero(Tensor x) => inner.Zero(x);
 
     public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, Activation act = Activation.None, bool accumulate = false) =>
         time($"Linear {w.Dim(1)}->{w.Dim(0)}{(act == Activation.None ? "" : " " + act)}{(accumulate ? " +=" : "")}",

@@ -28,8 +28,8 @@ internal static class JpegUpsampleSimd
             var mid = Vector256.LoadUnsafe(ref s, (nuint)(i + 1));
             var right = Vector256.LoadUnsafe(ref s, (nuint)(i + 2));
             var m3 = mid * three;
-            var even = Avx2.ShiftRightArithmetic(m3 + left + eb, (byte)shift);
-            var odd = Avx2.ShiftRightArithmetic(m3 + right + ob, (byte)shift);
+            var even = Vector256.ShiftRightArithmetic(m3 + left + eb, shift);
+            var odd = Vector256.ShiftRightArithmetic(m3 + right + ob, shift);
             var lo = Avx2.UnpackLow(even, odd); var hi = Avx2.UnpackHigh(even, odd);
             var first = Avx2.Permute2x128(lo, hi, 0x20); var second = Avx2.Permute2x128(lo, hi, 0x31);
             Vector256.Narrow(first.AsUInt16(), second.AsUInt16()).StoreUnsafe(ref o[2 * i]);
