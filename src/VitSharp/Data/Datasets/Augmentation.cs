@@ -46,14 +46,16 @@ public sealed record Augmentation
         int s = ImageSize, plane = s * s;
         if (dst.Length != Channels * plane) throw new ArgumentException("destination size");
         bool train = Train && rng is not null;
-        if (Recipe is not null)
+        if (Recipe is { Antialias: false } && !(train && AutoAugment is not null))
         {
-            if (train && AutoAugment is not null) RecipeWithAutoAugment(img, rng!, dst);
-            else
-            {
-                var chw = train ? Recipe.ApplyTrain(img, rng!) : Recipe.Apply(img);
-                chw.AsSpan().CopyTo(dst);
-            }
+            // TensorFlow-style float resize (google): the recipe's own float path.
+            var chw = train ? Recipe.ApplyTrain(img, rng!) : Recipe.Apply(img);
+            chw.AsSpan().CopyTo(dst);
+        }
+        else if (Recipe is not null)
+        {
+            if (train) RecipeTrain(img, rng!, dst);
+            else RecipeEval(img, dst);
         }
         else Simple(img, rng, train, dst);
         if (train && RandomErasing is not null) RandomErasing.Apply(dst, Channels, s, s, rng!);
@@ -101,9 +103,10 @@ public sealed record Augmentation
         }
     }
 
-    /// <summary>The recipe's random resized crop and flip on 8-bit pixels (the same draws as
-    /// <see cref="Transforms.PreprocessRecipe.ApplyTrain"/>), then the policy, then the recipe's normalisation.</summary>
-    private void RecipeWithAutoAugment(Image image, Random rng, Span<float> dst)
+    /// <summary>The recipe's random resized crop and flip on 8-bit pixels (the same draws and the same floats as
+    /// <see cref="Transforms.PreprocessRecipe.ApplyTrain"/>, without its float intermediates), then the policy if any,
+    /// then the recipe's normalisation.</summary>
+    private void RecipeTrain(Image image, Random rng, Span<float> dst)
     {
         var r = Recipe!;
         int s = ImageSize, plane = s * s;
@@ -124,12 +127,38 @@ public sealed record Augmentation
                 for (int x = 0; x < s / 2; x++)
                     for (int c = 0; c < 3; c++)
                         (a[(y * s + x) * 3 + c], a[(y * s + s - 1 - x) * 3 + c]) = (a[(y * s + s - 1 - x) * 3 + c], a[(y * s + x) * 3 + c]);
-        var cur = AutoAugment!.Apply(a, scratch.B, s, s, 3, rng);
+        var cur = AutoAugment is not null ? AutoAugment.Apply(a, scratch.B, s, s, 3, rng) : a;
+        NormalizeRecipe(cur, dst);
+    }
+
+    /// <summary><see cref="Transforms.PreprocessRecipe.Apply"/> for antialiased recipes, normalising straight from the bytes.</summary>
+    private void RecipeEval(Image image, Span<float> dst)
+    {
+        var r = Recipe!;
+        int s = ImageSize;
+        var img = image.ToRgb();
+        if (r.Resize == Transforms.ResizeMode.ShorterSideThenCenterCrop)
+        {
+            int scaleSize = (int)Math.Floor(s / r.CropPct);
+            var (w, h) = Transforms.Resize.ShorterSideSize(img.Width, img.Height, scaleSize);
+            img = Transforms.CenterCrop.Apply(Transforms.Resize.Pil(img, w, h, r.Interpolation), s, s);
+        }
+        else img = Transforms.Resize.Pil(img, s, s, r.Interpolation);
+        NormalizeRecipe(img.Pixels!, dst);
+    }
+
+    /// <summary>Normalize.ToChw's arithmetic, (v/255 − mean)/std, from 3-channel HWC bytes.</summary>
+    private void NormalizeRecipe(byte[] hwc, Span<float> dst)
+    {
+        var r = Recipe!;
+        int plane = ImageSize * ImageSize;
+        Span<float> lut = stackalloc float[256];
         for (int c = 0; c < 3; c++)
         {
             float m = r.Mean[c], sd = r.Std[c];
+            for (int v = 0; v < 256; v++) lut[v] = (v / 255f - m) / sd;
             var d = dst.Slice(c * plane, plane);
-            for (int i = 0; i < plane; i++) d[i] = (cur[i * 3 + c] / 255f - m) / sd; // Normalize.ToChw's arithmetic
+            for (int i = 0; i < plane; i++) d[i] = lut[hwc[i * 3 + c]];
         }
     }
 
