@@ -235,10 +235,10 @@ public class AugmentTests
         Assert.Equal([7, 7], Run(AugmentOp.Equalize, 0, flat));
         // ImageOps.equalize on [10, 10, 200, 200]: step = (4 − 2) // 255 = 0 → identity; on 600 pixels it spreads.
         Assert.Equal([10, 10, 200, 200], Run(AugmentOp.Equalize, 0, new Image(2, 2, 1, [10, 10, 200, 200])));
-        var many = new Image(30, 20, 1, Enumerable.Range(0, 600).Select(i => (byte)(i < 300 ? 10 : 200)).ToArray());
+        // Three levels of 255 pixels each: step = (765 − 255) // 255 = 2, n starts at 1: LUT 1//2, 256//2, 511//2.
+        var many = new Image(45, 17, 1, Enumerable.Range(0, 765).Select(i => (byte)(i < 255 ? 10 : i < 510 ? 90 : 200)).ToArray());
         var eq = Run(AugmentOp.Equalize, 0, many);
-        Assert.Equal(0, eq[0]);
-        Assert.Equal(128, eq[599]); // n//step at 200: (step//2 + 300) // step with step = 300 // 255 = 1
+        Assert.Equal([0, 128, 255], new[] { eq[0], eq[300], eq[764] });
     }
 
     [Fact]
