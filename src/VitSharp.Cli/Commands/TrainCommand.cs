@@ -19,6 +19,7 @@ public sealed class TrainCommand : ICliCommand
         {
             var cfg = TrainConfig.Load(r.GetValue(config)!, TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output)));
             var (train, val) = TrainData.Open(cfg.Data, cfg.Seed);
+            TrainingConsole.DescribeData(train, val);
             using var trainer = new Trainer(cfg, train, val);
             var result = TrainingConsole.Run(trainer, resume: !r.GetValue(fresh));
             Console.WriteLine(result.LastEval is { } e
