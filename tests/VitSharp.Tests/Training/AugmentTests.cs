@@ -121,6 +121,23 @@ public class AugmentTests
     }
 
     [Theory]
+    [InlineData(3, 2, 10, 7, 16, 16)] // up both ways
+    [InlineData(0, 0, 23, 19, 8, 5)]  // down both ways
+    [InlineData(4, 1, 16, 9, 16, 12)] // vertical pass only
+    [InlineData(1, 3, 12, 16, 7, 16)] // horizontal pass only
+    [InlineData(2, 2, 6, 6, 6, 6)]    // a plain crop
+    public void ResizeOfABoxIsResizeOfTheCrop(int x0, int y0, int w, int h, int ow, int oh)
+    {
+        var img = Noise(23, 19, 8);
+        foreach (var interp in new[] { Interpolation.Bicubic, Interpolation.Bilinear })
+        {
+            var dst = new byte[ow * oh * 3];
+            Resize.PilInto(img, x0, y0, w, h, dst, ow, oh, interp);
+            Assert.Equal(Resize.Pil(img.Crop(x0, y0, w, h), ow, oh, interp).Pixels, dst);
+        }
+    }
+
+    [Theory]
     [InlineData("rand-m9-mstd0.5-inc1")]
     [InlineData("rand-m9-mstd0.5")]
     [InlineData("rand-m7-n3-mstd101-w0")]

@@ -112,14 +112,14 @@ public sealed record Augmentation
         int s = ImageSize, plane = s * s;
         var img = image.ToRgb();
         var b = Transforms.RandomResizedCrop.Sample(img.Width, img.Height, rng, r.TrainScale[0], r.TrainScale[1], r.TrainRatio[0], r.TrainRatio[1]);
-        var crop = img.Crop(b.Left, b.Top, b.Width, b.Height);
         var scratch = Scratch.Get(3 * plane);
         var a = scratch.A;
-        if (r.Antialias) Transforms.Resize.Pil(crop, s, s, r.Interpolation).Pixels!.AsSpan().CopyTo(a);
+        // The crop and resize in one pass into the worker's buffer: no per-sample image copies.
+        if (r.Antialias) Transforms.Resize.PilInto(img, b.Left, b.Top, b.Width, b.Height, a, s, s, r.Interpolation);
         else
         {
             // TensorFlow-style float resize, rounded to 8 bits for the 8-bit policy.
-            var f = Transforms.Resize.BilinearNoAntialias(crop, s, s);
+            var f = Transforms.Resize.BilinearNoAntialias(img.Crop(b.Left, b.Top, b.Width, b.Height), s, s);
             for (int i = 0; i < 3 * plane; i++) a[i] = (byte)Math.Clamp(Math.Round(f[i]), 0, 255);
         }
         if (rng.NextDouble() < r.TrainHFlip)
