@@ -134,5 +134,23 @@ public sealed class LoaderBench : IBench
         double trivial = Time(i => ta.Apply(imgs[i], new Random(i), dst));
         Console.WriteLine($"stages    : one thread, µs/image: load {load:F0} (decode when uncached), geometry+normalise {plain:F0}, " +
                           $"with RandAugment {rand:F0}, with TrivialAugment {trivial:F0}");
+        var src = new byte[3 * size * size];
+        var dstB = new byte[src.Length];
+        new Random(1).NextBytes(src);
+        var ops = new (AugmentOp Op, double Arg)[]
+        {
+            (AugmentOp.AutoContrast, 0), (AugmentOp.Equalize, 0), (AugmentOp.Invert, 0), (AugmentOp.Posterize, 2), (AugmentOp.Solarize, 128),
+            (AugmentOp.SolarizeAdd, 50), (AugmentOp.Color, 1.5), (AugmentOp.Contrast, 1.5), (AugmentOp.Brightness, 1.5), (AugmentOp.Sharpness, 1.5),
+            (AugmentOp.Rotate, 17), (AugmentOp.ShearX, 0.2), (AugmentOp.ShearY, 0.2), (AugmentOp.TranslateX, size * 0.3),
+        };
+        var parts = new List<string>();
+        foreach (var (op, arg) in ops)
+            foreach (var resample in op is AugmentOp.Rotate or AugmentOp.ShearX or AugmentOp.ShearY or AugmentOp.TranslateX
+                         ? new[] { AffineResample.Bilinear, AffineResample.Nearest } : [AffineResample.Bilinear])
+            {
+                double us = Time(_ => AutoAugment.Run(op, arg, src, dstB, size, size, 3, resample, 128));
+                parts.Add($"{op}{(resample == AffineResample.Nearest ? "/nearest" : "")} {us:F0}");
+            }
+        Console.WriteLine($"ops       : one thread, µs/image: {string.Join(", ", parts)}");
     }
 }

@@ -14,7 +14,9 @@ public static class PilOps
 {
     public static void Invert(ReadOnlySpan<byte> src, Span<byte> dst)
     {
-        for (int i = 0; i < src.Length; i++) dst[i] = (byte)(255 - src[i]);
+        Span<byte> lut = stackalloc byte[256];
+        for (int i = 0; i < 256; i++) lut[i] = (byte)(255 - i);
+        Point(src, dst, lut);
     }
 
     /// <summary>ImageOps.posterize: keeps the <paramref name="bits"/> high bits (≥ 8: a copy; 0: black).</summary>
@@ -22,19 +24,25 @@ public static class PilOps
     {
         if (bits >= 8) { src.CopyTo(dst); return; }
         byte mask = (byte)~((1 << (8 - Math.Max(bits, 0))) - 1);
-        for (int i = 0; i < src.Length; i++) dst[i] = (byte)(src[i] & mask);
+        Span<byte> lut = stackalloc byte[256];
+        for (int i = 0; i < 256; i++) lut[i] = (byte)(i & mask);
+        Point(src, dst, lut);
     }
 
     /// <summary>ImageOps.solarize: values at or above <paramref name="threshold"/> are inverted.</summary>
     public static void Solarize(ReadOnlySpan<byte> src, Span<byte> dst, double threshold)
     {
-        for (int i = 0; i < src.Length; i++) dst[i] = src[i] < threshold ? src[i] : (byte)(255 - src[i]);
+        Span<byte> lut = stackalloc byte[256];
+        for (int i = 0; i < 256; i++) lut[i] = i < threshold ? (byte)i : (byte)(255 - i);
+        Point(src, dst, lut);
     }
 
     /// <summary>timm's solarize_add: values below <paramref name="threshold"/> get <paramref name="add"/>, clipped at 255.</summary>
     public static void SolarizeAdd(ReadOnlySpan<byte> src, Span<byte> dst, int add, int threshold = 128)
     {
-        for (int i = 0; i < src.Length; i++) dst[i] = src[i] < threshold ? (byte)Math.Clamp(src[i] + add, 0, 255) : src[i];
+        Span<byte> lut = stackalloc byte[256];
+        for (int i = 0; i < 256; i++) lut[i] = i < threshold ? (byte)Math.Clamp(i + add, 0, 255) : (byte)i;
+        Point(src, dst, lut);
     }
 
     /// <summary>ImageOps.autocontrast (cutoff 0): each channel's [min, max] stretched to [0, 255].</summary>
@@ -85,25 +93,26 @@ public static class PilOps
     public static void Brightness(ReadOnlySpan<byte> src, Span<byte> dst, double factor)
     {
         float a = (float)factor;
-        for (int i = 0; i < src.Length; i++) dst[i] = Blend(0, src[i], a);
+        Span<byte> lut = stackalloc byte[256];
+        for (int i = 0; i < 256; i++) lut[i] = Blend(0, (byte)i, a);
+        Point(src, dst, lut);
     }
 
     /// <summary>ImageEnhance.Color: a blend with the image's gray version (identity on one channel).</summary>
     public static void Color(ReadOnlySpan<byte> src, Span<byte> dst, int channels, double factor)
     {
+        if (channels != 3) { src.CopyTo(dst); return; } // the gray of a gray image is itself: d + α·0
+        // α·(s − d) tabulated over the 511 differences: the same float product Blend computes, once per difference.
         float a = (float)factor;
-        if (channels != 3)
-        {
-            for (int i = 0; i < src.Length; i++) dst[i] = Blend(src[i], src[i], a);
-            return;
-        }
+        Span<float> scaled = stackalloc float[511];
+        for (int d = 0; d < 511; d++) scaled[d] = a * (d - 255);
         for (int i = 0; i < src.Length; i += 3)
         {
-            byte g = Gray(src[i], src[i + 1], src[i + 2]);
             byte r = src[i], gg = src[i + 1], b = src[i + 2];
-            dst[i] = Blend(g, r, a);
-            dst[i + 1] = Blend(g, gg, a);
-            dst[i + 2] = Blend(g, b, a);
+            int g = Gray(r, gg, b);
+            dst[i] = Clip(g + scaled[r - g + 255]);
+            dst[i + 1] = Clip(g + scaled[gg - g + 255]);
+            dst[i + 2] = Clip(g + scaled[b - g + 255]);
         }
     }
 
@@ -116,7 +125,9 @@ public static class PilOps
         else for (int i = 0; i < src.Length; i += channels) sum += src[i];
         byte mean = (byte)(int)((double)sum / n + 0.5);
         float a = (float)factor;
-        for (int i = 0; i < src.Length; i++) dst[i] = Blend(mean, src[i], a);
+        Span<byte> lut = stackalloc byte[256];
+        for (int i = 0; i < 256; i++) lut[i] = Blend(mean, (byte)i, a);
+        Point(src, dst, lut);
     }
 
     /// <summary>ImageEnhance.Sharpness: a blend with ImageFilter.SMOOTH (3×3 kernel 1 1 1 / 1 5 1 / 1 1 1 over 13; border
@@ -248,10 +259,14 @@ public static class PilOps
     }
 
     /// <summary>Image.blend(degenerate, image, α) on one sample: d + α·(s − d) in float, clipped and truncated.</summary>
-    private static byte Blend(byte degenerate, byte image, float alpha)
+    private static byte Blend(byte degenerate, byte image, float alpha) => Clip(degenerate + alpha * (image - degenerate));
+
+    private static byte Clip(float t) => t <= 0 ? (byte)0 : t >= 255 ? (byte)255 : (byte)t;
+
+    private static void Point(ReadOnlySpan<byte> src, Span<byte> dst, ReadOnlySpan<byte> lut)
     {
-        float t = degenerate + alpha * (image - degenerate);
-        return t <= 0 ? (byte)0 : t >= 255 ? (byte)255 : (byte)t;
+        dst = dst[..src.Length];
+        for (int i = 0; i < src.Length; i++) dst[i] = lut[src[i]];
     }
 
     /// <summary>Convert.c's RGB → L (ITU-R 601-2 luma in 16-bit fixed point, rounded).</summary>
