@@ -6,6 +6,16 @@ namespace VitSharp.Cli;
 /// <summary>Runs a trainer under a Spectre.Console progress bar (steps, ETA) and prints each log line and evaluation.</summary>
 public static class TrainingConsole
 {
+    /// <summary>One grey line per data set: how many images, and whether and how fast they were cached in memory.</summary>
+    public static void DescribeData(Data.Datasets.IImageDataset train, Data.Datasets.IImageDataset? val)
+    {
+        foreach (var (name, d) in new[] { ("train", train), ("val", val) })
+            if (d is Data.Datasets.CachedDataset c)
+                AnsiConsole.MarkupLine($"[grey]{name}: {c.Count} images decoded into memory in {c.DecodeTime.TotalSeconds:F1} s ({c.Bytes / 1e6:F0} MB)[/]");
+            else if (d is not null)
+                AnsiConsole.MarkupLine($"[grey]{name}: {d.Count} images, decoded every epoch[/]");
+    }
+
     public static TrainResult Run(Trainer trainer, bool resume)
     {
         TrainResult? result = null;

@@ -40,6 +40,7 @@ public sealed class FinetuneCommand : ICliCommand
             if (r.GetValue(size) is int s) overrides.Add($"model.img_size={s}");
             var cfg = r.GetValue(config) is { } path ? TrainConfig.Load(path, overrides) : TrainConfig.Parse(Defaults, overrides, "fine-tuning defaults");
             var (train, val) = TrainData.Open(cfg.Data, cfg.Seed);
+            TrainingConsole.DescribeData(train, val);
             if (r.GetValue(classes) is int k && k != train.Classes.Count)
                 throw new VitSharpException($"--classes {k} but the data has {train.Classes.Count} classes ({string.Join(", ", train.Classes.Take(5))}…)");
             var backend = Backends.CreateTraining(r.GetValue(device) ?? "cpu", r.GetValue(dtype) ?? TrainCommand.DefaultDType(r.GetValue(device)));

@@ -21,6 +21,7 @@ public sealed class TrainCommand : ICliCommand
         {
             var cfg = TrainConfig.Load(r.GetValue(config)!, TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output)));
             var (train, val) = TrainData.Open(cfg.Data, cfg.Seed);
+            TrainingConsole.DescribeData(train, val);
             var backend = Backends.CreateTraining(r.GetValue(device) ?? "cpu", r.GetValue(dtype) ?? DefaultDType(r.GetValue(device)));
             using var trainer = new Trainer(cfg, train, val, backend);
             var result = TrainingConsole.Run(trainer, resume: !r.GetValue(fresh));

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using VitSharp.Backends;
+using VitSharp.Data.Datasets;
 using VitSharp.Models;
 
 namespace VitSharp.Training;
@@ -67,7 +68,9 @@ public sealed record TrainConfig
             var node = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true })
                 as JsonObject ?? throw new VitSharpException($"{source}: a JSON object expected");
             foreach (var o in overrides ?? []) Override(node, o);
-            return Deserialize(node) ?? throw new VitSharpException($"{source}: empty config");
+            var config = Deserialize(node) ?? throw new VitSharpException($"{source}: empty config");
+            config.Data.Validate();
+            return config;
         }
         catch (JsonException e) { throw new VitSharpException($"{source}: {e.Message}", e); }
     }
@@ -145,7 +148,36 @@ public sealed record DataConfig
     /// crop_padding and horizontal_flip: random resized crop and flip, as those libraries fine-tune.</summary>
     public string? Recipe { get; init; }
     public bool HorizontalFlip { get; init; }
-    public int Workers { get; init; } = 2;
+    /// <summary>Threads that decode and augment (0: every core, Environment.ProcessorCount).</summary>
+    public int Workers { get; init; }
+    /// <summary>Finished batches the loader keeps ready ahead of the model.</summary>
+    public int Prefetch { get; init; } = 3;
+    /// <summary>auto (decode once into memory when the decoded images fit CachedDataset.DefaultBoundBytes: a quarter of
+    /// memory, at most 4 GiB), memory (always), none (decode every epoch).</summary>
+    public string Cache { get; init; } = "auto";
+    /// <summary>timm's RandAugment string ("rand-m9-mstd0.5-inc1"), "trivial" (torchvision's TrivialAugmentWide), or null.</summary>
+    public string? AutoAugment { get; init; }
+    /// <summary>timm's random erasing probability (0: off), after normalisation.</summary>
+    public float RandomErasing { get; init; }
+    /// <summary>What erased boxes hold: pixel (per-pixel normal noise, timm's default), rand (per channel) or const (0).</summary>
+    public string RandomErasingMode { get; init; } = "pixel";
+
+    /// <summary>Checks the string-valued and ranged keys; the error names the key.</summary>
+    public void Validate()
+    {
+        static T Key<T>(string key, Func<T> parse)
+        {
+            try { return parse(); }
+            catch (VitSharpException e) { throw new VitSharpException($"data.{key}: {e.Message}", e); }
+        }
+        Key("cache", () => CachedDataset.ParseMode(Cache));
+        Key("auto_augment", () => Data.Datasets.AutoAugment.Parse(AutoAugment));
+        Key("random_erasing_mode", () => Data.Datasets.RandomErasing.ParseMode(RandomErasingMode));
+        if (RandomErasing is < 0 or > 1 || float.IsNaN(RandomErasing)) throw new VitSharpException($"data.random_erasing: {RandomErasing} is not a probability in [0, 1]");
+        if (Workers < 0) throw new VitSharpException($"data.workers: {Workers} (0 means every core)");
+        if (Prefetch < 1) throw new VitSharpException($"data.prefetch: {Prefetch} must be at least 1");
+        if (CropPadding < 0) throw new VitSharpException($"data.crop_padding: {CropPadding} must not be negative");
+    }
 }
 
 public sealed record OptimizerConfig

@@ -30,6 +30,7 @@ public static class TrainLog
         if (!double.IsNaN(e.ImagesPerSecond)) o["images_per_s"] = Math.Round(e.ImagesPerSecond, 1);
         if (!float.IsNaN(e.GradNorm)) o["grad_norm"] = e.GradNorm;
         if (e.Path is not null) o["path"] = e.Path;
+        if (!double.IsNaN(e.WallSeconds)) o["wall_s"] = e.WallSeconds;
         log.WriteLine(o.ToJsonString());
         log.Flush();
     }

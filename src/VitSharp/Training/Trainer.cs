@@ -10,7 +10,11 @@ namespace VitSharp.Training;
 
 /// <summary>What the trainer reports: a logged step, an evaluation, a checkpoint.</summary>
 public sealed record TrainEvent(string Kind, long Step, long TotalSteps, int Epoch, float Loss = float.NaN, double Accuracy = double.NaN,
-    float Lr = float.NaN, double ImagesPerSecond = double.NaN, float GradNorm = float.NaN, EvalResult? Eval = null, string? Path = null);
+    float Lr = float.NaN, double ImagesPerSecond = double.NaN, float GradNorm = float.NaN, EvalResult? Eval = null, string? Path = null)
+{
+    /// <summary>Seconds since this process's Trainer started running (time-to-accuracy curves).</summary>
+    public double WallSeconds { get; init; } = double.NaN;
+}
 
 public sealed record TrainResult(long Steps, bool Interrupted, EvalResult? LastEval, IReadOnlyList<float> StepLosses);
 
@@ -103,6 +107,7 @@ public sealed class Trainer : IDisposable
 
     public TrainResult Run(bool resume = true)
     {
+        _wall.Restart();
         Directory.CreateDirectory(_cfg.Output);
         var state = new TrainState(0, 0, 0);
         if (resume && File.Exists(Out(CheckpointFile))) state = Restore();
@@ -301,8 +306,11 @@ public sealed class Trainer : IDisposable
 
     private void TrimLog(long step) => TrainLog.Trim(Out(LogFile), step);
 
+    private readonly Stopwatch _wall = new();
+
     private void Log(StreamWriter log, TrainEvent e)
     {
+        e = e with { WallSeconds = Math.Round(_wall.Elapsed.TotalSeconds, 2) };
         TrainLog.Write(log, e);
         OnEvent?.Invoke(e);
     }

@@ -20,40 +20,69 @@ public static class Resize
     {
         if (width <= 0 || height <= 0) throw new ArgumentOutOfRangeException(nameof(width), $"size {width}x{height}");
         var img = image.To8Bit();
-        bool needH = width != img.Width, needV = height != img.Height;
-        if (!needH && !needV) return img;
+        if (width == img.Width && height == img.Height) return img;
+        var dst = new byte[(long)width * height * img.Channels];
+        PilInto(img, 0, 0, img.Width, img.Height, dst, width, height, interpolation);
+        return new Image(width, height, img.Channels, dst);
+    }
+
+    /// <summary>
+    /// <see cref="Pil"/> of the box (<paramref name="x0"/>, <paramref name="y0"/>, <paramref name="w"/>, <paramref name="h"/>)
+    /// of an 8-bit image, written into <paramref name="dst"/> (width × height × channels): the same integers as
+    /// <c>Pil(image.Crop(box), width, height)</c> without the crop's copy or the output's allocation; the intermediate
+    /// rows live in a per-thread buffer. For the training loader's random resized crop.
+    /// </summary>
+    public static void PilInto(Image image, int x0, int y0, int w, int h, Span<byte> dst, int width, int height, Interpolation interpolation)
+    {
+        if (width <= 0 || height <= 0) throw new ArgumentOutOfRangeException(nameof(width), $"size {width}x{height}");
+        var px = image.Pixels ?? throw new ArgumentException("an 8-bit image is needed", nameof(image));
+        if (x0 < 0 || y0 < 0 || w <= 0 || h <= 0 || x0 + w > image.Width || y0 + h > image.Height)
+            throw new ArgumentOutOfRangeException(nameof(x0), $"box ({x0},{y0},{w},{h}) outside a {image.Width}x{image.Height} image");
+        int c = image.Channels, stride = image.Width * c, rowOut = width * c;
+        if (dst.Length < (long)rowOut * height) throw new ArgumentException("destination too small", nameof(dst));
+        ReadOnlySpan<byte> src = px.AsSpan(y0 * stride + x0 * c);
+        bool needH = width != w, needV = height != h;
+        if (!needH && !needV)
+        {
+            for (int y = 0; y < h; y++) src.Slice(y * stride, w * c).CopyTo(dst.Slice(y * rowOut, rowOut));
+            return;
+        }
         var (support, filter) = Filter(interpolation);
-        var (vb, vk, vks) = Coefficients(img.Height, height, support, filter);
-        int c = img.Channels;
-        byte[] src = img.Pixels!;
-        int srcW = img.Width, rows = img.Height, firstRow = 0;
+        int srcStride = stride, firstRow = 0;
+        int[] vb = [], vk = [];
+        int vks = 0;
+        if (needV) (vb, vk, vks) = Coefficients(h, height, support, filter);
         if (needH)
         {
             // Like Pillow, only the source rows the vertical pass will read are resampled horizontally.
-            firstRow = vb[0];
-            int lastRow = vb[2 * height - 2] + vb[2 * height - 1];
-            if (!needV) { firstRow = 0; lastRow = img.Height; }
-            rows = lastRow - firstRow;
-            var (hb, hk, hks) = Coefficients(img.Width, width, support, filter);
-            var tmp = new byte[(long)width * rows * c];
+            int lastRow = h;
+            if (needV) { firstRow = vb[0]; lastRow = vb[2 * height - 2] + vb[2 * height - 1]; }
+            int rows = lastRow - firstRow;
+            var (hb, hk, hks) = Coefficients(w, width, support, filter);
+            Span<byte> tmp = needV ? Rows(rowOut * rows) : dst;
             for (int y = 0; y < rows; y++)
-                HorizontalRow(src.AsSpan((y + firstRow) * srcW * c, srcW * c), tmp.AsSpan(y * width * c, width * c), c, hb, hk, hks);
-            src = tmp; srcW = width;
+                HorizontalRow(src.Slice((y + firstRow) * stride, w * c), tmp.Slice(y * rowOut, rowOut), c, hb, hk, hks);
+            if (!needV) return;
+            src = tmp;
+            srcStride = rowOut;
         }
-        if (!needV) return new Image(width, height, c, src);
-        var dst = new byte[(long)width * height * c];
-        var acc = new int[srcW * c];
+        var acc = Acc(rowOut);
         for (int y = 0; y < height; y++)
         {
             int ymin = vb[2 * y] - firstRow, n = vb[2 * y + 1];
             // Row by row: acc += row · weight, the same integer sum as Pillow's per-pixel loop, in a SIMD-friendly order.
-            acc.AsSpan().Fill(1 << (PrecisionBits - 1));
-            for (int i = 0; i < n; i++) AccumulateRow(src.AsSpan((ymin + i) * srcW * c, srcW * c), vk[y * vks + i], acc);
-            var o = dst.AsSpan(y * srcW * c, srcW * c);
+            acc.Fill(1 << (PrecisionBits - 1));
+            for (int i = 0; i < n; i++) AccumulateRow(src.Slice((ymin + i) * srcStride, rowOut), vk[y * vks + i], acc);
+            var o = dst.Slice(y * rowOut, rowOut);
             for (int x = 0; x < o.Length; x++) o[x] = Clip8(acc[x]);
         }
-        return new Image(width, height, c, dst);
     }
+
+    [ThreadStatic] private static byte[]? _rows;
+    [ThreadStatic] private static int[]? _acc;
+
+    private static Span<byte> Rows(int n) => (_rows is { } r && r.Length >= n ? r : _rows = new byte[n]).AsSpan(0, n);
+    private static Span<int> Acc(int n) => (_acc is { } a && a.Length >= n ? a : _acc = new int[n]).AsSpan(0, n);
 
     static void HorizontalRow(ReadOnlySpan<byte> src, Span<byte> dst, int c, int[] bounds, int[] weights, int ksize)
     {
