@@ -1,4 +1,6 @@
+using System.Text.Json.Nodes;
 using VitSharp.Backends;
+using VitSharp.Checkpoints;
 using VitSharp.Nn;
 using VitSharp.Tensors;
 
@@ -36,6 +38,26 @@ public sealed class MlpMixer : VisionModel
         foreach (var l in LayerNorm.Layout("norm", c.EmbedDim)) yield return l;
         if (c.NumClasses > 0)
             foreach (var l in Linear.Layout("head", c.EmbedDim, c.NumClasses)) yield return l;
+    }
+
+    /// <summary>The inverse of <see cref="Layout"/>: the configuration whose layout these (timm-named) weights have
+    /// (eps and GELU variant from the hint, else timm's defaults).</summary>
+    public static MixerConfig InferConfig(IReadOnlyDictionary<string, HostArray> w, string file, JsonObject? hint)
+    {
+        var pe = ConfigInference.Shape(w, "stem.proj.weight", file, 4);
+        int depth = ConfigInference.CountBlocks(w, "norm1.weight");
+        if (depth == 0) throw new CheckpointException(file, "Mixer checkpoint without blocks", "blocks.0.norm1.weight");
+        var tok = ConfigInference.Shape(w, "blocks.0.mlp_tokens.fc1.weight", file, 2);
+        int grid = ConfigInference.Grid(tok[1], file);
+        return new MixerConfig
+        {
+            ImageSize = grid * pe[2], PatchSize = pe[2], InChannels = pe[1], EmbedDim = pe[0], Depth = depth,
+            TokenMlpDim = tok[0],
+            ChannelMlpDim = ConfigInference.Shape(w, "blocks.0.mlp_channels.fc1.weight", file, 2)[0],
+            NumClasses = w.ContainsKey("head.weight") ? ConfigInference.Shape(w, "head.weight", file, 2)[0] : 0,
+            LayerNormEps = ConfigInference.Eps(hint),
+            Gelu = ConfigInference.Gelu(hint),
+        };
     }
 
     public override ModelOutput Forward(Pass p, Tensor images)

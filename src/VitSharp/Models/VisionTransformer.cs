@@ -1,4 +1,6 @@
+using System.Text.Json.Nodes;
 using VitSharp.Backends;
+using VitSharp.Checkpoints;
 using VitSharp.Nn;
 using VitSharp.Tensors;
 
@@ -45,6 +47,40 @@ public sealed class VisionTransformer : VisionModel
             foreach (var l in Linear.Layout("pre_logits.fc", d, c.RepresentationSize)) yield return l;
         if (c.NumClasses > 0)
             foreach (var l in Linear.Layout("head", c.FeatureDim, c.NumClasses)) yield return l;
+    }
+
+    /// <summary>
+    /// The inverse of <see cref="Layout"/>: the configuration whose layout these (timm-named) weights have. Widths, depth
+    /// and patch come from the shapes, pooling from which norms exist; what shapes cannot say (heads, eps, GELU variant)
+    /// from <paramref name="heads"/>, the hint, else timm's defaults (width/64 heads, eps 1e-6, exact GELU).
+    /// </summary>
+    public static VitConfig InferConfig(IReadOnlyDictionary<string, HostArray> w, string file, JsonObject? hint, int? heads)
+    {
+        var pe = ConfigInference.Shape(w, "patch_embed.proj.weight", file, 4);
+        int d = pe[0], c = pe[1], p = pe[2];
+        if (pe[3] != p) throw new CheckpointException(file, $"non-square patches {p}×{pe[3]} are not supported", "patch_embed.proj.weight");
+        int depth = ConfigInference.CountBlocks(w, "norm1.weight");
+        bool cls = w.ContainsKey("cls_token");
+        var pos = ConfigInference.Shape(w, "pos_embed", file, 3);
+        // timm's no_embed_class models (e.g. DeiT III) keep no position for the class token.
+        bool noEmbedClass = cls && !ConfigInference.IsSquare(pos[1] - 1) && ConfigInference.IsSquare(pos[1]);
+        int grid = ConfigInference.Grid(pos[1] - (cls && !noEmbedClass ? 1 : 0), file);
+        bool fcNorm = w.ContainsKey("fc_norm.weight");
+        return new VitConfig
+        {
+            ImageSize = grid * p, PatchSize = p, InChannels = c, EmbedDim = d, Depth = depth,
+            NumHeads = heads ?? (int?)hint?["num_heads"] ?? ConfigInference.DefaultHeads(d, file),
+            MlpDim = depth > 0 ? ConfigInference.Shape(w, "blocks.0.mlp.fc1.weight", file, 2)[0] : 4 * d,
+            QkvBias = depth == 0 || w.ContainsKey("blocks.0.attn.qkv.bias"),
+            ClassToken = cls,
+            NoEmbedClass = noEmbedClass,
+            Pool = fcNorm || !cls ? Pooling.Avg : Pooling.Token,
+            FcNorm = fcNorm,
+            RepresentationSize = w.ContainsKey("pre_logits.fc.weight") ? ConfigInference.Shape(w, "pre_logits.fc.weight", file, 2)[0] : 0,
+            NumClasses = w.ContainsKey("head.weight") ? ConfigInference.Shape(w, "head.weight", file, 2)[0] : 0,
+            LayerNormEps = ConfigInference.Eps(hint),
+            Gelu = ConfigInference.Gelu(hint),
+        };
     }
 
     public override ModelOutput Forward(Pass p, Tensor images)
