@@ -71,6 +71,9 @@ public abstract class VisionModel : IDisposable
     /// gradient into the pass's gradients, given dL/dlogits.</summary>
     public abstract void Backward(Pass pass, Tensor dlogits);
 
+    /// <summary>The training pass whose activations the layers hold now (the layers keep one pass's saved tensors).</summary>
+    internal Pass? TrainingPass { get; set; }
+
     public void Load(IReadOnlyDictionary<string, HostArray> weights, string source)
     {
         lock (ForwardLock)

@@ -49,6 +49,7 @@ public sealed class TrainableModel : IDisposable
         Model.CheckInput(images.Shape);
         _acts.Reset();
         _pass = Pass.Train(Be, _acts, Model.Parameters, Grads, rng, Regularization.DropRate, Regularization.DropPathRate);
+        Model.TrainingPass = _pass;
         return Model.Forward(_pass, images).Logits!;
     }
 
@@ -56,6 +57,8 @@ public sealed class TrainableModel : IDisposable
     public void Backward(Tensor dlogits)
     {
         var pass = _pass ?? throw new InvalidOperationException("Backward before Forward");
+        if (Model.TrainingPass != pass)
+            throw new InvalidOperationException("another training forward ran on this model since this one: its layers hold that pass's activations");
         pass.BeginBackward();
         Model.Backward(pass, dlogits);
     }
