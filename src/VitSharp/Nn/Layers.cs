@@ -5,7 +5,8 @@ namespace VitSharp.Nn;
 
 // The layers of a ViT and an MLP-Mixer, each with its forward and its backward side by side (llm.c's shape), and the
 // backend op each calls. A layer is bound to its parameter views at construction; a training forward stores in the
-// layer what its backward reads (the "saved" fields), so a backward must follow its own forward before the next one.
+// layer what its backward reads (the "saved" fields), so a backward must come before the next training forward
+// (inference and recording passes leave the saved fields alone). Which mode runs is the Pass's business (Pass.cs).
 // Conventions (see ITrainingBackend): parameter gradients accumulate (+=), so micro-batches need no extra code;
 // activation gradients are written (=), except where a layer is told to add into the residual stream's gradient.
 
