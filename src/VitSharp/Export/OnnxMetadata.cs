@@ -16,7 +16,7 @@ public static class OnnxMetadata
     /// <summary>Exports the model (atomically) with the record in its metadata_props.</summary>
     public static void Export(VisionModel model, string path, ModelMetadata metadata)
     {
-        var graph = OnnxExporter.Build(model.Config, model.Parameters.ToHost());
+        var graph = OnnxExporter.Build(model);
         var extra = Entries(new Dictionary<string, string> { [ModelMetadata.MetadataKey] = metadata.ToJson() });
         AtomicFile.Write(path, s =>
         {

@@ -48,8 +48,31 @@ public abstract class VisionModel : IDisposable
         _ => throw new ArgumentException($"unknown config {config.GetType().Name}"),
     };
 
-    /// <summary>Runs images (B, C, H, W) already on the model's device and in its compute dtype.</summary>
-    public abstract ModelOutput Forward(Tensor images, bool captureAttention = false);
+    /// <summary>Runs images (B, C, H, W) already on the model's device and in its compute dtype (an inference pass over
+    /// the model's reused workspace; one at a time).</summary>
+    public ModelOutput Forward(Tensor images, bool captureAttention = false)
+    {
+        CheckInput(images.Shape);
+        lock (ForwardLock)
+        {
+            Activations.Reset();
+            return Forward(Pass.Inference(Backend, Activations, captureAttention), images);
+        }
+    }
+
+    /// <summary>
+    /// The model, written once: inference, training (saved activations, dropout and drop-path masks), attention capture and
+    /// ONNX recording are passes of this forward (see <see cref="Pass"/>). Every layer runs on <see cref="Pass.Be"/>, which
+    /// need not be <see cref="Backend"/> (the ONNX recorder). Outputs are the caller's in inference, the workspace's otherwise.
+    /// </summary>
+    public abstract ModelOutput Forward(Pass pass, Tensor images);
+
+    /// <summary>After a training <see cref="Forward(Pass, Tensor)"/> on the same pass: accumulates every parameter
+    /// gradient into the pass's gradients, given dL/dlogits.</summary>
+    public abstract void Backward(Pass pass, Tensor dlogits);
+
+    /// <summary>The training pass whose activations the layers hold now (the layers keep one pass's saved tensors).</summary>
+    internal Pass? TrainingPass { get; set; }
 
     public void Load(IReadOnlyDictionary<string, HostArray> weights, string source)
     {

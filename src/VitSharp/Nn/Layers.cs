@@ -3,6 +3,13 @@ using VitSharp.Tensors;
 
 namespace VitSharp.Nn;
 
+// The layers of a ViT and an MLP-Mixer, each with its forward and its backward side by side (llm.c's shape), and the
+// backend op each calls. A layer is bound to its parameter views at construction; a training forward stores in the
+// layer what its backward reads (the "saved" fields), so a backward must come before the next training forward
+// (inference and recording passes leave the saved fields alone). Which mode runs is the Pass's business (Pass.cs).
+// Conventions (see ITrainingBackend): parameter gradients accumulate (+=), so micro-batches need no extra code;
+// activation gradients are written (=), except where a layer is told to add into the residual stream's gradient.
+
 /// <summary>y = act(x·Wᵀ + b), W stored (out, in). With accumulate, y += x·Wᵀ + b: a residual add for free.</summary>
 public sealed class Linear(Tensor weight, Tensor? bias)
 {
@@ -10,6 +17,10 @@ public sealed class Linear(Tensor weight, Tensor? bias)
     public Tensor? Bias { get; } = bias;
     public int In => Weight.Dim(1);
     public int Out => Weight.Dim(0);
+
+    // Saved by a training forward: the input, and the pre-activation when there is an activation.
+    private Tensor? _x, _pre;
+    private Activation _act;
 
     public static Linear From(ParameterSet p, string prefix, bool bias = true) =>
         new(p[prefix + ".weight"], bias ? p[prefix + ".bias"] : null);
@@ -20,30 +31,80 @@ public sealed class Linear(Tensor weight, Tensor? bias)
         if (bias) yield return (prefix + ".bias", [outDim]);
     }
 
-    public void Forward(IBackend be, Tensor x, Tensor y, Activation act = Activation.None, bool accumulate = false) =>
-        be.Linear(x, Weight, Bias, y, act, accumulate);
+    /// <summary>Writes (or adds into) <paramref name="y"/>, by default a new activation (…, Out). In training the
+    /// activation runs apart from the product, on a saved pre-activation; in inference it is the GEMM's epilogue.</summary>
+    public Tensor Forward(Pass p, Tensor x, Tensor? y = null, Activation act = Activation.None, bool accumulate = false)
+    {
+        y ??= p.Get([.. x.Shape.AsSpan(0, x.Rank - 1), Out]);
+        if (!p.Training)
+        {
+            p.Be.Linear(x, Weight, Bias, y, act, accumulate);
+            return y;
+        }
+        (_x, _act, _pre) = (x, act, null);
+        if (act == Activation.None) p.Be.Linear(x, Weight, Bias, y, act, accumulate);
+        else
+        {
+            if (accumulate) throw new ArgumentException("Linear: accumulate needs act = None");
+            _pre = p.Get(y.Shape);
+            p.Be.Linear(x, Weight, Bias, _pre);
+            p.Be.Apply(act, _pre, y);
+        }
+        return y;
+    }
+
+    /// <summary>dW += dyᵀ·x, db += Σ dy, dx (=, or += with <paramref name="accumulateDx"/>) = dy·W; dx null: not needed.
+    /// With an activation, <paramref name="dy"/> is turned into the pre-activation's gradient in place first.</summary>
+    public void Backward(Pass p, Tensor dy, Tensor? dx, bool accumulateDx = false)
+    {
+        if (_pre is not null) p.Tb.ActivationBackward(_act, dy, _pre, dy);
+        p.Tb.LinearBackward(dy, _x!, Weight, dx, p.Grad(Weight), Bias is null ? null : p.Grad(Bias), accumulateDx);
+    }
 }
 
+/// <summary>Layer normalisation over the last dimension, γ and β per feature.</summary>
 public sealed class LayerNorm(Tensor gamma, Tensor beta, float eps)
 {
     public Tensor Gamma { get; } = gamma;
     public Tensor Beta { get; } = beta;
     public float Eps { get; } = eps;
 
+    // Saved by a training forward: the input and each row's mean and 1/std (F32).
+    private Tensor? _x, _mean, _rstd;
+
     public static LayerNorm From(ParameterSet p, string prefix, float eps) => new(p[prefix + ".weight"], p[prefix + ".bias"], eps);
 
     public static IEnumerable<(string, int[])> Layout(string prefix, int dim) =>
         [(prefix + ".weight", [dim]), (prefix + ".bias", [dim])];
 
-    public void Forward(IBackend be, Tensor x, Tensor y) => be.LayerNorm(x, Gamma, Beta, Eps, y);
+    public Tensor Forward(Pass p, Tensor x, Tensor? y = null)
+    {
+        y ??= p.Get(x.Shape);
+        if (p.Training)
+        {
+            int rows = checked((int)(x.Length / x.Dim(-1)));
+            _x = x;
+            _mean = p.Get(DType.F32, rows);
+            _rstd = p.Get(DType.F32, rows);
+            p.Tb.LayerNormTrain(x, Gamma, Beta, Eps, y, _mean, _rstd);
+        }
+        else p.Be.LayerNorm(x, Gamma, Beta, Eps, y);
+        return y;
+    }
+
+    /// <summary>dγ += Σ dy·x̂, dβ += Σ dy; dx (=, or += with <paramref name="accumulateDx"/>: the residual stream).</summary>
+    public void Backward(Pass p, Tensor dy, Tensor dx, bool accumulateDx = false) =>
+        p.Tb.LayerNormBackward(dy, _x!, Gamma, _mean!, _rstd!, dx, p.Grad(Gamma), p.Grad(Beta), accumulateDx);
 }
 
-/// <summary>Two Linear layers with an activation between them: fc2(act(fc1(x))).</summary>
+/// <summary>fc2(dropout(act(fc1(x)))): the ViT MLP and both Mixer MLPs.</summary>
 public sealed class Mlp(Linear fc1, Linear fc2, Activation act)
 {
     public Linear Fc1 { get; } = fc1;
     public Linear Fc2 { get; } = fc2;
     public Activation Act { get; } = act;
+
+    private Tensor? _mask; // dropout on the hidden activations (training)
 
     public static Mlp From(ParameterSet p, string prefix, Activation act) =>
         new(Linear.From(p, prefix + ".fc1"), Linear.From(p, prefix + ".fc2"), act);
@@ -51,11 +112,24 @@ public sealed class Mlp(Linear fc1, Linear fc2, Activation act)
     public static IEnumerable<(string, int[])> Layout(string prefix, int dim, int hidden) =>
         Linear.Layout(prefix + ".fc1", dim, hidden).Concat(Linear.Layout(prefix + ".fc2", hidden, dim));
 
-    /// <summary>y (+)= fc2(act(fc1(x))); <paramref name="hidden"/> is scratch of shape (rows, hidden).</summary>
-    public void Forward(IBackend be, Tensor x, Tensor hidden, Tensor y, bool accumulate)
+    /// <summary>Returns the output, or adds it into <paramref name="residual"/> and returns that.</summary>
+    public Tensor Forward(Pass p, Tensor x, Tensor? residual = null)
     {
-        Fc1.Forward(be, x, hidden, Act);
-        Fc2.Forward(be, hidden, y, accumulate: accumulate);
+        var h = Fc1.Forward(p, x, act: Act);
+        if (p.Training)
+        {
+            _mask = p.Mask(h.Shape, p.DropRate, 0);
+            if (_mask is not null) p.ApplyMask(h, _mask, h);
+        }
+        return Fc2.Forward(p, h, residual, accumulate: residual is not null);
+    }
+
+    public void Backward(Pass p, Tensor dy, Tensor dx)
+    {
+        var dh = p.Get([.. dy.Shape.AsSpan(0, dy.Rank - 1), Fc1.Out]);
+        Fc2.Backward(p, dy, dh);
+        if (_mask is not null) p.ApplyMask(dh, _mask, dh);
+        Fc1.Backward(p, dh, dx);
     }
 }
 
@@ -65,7 +139,10 @@ public sealed class Attention(Linear qkv, Linear proj, int heads)
     public Linear Qkv { get; } = qkv;
     public Linear Proj { get; } = proj;
     public int Heads { get; } = heads;
-    public float Scale => 1f / MathF.Sqrt(Qkv.In / (float)Heads);
+    /// <summary>1/√(head width), as in timm (the one definition: inference, training and export all read it).</summary>
+    public float Scale => 1f / MathF.Sqrt(Qkv.In / Heads);
+
+    private Tensor? _qkv, _probs; // saved by a training forward
 
     public static Attention From(ParameterSet p, string prefix, int heads, bool qkvBias) =>
         new(Linear.From(p, prefix + ".qkv", qkvBias), Linear.From(p, prefix + ".proj"), heads);
@@ -73,26 +150,171 @@ public sealed class Attention(Linear qkv, Linear proj, int heads)
     public static IEnumerable<(string, int[])> Layout(string prefix, int dim, bool qkvBias) =>
         Linear.Layout(prefix + ".qkv", dim, 3 * dim, qkvBias).Concat(Linear.Layout(prefix + ".proj", dim, dim));
 
-    /// <summary>y += proj(attention(x)). Scratch: qkv (B, N, 3D), ctx (B, N, D).</summary>
-    public void Forward(IBackend be, Tensor x, Tensor qkvScratch, Tensor ctxScratch, Tensor y, Tensor? probs = null)
+    /// <summary>proj(softmax(q·kᵀ·scale)·v) for x (B, N, D); returns it, or adds it into <paramref name="residual"/>.</summary>
+    public Tensor Forward(Pass p, Tensor x, Tensor? residual = null)
     {
-        Qkv.Forward(be, x, qkvScratch);
-        be.Attention(qkvScratch, ctxScratch, Heads, Scale, probs);
-        Proj.Forward(be, ctxScratch, y, accumulate: true);
+        int b = x.Dim(0), n = x.Dim(1);
+        var qkv = Qkv.Forward(p, x);
+        var ctx = p.Get(x.Shape);
+        var probs = p.AttentionProbs(b, Heads, n);
+        p.Be.Attention(qkv, ctx, Heads, Scale, probs);
+        if (p.Training) { _qkv = qkv; _probs = probs; }
+        return Proj.Forward(p, ctx, residual, accumulate: residual is not null);
+    }
+
+    public void Backward(Pass p, Tensor dy, Tensor dx)
+    {
+        var dctx = p.Get(dy.Shape);
+        Proj.Backward(p, dy, dctx);
+        var dqkv = p.Get(_qkv!.Shape);
+        p.Tb.AttentionBackward(dctx, _qkv, _probs!, dqkv, Heads, Scale);
+        Qkv.Backward(p, dqkv, dx);
     }
 }
 
-/// <summary>Conv2d with kernel = stride = P, as a GEMM over unfolded patches. Weight (D, C, P, P).</summary>
+/// <summary>Conv2d with kernel = stride = P, as a GEMM over unfolded patches. Weight (D, C, P, P); output (B, Np, D).</summary>
 public sealed class PatchEmbed(Tensor weight, Tensor bias, int patch)
 {
     public Tensor Weight { get; } = weight;
     public Tensor Bias { get; } = bias;
     public int Patch { get; } = patch;
 
+    private Tensor? _images; // saved by a training forward (the caller keeps it alive until the backward)
+
     public static PatchEmbed From(ParameterSet p, string prefix, int patch) => new(p[prefix + ".weight"], p[prefix + ".bias"], patch);
 
     public static IEnumerable<(string, int[])> Layout(string prefix, int inChans, int dim, int patch) =>
         [(prefix + ".weight", [dim, inChans, patch, patch]), (prefix + ".bias", [dim])];
 
-    public void Forward(IBackend be, Tensor images, Tensor y) => be.PatchEmbed(images, Weight, Bias, y, Patch);
+    public Tensor Forward(Pass p, Tensor images, Tensor? y = null)
+    {
+        int grid = images.Dim(2) / Patch * (images.Dim(3) / Patch);
+        y ??= p.Get(images.Dim(0), grid, Weight.Dim(0));
+        p.Be.PatchEmbed(images, Weight, Bias, y, Patch);
+        if (p.Training) _images = images;
+        return y;
+    }
+
+    /// <summary>Parameter gradients only: images need none.</summary>
+    public void Backward(Pass p, Tensor dy) => p.Tb.PatchEmbedBackward(dy, _images!, p.Grad(Weight), p.Grad(Bias), Patch);
+}
+
+/// <summary>x = dropout([cls ; patches] + pos): the optional class token and the position embedding (timm's pos_drop).</summary>
+public sealed class TokenEmbed(Tensor? cls, Tensor pos)
+{
+    public Tensor? Cls { get; } = cls;
+    public Tensor Pos { get; } = pos;
+    public int Prefix => Cls is null ? 0 : 1;
+
+    private Tensor? _mask;
+
+    public static TokenEmbed From(ParameterSet p, bool classToken) => new(classToken ? p["cls_token"] : null, p["pos_embed"]);
+
+    public static IEnumerable<(string, int[])> Layout(int tokens, int dim, bool classToken) =>
+        classToken ? [("cls_token", [1, 1, dim]), ("pos_embed", [1, tokens, dim])] : [("pos_embed", [1, tokens, dim])];
+
+    public Tensor Forward(Pass p, Tensor patches, Tensor? x = null)
+    {
+        x ??= p.Get(patches.Dim(0), patches.Dim(1) + Prefix, patches.Dim(2));
+        p.Be.Embed(patches, Cls, Pos, x);
+        if (p.Training)
+        {
+            _mask = p.Mask(x.Shape, p.DropRate, 0);
+            if (_mask is not null) p.ApplyMask(x, _mask, x);
+        }
+        return x;
+    }
+
+    /// <summary>dcls +=, dpos += Σbatch dx; dpatches (=). <paramref name="dx"/> is masked in place.</summary>
+    public void Backward(Pass p, Tensor dx, Tensor dpatches)
+    {
+        if (_mask is not null) p.ApplyMask(dx, _mask, dx);
+        p.Tb.EmbedBackward(dx, dpatches, Cls is null ? null : p.Grad(Cls), p.Grad(Pos));
+    }
+}
+
+/// <summary>Tokens (B, T, D) → (B, D): one token (the class token), or the mean of tokens [start, T).</summary>
+public sealed class TokenPool(bool meanTokens, int start)
+{
+    public bool MeanTokens { get; } = meanTokens;
+    public int Start { get; } = start;
+
+    public Tensor Forward(Pass p, Tensor x, Tensor? y = null)
+    {
+        y ??= p.Get(x.Dim(0), x.Dim(2));
+        if (MeanTokens) p.Be.MeanTokens(x, Start, y);
+        else p.Be.SelectToken(x, Start, y);
+        return y;
+    }
+
+    public void Backward(Pass p, Tensor dy, Tensor dx)
+    {
+        if (MeanTokens) p.Tb.MeanTokensBackward(dy, Start, dx);
+        else p.Tb.SelectTokenBackward(dy, Start, dx);
+    }
+}
+
+/// <summary>Mixer token mixing: Tᵀ(mlp(T(x))) where T swaps patches and channels, so the MLP runs across patches.</summary>
+public sealed class TokenMixing(Mlp mlp)
+{
+    public Mlp Mlp { get; } = mlp;
+
+    public Tensor Forward(Pass p, Tensor x)
+    {
+        int b = x.Dim(0), n = x.Dim(1), d = x.Dim(2);
+        var t = p.Get(b, d, n);
+        p.Be.Transpose12(x, t);
+        var mixed = Mlp.Forward(p, t);
+        var y = p.Get(b, n, d);
+        p.Be.Transpose12(mixed, y);
+        return y;
+    }
+
+    public void Backward(Pass p, Tensor dy, Tensor dx)
+    {
+        int b = dy.Dim(0), n = dy.Dim(1), d = dy.Dim(2);
+        var dt = p.Get(b, d, n);
+        p.Be.Transpose12(dy, dt);
+        var dIn = p.Get(b, d, n);
+        Mlp.Backward(p, dt, dIn);
+        p.Be.Transpose12(dIn, dx);
+    }
+}
+
+/// <summary>
+/// x + drop_path(dropout(branch)), the residual connection around a block's branch. Inference: the branch has already
+/// been added into x in place (its last Linear accumulates, see <see cref="Into"/>), or is added now. Training: the
+/// branch output is masked (one mask: dropout per element × drop path per sample) and the sum is a new tensor, because
+/// the backward reads both x and the branch's input.
+/// </summary>
+public sealed class Residual
+{
+    private Tensor? _mask;
+
+    /// <summary>Where the branch should add its output: x itself in inference, nowhere (a new tensor) in training.</summary>
+    public static Tensor? Into(Pass p, Tensor x) => p.Training ? null : x;
+
+    public Tensor Forward(Pass p, Tensor x, Tensor branch, float dropPath)
+    {
+        if (!p.Training)
+        {
+            if (!ReferenceEquals(branch, x)) p.Be.Add(x, branch, x);
+            return x;
+        }
+        _mask = p.Mask(x.Shape, p.DropRate, dropPath);
+        if (_mask is not null) p.ApplyMask(branch, _mask, branch);
+        var y = p.Get(x.Shape);
+        p.Be.Add(x, branch, y);
+        return y;
+    }
+
+    /// <summary>The branch output's gradient: <paramref name="dy"/> itself, or masked into scratch. The residual's own
+    /// gradient passes through unchanged (dx = dy + the branch's input gradient, added by the branch's first LayerNorm).</summary>
+    public Tensor Backward(Pass p, Tensor dy)
+    {
+        if (_mask is null) return dy;
+        var d = p.Get(dy.Shape);
+        p.ApplyMask(dy, _mask, d);
+        return d;
+    }
 }

@@ -11,6 +11,7 @@ namespace VitSharp.Nn;
 public sealed class ParameterSet : IDisposable
 {
     private readonly Dictionary<string, Tensor> _views = new();
+    private readonly Dictionary<Tensor, string> _names = new(ReferenceEqualityComparer.Instance);
     private readonly List<(string Name, int[] Shape, long Offset)> _layout = new();
 
     public ParameterSet(IBackend backend, IEnumerable<(string Name, int[] Shape)> layout, DType? dtype = null)
@@ -30,7 +31,7 @@ public sealed class ParameterSet : IDisposable
         ElementCount = elements;
         Buffer = backend.Allocate([checked((int)Math.Max(total, 1))], dtype ?? backend.ComputeType);
         backend.Zero(Buffer);
-        foreach (var (name, shape, offset) in _layout) _views[name] = Buffer.View(shape, offset);
+        foreach (var (name, shape, offset) in _layout) _names[_views[name] = Buffer.View(shape, offset)] = name;
     }
 
     public IBackend Backend { get; }
@@ -47,6 +48,11 @@ public sealed class ParameterSet : IDisposable
         _views.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"model has no parameter '{name}'");
 
     public bool Contains(string name) => _views.ContainsKey(name);
+
+    /// <summary>The name of one of this set's views (the tensor <see cref="this[string]"/> returned), or null.</summary>
+    public string? TryNameOf(Tensor view) => _names.GetValueOrDefault(view);
+
+    public string NameOf(Tensor view) => TryNameOf(view) ?? throw new ArgumentException($"{view} is not a parameter of this set");
 
     /// <summary>Copies every parameter from <paramref name="weights"/>; each must exist with exactly the declared shape.</summary>
     public void Load(IReadOnlyDictionary<string, HostArray> weights, string source)

@@ -21,29 +21,15 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
         if (db is not null) ColumnSumsInto(dy.Data, rows, n, db.Data);
     }
 
-    /// <remarks>Hot row kernels are compiled fully optimised on first call: the JIT's first tier made the first
-    /// training steps many times slower.</remarks>
     public void LayerNormTrain(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y, Tensor mean, Tensor rstd)
     {
         int d = x.Dim(-1);
         int rows = checked((int)(x.Length / d));
+        if (y.Length != x.Length || gamma.Length != d || beta.Length != d || mean.Length != rows || rstd.Length != rows)
+            throw new ArgumentException($"LayerNormTrain: {x} -> {y}, statistics {mean}, {rstd}");
         float* xp = x.Data, yp = y.Data, g = gamma.Data, b = beta.Data, mp = mean.Data, rp = rstd.Data;
-        // The inference LayerNorm's arithmetic (two passes, biased variance), plus the saved statistics.
-        TrainRows(rows, r => LayerNormTrainRow(xp + (long)r * d, yp + (long)r * d, g, b, d, eps, out mp[r], out rp[r]));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void LayerNormTrainRow(float* x, float* y, float* g, float* b, int d, float eps, out float mean, out float rstd)
-    {
-        var xr = new ReadOnlySpan<float>(x, d);
-        var yr = new Span<float>(y, d);
-        float mu = TensorPrimitives.Sum(xr) / d;
-        TensorPrimitives.Subtract(xr, mu, yr);
-        float rs = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(yr) / d + eps);
-        TensorPrimitives.Multiply(yr, rs, yr);
-        TensorPrimitives.FusedMultiplyAdd(yr, new ReadOnlySpan<float>(g, d), new ReadOnlySpan<float>(b, d), yr);
-        mean = mu;
-        rstd = rs;
+        // The inference LayerNorm's row kernel (two passes, biased variance), keeping the row statistics.
+        TrainRows(rows, r => Normalize.LayerNormRow(xp + (long)r * d, yp + (long)r * d, g, b, d, eps, out mp[r], out rp[r]));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -14,7 +14,13 @@ internal static unsafe class Normalize
     /// <summary>y = (x − mean)/sqrt(var + eps)·γ + β, biased variance, like torch.nn.LayerNorm. y may be x.
     /// Two passes (mean, then squares of the centred row): one-pass E[x²]−E[x]² loses digits on the residual stream.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void LayerNormRow(float* x, float* y, float* gamma, float* beta, int d, float eps)
+    public static void LayerNormRow(float* x, float* y, float* gamma, float* beta, int d, float eps) =>
+        LayerNormRow(x, y, gamma, beta, d, eps, out _, out _);
+
+    /// <summary>The same, also returning the row's mean and 1/std (what training saves for the backward): inference and
+    /// training normalise with one kernel, so a training forward computes exactly the inference forward's LayerNorm.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void LayerNormRow(float* x, float* y, float* gamma, float* beta, int d, float eps, out float meanOut, out float rstdOut)
     {
         int i = 0;
         float sum = 0;
@@ -53,6 +59,8 @@ internal static unsafe class Normalize
                 Vector512.Store(Vector512.FusedMultiplyAdd((Vector512.Load(x + i) - m) * r, Vector512.Load(gamma + i), Vector512.Load(beta + i)), y + i);
         }
         for (; i < d; i++) y[i] = (x[i] - mean) * rstd * gamma[i] + beta[i];
+        meanOut = mean;
+        rstdOut = rstd;
     }
 
     /// <summary>row = softmax(row·scale) in place (scale &gt; 0, so the max of row gives the max of row·scale).</summary>

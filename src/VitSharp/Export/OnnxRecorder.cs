@@ -1,0 +1,169 @@
+using VitSharp.Backends;
+using VitSharp.Checkpoints;
+using VitSharp.Nn;
+using VitSharp.Tensors;
+
+namespace VitSharp.Export;
+
+/// <summary>
+/// A backend whose operations append ONNX nodes (opset 17) instead of computing: running a model's own forward on it
+/// records that forward as a graph, so the export has no second copy of the model. Tensors it allocates are symbolic
+/// (a shape, no memory); each maps to the graph value last written into it, so in-place updates of the residual stream
+/// become a fresh value per op. A tensor that is a parameter of the model becomes an initializer under its timm name
+/// (Linear weights stored transposed once, as "&lt;name&gt;_t", so MatMul needs no Transpose node). Only the batch
+/// dimension is left symbolic: reshapes copy it (0) rather than naming it.
+/// </summary>
+public sealed class OnnxRecorder(OnnxGraph graph, ParameterSet parameters, IReadOnlyDictionary<string, HostArray> weights) : IBackend
+{
+    private readonly Dictionary<Tensor, string> _values = new(ReferenceEqualityComparer.Instance);
+    private readonly HashSet<string> _initializers = new();
+
+    public Device Device => Device.Cpu;
+    public DType ComputeType => DType.F32;
+
+    public Tensor Allocate(int[] shape, DType dtype) => new(shape, dtype, new SymbolicStorage(Shape.Count(shape) * dtype.SizeOf()));
+
+    /// <summary>A graph input: a symbolic tensor of this shape whose value is <paramref name="name"/>.</summary>
+    public Tensor Input(string name, int[] shape)
+    {
+        var t = Allocate(shape, DType.F32);
+        _values[t] = name;
+        return t;
+    }
+
+    /// <summary>The graph value a tensor holds: what an op last wrote into it, or the initializer of a parameter.</summary>
+    public string Value(Tensor t)
+    {
+        if (_values.TryGetValue(t, out var v)) return v;
+        if (parameters.TryNameOf(t) is { } name) return Initializer(name, weights[name]);
+        throw new InvalidOperationException($"ONNX recording: {t} is read before any op wrote it");
+    }
+
+    private string Initializer(string name, HostArray a)
+    {
+        if (_initializers.Add(name)) graph.Float(name, a.Shape, a.Data);
+        return name;
+    }
+
+    private string TransposedWeight(Tensor w)
+    {
+        var name = parameters.NameOf(w);
+        return _initializers.Contains(name + "_t") ? name + "_t" : Initializer(name + "_t", weights[name].Transpose2D());
+    }
+
+    private string Scalar(string hint, float value) => graph.Scalar(graph.Fresh(hint), value);
+
+    private string Node(string op, string[] inputs, params (string, object)[] attributes) => graph.Node(op, inputs, null, attributes);
+
+    public void CopyFromHost(ReadOnlySpan<float> src, Tensor dst) =>
+        throw new NotSupportedException("ONNX recording: tensors are symbolic (a recorded forward copies no data)");
+
+    public void CopyToHost(Tensor src, Span<float> dst) =>
+        throw new NotSupportedException("ONNX recording: tensors are symbolic (a recorded forward copies no data)");
+
+    public void Synchronize() { }
+
+    /// <summary>Symbolic storage holds no data to clear: a zeroed tensor (a fresh parameter set) is read only through
+    /// its initializer or after an op writes it.</summary>
+    public void Zero(Tensor x) { }
+
+    public void Linear(Tensor x, Tensor w, Tensor? bias, Tensor y, Activation act = Activation.None, bool accumulate = false)
+    {
+        var v = Node("MatMul", [Value(x), TransposedWeight(w)]);
+        if (bias is not null) v = Node("Add", [v, Value(bias)]);
+        v = Act(act, v);
+        if (accumulate) v = Node("Add", [Value(y), v]);
+        _values[y] = v;
+    }
+
+    public void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y) =>
+        _values[y] = Node("LayerNormalization", [Value(x), Value(gamma), Value(beta)], ("axis", -1), ("epsilon", eps));
+
+    public void Add(Tensor a, Tensor b, Tensor y) => _values[y] = Node("Add", [Value(a), Value(b)]);
+
+    public void Apply(Activation act, Tensor x, Tensor y) => _values[y] = Act(act, Value(x));
+
+    private string Act(Activation act, string x)
+    {
+        switch (act)
+        {
+            case Activation.None: return x;
+            case Activation.Tanh: return Node("Tanh", [x]);
+            case Activation.GeluTanh:
+            {
+                // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+                var cube = Node("Mul", [Node("Mul", [x, x]), x]);
+                var inner = Node("Mul", [Node("Add", [x, Node("Mul", [cube, Scalar("c", 0.044715f)])]), Scalar("k", 0.7978845608f)]);
+                var t = Node("Add", [Node("Tanh", [inner]), Scalar("one", 1f)]);
+                return Node("Mul", [Node("Mul", [x, t]), Scalar("half", 0.5f)]);
+            }
+            case Activation.Gelu:
+            {
+                // 0.5·x·(1 + erf(x/√2))
+                var erf = Node("Erf", [Node("Mul", [x, Scalar("rsqrt2", 0.70710678f)])]);
+                var one = Node("Add", [erf, Scalar("one", 1f)]);
+                return Node("Mul", [Node("Mul", [x, one]), Scalar("half", 0.5f)]);
+            }
+            default: throw new NotSupportedException($"ONNX recording: activation {act}");
+        }
+    }
+
+    public void Attention(Tensor qkv, Tensor y, int heads, float scale, Tensor? probs = null)
+    {
+        int width = qkv.Dim(2) / 3, hd = width / heads;
+        // (B, T, 3, H, hd) → (3, B, H, T, hd), then q, k, v by index.
+        var split = Node("Transpose", [Node("Reshape", [Value(qkv), graph.Ints(graph.Fresh("qkv_shape"), 0, 0, 3, heads, hd)])],
+            ("perm", new long[] { 2, 0, 3, 1, 4 }));
+        var q = Node("Gather", [split, graph.ScalarInt(graph.Fresh("i"), 0)], ("axis", 0));
+        var k = Node("Gather", [split, graph.ScalarInt(graph.Fresh("i"), 1)], ("axis", 0));
+        var v = Node("Gather", [split, graph.ScalarInt(graph.Fresh("i"), 2)], ("axis", 0));
+        var scores = Node("Mul", [Node("MatMul", [q, Node("Transpose", [k], ("perm", new long[] { 0, 1, 3, 2 }))]), Scalar("attn_scale", scale)]);
+        var weights = Node("Softmax", [scores], ("axis", -1));
+        if (probs is not null) _values[probs] = weights;
+        var ctx = Node("MatMul", [weights, v]);
+        _values[y] = Node("Reshape", [Node("Transpose", [ctx], ("perm", new long[] { 0, 2, 1, 3 })), graph.Ints(graph.Fresh("ctx_shape"), 0, 0, width)]);
+    }
+
+    /// <summary>Conv with kernel = stride = P, flattened to (B, Np, D).</summary>
+    public void PatchEmbed(Tensor images, Tensor w, Tensor bias, Tensor y, int patch)
+    {
+        var conv = Node("Conv", [Value(images), Value(w), Value(bias)],
+            ("kernel_shape", new long[] { patch, patch }), ("strides", new long[] { patch, patch }));
+        var flat = Node("Reshape", [conv, graph.Ints(graph.Fresh("shape"), 0, w.Dim(0), -1)]);
+        _values[y] = Node("Transpose", [flat], ("perm", new long[] { 0, 2, 1 }));
+    }
+
+    public void Embed(Tensor patches, Tensor? cls, Tensor pos, Tensor x)
+    {
+        var v = Value(patches);
+        if (cls is not null)
+        {
+            // Broadcast the class token to the batch: Expand to (B, 1, D) with B read from the patches' shape.
+            var batch = Node("Slice", [Node("Shape", [v]), graph.Ints(graph.Fresh("s"), 0), graph.Ints(graph.Fresh("e"), 1)]);
+            var shape = Node("Concat", [batch, graph.Ints(graph.Fresh("rest"), 1, cls.Dim(2))], ("axis", 0));
+            v = Node("Concat", [Node("Expand", [Value(cls), shape]), v], ("axis", 1));
+        }
+        _values[x] = Node("Add", [v, Value(pos)]);
+    }
+
+    public void MeanTokens(Tensor x, int start, Tensor y)
+    {
+        var v = Value(x);
+        if (start > 0)
+            v = Node("Slice", [v, graph.Ints(graph.Fresh("start"), start), graph.Ints(graph.Fresh("end"), int.MaxValue), graph.Ints(graph.Fresh("axis"), 1)]);
+        _values[y] = Node("ReduceMean", [v], ("axes", new long[] { 1 }), ("keepdims", 0));
+    }
+
+    public void SelectToken(Tensor x, int index, Tensor y) =>
+        _values[y] = Node("Gather", [Value(x), graph.ScalarInt(graph.Fresh("index"), index)], ("axis", 1));
+
+    public void Transpose12(Tensor x, Tensor y) => _values[y] = Node("Transpose", [Value(x)], ("perm", new long[] { 0, 2, 1 }));
+
+    public void Dispose() { }
+
+    private sealed class SymbolicStorage(long bytes) : Storage(Device.Cpu, bytes)
+    {
+        public override nint Pointer => throw new InvalidOperationException("a symbolic tensor (ONNX recording) has no memory");
+        public override void Dispose() { }
+    }
+}
