@@ -74,19 +74,9 @@ public sealed class Trainer : IDisposable
         if (_opt.Master is not null) _opt.Master.Load(init, config.InitCheckpoint ?? "initialisation");
         if (config.EmaDecay > 0) _ema = new Ema(_opt.Weights, config.EmaDecay);
         var d = config.Data;
-        _aug = new Augmentation
-        {
-            ImageSize = mc.ImageSize, Channels = mc.InChannels, Mean = d.Mean, Std = d.Std, CropPadding = d.CropPadding, HorizontalFlip = d.HorizontalFlip,
-        };
-        if (d.Recipe is { } recipe)
-        {
-            Data.Transforms.PreprocessRecipe r;
-            try { r = Data.Transforms.PreprocessRecipe.Named(recipe, mc.ImageSize); }
-            catch (ArgumentException e) { throw new VitSharpException("data.recipe: " + e.Message, e); }
-            _aug = _aug with { Recipe = r, Mean = r.Mean, Std = r.Std };
-        }
+        _aug = TrainData.Augmentation(d, mc.ImageSize, mc.InChannels);
         if (config.AccumulationSteps < 1 || config.BatchSize < 1) throw new VitSharpException("batch_size and accumulation_steps must be at least 1");
-        _loader = new DataLoader(train, config.BatchSize, _aug, shuffle: true, dropLast: true, config.Seed, d.Workers);
+        _loader = TrainData.Loader(d, train, config.BatchSize, _aug, training: true, config.Seed);
         StepsPerEpoch = _loader.BatchesPerEpoch / config.AccumulationSteps;
         if (StepsPerEpoch == 0) throw new VitSharpException($"{train.Count} training images do not fill one step of {config.BatchSize}×{config.AccumulationSteps}");
         TotalSteps = (long)StepsPerEpoch * config.Epochs;
@@ -149,6 +139,7 @@ public sealed class Trainer : IDisposable
                 be.CrossEntropyStats(logits, t, labels, dl, 1f / accum, io.Stats);
                 windowImages += batch.Count;
                 _tm.Backward(dl);
+                _loader.Recycle(batch); // its pixels and labels are on the device now
                 bi++;
                 if (bi % accum != 0) continue;
 
@@ -221,7 +212,7 @@ public sealed class Trainer : IDisposable
     public EvalResult Evaluate()
     {
         if (_val is null) throw new InvalidOperationException("no validation set");
-        var loader = new DataLoader(_val, _cfg.BatchSize, _aug.ForEvaluation(), shuffle: false, dropLast: false, _cfg.Seed, _cfg.Data.Workers);
+        var loader = TrainData.Loader(_cfg.Data, _val, _cfg.BatchSize, _aug, training: false, _cfg.Seed);
         return Evaluator.Evaluate(_model, loader);
     }
 

@@ -49,6 +49,14 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
         Launch("training.cu", "colsum_final", (uint)((cols + 255) / 256), 1, 1, 256, 1, 1, 0, partial.Pointer, dst.Pointer, chunks, cols);
     }
 
+    /// <summary>8-element chunks per lane for the register-resident row kernels (1–4), or 0 when the row does not fit
+    /// them (width not a multiple of 8, over 1024, or a misaligned operand).</summary>
+    private static int VecChunks(int d, params ReadOnlySpan<Tensor> ts)
+    {
+        if (d % 8 != 0 || d > 1024 || !Aligned16(ts)) return 0;
+        return (d / 8 + 31) / 32;
+    }
+
     private void LaunchTrain(string name, long n, params ReadOnlySpan<long> args)
     {
         long blocks = Math.Clamp((n + 255) / 256, 1, (long)Context.MultiprocessorCount * 16);
@@ -78,7 +86,9 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
         CheckType(mean, DType.F32, ComputeType);
         CheckType(rstd, mean.DType);
         int d = x.Dim(-1), rows = checked((int)(x.Length / d));
-        Launch("training.cu", $"layernorm_train_{_suffix}_{Sfx(mean)}", (uint)((rows + 7) / 8), 1, 1, 256, 1, 1, 0,
+        int chunks = VecChunks(d, x, gamma, beta, y);
+        Launch("training.cu", chunks > 0 ? $"layernorm_train_vec_c{chunks}_{_suffix}_{Sfx(mean)}" : $"layernorm_train_{_suffix}_{Sfx(mean)}",
+            (uint)((rows + 7) / 8), 1, 1, 256, 1, 1, 0,
             x.Pointer, gamma.Pointer, beta.Pointer, y.Pointer, mean.Pointer, rstd.Pointer, rows, d, Bits(eps));
     }
 
@@ -92,7 +102,8 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
         CheckType(dbeta, DType.F32);
         int d = x.Dim(-1), rows = checked((int)(x.Length / d));
         string s = $"{_suffix}_{Sfx(mean)}";
-        Launch("training.cu", "layernorm_backward_" + s, (uint)((rows + 7) / 8), 1, 1, 256, 1, 1, 0,
+        int vec = VecChunks(d, dy, x, gamma, dx);
+        Launch("training.cu", vec > 0 ? $"layernorm_backward_vec_c{vec}_{s}" : "layernorm_backward_" + s, (uint)((rows + 7) / 8), 1, 1, 256, 1, 1, 0,
             dy.Pointer, x.Pointer, gamma.Pointer, mean.Pointer, rstd.Pointer, dx.Pointer, rows, d, accumulateDx ? 1 : 0);
         int rpc = Math.Max(32, (rows + 63) / 64), chunks = (rows + rpc - 1) / rpc;
         using var partial = Allocate([chunks * 2 * d], DType.F32);
@@ -106,7 +117,10 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
     {
         CheckCompute(dy, pre, dx);
         if (dy.Length != pre.Length || dx.Length != pre.Length) throw new ArgumentException($"ActivationBackward: {dy}, {pre} -> {dx}");
-        LaunchTrain("activation_backward_" + _suffix, pre.Length, dy.Pointer, pre.Pointer, dx.Pointer, pre.Length, (int)act);
+        if (pre.Length % 8 == 0 && Aligned16(dy, pre, dx))
+            LaunchTrain("activation_backward_vec8_" + _suffix, pre.Length / 8, dy.Pointer, pre.Pointer, dx.Pointer, pre.Length / 8, (int)act);
+        else
+            LaunchTrain("activation_backward_" + _suffix, pre.Length, dy.Pointer, pre.Pointer, dx.Pointer, pre.Length, (int)act);
     }
 
     /// <summary>Attention with probabilities, the training forward: S = scale·Q·Kᵀ (fp32), P = softmax(S) in the
@@ -130,7 +144,8 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
     {
         long per = (long)n * g * heads * hd;
         var (src, dst) = toHeads ? (tokens, headsT) : (headsT, tokens);
-        Launch("training.cu", "split_heads_" + _suffix, PerImageBlocks(per, batch), (uint)batch, 1, 256, 1, 1, 0,
+        bool vec = hd % 8 == 0 && Aligned16(src, dst);
+        Launch("training.cu", (vec ? "split_heads_vec8_" : "split_heads_") + _suffix, PerImageBlocks(vec ? per / 8 : per, batch), (uint)batch, 1, 256, 1, 1, 0,
             src.Pointer, dst.Pointer, batch, n, g, heads, hd, toHeads ? 0 : 1);
     }
 

@@ -382,3 +382,139 @@ extern "C" __global__ void layernorm_param_partial_##S(const T* dy, const T* x, 
 LN_TRAIN(float, float, f32_f32)
 LN_TRAIN(bf16, bf16, bf16_bf16)
 LN_TRAIN(bf16, float, bf16_f32)
+
+// --- vectorised variants (16-byte accesses; used when sizes are multiples of 8 and pointers 16-byte aligned) ---
+template <typename T>
+__device__ void split_heads_vec8_impl(const T* src, T* dst, int batch, int n, int g, int heads, int hd, int dir)
+{
+    int b = blockIdx.y, hd8 = hd >> 3, per = n * g * heads * hd8;
+    for (int v = blockIdx.x * blockDim.x + threadIdx.x; v < per; v += gridDim.x * blockDim.x)
+    {
+        int e8 = v % hd8, rest = v / hd8, h = rest % heads; rest /= heads;
+        int gi = rest % g, tok = rest / g;
+        const long a = (long)b * per * 8 + (long)v * 8;
+        const long hix = ((((long)gi * batch + b) * heads + h) * n + tok) * hd + e8 * 8;
+        if (dir == 0) *(uint4*)(dst + hix) = *(const uint4*)(src + a);
+        else *(uint4*)(dst + a) = *(const uint4*)(src + hix);
+    }
+}
+// float rows move as two uint4 per 8 elements
+template <>
+__device__ void split_heads_vec8_impl<float>(const float* src, float* dst, int batch, int n, int g, int heads, int hd, int dir)
+{
+    int b = blockIdx.y, hd8 = hd >> 3, per = n * g * heads * hd8;
+    for (int v = blockIdx.x * blockDim.x + threadIdx.x; v < per; v += gridDim.x * blockDim.x)
+    {
+        int e8 = v % hd8, rest = v / hd8, h = rest % heads; rest /= heads;
+        int gi = rest % g, tok = rest / g;
+        const long a = (long)b * per * 8 + (long)v * 8;
+        const long hix = ((((long)gi * batch + b) * heads + h) * n + tok) * hd + e8 * 8;
+        const float* s = dir == 0 ? src + a : src + hix;
+        float* d = dir == 0 ? dst + hix : dst + a;
+        ((uint4*)d)[0] = ((const uint4*)s)[0];
+        ((uint4*)d)[1] = ((const uint4*)s)[1];
+    }
+}
+
+template <typename T>
+__device__ void activation_backward_vec8_impl(const T* dy, const T* pre, T* dx, long n8, int act)
+{
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n8; i += (long)gridDim.x * blockDim.x)
+    {
+        float g[8], x[8];
+        load8(dy + 8 * i, g);
+        load8(pre + 8 * i, x);
+#pragma unroll
+        for (int k = 0; k < 8; k++) g[k] *= activate_grad(x[k], act);
+        store8(dx + 8 * i, g);
+    }
+}
+
+// One warp per row, the row held in registers: C chunks of 8 elements per lane (d ≤ 256·C, d % 8 == 0).
+template <typename T, typename S, int C>
+__device__ void layernorm_train_vec_impl(const T* x, const T* g, const T* b, T* y, S* mean, S* rstd, int rows, int d, float eps)
+{
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const T* xr = x + (long)row * d;
+    float v[C][8];
+    float s = 0.f;
+#pragma unroll
+    for (int c = 0; c < C; c++)
+    {
+        int i = (lane + 32 * c) * 8;
+        if (i < d) { load8(xr + i, v[c]); for (int k = 0; k < 8; k++) s += v[c][k]; }
+    }
+    float mu = warp_sum(s) / d, q = 0.f;
+#pragma unroll
+    for (int c = 0; c < C; c++)
+        if ((lane + 32 * c) * 8 < d) for (int k = 0; k < 8; k++) { float t = v[c][k] - mu; q += t * t; }
+    float rs = rsqrtf(warp_sum(q) / d + eps);
+#pragma unroll
+    for (int c = 0; c < C; c++)
+    {
+        int i = (lane + 32 * c) * 8;
+        if (i >= d) continue;
+        float gg[8], bb[8];
+        load8(g + i, gg); load8(b + i, bb);
+        for (int k = 0; k < 8; k++) v[c][k] = (v[c][k] - mu) * rs * gg[k] + bb[k];
+        store8(y + (long)row * d + i, v[c]);
+    }
+    if (lane == 0) { mean[row] = from_f<S>(mu); rstd[row] = from_f<S>(rs); }
+}
+
+template <typename T, typename S, int C>
+__device__ void layernorm_backward_vec_impl(const T* dy, const T* x, const T* g, const S* mean, const S* rstd, T* dx,
+    int rows, int d, int accumulate)
+{
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    long off = (long)row * d;
+    float mu = to_f(mean[row]), rs = to_f(rstd[row]);
+    float gx[C][8], xh[C][8];
+    float sg = 0.f, sgx = 0.f;
+#pragma unroll
+    for (int c = 0; c < C; c++)
+    {
+        int i = (lane + 32 * c) * 8;
+        if (i >= d) continue;
+        float gg[8];
+        load8(dy + off + i, gx[c]); load8(x + off + i, xh[c]); load8(g + i, gg);
+        for (int k = 0; k < 8; k++)
+        {
+            gx[c][k] *= gg[k];
+            xh[c][k] = (xh[c][k] - mu) * rs;
+            sg += gx[c][k]; sgx += gx[c][k] * xh[c][k];
+        }
+    }
+    float meanG = warp_sum(sg) / d, meanGx = warp_sum(sgx) / d;
+#pragma unroll
+    for (int c = 0; c < C; c++)
+    {
+        int i = (lane + 32 * c) * 8;
+        if (i >= d) continue;
+        float o[8];
+        if (accumulate) load8(dx + off + i, o);
+        for (int k = 0; k < 8; k++)
+        {
+            float v = (gx[c][k] - meanG - xh[c][k] * meanGx) * rs;
+            o[k] = accumulate ? o[k] + v : v;
+        }
+        store8(dx + off + i, o);
+    }
+}
+
+#define TRAIN_VEC_KERNELS(T, S) \
+extern "C" __global__ void split_heads_vec8_##S(const T* src, T* dst, int batch, int n, int g, int heads, int hd, int dir) { split_heads_vec8_impl<T>(src, dst, batch, n, g, heads, hd, dir); } \
+extern "C" __global__ void activation_backward_vec8_##S(const T* dy, const T* pre, T* dx, long n8, int act) { activation_backward_vec8_impl(dy, pre, dx, n8, act); }
+TRAIN_VEC_KERNELS(float, f32)
+TRAIN_VEC_KERNELS(bf16, bf16)
+
+#define LN_VEC(T, ST, S, C) \
+extern "C" __global__ void layernorm_train_vec_c##C##_##S(const T* x, const T* g, const T* b, T* y, ST* mean, ST* rstd, int rows, int d, float eps) { layernorm_train_vec_impl<T, ST, C>(x, g, b, y, mean, rstd, rows, d, eps); } \
+extern "C" __global__ void layernorm_backward_vec_c##C##_##S(const T* dy, const T* x, const T* g, const ST* mean, const ST* rstd, T* dx, int rows, int d, int acc) { layernorm_backward_vec_impl<T, ST, C>(dy, x, g, mean, rstd, dx, rows, d, acc); }
+#define LN_VEC_ALL(C) LN_VEC(float, float, f32_f32, C) LN_VEC(bf16, bf16, bf16_bf16, C) LN_VEC(bf16, float, bf16_f32, C)
+LN_VEC_ALL(1)
+LN_VEC_ALL(2)
+LN_VEC_ALL(3)
+LN_VEC_ALL(4)

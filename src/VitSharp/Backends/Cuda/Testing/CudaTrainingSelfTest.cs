@@ -218,7 +218,13 @@ public static class CudaTrainingSelfTest
             double r2 = RelAll(g.Grads, cpu.Grads, out var a2);
             results.Add(new CudaSelfTest.Result($"{dt} {name} gradients vs CPU", r2, a2, tol));
             double r3 = RelAll(g.After, refAfter, out var a3);
-            results.Add(new CudaSelfTest.Result($"{dt} {name} weights after AdamW vs PyTorch", r3, a3, dt == DType.F32 ? 1e-5 : 1e-3));
+            if (dt == DType.F32)
+                results.Add(new CudaSelfTest.Result($"{dt} {name} weights after AdamW vs PyTorch", r3, a3, 1e-5));
+            else
+                // Adam's first step moves every weight by about lr·sign(g): bf16 gradients (3e-2 above) can flip the sign
+                // of near-zero entries, so the bound that holds is |Δ| ≤ 2·lr per weight (reported as max |Δ| / 2·lr).
+                results.Add(new CudaSelfTest.Result($"{dt} {name} weights after AdamW vs PyTorch (max |Δ| / 2·lr)", a3 / 2e-3, a3, 1.0001,
+                    $"rel {r3:E2}"));
         }
         return results;
     }
