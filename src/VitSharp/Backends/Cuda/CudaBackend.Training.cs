@@ -42,10 +42,16 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
     private void ColumnSums(Tensor src, int rows, int cols, long stride, Tensor dst)
     {
         CheckType(dst, DType.F32);
-        int rpc = Math.Max(32, (rows + 63) / 64), chunks = (rows + rpc - 1) / rpc;
+        bool vec = cols % 8 == 0 && stride % 8 == 0 && Aligned16(src);
+        // Vectorised: 8 columns a thread, short row chunks for parallelism; else a column a thread, 64 chunks.
+        int rpc = vec ? Math.Max(16, (rows + 1023) / 1024) : Math.Max(32, (rows + 63) / 64), chunks = (rows + rpc - 1) / rpc;
         using var partial = Allocate([chunks * cols], DType.F32);
-        Launch("training.cu", "colsum_partial_" + Sfx(src), (uint)((cols + 255) / 256), (uint)chunks, 1, 256, 1, 1, 0,
-            src.Pointer, partial.Pointer, rows, cols, stride, rpc);
+        if (vec)
+            Launch("training.cu", "colsum_partial_vec8_" + Sfx(src), (uint)((cols / 8 + 127) / 128), (uint)chunks, 1, 128, 1, 1, 0,
+                src.Pointer, partial.Pointer, rows, cols, stride, rpc);
+        else
+            Launch("training.cu", "colsum_partial_" + Sfx(src), (uint)((cols + 255) / 256), (uint)chunks, 1, 256, 1, 1, 0,
+                src.Pointer, partial.Pointer, rows, cols, stride, rpc);
         Launch("training.cu", "colsum_final", (uint)((cols + 255) / 256), 1, 1, 256, 1, 1, 0, partial.Pointer, dst.Pointer, chunks, cols);
     }
 
@@ -105,10 +111,15 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
         int vec = VecChunks(d, dy, x, gamma, dx);
         Launch("training.cu", vec > 0 ? $"layernorm_backward_vec_c{vec}_{s}" : "layernorm_backward_" + s, (uint)((rows + 7) / 8), 1, 1, 256, 1, 1, 0,
             dy.Pointer, x.Pointer, gamma.Pointer, mean.Pointer, rstd.Pointer, dx.Pointer, rows, d, accumulateDx ? 1 : 0);
-        int rpc = Math.Max(32, (rows + 63) / 64), chunks = (rows + rpc - 1) / rpc;
+        bool pvec = d % 8 == 0 && Aligned16(dy, x);
+        int rpc = pvec ? Math.Max(16, (rows + 1023) / 1024) : Math.Max(32, (rows + 63) / 64), chunks = (rows + rpc - 1) / rpc;
         using var partial = Allocate([chunks * 2 * d], DType.F32);
-        Launch("training.cu", "layernorm_param_partial_" + s, (uint)((d + 255) / 256), (uint)chunks, 1, 256, 1, 1, 0,
-            dy.Pointer, x.Pointer, mean.Pointer, rstd.Pointer, partial.Pointer, rows, d, rpc);
+        if (pvec)
+            Launch("training.cu", "layernorm_param_partial_vec8_" + s, (uint)((d / 8 + 127) / 128), (uint)chunks, 1, 128, 1, 1, 0,
+                dy.Pointer, x.Pointer, mean.Pointer, rstd.Pointer, partial.Pointer, rows, d, rpc);
+        else
+            Launch("training.cu", "layernorm_param_partial_" + s, (uint)((d + 255) / 256), (uint)chunks, 1, 256, 1, 1, 0,
+                dy.Pointer, x.Pointer, mean.Pointer, rstd.Pointer, partial.Pointer, rows, d, rpc);
         Launch("training.cu", "layernorm_param_final", (uint)((d + 255) / 256), 1, 1, 256, 1, 1, 0,
             partial.Pointer, dgamma.Pointer, dbeta.Pointer, chunks, d);
     }

@@ -518,3 +518,48 @@ LN_VEC_ALL(1)
 LN_VEC_ALL(2)
 LN_VEC_ALL(3)
 LN_VEC_ALL(4)
+
+// Column sums and LayerNorm parameter sums with 8 columns per thread (16-byte loads); partial (chunk, cols) as above.
+template <typename T>
+__device__ void colsum_partial_vec8_impl(const T* x, float* partial, int rows, int cols, long stride, int rpc)
+{
+    int c8 = blockIdx.x * blockDim.x + threadIdx.x, chunk = blockIdx.y;
+    if (c8 * 8 >= cols) return;
+    int r0 = chunk * rpc, r1 = min(rows, r0 + rpc);
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0}, v[8];
+    for (int r = r0; r < r1; r++)
+    {
+        load8(x + (long)r * stride + c8 * 8, v);
+#pragma unroll
+        for (int k = 0; k < 8; k++) s[k] += v[k];
+    }
+    float* p = partial + (long)chunk * cols + c8 * 8;
+#pragma unroll
+    for (int k = 0; k < 8; k++) p[k] = s[k];
+}
+template <typename T, typename S>
+__device__ void layernorm_param_partial_vec8_impl(const T* dy, const T* x, const S* mean, const S* rstd, float* partial, int rows, int d, int rpc)
+{
+    int c8 = blockIdx.x * blockDim.x + threadIdx.x, chunk = blockIdx.y;
+    if (c8 * 8 >= d) return;
+    int r0 = chunk * rpc, r1 = min(rows, r0 + rpc);
+    float sg[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, g[8], xv[8];
+    for (int r = r0; r < r1; r++)
+    {
+        load8(dy + (long)r * d + c8 * 8, g);
+        load8(x + (long)r * d + c8 * 8, xv);
+        float mu = to_f(mean[r]), rs = to_f(rstd[r]);
+#pragma unroll
+        for (int k = 0; k < 8; k++) { sg[k] += g[k] * ((xv[k] - mu) * rs); sb[k] += g[k]; }
+    }
+    float* p = partial + (long)chunk * 2 * d + c8 * 8;
+#pragma unroll
+    for (int k = 0; k < 8; k++) { p[k] = sg[k]; p[d + k] = sb[k]; }
+}
+extern "C" __global__ void colsum_partial_vec8_f32(const float* x, float* partial, int rows, int cols, long stride, int rpc) { colsum_partial_vec8_impl(x, partial, rows, cols, stride, rpc); }
+extern "C" __global__ void colsum_partial_vec8_bf16(const bf16* x, float* partial, int rows, int cols, long stride, int rpc) { colsum_partial_vec8_impl(x, partial, rows, cols, stride, rpc); }
+#define LN_PARAM_VEC(T, ST, S) \
+extern "C" __global__ void layernorm_param_partial_vec8_##S(const T* dy, const T* x, const ST* mean, const ST* rstd, float* partial, int rows, int d, int rpc) { layernorm_param_partial_vec8_impl(dy, x, mean, rstd, partial, rows, d, rpc); }
+LN_PARAM_VEC(float, float, f32_f32)
+LN_PARAM_VEC(bf16, bf16, bf16_bf16)
+LN_PARAM_VEC(bf16, float, bf16_f32)
