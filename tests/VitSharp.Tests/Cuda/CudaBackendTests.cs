@@ -27,15 +27,10 @@ public class CudaBackendTests(ITestOutputHelper output)
         Assert.All(results, r => Assert.True(r.Pass, r.ToString()));
     }
 
-    [CudaFact]
+    [CudaSharedFact]
     public void SharedRefsLogitsMatchOnTheGpu()
     {
-        var refs = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "..", "shared", "refs");
-        if (!Directory.Exists(Path.Combine(refs, "vit_s16_d3")))
-        {
-            output.WriteLine("../shared/refs is absent (a clone outside this workplace): nothing to compare");
-            return;
-        }
+        var refs = TestData.Shared("refs");
         var results = CudaSelfTest.ModelParity(refs, ["vit_s16_d3", "mixer_s16_d2"]);
         foreach (var r in results) output.WriteLine(r.ToString());
         Assert.All(results, r => Assert.True(r.Pass, r.ToString()));

@@ -18,3 +18,13 @@ public sealed class CudaTheoryAttribute : TheoryAttribute
         if (!CudaBackend.IsAvailable(out var why)) Skip = "needs an NVIDIA GPU and its driver: " + why;
     }
 }
+
+/// <summary>A test that needs an NVIDIA GPU and ../shared: skipped, with the reason, where either is missing.</summary>
+public sealed class CudaSharedFactAttribute : FactAttribute
+{
+    public CudaSharedFactAttribute()
+    {
+        if (!CudaBackend.IsAvailable(out var why)) Skip = "needs an NVIDIA GPU and its driver: " + why;
+        else if (TestData.SharedRoot is null) Skip = "needs ../shared (reference data beside the repository); absent in this checkout";
+    }
+}
