@@ -76,10 +76,17 @@ internal sealed unsafe class CudaGemm : IDisposable
         CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(&lb, type, (ulong)key.K, (ulong)key.M, key.K), "layout B");
         CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(&lc, type, (ulong)key.N, (ulong)key.M, key.N), "layout C");
         p.LayoutA = la; p.LayoutB = lb; p.LayoutC = lc;
+        p.Algo = Heuristic(d, la, lb, lc, key.AlignA, key.AlignB, key.AlignC, key.ToString());
+        return p;
+    }
+
+    /// <summary>cuBLASLt's first algorithm for a plan, within our workspace and the operands' alignments (A, B, C = D).</summary>
+    private CublasLt.HeuristicResult Heuristic(nint d, nint la, nint lb, nint lc, int alignA, int alignB, int alignC, string what)
+    {
         nint pref;
         CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(&pref), "preference");
         ulong ws = WorkspaceBytes;
-        uint aa = (uint)key.AlignA, ab = (uint)key.AlignB, ac = (uint)key.AlignC;
+        uint aa = (uint)alignA, ab = (uint)alignB, ac = (uint)alignC;
         CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMaxWorkspaceBytes, &ws, 8), "workspace");
         CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignA, &aa, 4), "align A");
         CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignB, &ab, 4), "align B");
@@ -88,9 +95,8 @@ internal sealed unsafe class CudaGemm : IDisposable
         CublasLt.HeuristicResult r;
         int found;
         CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, d, la, lb, lc, lc, pref, 1, &r, &found), "cublasLtMatmulAlgoGetHeuristic");
-        if (found == 0) throw new CudaException($"cuBLASLt found no algorithm for {key}");
-        p.Algo = r;
-        return p;
+        if (found == 0) throw new CudaException($"cuBLASLt found no algorithm for {what}");
+        return r;
     }
 
     private readonly record struct GeneralKey(bool TransA, bool TransB, int M, int N, int K, int Lda, int Ldb, int Ldc,
@@ -148,20 +154,8 @@ internal sealed unsafe class CudaGemm : IDisposable
             CublasLt.Check(CublasLt.cublasLtMatrixLayoutSetAttribute(lc, CublasLt.LayoutStridedBatchOffset, &sc, 8), "stride C");
         }
         p.LayoutA = la; p.LayoutB = lb; p.LayoutC = lc;
-        nint pref;
-        CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(&pref), "preference");
-        ulong ws = WorkspaceBytes;
-        uint aa = (uint)key.AlignB, ab = (uint)key.AlignA, ac = (uint)key.AlignC;
-        CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMaxWorkspaceBytes, &ws, 8), "workspace");
-        CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignA, &aa, 4), "align A");
-        CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignB, &ab, 4), "align B");
-        CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignC, &ac, 4), "align C");
-        CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignD, &ac, 4), "align D");
-        CublasLt.HeuristicResult r;
-        int found;
-        CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, d, la, lb, lc, lc, pref, 1, &r, &found), "cublasLtMatmulAlgoGetHeuristic");
-        if (found == 0) throw new CudaException($"cuBLASLt found no algorithm for {key}");
-        p.Algo = r;
+        // cuBLASLt's A is our B: its alignment requirement is our B's.
+        p.Algo = Heuristic(d, la, lb, lc, key.AlignB, key.AlignA, key.AlignC, key.ToString());
         return p;
     }
 

@@ -114,7 +114,8 @@ public static class CudaSelfTest
         return results;
     }
 
-    private static float[] Random(Random rng, long n, float scale, DType dtype)
+    /// <summary>Uniform values in ±scale, rounded to bf16 first when the dtype is BF16 (both sides then see the same inputs).</summary>
+    internal static float[] Random(Random rng, long n, float scale, DType dtype)
     {
         var a = new float[n];
         for (long i = 0; i < n; i++)

@@ -98,16 +98,7 @@ public static class CudaTrainingSelfTest
         return results;
     }
 
-    private static float[] Rand(Random rng, long n, float scale, DType dtype)
-    {
-        var a = new float[n];
-        for (long i = 0; i < n; i++)
-        {
-            float v = scale * (float)(rng.NextDouble() * 2 - 1);
-            a[i] = dtype == DType.BF16 ? BFloat16Convert.ToFloat(BFloat16Convert.FromFloat(v)) : v;
-        }
-        return a;
-    }
+    private static float[] Rand(Random rng, long n, float scale, DType dtype) => CudaSelfTest.Random(rng, n, scale, dtype);
 
     private static CudaSelfTest.Result RunCase(Case c, CudaBackend gpu, DType dtype, Random rng)
     {
