@@ -18,7 +18,7 @@ public sealed class BenchCommand : ICliCommand
 {
     public Command Create()
     {
-        var device = new Option<string>("--device") { Description = "cpu or cuda[:N]", DefaultValueFactory = _ => "cuda" };
+        var device = new Option<string>("--device") { Description = "cpu (default) or cuda[:N]", DefaultValueFactory = _ => "cpu" };
         var model = new Option<string>("--model") { Description = "a preset name (vit presets)", DefaultValueFactory = _ => "vit_base_patch16_224" };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 256 };
         var dtype = new Option<string>("--dtype") { Description = "bf16 or f32 (CUDA; the CPU computes in f32)", DefaultValueFactory = _ => "bf16" };

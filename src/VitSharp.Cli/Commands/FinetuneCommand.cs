@@ -29,10 +29,11 @@ public sealed class FinetuneCommand : ICliCommand
         var config = new Option<string?>("--config") { Description = "JSON configuration (default: the paper's SGD recipe)" };
         var output = new Option<string?>("--output", "-o") { Description = "run folder" };
         var set = new Option<string[]>("--set") { Description = "override a config key, e.g. --set epochs=3 (repeatable)" };
+        var fresh = new Option<bool>("--no-resume") { Description = "start afresh even if the output folder has a checkpoint" };
         var device = new Option<string?>("--device") { Description = "cpu (default) or cuda[:N]" };
         var dtype = new Option<string?>("--dtype") { Description = "compute type on cuda: bf16 (mixed precision, default) or f32" };
         var cmd = new Command("finetune", "fine-tune a checkpoint on new data with a new head");
-        foreach (var o in new Option[] { checkpoint, data, size, classes, config, output, set, device, dtype }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { checkpoint, data, size, classes, config, output, set, fresh, device, dtype }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var overrides = TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output));
@@ -45,7 +46,7 @@ public sealed class FinetuneCommand : ICliCommand
                 throw new VitSharpException($"--classes {k} but the data has {train.Classes.Count} classes ({string.Join(", ", train.Classes.Take(5))}…)");
             var backend = Backends.CreateTraining(r.GetValue(device) ?? "cpu", r.GetValue(dtype) ?? TrainCommand.DefaultDType(r.GetValue(device)));
             using var trainer = new Trainer(cfg, train, val, backend);
-            var result = TrainingConsole.Run(trainer, resume: true);
+            var result = TrainingConsole.Run(trainer, resume: !r.GetValue(fresh));
             Console.WriteLine(result.LastEval is { } e
                 ? $"done: {result.Steps} steps, top-1 {e.Top1:P2}, top-5 {e.Top5:P2}; model in {Path.Combine(cfg.Output, Trainer.ModelFile)}"
                 : $"done: {result.Steps} steps; model in {Path.Combine(cfg.Output, Trainer.ModelFile)}");

@@ -8,7 +8,7 @@ public sealed class TrainCommand : ICliCommand
 {
     public Command Create()
     {
-        var config = new Option<string>("--config") { Description = "training configuration (JSON)", Required = true };
+        var config = new Option<string>("--config", "-c") { Description = "training configuration (JSON)", Required = true };
         var data = new Option<string?>("--data") { Description = "dataset: image folder, .tar/.tar.gz archive, or idx folder (overrides data.path)" };
         var output = new Option<string?>("--output", "-o") { Description = "run folder: log.jsonl, checkpoint.safetensors, model.safetensors" };
         var set = new Option<string[]>("--set") { Description = "override a config key, e.g. --set optimizer.lr=0.001 (repeatable)", AllowMultipleArgumentsPerToken = false };
