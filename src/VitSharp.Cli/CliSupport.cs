@@ -10,10 +10,21 @@ namespace VitSharp.Cli;
 /// <summary>Options every command that loads a checkpoint shares, and their translation into LoadOptions.</summary>
 public sealed class CheckpointOptions
 {
-    public Option<string> Checkpoint { get; } = new("--checkpoint", "-c")
+    /// <param name="defaultModel">--checkpoint may be left out: the shipped model (<see cref="DefaultModel"/>) is used.</param>
+    public CheckpointOptions(bool defaultModel = false)
     {
-        Description = "model file (.safetensors, Google .npz) or Hugging Face folder", Required = true,
-    };
+        UsesDefaultModel = defaultModel;
+        Checkpoint = new("--checkpoint", "-c")
+        {
+            Description = defaultModel
+                ? "model file (.safetensors, Google .npz) or Hugging Face folder (default: the shipped CIFAR-10 ViT, docs/MODELS.md)"
+                : "model file (.safetensors, Google .npz) or Hugging Face folder",
+            Required = !defaultModel,
+        };
+    }
+
+    public bool UsesDefaultModel { get; }
+    public Option<string> Checkpoint { get; }
     public Option<int?> ImageSize { get; } = new("--img-size") { Description = "run at this resolution (position embeddings are resampled)" };
     public Option<int?> Heads { get; } = new("--heads") { Description = "attention heads (default: from the checkpoint, else width/64)" };
     public Option<string?> Pool { get; } = new("--pool") { Description = "pooling: token or avg" };
@@ -25,6 +36,10 @@ public sealed class CheckpointOptions
         foreach (var o in new Option[] { Checkpoint, ImageSize, Heads, Pool, Gelu }) command.Options.Add(o);
         if (device) command.Options.Add(Device);
     }
+
+    /// <summary>The --checkpoint given, else (for commands that allow it) the shipped default model.</summary>
+    public string CheckpointPath(ParseResult r) =>
+        r.GetValue(Checkpoint) ?? (UsesDefaultModel ? DefaultModel.Resolve() : throw new VitSharpException("--checkpoint is required"));
 
     public LoadOptions Load(ParseResult r) => new()
     {

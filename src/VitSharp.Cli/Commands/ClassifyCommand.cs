@@ -12,7 +12,7 @@ public sealed class ClassifyCommand : ICliCommand
 {
     public Command Create()
     {
-        var ck = new CheckpointOptions();
+        var ck = new CheckpointOptions(defaultModel: true);
         var images = new Argument<string[]>("images") { Description = "image files (PNG, JPEG, BMP, PPM/PGM) or folders", Arity = ArgumentArity.OneOrMore };
         var topK = new Option<int>("--top-k", "-k") { Description = "classes to show per image", DefaultValueFactory = _ => 5 };
         var labels = new Option<string?>("--labels") { Description = "class names: a text file (one a line) or a JSON array" };
@@ -28,7 +28,7 @@ public sealed class ClassifyCommand : ICliCommand
             var files = Classifier.ExpandImagePaths(r.GetValue(images)!);
             if (files.Count == 0) throw new VitSharpException("no image files found");
             using var backend = ck.Backend(r);
-            using var classifier = Classifier.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r), backend,
+            using var classifier = Classifier.Load(ck.CheckpointPath(r), ck.Load(r), backend,
                 RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null);
             var output = new JsonArray();
             foreach (var chunk in files.Chunk(Math.Max(1, r.GetValue(batch))))

@@ -7,8 +7,9 @@ using VitSharp.Models;
 namespace VitSharp.Cli.Commands;
 
 /// <summary>
-/// `vit demo`: the main job until a trained default model ships. Generates a small ViT checkpoint (seeded, so every
-/// machine gets the same one), prints what `vit info` reports, runs it on a synthetic image and prints the top classes.
+/// `vit demo`: a walk-through with an untrained model (the main job is `vit classify samples/` with the shipped model).
+/// Generates a small ViT checkpoint (seeded, so every machine gets the same one), prints what `vit info` reports, runs
+/// it on a synthetic image and prints the top classes.
 /// </summary>
 public sealed class DemoCommand : ICliCommand
 {

@@ -13,7 +13,7 @@ public sealed class EvalCommand : ICliCommand
 {
     public Command Create()
     {
-        var ck = new CheckpointOptions();
+        var ck = new CheckpointOptions(defaultModel: true);
         var data = new Option<string>("--data") { Description = "dataset: image folder, .tar/.tar.gz archive, or idx folder", Required = true };
         var split = new Option<string?>("--split") { Description = "split inside the data (test, val); default: test, else val, else the data itself" };
         var batch = new Option<int>("--batch-size") { Description = "images per forward pass", DefaultValueFactory = _ => 64 };
@@ -27,7 +27,7 @@ public sealed class EvalCommand : ICliCommand
         cmd.SetAction(r => Cli.Guard(() =>
         {
             using var backend = ck.Backend(r);
-            var (res, names) = Evaluate(r.GetValue(ck.Checkpoint)!, r.GetValue(data)!, r.GetValue(split), r.GetValue(perClass), r.GetValue(batch),
+            var (res, names) = Evaluate(ck.CheckpointPath(r), r.GetValue(data)!, r.GetValue(split), r.GetValue(perClass), r.GetValue(batch),
                 ck.Load(r), backend, ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(mean), r.GetValue(std));
             Print(res, names);
             return 0;

@@ -10,12 +10,12 @@ public sealed class InfoCommand : ICliCommand
 {
     public Command Create()
     {
-        var ck = new CheckpointOptions();
+        var ck = new CheckpointOptions(defaultModel: true);
         var cmd = new Command("info", "print a checkpoint's inferred configuration and parameter count as JSON");
         ck.AddTo(cmd, device: false);
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            var ckpt = Checkpoint.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r));
+            var ckpt = Checkpoint.Load(ck.CheckpointPath(r), ck.Load(r));
             var json = new JsonObject
             {
                 ["checkpoint"] = ckpt.Path,

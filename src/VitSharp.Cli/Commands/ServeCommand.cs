@@ -9,7 +9,7 @@ public sealed class ServeCommand : ICliCommand
 {
     public Command Create()
     {
-        var ck = new CheckpointOptions();
+        var ck = new CheckpointOptions(defaultModel: true);
         var urls = new Option<string>("--urls") { Description = "where to listen", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
         var labels = new Option<string?>("--labels") { Description = "class names: a text file or a JSON array" };
         var recipe = new Option<string?>("--recipe") { Description = "preprocessing: timm, google, hf or a .json" };
@@ -20,7 +20,7 @@ public sealed class ServeCommand : ICliCommand
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var backend = ck.Backend(r);
-            var classifier = Classifier.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r), backend,
+            var classifier = Classifier.Load(ck.CheckpointPath(r), ck.Load(r), backend,
                 ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null);
             var batching = new BatchingClassifier(classifier, r.GetValue(maxBatch));
             var app = ClassifierServer.Build(batching, r.GetValue(urls)!);
