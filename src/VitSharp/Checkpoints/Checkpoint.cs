@@ -9,7 +9,7 @@ namespace VitSharp.Checkpoints;
 /// A checkpoint read into canonical (timm) names with the model configuration it implies. The format is detected from
 /// the file: safetensors (timm, Hugging Face or VitSharp names), Google .npz, or a Hugging Face folder.
 /// </summary>
-public sealed record Checkpoint
+public sealed partial record Checkpoint
 {
     /// <summary>Keys of files written before <see cref="ModelMetadata"/> (still read; new files carry
     /// <see cref="ModelMetadata.MetadataKey"/> only).</summary>
@@ -35,7 +35,7 @@ public sealed record Checkpoint
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         if (SafeTensors.LooksLike(path))
         {
-            var w = SafeTensors.Read(path, out var meta);
+            var w = SafeTensors.Read(path, out var meta, (e, m) => Wanted(e, m, path));
             var md = ModelMetadata.Read(meta, path);
             JsonObject? hint = md is null ? null : ParseJson(md.Config.ToJson().ToJsonString(), path); // parsed: numbers read as any type
             string[]? labels = md?.Labels;
@@ -56,13 +56,43 @@ public sealed record Checkpoint
         }
         if (Npz.LooksLike(path))
         {
-            var w = Npz.Read(path);
+            // Google's names say which arrays the model can use before any is inflated: the others (an optimizer's
+            // state aside, which is skipped) are refused unread.
+            var names = Npz.Names(path);
+            bool google = names.Any(n => n.EndsWith("embedding/kernel", StringComparison.Ordinal) || n.EndsWith("stem/kernel", StringComparison.Ordinal));
+            var w = Npz.Read(path, !google ? null : n =>
+                KnownName().IsMatch(n) ? true
+                : n.StartsWith("opt/", StringComparison.Ordinal) ? false
+                : throw new CheckpointException(path, "no part of a Google ViT/Mixer uses this array; refused before inflating it", n));
             if (w.Count == 0) throw new CheckpointException(path, "zip archive without .npy arrays (a PyTorch .pt file? convert it to safetensors)");
             if (GoogleNames.IsGoogle(w)) return Build(path, "google-npz", GoogleNames.ToTimm(w, path), null, null, options, GoogleNames.Heads(w));
             return Build(path, "npz", w, null, null, options);
         }
         throw new CheckpointException(path, "unrecognised checkpoint format (expected .safetensors, Google .npz, a PyTorch .pt/.bin or a Hugging Face folder)");
     }
+
+    /// <summary>Which safetensors tensors a checkpoint load reads, decided from the header before any data is read: a
+    /// training file's optimizer/EMA state and integer buffers (position_ids) are skipped; names that no supported naming
+    /// (timm, Hugging Face, Google) can use, and integer data where a weight must be, are refused.</summary>
+    internal static bool Wanted(SafeTensors.Entry e, IReadOnlyDictionary<string, string> meta, string path)
+    {
+        if (meta.ContainsKey(TrainStateMetadataKey) && (e.Name.StartsWith("optim.", StringComparison.Ordinal) || e.Name.StartsWith("ema.", StringComparison.Ordinal)))
+            return false;
+        if (!SafeTensors.IsFloat(e.DType))
+        {
+            if (e.Name.EndsWith("position_ids", StringComparison.Ordinal) || e.Name.EndsWith("num_batches_tracked", StringComparison.Ordinal)) return false;
+            throw new CheckpointException(path, $"dtype {e.DType} where a floating-point weight must be (F32, F16, BF16 or F64)", e.Name);
+        }
+        if (!KnownName().IsMatch(e.Name))
+            throw new CheckpointException(path, $"no supported naming (timm, Hugging Face, Google) uses this tensor {Tensors.Shape.Format(e.Shape)}; refused before reading its {e.End - e.Begin} bytes", e.Name);
+        return true;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(
+        @"^((patch_embed|cls_token|reg_token|pos_embed|blocks|norm|fc_norm|head|pre_logits|stem|norm_pre|attn_pool)(\.|$)" +
+        @"|(vit\.)?(embeddings|encoder|layernorm|pooler)\.|classifier\." +
+        @"|(params/|opt/target/)?(embedding|stem|cls|pos_embedding|Transformer|MixerBlock_\d+|pre_head_layer_norm|pre_logits|head|MAPHead_0)(/|$))")]
+    private static partial System.Text.RegularExpressions.Regex KnownName();
 
     private static Checkpoint LoadFolder(string dir, LoadOptions options)
     {
@@ -76,7 +106,7 @@ public sealed record Checkpoint
         var modelType = (string?)cfg["model_type"];
         if (modelType is not null && modelType != "vit")
             throw new CheckpointException(configPath, $"model_type '{modelType}' is not supported (expected 'vit')");
-        var w = weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath) : SafeTensors.Read(weightsPath);
+        var w = weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath) : SafeTensors.Read(weightsPath, out _, (e, m) => Wanted(e, m, weightsPath));
         if (!HuggingFaceNames.IsHuggingFace(w)) throw new CheckpointException(weightsPath, "tensor names are not Hugging Face ViT names");
         var hint = new JsonObject
         {
@@ -104,7 +134,7 @@ public sealed record Checkpoint
         var weightsPath = System.IO.Path.Combine(dir, "model.safetensors");
         if (!File.Exists(weightsPath)) weightsPath = System.IO.Path.Combine(dir, "pytorch_model.bin");
         if (!File.Exists(weightsPath)) throw new CheckpointException(dir, "folder has neither model.safetensors nor pytorch_model.bin");
-        var w = weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath) : SafeTensors.Read(weightsPath);
+        var w = weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath) : SafeTensors.Read(weightsPath, out _, (e, m) => Wanted(e, m, weightsPath));
         var arch = (string?)cfg["architecture"] ?? "";
         var preset = Models.Presets.All.TryGetValue(arch.Split('.')[0], out var p) ? p : null;
         var hint = new JsonObject();
