@@ -16,6 +16,8 @@ public sealed record LoadOptions
     public Activation? Gelu { get; init; }
     public float? LayerNormEps { get; init; }
     public Interpolation PosEmbedInterpolation { get; init; } = Interpolation.Bicubic;
+    /// <summary>Load weights holding NaN or ±Inf (refused by default, naming the tensor).</summary>
+    public bool AllowNonFinite { get; init; }
 }
 
 /// <summary>

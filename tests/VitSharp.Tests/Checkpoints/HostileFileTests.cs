@@ -227,3 +227,62 @@ public class HostileFileTests : IDisposable
         Refused(q, () => Npy.Read(q), "overflows 64-bit arithmetic");
     }
 }
+
+/// <summary>Weights with NaN/Inf and Hugging Face configs that lie: refused at load, naming the tensor or the key.</summary>
+public class HostileConfigTests : IDisposable
+{
+    private readonly string _tmp = Directory.CreateTempSubdirectory("vitsharp-hostile-cfg-").FullName;
+
+    public void Dispose() => Directory.Delete(_tmp, recursive: true);
+
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    [InlineData(float.NegativeInfinity)]
+    public void NonFiniteWeightsAreRefusedByNameUnlessAllowed(float bad)
+    {
+        var w = SafeTensors.Read(TestData.Small("vit_tiny48", "model.safetensors"));
+        w["blocks.1.mlp.fc1.weight"].Data[17] = bad;
+        var p = Path.Combine(_tmp, "nan.safetensors");
+        SafeTensors.Write(p, w);
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(p, new LoadOptions { Heads = 2 }));
+        Assert.Equal("blocks.1.mlp.fc1.weight", e.TensorName);
+        Assert.Contains("1 non-finite values", e.Message);
+        Assert.Contains("at element 17", e.Message);
+        Assert.Equal(p, e.File);
+        var ok = Checkpoint.Load(p, new LoadOptions { Heads = 2, AllowNonFinite = true });
+        Assert.Equal(bad, ok.Weights["blocks.1.mlp.fc1.weight"].Data[17]);
+    }
+
+    private string HfFolder(Func<string, string> edit)
+    {
+        var dir = Path.Combine(_tmp, "hf" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        var src = TestData.Small("vit_tiny48", "hf");
+        foreach (var f in Directory.GetFiles(src))
+            if (f.EndsWith(".json", StringComparison.Ordinal) || f.EndsWith(".safetensors", StringComparison.Ordinal)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        var cfg = Path.Combine(dir, "config.json");
+        File.WriteAllText(cfg, edit(File.ReadAllText(cfg)));
+        return dir;
+    }
+
+    [Theory]
+    [InlineData("\"layer_norm_eps\": 1e-12", "\"layer_norm_eps\": -1", "'layer_norm_eps' must be in (0, 1), not -1")]
+    [InlineData("\"num_attention_heads\": 2", "\"num_attention_heads\": \"three\"", "'num_attention_heads' must be an integer, not \"three\"")]
+    [InlineData("\"layer_norm_eps\": 1e-12", "\"layer_norm_eps\": \"abc\"", "'layer_norm_eps' must be a number, not \"abc\"")]
+    [InlineData("\"hidden_act\": \"gelu\"", "\"hidden_act\": 3", "'hidden_act' must be a string, not 3")]
+    [InlineData("\"hidden_size\": 64", "\"hidden_size\": 768", "'hidden_size' is 768, but the weights have width 64")]
+    [InlineData("\"image_size\": 48", "\"image_size\": 224", "'image_size' is 224, but the weights have a position embedding for image size 48")]
+    [InlineData("\"patch_size\": 16", "\"patch_size\": 14", "'patch_size' is 14, but the weights have patch size 16")]
+    [InlineData("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 12", "'num_hidden_layers' is 12, but the weights have layers 2")]
+    public void HuggingFaceConfigErrorsNameTheKey(string from, string to, string expected)
+    {
+        var dir = HfFolder(t => { Assert.Contains(from, t); return t.Replace(from, to); });
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(dir));
+        Assert.Equal(Path.Combine(dir, "config.json"), e.File);
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void TheUneditedHuggingFaceFolderStillLoads() => Assert.Equal(64, Checkpoint.Load(HfFolder(t => t)).Config.EmbedDim);
+}
