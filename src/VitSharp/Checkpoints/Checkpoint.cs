@@ -35,7 +35,7 @@ public sealed partial record Checkpoint
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         if (SafeTensors.LooksLike(path))
         {
-            var w = Finite(SafeTensors.Read(path, out var meta, (e, m) => Wanted(e, m, path)), path, options);
+            var w = Finite(SafeTensors.Read(path, out var meta, (e, m) => Wanted(e, m, path), options.MaxTotalBytes), path, options);
             var md = ModelMetadata.Read(meta, path);
             JsonObject? hint = md is null ? null : ParseJson(md.Config.ToJson().ToJsonString(), path); // parsed: numbers read as any type
             string[]? labels = md?.Labels;
@@ -50,7 +50,7 @@ public sealed partial record Checkpoint
         }
         if (PyTorchPickle.LooksLike(path))
         {
-            var w = Finite(PyTorchPickle.Read(path), path, options);
+            var w = Finite(PyTorchPickle.Read(path, options.MaxTotalBytes), path, options);
             if (HuggingFaceNames.IsHuggingFace(w)) return Build(path, "huggingface-pytorch", HuggingFaceNames.ToTimm(w, path), null, null, options);
             return Build(path, "pytorch", w, null, null, options);
         }
@@ -63,7 +63,7 @@ public sealed partial record Checkpoint
             var w = Npz.Read(path, !google ? null : n =>
                 KnownName().IsMatch(n) ? true
                 : n.StartsWith("opt/", StringComparison.Ordinal) ? false
-                : throw new CheckpointException(path, "no part of a Google ViT/Mixer uses this array; refused before inflating it", n));
+                : throw new CheckpointException(path, "no part of a Google ViT/Mixer uses this array; refused before inflating it", n), options.MaxTotalBytes);
             Finite(w, path, options);
             if (w.Count == 0) throw new CheckpointException(path, "zip archive without .npy arrays (a PyTorch .pt file? convert it to safetensors)");
             if (GoogleNames.IsGoogle(w)) return Build(path, "google-npz", GoogleNames.ToTimm(w, path), null, null, options, GoogleNames.Heads(w));
@@ -107,7 +107,7 @@ public sealed partial record Checkpoint
         var modelType = JsonString(cfg, "model_type", configPath);
         if (modelType is not null && modelType != "vit")
             throw new CheckpointException(configPath, $"model_type '{modelType}' is not supported (expected 'vit')");
-        var w = Finite(weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath) : SafeTensors.Read(weightsPath, out _, (e, m) => Wanted(e, m, weightsPath)), weightsPath, options);
+        var w = Finite(weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath, options.MaxTotalBytes) : SafeTensors.Read(weightsPath, out _, (e, m) => Wanted(e, m, weightsPath), options.MaxTotalBytes), weightsPath, options);
         if (!HuggingFaceNames.IsHuggingFace(w)) throw new CheckpointException(weightsPath, "tensor names are not Hugging Face ViT names");
         var eps = JsonNumber(cfg, "layer_norm_eps", configPath) ?? 1e-12;
         if (!(eps > 0 && eps < 1)) throw new CheckpointException(configPath, $"'layer_norm_eps' must be in (0, 1), not {eps}");
@@ -201,7 +201,7 @@ public sealed partial record Checkpoint
         var weightsPath = System.IO.Path.Combine(dir, "model.safetensors");
         if (!File.Exists(weightsPath)) weightsPath = System.IO.Path.Combine(dir, "pytorch_model.bin");
         if (!File.Exists(weightsPath)) throw new CheckpointException(dir, "folder has neither model.safetensors nor pytorch_model.bin");
-        var w = Finite(weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath) : SafeTensors.Read(weightsPath, out _, (e, m) => Wanted(e, m, weightsPath)), weightsPath, options);
+        var w = Finite(weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath, options.MaxTotalBytes) : SafeTensors.Read(weightsPath, out _, (e, m) => Wanted(e, m, weightsPath), options.MaxTotalBytes), weightsPath, options);
         var arch = JsonString(cfg, "architecture", configPath) ?? "";
         var preset = Models.Presets.All.TryGetValue(arch.Split('.')[0], out var p) ? p : null;
         var hint = new JsonObject();

@@ -53,11 +53,13 @@ public static class CheckpointLimits
             throw new CheckpointException(file, $"shape {Tensors.Shape.Format(shape)} has {elements} elements, more than the {MaxTensorElements} one tensor may hold", tensor);
     }
 
-    /// <summary>Adds a tensor's bytes to a running total and refuses the checkpoint once it passes <see cref="MaxTotalBytes"/>.</summary>
-    public static void Charge(ref long total, long bytes, string file, string? tensor)
+    /// <summary>Adds a tensor's bytes to a running total and refuses the checkpoint once it passes the budget
+    /// (<see cref="MaxTotalBytes"/> when null).</summary>
+    public static void Charge(ref long total, long bytes, long? budget, string file, string? tensor)
     {
+        long max = budget ?? MaxTotalBytes;
         total = bytes > long.MaxValue - total ? long.MaxValue : total + bytes;
-        if (total > MaxTotalBytes)
-            throw new CheckpointException(file, $"tensor data passes the budget of {MaxTotalBytes} bytes ({TotalBytesVariable} raises it)", tensor);
+        if (total > max)
+            throw new CheckpointException(file, $"tensor data passes the budget of {max} bytes ({TotalBytesVariable} or LoadOptions.MaxTotalBytes raises it)", tensor);
     }
 }

@@ -18,10 +18,12 @@ public static class Npz
 
     public static Dictionary<string, HostArray> Read(string path) => Read(path, null);
 
+    public static Dictionary<string, HostArray> Read(string path, Func<string, bool>? wanted) => Read(path, wanted, null);
+
     /// <summary>Reads the arrays whose names <paramref name="wanted"/> accepts (all when null; it may also throw to
     /// refuse one). Every kept entry's declared size is charged to <see cref="CheckpointLimits.MaxTotalBytes"/> before
     /// any is inflated, and no entry is inflated past its declared size (a zip bomb stops there).</summary>
-    public static Dictionary<string, HostArray> Read(string path, Func<string, bool>? wanted)
+    public static Dictionary<string, HostArray> Read(string path, Func<string, bool>? wanted, long? maxTotalBytes)
     {
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         var result = new Dictionary<string, HostArray>();
@@ -35,7 +37,7 @@ public static class Npz
             {
                 var name = entry.FullName[..^4];
                 if (entry.Length > Array.MaxLength) throw new CheckpointException(path, $"array of {entry.Length} bytes is larger than one array holds", name);
-                CheckpointLimits.Charge(ref stored, entry.Length, path, name);
+                CheckpointLimits.Charge(ref stored, entry.Length, maxTotalBytes, path, name);
             }
             foreach (var entry in entries)
             {
@@ -45,7 +47,7 @@ public static class Npz
                 try
                 {
                     var a = Npy.Parse(bytes, $"{path}:{name}");
-                    CheckpointLimits.Charge(ref decoded, a.Data.LongLength * 4, path, name);
+                    CheckpointLimits.Charge(ref decoded, a.Data.LongLength * 4, maxTotalBytes, path, name);
                     result[name] = a;
                 }
                 catch (CheckpointException e) { throw new CheckpointException(path, e.Detail, name, e); }

@@ -31,7 +31,11 @@ public static class PyTorchPickle
         catch (Exception e) when (e is InvalidDataException or IOException) { return false; }
     }
 
-    public static Dictionary<string, HostArray> Read(string path)
+    public static Dictionary<string, HostArray> Read(string path) => Read(path, null);
+
+    /// <summary>Reads every tensor, charging each to <paramref name="maxTotalBytes"/> (<see cref="CheckpointLimits.MaxTotalBytes"/>
+    /// when null) before allocating it.</summary>
+    public static Dictionary<string, HostArray> Read(string path, long? maxTotalBytes)
     {
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         try
@@ -54,7 +58,7 @@ public static class PyTorchPickle
             {
                 var clean = name.StartsWith("module.", StringComparison.Ordinal) ? name["module.".Length..] : name;
                 long count = CheckView(t, path, clean);
-                CheckpointLimits.Charge(ref decoded, checked(count * 4), path, clean);
+                CheckpointLimits.Charge(ref decoded, checked(count * 4), maxTotalBytes, path, clean);
                 if (!storages.TryGetValue(t.Storage.Key, out var bytes))
                 {
                     var entry = zip.GetEntry($"{prefix}data/{t.Storage.Key}")
@@ -64,7 +68,7 @@ public static class PyTorchPickle
                     long need = t.Storage.Numel < 0 || t.Storage.Numel > long.MaxValue / 8 ? -1 : t.Storage.Numel * StorageElementSize(t.Storage.Type, path, clean);
                     if (need < 0 || entry.Length != need)
                         throw new CheckpointException(path, $"storage data/{t.Storage.Key} holds {entry.Length} bytes, but the pickle declares {t.Storage.Numel} {t.Storage.Type} elements (truncated or corrupt)", clean);
-                    CheckpointLimits.Charge(ref stored, entry.Length, path, clean);
+                    CheckpointLimits.Charge(ref stored, entry.Length, maxTotalBytes, path, clean);
                     if (entry.Length > Array.MaxLength)
                         throw new CheckpointException(path, $"storage data/{t.Storage.Key} of {entry.Length} bytes is larger than one array holds", clean);
                     bytes = new byte[entry.Length];
@@ -261,7 +265,7 @@ public static class PyTorchPickle
                 case "torch._utils._rebuild_tensor_v2":
                 case "torch._utils._rebuild_tensor":
                     if (args.Length < 4 || args[0] is not StorageRef s) throw Error($"malformed {g.Name} call");
-                    return new TensorRef(s, Convert.ToInt64(args[1]), Ints(args[2]).Select(x => (int)x).ToArray(), Ints(args[3]));
+                    return new TensorRef(s, Convert.ToInt64(args[1]), Ints(args[2]).Select(x => checked((int)x)).ToArray(), Ints(args[3]));
                 case "torch._utils._rebuild_parameter":
                 case "torch._utils._rebuild_parameter_with_state":
                     return args.Length > 0 ? args[0] : null;

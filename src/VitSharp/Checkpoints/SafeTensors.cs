@@ -98,7 +98,7 @@ public static class SafeTensors
     /// The header is validated whole and every kept tensor charged to <see cref="CheckpointLimits.MaxTotalBytes"/>
     /// before the first data byte is read.</summary>
     public static Dictionary<string, HostArray> Read(string path, out Dictionary<string, string> metadata,
-        Func<Entry, IReadOnlyDictionary<string, string>, bool>? wanted)
+        Func<Entry, IReadOnlyDictionary<string, string>, bool>? wanted, long? maxTotalBytes = null)
     {
         var (entries, meta, start) = ReadHeader(path);
         metadata = meta;
@@ -106,8 +106,8 @@ public static class SafeTensors
         long stored = 0, decoded = 0;
         foreach (var e in entries)
         {
-            CheckpointLimits.Charge(ref stored, e.End - e.Begin, path, e.Name);
-            CheckpointLimits.Charge(ref decoded, (e.End - e.Begin) / ElementSize(e.DType, path, e.Name) * 4, path, e.Name);
+            CheckpointLimits.Charge(ref stored, e.End - e.Begin, maxTotalBytes, path, e.Name);
+            CheckpointLimits.Charge(ref decoded, (e.End - e.Begin) / ElementSize(e.DType, path, e.Name) * 4, maxTotalBytes, path, e.Name);
         }
         var result = new Dictionary<string, HostArray>(entries.Count);
         using var f = File.OpenRead(path);

@@ -212,6 +212,20 @@ public class HostileFileTests : IDisposable
         Assert.Equal("unused_extra", Refused(p, () => Checkpoint.Load(p, new LoadOptions { Heads = 2 }), "refused before reading its 1500000000 bytes").TensorName);
     }
 
+    // ---- the total budget ----
+
+    [Theory]
+    [InlineData("model.safetensors")]
+    [InlineData("model_google.npz")]
+    [InlineData("vit_tiny48.pt")]
+    public void TotalBytesBudgetIsCheckedBeforeAllocating(string file)
+    {
+        var path = file.EndsWith(".pt", StringComparison.Ordinal) ? Path.Combine(AppContext.BaseDirectory, "Data", "pt", file) : TestData.Small("vit_tiny48", file);
+        var e = Refused(path, () => Checkpoint.Load(path, new LoadOptions { Heads = 2, MaxTotalBytes = 20_000 }), "passes the budget of 20000 bytes", maxAllocated: 1L << 20);
+        Assert.NotNull(e.TensorName);
+        Assert.NotNull(Checkpoint.Load(path, new LoadOptions { Heads = 2, MaxTotalBytes = 64L << 20 }));
+    }
+
     // ---- .npy ----
 
     [Fact]
