@@ -62,4 +62,23 @@ public class TrainConfigValidationTests
         Assert.Equal(0.01f, c.Optimizer.Lr);
         Assert.Equal(64, c.BuildModelConfig().EmbedDim);
     }
+
+    [Fact]
+    public void HostileValuesForEveryKeyGiveTypedErrors()
+    {
+        var defaults = System.Text.Json.Nodes.JsonNode.Parse(new TrainConfig().ToJson())!.AsObject();
+        var keys = new List<string>();
+        foreach (var (k, v) in defaults)
+            if (v is System.Text.Json.Nodes.JsonObject o && k != "model") keys.AddRange(o.Select(kv => $"{k}.{kv.Key}"));
+            else keys.Add(k);
+        keys.AddRange(TrainConfig.ModelKeys.Select(k => "model." + k));
+        string[] values = ["abc", "-1", "0", "null", "[]", "{}", "1e308", "true", "2.5", "-2147483649", "NaN"];
+        foreach (var key in keys)
+            foreach (var v in values)
+            {
+                try { TrainConfig.Parse("{}", [$"{key}={v}"], "run.json").BuildModelConfig(); }
+                catch (VitSharpException e) { Assert.DoesNotContain('\n', e.Message); }
+                catch (Exception e) { Assert.Fail($"{key}={v}: {e.GetType().Name}: {e.Message}"); }
+            }
+    }
 }
