@@ -268,6 +268,19 @@ public class HostileConfigTests : IDisposable
         Assert.Equal(bad, ok.Weights["blocks.1.mlp.fc1.weight"].Data[17]);
     }
 
+    [Fact]
+    public void NonFiniteOutputsAreReportedNotPrintedAsAClass()
+    {
+        var w = SafeTensors.Read(TestData.Small("vit_tiny48", "model.safetensors"));
+        w["head.bias"].Data[3] = float.NaN;
+        var p = Path.Combine(_tmp, "nan-head.safetensors");
+        SafeTensors.Write(p, w);
+        using var c = VitSharp.Inference.Classifier.Load(p, new LoadOptions { Heads = 2, AllowNonFinite = true });
+        var image = new VitSharp.Data.Image(48, 48, 3, new byte[48 * 48 * 3]);
+        var e = Assert.ThrowsAny<VitSharpException>(() => c.Classify(image));
+        Assert.Contains("not finite (NaN at class 3 for image 0)", e.Message);
+    }
+
     private string HfFolder(Func<string, string> edit)
     {
         var dir = Path.Combine(_tmp, "hf" + Guid.NewGuid().ToString("N"));
