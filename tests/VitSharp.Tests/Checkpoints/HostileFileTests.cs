@@ -311,5 +311,13 @@ public class HostileConfigTests : IDisposable
     }
 
     [Fact]
+    public void MisspeltRecipeKeyIsRefusedWithASuggestion()
+    {
+        var e = Assert.Throws<ArgumentException>(() => VitSharp.Data.Transforms.PreprocessRecipe.Parse("""{"name": "mine", "CropPct": 0.9}"""));
+        Assert.StartsWith("unknown recipe key 'CropPct' (did you mean 'crop_pct'?)", e.Message);
+        Assert.Equal(0.9, VitSharp.Data.Transforms.PreprocessRecipe.Parse("""{"crop_pct": 0.9}""").CropPct);
+    }
+
+    [Fact]
     public void TheUneditedHuggingFaceFolderStillLoads() => Assert.Equal(64, Checkpoint.Load(HfFolder(t => t)).Config.EmbedDim);
 }
