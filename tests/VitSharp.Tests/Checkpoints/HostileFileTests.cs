@@ -319,5 +319,24 @@ public class HostileConfigTests : IDisposable
     }
 
     [Fact]
+    public void TruncatedTarGzDatasetNamesTheFile()
+    {
+        var tar = Path.Combine(_tmp, "data.tar");
+        using (var w = new System.Formats.Tar.TarWriter(File.Create(tar)))
+            for (int i = 0; i < 4; i++)
+                w.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, $"train/cls{i % 2}/{i}.png")
+                    { DataStream = new MemoryStream(new byte[5000 + i]) });
+        var gz = Path.Combine(_tmp, "data.tar.gz");
+        using (var o = File.Create(gz))
+        using (var z = new GZipStream(o, CompressionLevel.Fastest))
+            z.Write(File.ReadAllBytes(tar));
+        var cut = Path.Combine(_tmp, "cut.tar.gz");
+        File.WriteAllBytes(cut, File.ReadAllBytes(gz)[..(int)(new FileInfo(gz).Length / 2)]);
+        var e = Assert.ThrowsAny<VitSharpException>(() => VitSharp.Data.Datasets.FileListDataset.FromArchive(cut, "train", (b, n) => throw new InvalidOperationException()));
+        Assert.StartsWith($"{cut}: corrupt or truncated archive", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
     public void TheUneditedHuggingFaceFolderStillLoads() => Assert.Equal(64, Checkpoint.Load(HfFolder(t => t)).Config.EmbedDim);
 }
