@@ -56,14 +56,15 @@ public sealed partial record Checkpoint
         }
         if (Npz.LooksLike(path))
         {
-            // Google's names say which arrays the model can use before any is inflated: the others (an optimizer's
+            // The names say which arrays a model can use before any is inflated: the others (a Google optimizer's
             // state aside, which is skipped) are refused unread.
             var names = Npz.Names(path);
             bool google = names.Any(n => n.EndsWith("embedding/kernel", StringComparison.Ordinal) || n.EndsWith("stem/kernel", StringComparison.Ordinal));
-            var w = Npz.Read(path, !google ? null : n =>
+            var w = Npz.Read(path, n =>
                 KnownName().IsMatch(n) ? true
-                : n.StartsWith("opt/", StringComparison.Ordinal) ? false
-                : throw new CheckpointException(path, "no part of a Google ViT/Mixer uses this array; refused before inflating it", n), options.MaxTotalBytes);
+                : google && n.StartsWith("opt/", StringComparison.Ordinal) ? false
+                : throw new CheckpointException(path, google ? "no part of a Google ViT/Mixer uses this array; refused before inflating it"
+                    : "no supported naming (timm, Hugging Face, Google) uses this array; refused before inflating it", n), options.MaxTotalBytes);
             Finite(w, path, options);
             if (w.Count == 0) throw new CheckpointException(path, "zip archive without .npy arrays (a PyTorch .pt file? convert it to safetensors)");
             if (GoogleNames.IsGoogle(w)) return Build(path, "google-npz", GoogleNames.ToTimm(w, path), null, null, options, GoogleNames.Heads(w));

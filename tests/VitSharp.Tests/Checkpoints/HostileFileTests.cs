@@ -133,6 +133,29 @@ public class HostileFileTests : IDisposable
         Assert.Equal("unused_extra", e.TensorName);
     }
 
+    [Fact]
+    public void NpzWithTimmNamesRefusesAnUnknownArrayBeforeInflating()
+    {
+        var p = Path.Combine(_tmp, "timm-bomb.npz");
+        using (var zip = ZipFile.Open(p, ZipArchiveMode.Create))
+        {
+            using (var s = zip.CreateEntry("cls_token.npy").Open()) s.Write(NpyBytes("(1, 1, 4)", 4));
+            using (var s = zip.CreateEntry("extra.npy", CompressionLevel.Fastest).Open())
+            {
+                s.Write(NpyBytes("(67108864,)", 0));
+                var chunk = new byte[1 << 20];
+                for (int i = 0; i < 256; i++) s.Write(chunk);
+            }
+        }
+        Assert.Equal("extra", Refused(p, () => Checkpoint.Load(p), "refused before inflating it").TensorName);
+    }
+
+    private static byte[] NpyBytes(string shape, int floats)
+    {
+        var header = Encoding.Latin1.GetBytes($"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}".PadRight(117) + "\n");
+        return [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0, (byte)header.Length, 0, .. header, .. new byte[floats * 4]];
+    }
+
     // ---- safetensors ----
 
     /// <summary>A safetensors file from a raw header; data is zeros up to <paramref name="dataBytes"/> (sparse).</summary>
