@@ -249,6 +249,21 @@ public class HostileFileTests : IDisposable
         Assert.NotNull(Checkpoint.Load(path, new LoadOptions { Heads = 2, MaxTotalBytes = 64L << 20 }));
     }
 
+    [Fact]
+    public void OrphanTemporaryFilesOfDeadWritersAreRemoved()
+    {
+        var target = Path.Combine(_tmp, "model.safetensors");
+        var dead = Path.Combine(_tmp, $".model.safetensors.{int.MaxValue - 7}.{Guid.NewGuid():N}.tmp"); // no such process
+        var live = Path.Combine(_tmp, $".model.safetensors.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        var other = Path.Combine(_tmp, $".other.safetensors.{int.MaxValue - 7}.{Guid.NewGuid():N}.tmp");
+        foreach (var f in new[] { dead, live, other }) File.WriteAllBytes(f, [1, 2, 3]);
+        SafeTensors.Write(target, new Dictionary<string, HostArray> { ["w"] = new([2], [1f, 2f]) });
+        Assert.False(File.Exists(dead));
+        Assert.True(File.Exists(live));
+        Assert.True(File.Exists(other));
+        Assert.Equal([1f, 2f], SafeTensors.Read(target)["w"].Data);
+    }
+
     // ---- .npy ----
 
     [Fact]
