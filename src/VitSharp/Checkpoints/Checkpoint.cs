@@ -64,7 +64,7 @@ public sealed partial record Checkpoint
                 KnownName().IsMatch(n) ? true
                 : google && n.StartsWith("opt/", StringComparison.Ordinal) ? false
                 : throw new CheckpointException(path, google ? "no part of a Google ViT/Mixer uses this array; refused before inflating it"
-                    : "no supported naming (timm, Hugging Face, Google) uses this array; refused before inflating it", n), options.MaxTotalBytes);
+                    : "no model VitSharp reads (by timm or Google names) uses this array; refused before inflating it", n), options.MaxTotalBytes);
             Finite(w, path, options);
             if (w.Count == 0) throw new CheckpointException(path, "zip archive without .npy arrays (a PyTorch .pt file? convert it to safetensors)");
             if (GoogleNames.IsGoogle(w)) return Build(path, "google-npz", GoogleNames.ToTimm(w, path), null, null, options, GoogleNames.Heads(w));
@@ -86,7 +86,7 @@ public sealed partial record Checkpoint
             throw new CheckpointException(path, $"dtype {e.DType} where a floating-point weight must be (F32, F16, BF16 or F64)", e.Name);
         }
         if (!KnownName().IsMatch(e.Name))
-            throw new CheckpointException(path, $"no supported naming (timm, Hugging Face, Google) uses this tensor {Tensors.Shape.Format(e.Shape)}; refused before reading its {e.End - e.Begin} bytes", e.Name);
+            throw new CheckpointException(path, $"no model VitSharp reads (by timm, Hugging Face or Google names) uses this tensor {Tensors.Shape.Format(e.Shape)}; refused before reading its {e.End - e.Begin} bytes", e.Name);
         return true;
     }
 
