@@ -30,10 +30,11 @@ public sealed class CheckpointOptions
     public Option<string?> Pool { get; } = new("--pool") { Description = "pooling: token or avg" };
     public Option<string?> Gelu { get; } = new("--gelu") { Description = "GELU variant: erf (timm, PyTorch) or tanh (Google's Flax code)" };
     public Option<string> Device { get; } = new("--device") { Description = "cpu or cuda[:N]", DefaultValueFactory = _ => "cpu" };
+    public Option<bool> AllowNonFinite { get; } = new("--allow-non-finite") { Description = "load weights holding NaN or Inf (refused by default)" };
 
     public void AddTo(Command command, bool device = true)
     {
-        foreach (var o in new Option[] { Checkpoint, ImageSize, Heads, Pool, Gelu }) command.Options.Add(o);
+        foreach (var o in new Option[] { Checkpoint, ImageSize, Heads, Pool, Gelu, AllowNonFinite }) command.Options.Add(o);
         if (device) command.Options.Add(Device);
     }
 
@@ -53,6 +54,7 @@ public sealed class CheckpointOptions
             var p => throw new VitSharpException($"--pool must be token or avg, not '{p}'"),
         },
         Gelu = ConfigInference.ParseGelu(r.GetValue(Gelu)),
+        AllowNonFinite = r.GetValue(AllowNonFinite),
     };
 
     public IBackend Backend(ParseResult r) => Backends.Create(Tensors.Device.Parse(r.GetValue(Device) ?? "cpu"));

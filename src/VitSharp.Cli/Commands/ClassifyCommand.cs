@@ -31,11 +31,25 @@ public sealed class ClassifyCommand : ICliCommand
             using var classifier = Classifier.Load(ck.CheckpointPath(r), ck.Load(r), backend,
                 RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null);
             var output = new JsonArray();
-            foreach (var chunk in files.Chunk(Math.Max(1, r.GetValue(batch))))
+            int failed = 0;
+            foreach (var all in files.Chunk(Math.Max(1, r.GetValue(batch))))
             {
-                var decoded = chunk.Select(f => ImageCodecs.Decode(f)).ToList();
+                // A file that does not decode is reported on its own line (and in --json); the others still run.
+                var chunk = new List<string>();
+                var decoded = new List<VitSharp.Data.Image>();
+                foreach (var f in all)
+                {
+                    try { decoded.Add(ImageCodecs.Decode(f)); chunk.Add(f); }
+                    catch (Exception e) when (e is VitSharpException or IOException or UnauthorizedAccessException)
+                    {
+                        failed++;
+                        Console.Error.WriteLine("error: " + e.Message.Replace('\n', ' '));
+                        if (r.GetValue(json)) output.Add(new JsonObject { ["image"] = f, ["error"] = e.Message });
+                    }
+                }
+                if (decoded.Count == 0) continue;
                 var results = classifier.ClassifyBatch(decoded, r.GetValue(topK));
-                for (int i = 0; i < chunk.Length; i++)
+                for (int i = 0; i < chunk.Count; i++)
                 {
                     if (r.GetValue(json))
                         output.Add(new JsonObject
@@ -55,7 +69,8 @@ public sealed class ClassifyCommand : ICliCommand
                 }
             }
             if (r.GetValue(json)) Console.WriteLine(output.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            return 0;
+            if (failed > 0) Console.Error.WriteLine($"error: {failed} of {files.Count} images could not be read");
+            return failed > 0 ? 1 : 0;
         }));
         return cmd;
     }

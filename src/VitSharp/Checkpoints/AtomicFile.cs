@@ -8,6 +8,7 @@ public static class AtomicFile
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(dir);
+        RemoveOrphans(dir, Path.GetFileName(full));
         var tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
@@ -22,5 +23,30 @@ public static class AtomicFile
         {
             if (File.Exists(tmp)) File.Delete(tmp);
         }
+    }
+
+    /// <summary>Deletes the temporary files of earlier writes of this file whose process is gone (killed mid-write);
+    /// those of a live process (another writer) are left alone.</summary>
+    public static void RemoveOrphans(string dir, string fileName)
+    {
+        try
+        {
+            foreach (var f in Directory.EnumerateFiles(dir, $".{fileName}.*.tmp"))
+            {
+                var parts = Path.GetFileName(f)[(fileName.Length + 2)..].Split('.');
+                if (parts.Length != 3 || !int.TryParse(parts[0], out var pid) || IsRunning(pid)) continue;
+                try { File.Delete(f); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            }
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        if (pid == Environment.ProcessId) return true;
+        try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
     }
 }

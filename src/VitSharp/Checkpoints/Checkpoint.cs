@@ -9,7 +9,7 @@ namespace VitSharp.Checkpoints;
 /// A checkpoint read into canonical (timm) names with the model configuration it implies. The format is detected from
 /// the file: safetensors (timm, Hugging Face or VitSharp names), Google .npz, or a Hugging Face folder.
 /// </summary>
-public sealed record Checkpoint
+public sealed partial record Checkpoint
 {
     /// <summary>Keys of files written before <see cref="ModelMetadata"/> (still read; new files carry
     /// <see cref="ModelMetadata.MetadataKey"/> only).</summary>
@@ -35,7 +35,7 @@ public sealed record Checkpoint
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         if (SafeTensors.LooksLike(path))
         {
-            var w = SafeTensors.Read(path, out var meta);
+            var w = Finite(SafeTensors.Read(path, out var meta, (e, m) => Wanted(e, m, path), options.MaxTotalBytes), path, options);
             var md = ModelMetadata.Read(meta, path);
             JsonObject? hint = md is null ? null : ParseJson(md.Config.ToJson().ToJsonString(), path); // parsed: numbers read as any type
             string[]? labels = md?.Labels;
@@ -50,19 +50,51 @@ public sealed record Checkpoint
         }
         if (PyTorchPickle.LooksLike(path))
         {
-            var w = PyTorchPickle.Read(path);
+            var w = Finite(PyTorchPickle.Read(path, options.MaxTotalBytes), path, options);
             if (HuggingFaceNames.IsHuggingFace(w)) return Build(path, "huggingface-pytorch", HuggingFaceNames.ToTimm(w, path), null, null, options);
             return Build(path, "pytorch", w, null, null, options);
         }
         if (Npz.LooksLike(path))
         {
-            var w = Npz.Read(path);
+            // The names say which arrays a model can use before any is inflated: the others (a Google optimizer's
+            // state aside, which is skipped) are refused unread.
+            var names = Npz.Names(path);
+            bool google = names.Any(n => n.EndsWith("embedding/kernel", StringComparison.Ordinal) || n.EndsWith("stem/kernel", StringComparison.Ordinal));
+            var w = Npz.Read(path, n =>
+                KnownName().IsMatch(n) ? true
+                : google && n.StartsWith("opt/", StringComparison.Ordinal) ? false
+                : throw new CheckpointException(path, google ? "no part of a Google ViT/Mixer uses this array; refused before inflating it"
+                    : "no model VitSharp reads (by timm or Google names) uses this array; refused before inflating it", n), options.MaxTotalBytes);
+            Finite(w, path, options);
             if (w.Count == 0) throw new CheckpointException(path, "zip archive without .npy arrays (a PyTorch .pt file? convert it to safetensors)");
             if (GoogleNames.IsGoogle(w)) return Build(path, "google-npz", GoogleNames.ToTimm(w, path), null, null, options, GoogleNames.Heads(w));
             return Build(path, "npz", w, null, null, options);
         }
         throw new CheckpointException(path, "unrecognised checkpoint format (expected .safetensors, Google .npz, a PyTorch .pt/.bin or a Hugging Face folder)");
     }
+
+    /// <summary>Which safetensors tensors a checkpoint load reads, decided from the header before any data is read: a
+    /// training file's optimizer/EMA state and integer buffers (position_ids) are skipped; names that no supported naming
+    /// (timm, Hugging Face, Google) can use, and integer data where a weight must be, are refused.</summary>
+    internal static bool Wanted(SafeTensors.Entry e, IReadOnlyDictionary<string, string> meta, string path)
+    {
+        if (meta.ContainsKey(TrainStateMetadataKey) && (e.Name.StartsWith("optim.", StringComparison.Ordinal) || e.Name.StartsWith("ema.", StringComparison.Ordinal)))
+            return false;
+        if (!SafeTensors.IsFloat(e.DType))
+        {
+            if (e.Name.EndsWith("position_ids", StringComparison.Ordinal) || e.Name.EndsWith("num_batches_tracked", StringComparison.Ordinal)) return false;
+            throw new CheckpointException(path, $"dtype {e.DType} where a floating-point weight must be (F32, F16, BF16 or F64)", e.Name);
+        }
+        if (!KnownName().IsMatch(e.Name))
+            throw new CheckpointException(path, $"no model VitSharp reads (by timm, Hugging Face or Google names) uses this tensor {Tensors.Shape.Format(e.Shape)}; refused before reading its {e.End - e.Begin} bytes", e.Name);
+        return true;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(
+        @"^((patch_embed|cls_token|reg_token|pos_embed|blocks|norm|fc_norm|head|pre_logits|stem|norm_pre|attn_pool)(\.|$)" +
+        @"|(vit\.)?(embeddings|encoder|layernorm|pooler)\.|classifier\." +
+        @"|(params/|opt/target/)?(embedding|stem|cls|pos_embedding|Transformer|MixerBlock_\d+|pre_head_layer_norm|pre_logits|head|MAPHead_0)(/|$))")]
+    private static partial System.Text.RegularExpressions.Regex KnownName();
 
     private static Checkpoint LoadFolder(string dir, LoadOptions options)
     {
@@ -73,16 +105,20 @@ public sealed record Checkpoint
         if (!File.Exists(weightsPath)) throw new CheckpointException(dir, "folder has neither model.safetensors nor pytorch_model.bin");
         var cfg = ParseJson(File.ReadAllText(configPath), configPath);
         if (cfg["architecture"] is not null && cfg["model_type"] is null) return LoadTimmFolder(dir, cfg, configPath, options);
-        var modelType = (string?)cfg["model_type"];
+        var modelType = JsonString(cfg, "model_type", configPath);
         if (modelType is not null && modelType != "vit")
             throw new CheckpointException(configPath, $"model_type '{modelType}' is not supported (expected 'vit')");
-        var w = weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath) : SafeTensors.Read(weightsPath);
+        var w = Finite(weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath, options.MaxTotalBytes) : SafeTensors.Read(weightsPath, out _, (e, m) => Wanted(e, m, weightsPath), options.MaxTotalBytes), weightsPath, options);
         if (!HuggingFaceNames.IsHuggingFace(w)) throw new CheckpointException(weightsPath, "tensor names are not Hugging Face ViT names");
+        var eps = JsonNumber(cfg, "layer_norm_eps", configPath) ?? 1e-12;
+        if (!(eps > 0 && eps < 1)) throw new CheckpointException(configPath, $"'layer_norm_eps' must be in (0, 1), not {eps}");
+        var heads = JsonInt(cfg, "num_attention_heads", configPath);
+        if (heads is <= 0) throw new CheckpointException(configPath, $"'num_attention_heads' must be positive, not {heads}");
         var hint = new JsonObject
         {
-            ["num_heads"] = (int?)cfg["num_attention_heads"],
-            ["layer_norm_eps"] = (double?)cfg["layer_norm_eps"] ?? 1e-12,
-            ["gelu"] = (string?)cfg["hidden_act"] ?? "gelu",
+            ["num_heads"] = heads,
+            ["layer_norm_eps"] = eps,
+            ["gelu"] = JsonString(cfg, "hidden_act", configPath) ?? "gelu",
         };
         string[]? labels = null;
         if (cfg["id2label"] is JsonObject id2label && id2label.Count > 0)
@@ -94,7 +130,69 @@ public sealed record Checkpoint
         }
         var preprocessorPath = System.IO.Path.Combine(dir, "preprocessor_config.json");
         var pre = File.Exists(preprocessorPath) ? ParseJson(File.ReadAllText(preprocessorPath), preprocessorPath) : null;
-        return Build(weightsPath, "huggingface", HuggingFaceNames.ToTimm(w, weightsPath), hint, labels, options) with { PreprocessHints = pre };
+        var built = Build(weightsPath, "huggingface", HuggingFaceNames.ToTimm(w, weightsPath), hint, labels, options) with { PreprocessHints = pre };
+        CheckAgainstWeights(cfg, configPath, built.Config, options);
+        return built;
+    }
+
+    /// <summary>Refuses a Hugging Face config.json whose sizes contradict the shapes of the weights beside it.</summary>
+    private static void CheckAgainstWeights(JsonObject cfg, string configPath, ModelConfig c, LoadOptions o)
+    {
+        void Same(string key, int actual, string what)
+        {
+            if (JsonInt(cfg, key, configPath) is int stated && stated != actual)
+                throw new CheckpointException(configPath, $"'{key}' is {stated}, but the weights have {what} {actual}");
+        }
+        Same("hidden_size", c.EmbedDim, "width");
+        Same("patch_size", c.PatchSize, "patch size");
+        Same("num_channels", c.InChannels, "input channels");
+        Same("num_hidden_layers", c.Depth, "layers");
+        if (o.ImageSize is null) Same("image_size", c.ImageSize, "a position embedding for image size");
+        if (c is VitConfig v && v.Depth > 0) Same("intermediate_size", v.MlpDim, "MLP width");
+    }
+
+    private static JsonNode? Value(JsonObject cfg, string key) => cfg[key] is JsonValue v && v.GetValueKind() == JsonValueKind.Null ? null : cfg[key];
+
+    private static int? JsonInt(JsonObject cfg, string key, string file) => Value(cfg, key) switch
+    {
+        null => null,
+        JsonValue v when v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<int>(out var i) => i,
+        JsonValue v when v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<double>(out var d) && d == Math.Floor(d) && Math.Abs(d) < int.MaxValue => (int)d,
+        var n => throw new CheckpointException(file, $"'{key}' must be an integer, not {n.ToJsonString()}"),
+    };
+
+    private static double? JsonNumber(JsonObject cfg, string key, string file) => Value(cfg, key) switch
+    {
+        null => null,
+        JsonValue v when v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<double>(out var d) => d,
+        var n => throw new CheckpointException(file, $"'{key}' must be a number, not {n.ToJsonString()}"),
+    };
+
+    private static string? JsonString(JsonObject cfg, string key, string file) => Value(cfg, key) switch
+    {
+        null => null,
+        JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+        var n => throw new CheckpointException(file, $"'{key}' must be a string, not {n.ToJsonString()}"),
+    };
+
+    /// <summary>Refuses NaN or ±Inf in any tensor (by name) unless <see cref="LoadOptions.AllowNonFinite"/>: such weights
+    /// make every output NaN.</summary>
+    private static Dictionary<string, HostArray> Finite(Dictionary<string, HostArray> w, string path, LoadOptions o)
+    {
+        if (o.AllowNonFinite) return w;
+        foreach (var (name, a) in w)
+        {
+            var d = a.Data.AsSpan();
+            // The first NaN if there is one, else the largest magnitude: non-finite exactly when the tensor holds NaN or ±Inf.
+            int i = System.Numerics.Tensors.TensorPrimitives.IndexOfMaxMagnitude(d) is var m && m >= 0 && !float.IsFinite(d[m]) ? m : -1;
+            if (i >= 0)
+            {
+                long bad = 0;
+                foreach (var x in d) if (!float.IsFinite(x)) bad++;
+                throw new CheckpointException(path, $"{bad} non-finite values (the first, {d[i]}, at element {i}); --allow-non-finite (LoadOptions.AllowNonFinite) loads them anyway", name);
+            }
+        }
+        return w;
     }
 
     /// <summary>A timm model folder as the Hugging Face hub serves it: config.json names the architecture, states
@@ -104,12 +202,12 @@ public sealed record Checkpoint
         var weightsPath = System.IO.Path.Combine(dir, "model.safetensors");
         if (!File.Exists(weightsPath)) weightsPath = System.IO.Path.Combine(dir, "pytorch_model.bin");
         if (!File.Exists(weightsPath)) throw new CheckpointException(dir, "folder has neither model.safetensors nor pytorch_model.bin");
-        var w = weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath) : SafeTensors.Read(weightsPath);
-        var arch = (string?)cfg["architecture"] ?? "";
+        var w = Finite(weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath, options.MaxTotalBytes) : SafeTensors.Read(weightsPath, out _, (e, m) => Wanted(e, m, weightsPath), options.MaxTotalBytes), weightsPath, options);
+        var arch = JsonString(cfg, "architecture", configPath) ?? "";
         var preset = Models.Presets.All.TryGetValue(arch.Split('.')[0], out var p) ? p : null;
         var hint = new JsonObject();
         if (preset is VitConfig pv) hint["num_heads"] = pv.NumHeads;
-        if ((int?)cfg["model_args"]?["num_heads"] is int heads) hint["num_heads"] = heads;
+        if (cfg["model_args"] is JsonObject args && JsonInt(args, "num_heads", configPath) is int heads) hint["num_heads"] = heads;
         string[]? labels = cfg["label_names"] is JsonArray names ? ParseLabels(names, configPath) : null;
         return Build(weightsPath, "timm-folder", w, hint, labels, options) with { PreprocessHints = cfg["pretrained_cfg"] as JsonObject };
     }
@@ -152,6 +250,8 @@ public sealed record Checkpoint
             if (v.Pool == Pooling.Token && !v.ClassToken) throw new CheckpointException(path, "token pooling needs a class token, and this model has none");
             c = v;
         }
+        if (!(c.LayerNormEps > 0 && c.LayerNormEps < 1))
+            throw new CheckpointException(path, $"LayerNorm eps {c.LayerNormEps} is not in (0, 1): every output would be NaN or meaningless");
         c.Validate();
         return c;
     }

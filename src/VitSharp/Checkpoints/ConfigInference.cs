@@ -16,6 +16,11 @@ public sealed record LoadOptions
     public Activation? Gelu { get; init; }
     public float? LayerNormEps { get; init; }
     public Interpolation PosEmbedInterpolation { get; init; } = Interpolation.Bicubic;
+    /// <summary>Load weights holding NaN or ±Inf (refused by default, naming the tensor).</summary>
+    public bool AllowNonFinite { get; init; }
+    /// <summary>Budget of tensor bytes for this load (default: <see cref="CheckpointLimits.MaxTotalBytes"/>, 16 GiB or
+    /// VITSHARP_MAX_CHECKPOINT_BYTES).</summary>
+    public long? MaxTotalBytes { get; init; }
 }
 
 /// <summary>

@@ -14,6 +14,7 @@ public static partial class Npy
     {
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         using var f = File.OpenRead(path);
+        if (f.Length > Array.MaxLength) throw new CheckpointException(path, $"{f.Length} bytes is more than one array holds");
         return Read(f, path);
     }
 
@@ -29,9 +30,9 @@ public static partial class Npy
         var bytes = File.ReadAllBytes(path);
         var (descr, shape, offset, fortran) = Header(bytes, path);
         if (fortran && shape.Length > 1) throw new CheckpointException(path, "Fortran-order integer arrays are not supported");
-        long n = Tensors.Shape.Count(shape);
+        long n = CheckpointLimits.Elements(shape, path);
         if (descr != "<i8") throw new CheckpointException(path, $"expected int64 array, found '{descr}'");
-        if (offset + n * 8 > bytes.Length) throw new CheckpointException(path, "truncated data");
+        if (n > (bytes.Length - offset) / 8) throw new CheckpointException(path, "truncated data");
         var o = new long[n];
         for (long i = 0; i < n; i++) o[i] = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan((int)(offset + i * 8)));
         return o;
@@ -40,10 +41,11 @@ public static partial class Npy
     public static HostArray Parse(ReadOnlySpan<byte> bytes, string name)
     {
         var (descr, shape, offset, fortran) = Header(bytes, name);
-        long n = Tensors.Shape.Count(shape);
+        long n = CheckpointLimits.Elements(shape, name);
         int size = ElementSize(descr, name);
-        if (offset + n * size > bytes.Length)
-            throw new CheckpointException(name, $"truncated: shape {Tensors.Shape.Format(shape)} of '{descr}' needs {n * size} bytes after the header, file has {bytes.Length - offset}");
+        if (n > (bytes.Length - offset) / size)
+            throw new CheckpointException(name, $"truncated: shape {Tensors.Shape.Format(shape)} of '{descr}' needs {(System.Numerics.BigInteger)n * size} bytes after the header, file has {bytes.Length - offset}");
+        CheckpointLimits.CheckTensor(n, shape, name, null);
         var data = new float[n];
         Decode(descr, bytes.Slice(offset, (int)(n * size)), data, name);
         if (!fortran || shape.Length < 2) return new HostArray(shape, data);
@@ -70,6 +72,7 @@ public static partial class Npy
         var fortran = FortranRe().Match(header);
         var shapeM = ShapeRe().Match(header);
         if (!descr.Success || !shapeM.Success) throw new CheckpointException(name, $"malformed .npy header: {header.Trim()}");
+        if (header.Length > 64) header = header[..64] + "…";
         var dims = shapeM.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var shape = new int[dims.Length];
         for (int i = 0; i < dims.Length; i++)

@@ -31,7 +31,11 @@ public static class PyTorchPickle
         catch (Exception e) when (e is InvalidDataException or IOException) { return false; }
     }
 
-    public static Dictionary<string, HostArray> Read(string path)
+    public static Dictionary<string, HostArray> Read(string path) => Read(path, null);
+
+    /// <summary>Reads every tensor, charging each to <paramref name="maxTotalBytes"/> (<see cref="CheckpointLimits.MaxTotalBytes"/>
+    /// when null) before allocating it.</summary>
+    public static Dictionary<string, HostArray> Read(string path, long? maxTotalBytes)
     {
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         try
@@ -41,31 +45,45 @@ public static class PyTorchPickle
                 ?? throw new CheckpointException(path, "zip archive without data.pkl: not a torch.save file");
             var prefix = pkl.FullName[..^"data.pkl".Length];
             if (pkl.Length > 1L << 30) throw new CheckpointException(path, "data.pkl larger than 1 GiB");
-            byte[] program;
-            using (var s = pkl.Open()) { using var ms = new MemoryStream(); s.CopyTo(ms); program = ms.ToArray(); }
+            var program = new byte[pkl.Length];
+            using (var s = pkl.Open()) s.ReadExactly(program);
             var root = new Machine(program, path).Run();
             var tensors = new Dictionary<string, TensorRef>();
-            Collect(FindStateDict(root), "", tensors);
+            Collect(FindStateDict(root), "", tensors, path, 0, new HashSet<object>(ReferenceEqualityComparer.Instance));
             if (tensors.Count == 0) throw new CheckpointException(path, "the pickle holds no tensors");
             var storages = new Dictionary<string, byte[]>();
             var result = new Dictionary<string, HostArray>();
+            long stored = 0, decoded = 0;
             foreach (var (name, t) in tensors)
             {
                 var clean = name.StartsWith("module.", StringComparison.Ordinal) ? name["module.".Length..] : name;
+                long count = CheckView(t, path, clean);
+                CheckpointLimits.Charge(ref decoded, checked(count * 4), maxTotalBytes, path, clean);
                 if (!storages.TryGetValue(t.Storage.Key, out var bytes))
                 {
                     var entry = zip.GetEntry($"{prefix}data/{t.Storage.Key}")
                         ?? throw new CheckpointException(path, $"storage data/{t.Storage.Key} is missing from the archive", clean);
+                    // The entry's declared size must be what the pickle says the storage holds, and within the budget,
+                    // before one byte is inflated; then exactly that many bytes are read (a zip bomb cannot grow past it).
+                    long need = t.Storage.Numel < 0 || t.Storage.Numel > long.MaxValue / 8 ? -1 : t.Storage.Numel * StorageElementSize(t.Storage.Type, path, clean);
+                    if (need < 0 || entry.Length != need)
+                        throw new CheckpointException(path, $"storage data/{t.Storage.Key} holds {entry.Length} bytes, but the pickle declares {t.Storage.Numel} {t.Storage.Type} elements (truncated or corrupt)", clean);
+                    CheckpointLimits.Charge(ref stored, entry.Length, maxTotalBytes, path, clean);
+                    if (entry.Length > Array.MaxLength)
+                        throw new CheckpointException(path, $"storage data/{t.Storage.Key} of {entry.Length} bytes is larger than one array holds", clean);
+                    bytes = new byte[entry.Length];
                     using var s = entry.Open();
-                    using var ms = new MemoryStream();
-                    s.CopyTo(ms);
-                    storages[t.Storage.Key] = bytes = ms.ToArray();
+                    s.ReadExactly(bytes);
+                    storages[t.Storage.Key] = bytes;
                 }
                 result[clean] = Gather(t, bytes, path, clean);
             }
             return result;
         }
-        catch (InvalidDataException e) { throw new CheckpointException(path, $"corrupt or truncated archive: {e.Message}", inner: e); }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+        {
+            throw new CheckpointException(path, $"corrupt or truncated archive: {e.Message}", inner: e);
+        }
         catch (Exception e) when (e is InvalidCastException or FormatException or OverflowException or ArgumentException
                                       or IndexOutOfRangeException or NotSupportedException)
         {
@@ -83,15 +101,20 @@ public static class PyTorchPickle
         return root;
     }
 
-    private static void Collect(object? node, string prefix, Dictionary<string, TensorRef> into)
+    // A dict that contains itself (or nests deeper than any state dict) is refused, not followed until the stack overflows.
+    private static void Collect(object? node, string prefix, Dictionary<string, TensorRef> into, string path, int depth, HashSet<object> open)
     {
         if (node is not PyDict d) return;
+        if (depth >= CheckpointLimits.MaxPickleDepth)
+            throw new CheckpointException(path, $"data.pkl: dicts nested deeper than {CheckpointLimits.MaxPickleDepth} levels at '{prefix.TrimEnd('.')}'");
+        if (!open.Add(d)) throw new CheckpointException(path, $"data.pkl: the dict at '{prefix.TrimEnd('.')}' contains itself (a cycle)");
         foreach (var (k, v) in d)
         {
-            var name = prefix + (k?.ToString() ?? "");
+            var name = prefix + (k as string ?? k?.ToString() ?? "");
             if (v is TensorRef t) into[name] = t;
-            else if (v is PyDict) Collect(v, name + ".", into);
+            else if (v is PyDict) Collect(v, name + ".", into, path, depth + 1, open);
         }
+        open.Remove(d);
     }
 
     private static HostArray Gather(TensorRef t, byte[] bytes, string path, string name)
@@ -108,14 +131,12 @@ public static class PyTorchPickle
             _ => throw new CheckpointException(path, $"unsupported storage type {t.Storage.Type}", name),
         };
         long available = bytes.Length / size;
-        long count = Tensors.Shape.Count(t.Size);
-        if (t.Size.Length != t.Stride.Length || t.Size.Any(s => s < 0) || t.Offset < 0)
-            throw new CheckpointException(path, "inconsistent size/stride", name);
+        long count = t.Size.Aggregate(1L, (n, d) => n * d); // checked by CheckView
         long last = t.Offset + t.Size.Select((s, i) => s == 0 ? 0 : (s - 1) * t.Stride[i]).Sum();
-        if (count > 0 && (last >= available || t.Stride.Any(s => s < 0)))
+        if (count > 0 && last >= available)
             throw new CheckpointException(path, $"view {Tensors.Shape.Format(t.Size)} at offset {t.Offset} lies outside its storage of {available} elements (truncated?)", name);
-        if (count > Math.Max(available, 1) * 64 || count > Array.MaxLength)
-            throw new CheckpointException(path, $"view {Tensors.Shape.Format(t.Size)} is implausibly large for its storage", name);
+        if (count > available)
+            throw new CheckpointException(path, $"view {Tensors.Shape.Format(t.Size)} has {count} elements but its storage only {available}: overlapping views are refused", name);
         var data = new float[count];
         var idx = new int[t.Size.Length];
         for (long n = 0; n < count; n++)
@@ -130,6 +151,32 @@ public static class PyTorchPickle
             }
         }
         return new HostArray(t.Size, data);
+    }
+
+    private static int StorageElementSize(string type, string path, string name) => type switch
+    {
+        "FloatStorage" or "IntStorage" => 4,
+        "HalfStorage" or "BFloat16Storage" => 2,
+        "DoubleStorage" or "LongStorage" => 8,
+        "ByteStorage" or "BoolStorage" => 1,
+        _ => throw new CheckpointException(path, $"unsupported storage type {type}", name),
+    };
+
+    /// <summary>Checks a view's size and strides before anything is allocated for it; returns its element count.</summary>
+    private static long CheckView(TensorRef t, string path, string name)
+    {
+        if (t.Size.Length != t.Stride.Length || t.Offset < 0 || t.Offset > long.MaxValue / 16)
+            throw new CheckpointException(path, "inconsistent size/stride", name);
+        long count = CheckpointLimits.Elements(t.Size, path, name);
+        CheckpointLimits.CheckTensor(count, t.Size, path, name);
+        for (int i = 0; i < t.Size.Length; i++)
+        {
+            if (t.Stride[i] < 0 || t.Stride[i] > 1L << 40)
+                throw new CheckpointException(path, $"stride {t.Stride[i]} of view {Tensors.Shape.Format(t.Size)} is out of range", name);
+            if (t.Stride[i] == 0 && t.Size[i] > 1)
+                throw new CheckpointException(path, $"view {Tensors.Shape.Format(t.Size)} has stride 0 in dimension {i}: broadcast views are refused", name);
+        }
+        return count;
     }
 
     /// <summary>The pickle virtual machine, restricted to building data.</summary>
@@ -218,7 +265,7 @@ public static class PyTorchPickle
                 case "torch._utils._rebuild_tensor_v2":
                 case "torch._utils._rebuild_tensor":
                     if (args.Length < 4 || args[0] is not StorageRef s) throw Error($"malformed {g.Name} call");
-                    return new TensorRef(s, Convert.ToInt64(args[1]), Ints(args[2]).Select(x => (int)x).ToArray(), Ints(args[3]));
+                    return new TensorRef(s, Convert.ToInt64(args[1]), Ints(args[2]).Select(x => checked((int)x)).ToArray(), Ints(args[3]));
                 case "torch._utils._rebuild_parameter":
                 case "torch._utils._rebuild_parameter_with_state":
                     return args.Length > 0 ? args[0] : null;

@@ -43,11 +43,14 @@ public static class SafeTensors
         long dataLen = f.Length - 8 - n;
         var entries = new List<Entry>();
         var meta = new Dictionary<string, string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         try
         {
             using var doc = JsonDocument.Parse(json);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new CheckpointException(path, "corrupt safetensors header: not a JSON object");
             foreach (var prop in doc.RootElement.EnumerateObject())
             {
+                if (!seen.Add(prop.Name)) throw new CheckpointException(path, "the header names this tensor twice", prop.Name);
                 if (prop.Name == "__metadata__")
                 {
                     foreach (var m in prop.Value.EnumerateObject()) meta[m.Name] = m.Value.ToString();
@@ -59,10 +62,14 @@ public static class SafeTensors
                 var offs = v.GetProperty("data_offsets").EnumerateArray().Select(e => e.GetInt64()).ToArray();
                 if (offs.Length != 2 || offs[0] < 0 || offs[1] < offs[0] || offs[1] > dataLen)
                     throw new CheckpointException(path, $"data range [{string.Join(",", offs)}] lies outside the file's {dataLen} data bytes (truncated or corrupt)", prop.Name);
-                if (shape.Any(d => d < 0)) throw new CheckpointException(path, "negative dimension", prop.Name);
-                long need = Tensors.Shape.Count(shape) * ElementSize(dtype, path, prop.Name);
+                long count = CheckpointLimits.Elements(shape, path, prop.Name);
+                long size = ElementSize(dtype, path, prop.Name);
+                long need = count > long.MaxValue / size ? -1 : count * size;
                 if (need != offs[1] - offs[0])
-                    throw new CheckpointException(path, $"shape {Tensors.Shape.Format(shape)} of {dtype} needs {need} bytes, header gives {offs[1] - offs[0]}", prop.Name);
+                    throw new CheckpointException(path, $"shape {Tensors.Shape.Format(shape)} of {dtype} needs {(need < 0 ? "more than 2^63" : need.ToString())} bytes, header gives {offs[1] - offs[0]}", prop.Name);
+                CheckpointLimits.CheckTensor(count, shape, path, prop.Name);
+                if (need > Array.MaxLength)
+                    throw new CheckpointException(path, $"shape {Tensors.Shape.Format(shape)} of {dtype} is {need} bytes, more than the {Array.MaxLength} one tensor may hold", prop.Name);
                 entries.Add(new Entry(prop.Name, dtype, shape, offs[0], offs[1]));
             }
         }
@@ -70,18 +77,41 @@ public static class SafeTensors
         {
             throw new CheckpointException(path, $"corrupt safetensors header: {e.Message}", inner: e);
         }
+        // Ranges must tile the data: no overlap (two tensors sharing bytes), no gap, nothing past the last.
+        long at = 0;
+        foreach (var e in entries.OrderBy(e => e.Begin).ThenBy(e => e.End))
+        {
+            if (e.End == e.Begin) continue;
+            if (e.Begin < at) throw new CheckpointException(path, $"data range [{e.Begin},{e.End}] overlaps another tensor's (ending at {at})", e.Name);
+            if (e.Begin > at) throw new CheckpointException(path, $"data range [{e.Begin},{e.End}] leaves a gap after byte {at}", e.Name);
+            at = e.End;
+        }
+        if (at != dataLen) throw new CheckpointException(path, $"{dataLen - at} bytes of data after the last tensor's range (corrupt header?)");
         return (entries, meta, 8 + n);
     }
 
     public static Dictionary<string, HostArray> Read(string path) => Read(path, out _);
 
-    public static Dictionary<string, HostArray> Read(string path, out Dictionary<string, string> metadata)
+    public static Dictionary<string, HostArray> Read(string path, out Dictionary<string, string> metadata) => Read(path, out metadata, null);
+
+    /// <summary>Reads the tensors that <paramref name="wanted"/> accepts (all when null); the others' data is never read.
+    /// The header is validated whole and every kept tensor charged to <see cref="CheckpointLimits.MaxTotalBytes"/>
+    /// before the first data byte is read.</summary>
+    public static Dictionary<string, HostArray> Read(string path, out Dictionary<string, string> metadata,
+        Func<Entry, IReadOnlyDictionary<string, string>, bool>? wanted, long? maxTotalBytes = null)
     {
         var (entries, meta, start) = ReadHeader(path);
         metadata = meta;
+        if (wanted is not null) entries = entries.Where(e => wanted(e, meta)).ToList();
+        long stored = 0, decoded = 0;
+        foreach (var e in entries)
+        {
+            CheckpointLimits.Charge(ref stored, e.End - e.Begin, maxTotalBytes, path, e.Name);
+            CheckpointLimits.Charge(ref decoded, (e.End - e.Begin) / ElementSize(e.DType, path, e.Name) * 4, maxTotalBytes, path, e.Name);
+        }
         var result = new Dictionary<string, HostArray>(entries.Count);
         using var f = File.OpenRead(path);
-        foreach (var e in entries)
+        foreach (var e in entries.OrderBy(e => e.Begin))
         {
             var bytes = new byte[e.End - e.Begin];
             f.Position = start + e.Begin;
@@ -90,6 +120,9 @@ public static class SafeTensors
         }
         return result;
     }
+
+    /// <summary>Whether a dtype holds floating-point values (weights); integer and bool tensors are buffers or corrupt.</summary>
+    public static bool IsFloat(string dtype) => dtype is "F32" or "F16" or "BF16" or "F64";
 
     private static byte[] Encode(float[] data, string dtype)
     {

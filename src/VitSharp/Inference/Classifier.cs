@@ -51,6 +51,9 @@ public sealed class Classifier : IDisposable
         for (int b = 0; b < images.Count; b++)
         {
             var row = logits.Data.AsSpan(b * k, k);
+            if (k > 0 && System.Numerics.Tensors.TensorPrimitives.IndexOfMaxMagnitude(row) is var m && !float.IsFinite(row[m]))
+                throw new VitSharpException($"the model's outputs are not finite ({row[m]} at class {m} for image {b}): " +
+                    "its weights hold NaN/Inf (loaded with --allow-non-finite?) or its configuration is broken; no class is reported");
             float max = float.NegativeInfinity;
             foreach (var v in row) max = Math.Max(max, v);
             double sum = 0;

@@ -67,12 +67,153 @@ public sealed record TrainConfig
         {
             var node = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true })
                 as JsonObject ?? throw new VitSharpException($"{source}: a JSON object expected");
-            foreach (var o in overrides ?? []) Override(node, o);
-            var config = Deserialize(node) ?? throw new VitSharpException($"{source}: empty config");
-            config.Data.Validate();
+            // Which keys came from --set, so that their errors name the assignment rather than a line of the file.
+            var sets = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var o in overrides ?? [])
+            {
+                Override(node, o);
+                int eq = o.IndexOf('=');
+                sets[o[..eq].Trim()] = o;
+            }
+            string Where(string key) => sets.TryGetValue(key, out var a) ? $"--set {a}" : source;
+            CheckKeys(node, Defaults.Value, "", Where);
+            TrainConfig config;
+            try { config = Deserialize(node) ?? throw new VitSharpException($"{source}: empty config"); }
+            catch (JsonException e) when (e.Path is { Length: > 2 } path && sets.ContainsKey(path[2..]))
+            {
+                var key = path[2..];
+                throw new VitSharpException($"--set {sets[key]}: '{key}' must be {Expected(e.Message)}, not {At(node, key)?.ToJsonString() ?? "null"}", e);
+            }
+            catch (JsonException e) when (e.Path is { Length: > 2 } path)
+            {
+                throw new VitSharpException($"{source}: '{path[2..]}' must be {Expected(e.Message)} (line {e.LineNumber + 1})", e);
+            }
+            config.Validate(Where);
+            try { config.Data.Validate(); }
+            catch (VitSharpException e) when (e.Message.IndexOf(':') is > 0 and var colon && sets.ContainsKey(e.Message[..colon]))
+            {
+                throw new VitSharpException($"{Where(e.Message[..colon])}: {e.Message}", e);
+            }
+            config.BuildModelConfigChecked(Where);
             return config;
         }
         catch (JsonException e) { throw new VitSharpException($"{source}: {e.Message}", e); }
+    }
+
+    private static JsonNode? At(JsonObject root, string dotted)
+    {
+        JsonNode? n = root;
+        foreach (var k in dotted.Split('.')) n = n is JsonObject o ? o[k] : null;
+        return n;
+    }
+
+    private static readonly Lazy<JsonObject> Defaults = new(() => (JsonObject)JsonNode.Parse(new TrainConfig().ToJson())!);
+
+    /// <summary>Keys a "model" object may hold (those <see cref="BuildModelConfig"/> reads, and those a checkpoint's
+    /// vitsharp.config adds).</summary>
+    public static readonly string[] ModelKeys =
+    [
+        "preset", "architecture", "img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_classes", "layer_norm_eps",
+        "gelu", "global_pool", "num_heads", "mlp_dim", "qkv_bias", "class_token", "fc_norm", "token_mlp_dim", "channel_mlp_dim",
+        "head_dim", "no_embed_class", "representation_size",
+    ];
+
+    /// <summary>Refuses keys the defaults do not have (or, under model, <see cref="ModelKeys"/> lacks), suggesting the nearest.</summary>
+    private static void CheckKeys(JsonObject node, JsonObject defaults, string prefix, Func<string, string> where)
+    {
+        foreach (var (k, v) in node)
+        {
+            var key = prefix + k;
+            string[] known = prefix == "model." ? ModelKeys : defaults.Select(kv => kv.Key).ToArray();
+            if (!known.Contains(k))
+            {
+                var near = known.OrderBy(x => Distance(x, k)).First();
+                var hint = Distance(near, k) <= Math.Max(2, k.Length / 3) ? $" (did you mean '{prefix}{near}'?)" : "";
+                throw new VitSharpException($"{where(key)}: unknown key '{key}'{hint}");
+            }
+            if (prefix == "" && k == "model")
+            {
+                if (v is not JsonObject mo) throw new VitSharpException($"{where(key)}: 'model' must be an object");
+                CheckKeys(mo, new JsonObject(), "model.", where);
+            }
+            else if (prefix == "" && defaults[k] is JsonObject d && v is JsonObject o) CheckKeys(o, d, key + ".", where);
+        }
+    }
+
+    internal static int Distance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (int i = 1; i <= a.Length; i++)
+            for (int j = 1; j <= b.Length; j++)
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+        return d[a.Length, b.Length];
+    }
+
+    private static string Expected(string message)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(message, @"converted to ([\w.`\[\]]+)");
+        var t = m.Success ? m.Groups[1].Value : "";
+        return t switch
+        {
+            _ when t.Contains("Single") || t.Contains("Double") => "a number",
+            _ when t.Contains("Int32") || t.Contains("Int64") => "an integer",
+            _ when t.Contains("Boolean") => "true or false",
+            _ when t.Contains("String") => "a string",
+            _ when t.Contains("[]") => "an array",
+            _ when t.Contains("DecayKind") => $"one of {string.Join(", ", Enum.GetNames<DecayKind>().Select(n => n.ToLowerInvariant()))}",
+            _ => "of another type",
+        };
+    }
+
+    /// <summary>Checks the ranges of the run's numbers; the error names the key (and the --set that gave it).</summary>
+    public void Validate(Func<string, string>? where = null)
+    {
+        where ??= _ => "config";
+        void Check(bool ok, string key, object value, string rule)
+        {
+            if (!ok) throw new VitSharpException($"{where(key)}: '{key}' is {Convert.ToString(value, CultureInfo.InvariantCulture)}; {rule}");
+        }
+        static bool In(float v, float lo, float hi, bool hiOpen = true) => v >= lo && (hiOpen ? v < hi : v <= hi); // NaN fails
+        Check(Optimizer.Lr > 0 && float.IsFinite(Optimizer.Lr), "optimizer.lr", Optimizer.Lr, "it must be > 0");
+        Check(Optimizer.WeightDecay >= 0 && float.IsFinite(Optimizer.WeightDecay), "optimizer.weight_decay", Optimizer.WeightDecay, "it must be ≥ 0");
+        Check(In(Optimizer.Beta1, 0, 1), "optimizer.beta1", Optimizer.Beta1, "it must be in [0, 1)");
+        Check(In(Optimizer.Beta2, 0, 1), "optimizer.beta2", Optimizer.Beta2, "it must be in [0, 1)");
+        Check(Optimizer.Eps > 0 && float.IsFinite(Optimizer.Eps), "optimizer.eps", Optimizer.Eps, "it must be > 0");
+        Check(In(Optimizer.Momentum, 0, 1), "optimizer.momentum", Optimizer.Momentum, "it must be in [0, 1)");
+        Check(Schedule.WarmupSteps >= 0, "schedule.warmup_steps", Schedule.WarmupSteps, "it must be ≥ 0");
+        Check(Schedule.WarmupEpochs >= 0 && float.IsFinite(Schedule.WarmupEpochs), "schedule.warmup_epochs", Schedule.WarmupEpochs, "it must be ≥ 0");
+        Check(Schedule.MinLr >= 0 && float.IsFinite(Schedule.MinLr), "schedule.min_lr", Schedule.MinLr, "it must be ≥ 0");
+        Check(BatchSize >= 1, "batch_size", BatchSize, "it must be ≥ 1");
+        Check(AccumulationSteps >= 1, "accumulation_steps", AccumulationSteps, "it must be ≥ 1");
+        Check(Epochs >= 1, "epochs", Epochs, "it must be ≥ 1");
+        Check(MaxSteps >= 0, "max_steps", MaxSteps, "it must be ≥ 0 (0: run all epochs)");
+        Check(In(LabelSmoothing, 0, 1), "label_smoothing", LabelSmoothing, "it must be in [0, 1)");
+        Check(Mixup >= 0 && float.IsFinite(Mixup), "mixup", Mixup, "it must be ≥ 0");
+        Check(Cutmix >= 0 && float.IsFinite(Cutmix), "cutmix", Cutmix, "it must be ≥ 0");
+        Check(In(MixupProb, 0, 1, hiOpen: false), "mixup_prob", MixupProb, "it must be in [0, 1]");
+        Check(In(DropRate, 0, 1), "drop_rate", DropRate, "it must be in [0, 1)");
+        Check(In(DropPathRate, 0, 1), "drop_path_rate", DropPathRate, "it must be in [0, 1)");
+        Check(ClipGradNorm >= 0 && !float.IsNaN(ClipGradNorm), "clip_grad_norm", ClipGradNorm, "it must be ≥ 0 (0: off)");
+        Check(In(EmaDecay, 0, 1), "ema_decay", EmaDecay, "it must be in [0, 1) (0: off)");
+        Check(LogEverySteps >= 1, "log_every_steps", LogEverySteps, "it must be ≥ 1");
+        Check(CheckpointEverySteps >= 0, "checkpoint_every_steps", CheckpointEverySteps, "it must be ≥ 0");
+        Check(Data.Workers >= 0, "data.workers", Data.Workers, "it must be ≥ 0 (0: every core)");
+        Check(Data.ValFraction is >= 0 and < 1, "data.val_fraction", Data.ValFraction, "it must be in [0, 1)");
+    }
+
+    /// <summary>Builds the model configuration once to report a bad model key (by name, with its --set) before training.</summary>
+    private void BuildModelConfigChecked(Func<string, string> where)
+    {
+        try { BuildModelConfig(); }
+        catch (ModelKeyException e) { throw new VitSharpException($"{where(e.Key)}: {e.Message}", e); }
+        catch (VitSharpException e) { throw new VitSharpException($"{where("model")}: model: {e.Message}", e); }
+    }
+
+    private sealed class ModelKeyException(string key, string message) : VitSharpException(message)
+    {
+        public string Key { get; } = key;
     }
 
     [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = Kept)]
@@ -103,24 +244,34 @@ public sealed record TrainConfig
     public ModelConfig BuildModelConfig(int? numClasses = null)
     {
         var m = Model;
-        ModelConfig c = m["preset"] is JsonValue p ? Presets.Get((string)p!) : (string?)m["architecture"] == "mixer" ? new MixerConfig() : new VitConfig();
-        int I(string k, int d) => m[k] is JsonNode n ? (int)n : d;
+        T Typed<T>(string k, string what)
+        {
+            var n = m[k];
+            if (n is JsonValue v && v.TryGetValue<T>(out var x)) return x;
+            if (typeof(T) == typeof(int) && n is JsonValue dv && dv.TryGetValue<double>(out var dbl) && dbl == Math.Floor(dbl) && Math.Abs(dbl) <= int.MaxValue)
+                return (T)(object)(int)dbl;
+            throw new ModelKeyException("model." + k, $"'model.{k}' must be {what}, not {n?.ToJsonString() ?? "null"}");
+        }
+        string? S(string k) => m[k] is null ? null : Typed<string>(k, "a string");
+        ModelConfig c = S("preset") is { } p ? Presets.Get(p) : S("architecture") == "mixer" ? new MixerConfig() : new VitConfig();
+        int I(string k, int d) => m[k] is null ? d : Typed<int>(k, "an integer");
+        bool B(string k, bool d) => m[k] is null ? d : Typed<bool>(k, "true or false");
         c = c with
         {
             ImageSize = I("img_size", c.ImageSize), PatchSize = I("patch_size", c.PatchSize), InChannels = I("in_chans", c.InChannels),
             EmbedDim = I("embed_dim", c.EmbedDim), Depth = I("depth", c.Depth), NumClasses = numClasses ?? I("num_classes", c.NumClasses),
-            LayerNormEps = m["layer_norm_eps"] is JsonNode e ? (float)(double)e : c.LayerNormEps,
-            Gelu = (string?)m["gelu"] == "tanh" ? Activation.GeluTanh : c.Gelu,
+            LayerNormEps = m["layer_norm_eps"] is null ? c.LayerNormEps : (float)Typed<double>("layer_norm_eps", "a number"),
+            Gelu = S("gelu") == "tanh" ? Activation.GeluTanh : c.Gelu,
         };
         if (c is VitConfig v)
         {
-            var pool = (string?)m["global_pool"] == "avg" ? Pooling.Avg : (string?)m["global_pool"] == "token" ? Pooling.Token : v.Pool;
+            var pool = S("global_pool") == "avg" ? Pooling.Avg : S("global_pool") == "token" ? Pooling.Token : v.Pool;
             c = v with
             {
                 NumHeads = I("num_heads", v.NumHeads), MlpDim = I("mlp_dim", m["embed_dim"] is null ? v.MlpDim : 4 * c.EmbedDim),
-                QkvBias = m["qkv_bias"] is JsonNode qb ? (bool)qb : v.QkvBias,
-                ClassToken = m["class_token"] is JsonNode ct ? (bool)ct : v.ClassToken,
-                Pool = pool, FcNorm = m["fc_norm"] is JsonNode fn ? (bool)fn : pool == Pooling.Avg,
+                QkvBias = B("qkv_bias", v.QkvBias),
+                ClassToken = B("class_token", v.ClassToken),
+                Pool = pool, FcNorm = B("fc_norm", pool == Pooling.Avg),
             };
         }
         else if (c is MixerConfig x)

@@ -50,6 +50,22 @@ public sealed class FileListDataset : IImageDataset
     public static FileListDataset FromArchive(string archive, string? split, ImageDecoder decode)
     {
         var files = new List<(string Name, string Class, byte[] Data)>();
+        try { ReadArchive(archive, split, files); }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException or ArgumentException
+                                      or (IOException and not FileNotFoundException and not DirectoryNotFoundException))
+        {
+            throw new VitSharpException($"{archive}: corrupt or truncated archive ({e.Message.Replace('\n', ' ')})", e);
+        }
+        if (files.Count == 0) throw new VitSharpException($"{archive}: no images under {(split is null ? "<class>/" : split + "/<class>/")}");
+        var classes = files.Select(x => x.Class).Distinct().Order(StringComparer.Ordinal).ToArray();
+        var index = classes.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i);
+        var items = files.OrderBy(x => x.Name, StringComparer.Ordinal)
+            .Select(x => (x.Name, index[x.Class], (Func<byte[]>)(() => x.Data))).ToList();
+        return new FileListDataset(items, classes, decode);
+    }
+
+    private static void ReadArchive(string archive, string? split, List<(string Name, string Class, byte[] Data)> files)
+    {
         using (var f = File.OpenRead(archive))
         {
             bool gz = f.ReadByte() == 0x1f && f.ReadByte() == 0x8b;
@@ -62,17 +78,12 @@ public sealed class FileListDataset : IImageDataset
                 var parts = e.Name.Replace('\\', '/').TrimStart('.', '/').Split('/', StringSplitOptions.RemoveEmptyEntries);
                 if (split is not null) { if (parts.Length < 3 || parts[^3] != split) continue; }
                 if (parts.Length < 2 || !IsImage(parts[^1])) continue;
+                if (e.Length > Array.MaxLength) throw new VitSharpException($"{archive}: entry {e.Name} of {e.Length} bytes is larger than one image may be");
                 var data = new byte[e.Length];
                 e.DataStream.ReadExactly(data);
                 files.Add((e.Name, parts[^2], data));
             }
         }
-        if (files.Count == 0) throw new VitSharpException($"{archive}: no images under {(split is null ? "<class>/" : split + "/<class>/")}");
-        var classes = files.Select(x => x.Class).Distinct().Order(StringComparer.Ordinal).ToArray();
-        var index = classes.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i);
-        var items = files.OrderBy(x => x.Name, StringComparer.Ordinal)
-            .Select(x => (x.Name, index[x.Class], (Func<byte[]>)(() => x.Data))).ToList();
-        return new FileListDataset(items, classes, decode);
     }
 
     private static bool IsImage(string name) => ImageExtensions.Contains(Path.GetExtension(name).ToLowerInvariant());

@@ -122,6 +122,20 @@ public sealed record PreprocessRecipe
 
     public static PreprocessRecipe Parse(string json)
     {
+        // A misspelt key would be silently ignored by the serializer: refuse it, suggesting the nearest.
+        if (System.Text.Json.Nodes.JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true })
+            is System.Text.Json.Nodes.JsonObject o)
+        {
+            var known = RecipeJson.Default.PreprocessRecipe.Properties.Select(p => p.Name).ToArray();
+            static string Norm(string k) => k.Replace("_", "").Replace("-", "").ToLowerInvariant();
+            foreach (var (k, _) in o)
+                if (!known.Contains(k))
+                {
+                    var near = known.OrderBy(x => Training.TrainConfig.Distance(Norm(x), Norm(k))).First();
+                    var hint = Training.TrainConfig.Distance(Norm(near), Norm(k)) <= Math.Max(2, k.Length / 3) ? $" (did you mean '{near}'?)" : "";
+                    throw new ArgumentException($"unknown recipe key '{k}'{hint}; known: {string.Join(", ", known)}");
+                }
+        }
         var r = JsonSerializer.Deserialize(json, RecipeJson.Default.PreprocessRecipe) ?? throw new ArgumentException("empty recipe JSON");
         r.Validate();
         return r;
