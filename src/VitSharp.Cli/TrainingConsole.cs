@@ -53,11 +53,12 @@ public static class TrainingConsole
     }
 
     /// <summary>Overrides given as repeated --set key=value, plus the dedicated options.</summary>
-    public static List<string> Overrides(string[]? sets, string? data, string? output)
+    public static List<string> Overrides(string[]? sets, string? data, string? output, int? batchSize = null)
     {
         var o = new List<string>(sets ?? []);
         if (data is not null) o.Add($"data.path={System.Text.Json.Nodes.JsonValue.Create(data).ToJsonString()}");
         if (output is not null) o.Add($"output={System.Text.Json.Nodes.JsonValue.Create(output).ToJsonString()}");
+        if (batchSize is int b) o.Add($"batch_size={b}");
         return o;
     }
 }

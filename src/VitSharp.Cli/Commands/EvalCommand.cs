@@ -16,7 +16,7 @@ public sealed class EvalCommand : ICliCommand
         var ck = new CheckpointOptions(defaultModel: true);
         var data = new Option<string>("--data") { Description = "dataset: image folder, .tar/.tar.gz archive, or idx folder", Required = true };
         var split = new Option<string?>("--split") { Description = "split inside the data (test, val); default: test, else val, else the data itself" };
-        var batch = new Option<int>("--batch-size") { Description = "images per forward pass", DefaultValueFactory = _ => 64 };
+        var batch = SharedOptions.BatchSize(64);
         var perClass = new Option<int>("--per-class") { Description = "evaluate at most this many images per class (0: all)" };
         var mean = new Option<float[]?>("--mean") { Description = "normalisation mean per channel (default: what the checkpoint states)", AllowMultipleArgumentsPerToken = true };
         var std = new Option<float[]?>("--std") { Description = "normalisation std per channel", AllowMultipleArgumentsPerToken = true };
