@@ -64,6 +64,7 @@ public sealed class EvalCommand : ICliCommand
 
     private static void Print(EvalResult r, IReadOnlyList<string> names)
     {
+        var console = Terminal.Create();
         Console.WriteLine($"images {r.Count}  top-1 {r.Top1:P2}  top-5 {r.Top5:P2}  loss {r.Loss:F4}");
         int k = r.Confusion.GetLength(0);
         var perClass = new Table().AddColumn("class").AddColumn("accuracy").AddColumn("images");
@@ -73,12 +74,12 @@ public sealed class EvalCommand : ICliCommand
             for (int j = 0; j < k; j++) n += r.Confusion[c, j];
             if (n > 0) perClass.AddRow(Markup.Escape(c < names.Count ? names[c] : c.ToString()), $"{r.ClassAccuracy(c):P1}", n.ToString());
         }
-        AnsiConsole.Write(perClass);
+        console.Write(perClass);
         if (k > 20) return; // a confusion matrix wider than a terminal says little
         var m = new Table().AddColumn("true \\ predicted");
         for (int j = 0; j < k; j++) m.AddColumn(j.ToString());
         for (int c = 0; c < k; c++)
             m.AddRow(new[] { $"{c} {Markup.Escape(c < names.Count ? names[c] : "")}" }.Concat(Enumerable.Range(0, k).Select(j => r.Confusion[c, j].ToString())).ToArray());
-        AnsiConsole.Write(m);
+        console.Write(m);
     }
 }

@@ -13,6 +13,7 @@ public sealed class InfoCommand : ICliCommand
         var ck = new CheckpointOptions(defaultModel: true);
         var cmd = new Command("info", "print a checkpoint's inferred configuration and parameter count as JSON");
         ck.AddTo(cmd, device: false);
+        cmd.Options.Add(new Option<bool>("--json") { Description = "JSON output (what info always prints; accepted as on the other commands)" });
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var ckpt = Checkpoint.Load(ck.CheckpointPath(r), ck.Load(r));
