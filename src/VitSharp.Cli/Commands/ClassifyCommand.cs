@@ -25,6 +25,7 @@ public sealed class ClassifyCommand : ICliCommand
         foreach (var o in new Option[] { topK, labels, recipe, json, batch }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
+            if (r.GetValue(topK) < 1) throw new VitSharpException($"--top-k must be at least 1, not {r.GetValue(topK)}");
             var files = Classifier.ExpandImagePaths(r.GetValue(images)!);
             if (files.Count == 0) throw new VitSharpException("no image files found");
             using var backend = ck.Backend(r);
