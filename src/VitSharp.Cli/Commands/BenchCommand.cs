@@ -45,7 +45,7 @@ public sealed class BenchCommand : ICliCommand
         var rng = new Random(1);
         var input = new float[(long)batch * config.InChannels * config.ImageSize * config.ImageSize];
         for (int i = 0; i < input.Length; i++) input[i] = (float)(rng.NextDouble() * 4 - 2);
-        double gflop = Flops(config) * batch / 1e9;
+        double gflop = ModelCost.ForwardFlops(config) * batch / 1e9;
 
         using IBackend be = device.IsCpu ? CpuBackend.Instance : new CudaBackend(dtype, device.Index);
         using var model = VisionModel.Create(config, be);
@@ -129,15 +129,6 @@ public sealed class BenchCommand : ICliCommand
         Console.WriteLine($"profile {modelName} batch={batch} dtype={dt}: device time per op kind, one eager forward, {sum:F3} ms in ops");
         foreach (var (op, (ms, n)) in totals.OrderByDescending(kv => kv.Value.Ms))
             Console.WriteLine($"  {op,-28} {n,4} calls {ms,9:F3} ms {100 * ms / sum,6:F1}%");
-    }
-
-    /// <summary>Forward FLOPs per image of a ViT (matrix products and attention, 2 per multiply-add).</summary>
-    private static double Flops(ModelConfig c)
-    {
-        if (c is not VitConfig v) return double.NaN;
-        double t = v.NumTokens, d = v.EmbedDim;
-        double block = 2 * t * d * (4 * d + 2 * v.MlpDim) + 4 * t * t * d;
-        return v.Depth * block + 2.0 * v.NumPatches * d * v.InChannels * v.PatchSize * v.PatchSize + 2 * d * v.NumClasses;
     }
 
     private static void Report(string model, string device, string dtype, int batch, string mode, double ms, double gflop) =>
