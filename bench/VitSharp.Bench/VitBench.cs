@@ -58,12 +58,6 @@ public sealed class VitBench : IBench
         return 0;
     }
 
-    /// <summary>Multiply-adds ×2 of one image's forward: patch embedding, blocks (qkv, attention, proj, MLP), head.</summary>
-    public static double ForwardGflop(VitConfig c)
-    {
-        double t = c.NumTokens, d = c.EmbedDim;
-        double patch = 2.0 * c.NumPatches * d * c.InChannels * c.PatchSize * c.PatchSize;
-        double block = 2 * t * d * (3 * d + d + 2.0 * c.MlpDim) + 2 * 2 * t * t * d;
-        return (patch + c.Depth * block + 2 * d * c.NumClasses) / 1e9;
-    }
+    /// <summary>Multiply-adds ×2 of one image's forward (the library's one formula, <see cref="ModelCost"/>).</summary>
+    public static double ForwardGflop(VitConfig c) => ModelCost.ForwardFlops(c) / 1e9;
 }

@@ -29,7 +29,7 @@ public sealed class CheckpointOptions
     public Option<int?> Heads { get; } = new("--heads") { Description = "attention heads (default: from the checkpoint, else width/64)" };
     public Option<string?> Pool { get; } = new("--pool") { Description = "pooling: token or avg" };
     public Option<string?> Gelu { get; } = new("--gelu") { Description = "GELU variant: erf (timm, PyTorch) or tanh (Google's Flax code)" };
-    public Option<string> Device { get; } = new("--device") { Description = "cpu or cuda[:N]", DefaultValueFactory = _ => "cpu" };
+    public Option<string> Device { get; } = SharedOptions.Device();
     public Option<bool> AllowNonFinite { get; } = new("--allow-non-finite") { Description = "load weights holding NaN or Inf (refused by default)" };
 
     public void AddTo(Command command, bool device = true)
@@ -57,15 +57,39 @@ public sealed class CheckpointOptions
         AllowNonFinite = r.GetValue(AllowNonFinite),
     };
 
-    public IBackend Backend(ParseResult r) => Backends.Create(Tensors.Device.Parse(r.GetValue(Device) ?? "cpu"));
+    public IBackend Backend(ParseResult r) => Backends.Create(Tensors.Device.Parse(Backends.ResolveDevice(r.GetValue(Device))));
+}
+
+/// <summary>
+/// The options every command spells the same way: <c>-c/--checkpoint</c>, <c>-d/--device</c>, <c>-b/--batch-size</c>,
+/// <c>-o/--output</c>. <c>-c</c> always means <c>--checkpoint</c>; a training configuration is <c>-C/--config</c>.
+/// </summary>
+public static class SharedOptions
+{
+    public static Option<string> Device() =>
+        new("--device", "-d") { Description = "cpu (default), cuda[:N], or auto (CUDA when present, else the CPU)", DefaultValueFactory = _ => "cpu" };
+
+    /// <summary>-b/--batch-size; <c>--batch</c> stays an alias where a command had it.</summary>
+    public static Option<int> BatchSize(int defaultValue, string description = "images per forward pass", bool legacyBatch = false)
+    {
+        var o = new Option<int>("--batch-size", "-b") { Description = description, DefaultValueFactory = _ => defaultValue };
+        if (legacyBatch) o.Aliases.Add("--batch");
+        return o;
+    }
 }
 
 public static class Backends
 {
+    /// <summary>A --device value with <c>auto</c> resolved: <c>cuda</c> when a CUDA device is usable, else <c>cpu</c>.</summary>
+    public static string ResolveDevice(string? device) =>
+        device is null ? "cpu"
+        : device.Equals("auto", StringComparison.OrdinalIgnoreCase) ? (VitSharp.Backends.Cuda.CudaBackend.IsAvailable(out _) ? "cuda" : "cpu")
+        : device;
+
     /// <summary>A training backend: the CPU (fp32), or CUDA computing in <paramref name="dtype"/> (bf16 mixed precision or f32).</summary>
     public static ITrainingBackend CreateTraining(string device, string dtype)
     {
-        var d = Tensors.Device.Parse(device);
+        var d = Tensors.Device.Parse(ResolveDevice(device));
         var t = dtype.ToLowerInvariant() switch
         {
             "bf16" => Tensors.DType.BF16,

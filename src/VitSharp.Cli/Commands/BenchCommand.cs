@@ -18,16 +18,16 @@ public sealed class BenchCommand : ICliCommand
 {
     public Command Create()
     {
-        var device = new Option<string>("--device") { Description = "cpu (default) or cuda[:N]", DefaultValueFactory = _ => "cpu" };
+        var device = SharedOptions.Device();
         var model = new Option<string>("--model") { Description = "a preset name (vit presets)", DefaultValueFactory = _ => "vit_base_patch16_224" };
-        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 256 };
+        var batch = SharedOptions.BatchSize(256, legacyBatch: true);
         var dtype = new Option<string>("--dtype") { Description = "bf16 or f32 (CUDA; the CPU computes in f32)", DefaultValueFactory = _ => "bf16" };
         var iters = new Option<int>("--iters") { Description = "forwards per timed round", DefaultValueFactory = _ => 20 };
         var rounds = new Option<int>("--rounds") { DefaultValueFactory = _ => 5 };
         var profile = new Option<bool>("--profile") { Description = "per-step device time breakdown (CUDA)" };
         var cmd = new Command("bench", "measure inference throughput (images/s) and time per batch");
         foreach (var o in new Option[] { device, model, batch, dtype, iters, rounds, profile }) cmd.Options.Add(o);
-        cmd.SetAction(r => Cli.Guard(() => Run(Device.Parse(r.GetValue(device)!), r.GetValue(model)!, r.GetValue(batch),
+        cmd.SetAction(r => Cli.Guard(() => Run(Device.Parse(Backends.ResolveDevice(r.GetValue(device))), r.GetValue(model)!, r.GetValue(batch),
             r.GetValue(dtype)!, r.GetValue(iters), r.GetValue(rounds), r.GetValue(profile))));
         return cmd;
     }
@@ -41,11 +41,11 @@ public sealed class BenchCommand : ICliCommand
             "f32" or "fp32" => DType.F32,
             _ => throw new VitSharpException($"--dtype must be bf16 or f32, not '{dtypeText}'"),
         };
-        if (batch <= 0 || iters <= 0 || rounds <= 0) throw new VitSharpException("--batch, --iters and --rounds must be positive");
+        if (batch <= 0 || iters <= 0 || rounds <= 0) throw new VitSharpException("--batch-size, --iters and --rounds must be positive");
         var rng = new Random(1);
         var input = new float[(long)batch * config.InChannels * config.ImageSize * config.ImageSize];
         for (int i = 0; i < input.Length; i++) input[i] = (float)(rng.NextDouble() * 4 - 2);
-        double gflop = Flops(config) * batch / 1e9;
+        double gflop = ModelCost.ForwardFlops(config) * batch / 1e9;
 
         using IBackend be = device.IsCpu ? CpuBackend.Instance : new CudaBackend(dtype, device.Index);
         using var model = VisionModel.Create(config, be);
@@ -129,15 +129,6 @@ public sealed class BenchCommand : ICliCommand
         Console.WriteLine($"profile {modelName} batch={batch} dtype={dt}: device time per op kind, one eager forward, {sum:F3} ms in ops");
         foreach (var (op, (ms, n)) in totals.OrderByDescending(kv => kv.Value.Ms))
             Console.WriteLine($"  {op,-28} {n,4} calls {ms,9:F3} ms {100 * ms / sum,6:F1}%");
-    }
-
-    /// <summary>Forward FLOPs per image of a ViT (matrix products and attention, 2 per multiply-add).</summary>
-    private static double Flops(ModelConfig c)
-    {
-        if (c is not VitConfig v) return double.NaN;
-        double t = v.NumTokens, d = v.EmbedDim;
-        double block = 2 * t * d * (4 * d + 2 * v.MlpDim) + 4 * t * t * d;
-        return v.Depth * block + 2.0 * v.NumPatches * d * v.InChannels * v.PatchSize * v.PatchSize + 2 * d * v.NumClasses;
     }
 
     private static void Report(string model, string device, string dtype, int batch, string mode, double ms, double gflop) =>

@@ -8,9 +8,9 @@ public sealed class BenchTrainCommand : ICliCommand
 {
     public Command Create()
     {
-        var device = new Option<string>("--device") { Description = "cpu or cuda[:N]", DefaultValueFactory = _ => "cpu" };
+        var device = SharedOptions.Device();
         var model = new Option<string>("--model") { Description = "a preset name, or cifar (32², patch 4, width 192, depth 9)", DefaultValueFactory = _ => "cifar" };
-        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 128 };
+        var batch = SharedOptions.BatchSize(128, "images per training step", legacyBatch: true);
         var dtype = new Option<string?>("--dtype") { Description = "bf16 (default on cuda) or f32" };
         var steps = new Option<int>("--steps") { Description = "steps per timed round", DefaultValueFactory = _ => 20 };
         var rounds = new Option<int>("--rounds") { DefaultValueFactory = _ => 3 };

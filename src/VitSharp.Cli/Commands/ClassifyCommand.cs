@@ -18,13 +18,14 @@ public sealed class ClassifyCommand : ICliCommand
         var labels = new Option<string?>("--labels") { Description = "class names: a text file (one a line) or a JSON array" };
         var recipe = new Option<string?>("--recipe") { Description = "preprocessing: timm, google, hf, or a recipe .json (default: what fits the checkpoint)" };
         var json = new Option<bool>("--json") { Description = "print JSON instead of text" };
-        var batch = new Option<int>("--batch") { Description = "images per forward pass", DefaultValueFactory = _ => 16 };
+        var batch = SharedOptions.BatchSize(16, legacyBatch: true);
         var cmd = new Command("classify", "classify images with a checkpoint");
         ck.AddTo(cmd);
         cmd.Arguments.Add(images);
         foreach (var o in new Option[] { topK, labels, recipe, json, batch }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
+            if (r.GetValue(topK) < 1) throw new VitSharpException($"--top-k must be at least 1, not {r.GetValue(topK)}");
             var files = Classifier.ExpandImagePaths(r.GetValue(images)!);
             if (files.Count == 0) throw new VitSharpException("no image files found");
             using var backend = ck.Backend(r);

@@ -16,7 +16,7 @@ public sealed class EvalCommand : ICliCommand
         var ck = new CheckpointOptions(defaultModel: true);
         var data = new Option<string>("--data") { Description = "dataset: image folder, .tar/.tar.gz archive, or idx folder", Required = true };
         var split = new Option<string?>("--split") { Description = "split inside the data (test, val); default: test, else val, else the data itself" };
-        var batch = new Option<int>("--batch-size") { Description = "images per forward pass", DefaultValueFactory = _ => 64 };
+        var batch = SharedOptions.BatchSize(64);
         var perClass = new Option<int>("--per-class") { Description = "evaluate at most this many images per class (0: all)" };
         var mean = new Option<float[]?>("--mean") { Description = "normalisation mean per channel (default: what the checkpoint states)", AllowMultipleArgumentsPerToken = true };
         var std = new Option<float[]?>("--std") { Description = "normalisation std per channel", AllowMultipleArgumentsPerToken = true };
@@ -64,6 +64,7 @@ public sealed class EvalCommand : ICliCommand
 
     private static void Print(EvalResult r, IReadOnlyList<string> names)
     {
+        var console = Terminal.Create();
         Console.WriteLine($"images {r.Count}  top-1 {r.Top1:P2}  top-5 {r.Top5:P2}  loss {r.Loss:F4}");
         int k = r.Confusion.GetLength(0);
         var perClass = new Table().AddColumn("class").AddColumn("accuracy").AddColumn("images");
@@ -73,12 +74,12 @@ public sealed class EvalCommand : ICliCommand
             for (int j = 0; j < k; j++) n += r.Confusion[c, j];
             if (n > 0) perClass.AddRow(Markup.Escape(c < names.Count ? names[c] : c.ToString()), $"{r.ClassAccuracy(c):P1}", n.ToString());
         }
-        AnsiConsole.Write(perClass);
+        console.Write(perClass);
         if (k > 20) return; // a confusion matrix wider than a terminal says little
         var m = new Table().AddColumn("true \\ predicted");
         for (int j = 0; j < k; j++) m.AddColumn(j.ToString());
         for (int c = 0; c < k; c++)
             m.AddRow(new[] { $"{c} {Markup.Escape(c < names.Count ? names[c] : "")}" }.Concat(Enumerable.Range(0, k).Select(j => r.Confusion[c, j].ToString())).ToArray());
-        AnsiConsole.Write(m);
+        console.Write(m);
     }
 }

@@ -26,17 +26,18 @@ public sealed class FinetuneCommand : ICliCommand
         var data = new Option<string>("--data") { Description = "dataset: image folder, .tar/.tar.gz archive, or idx folder", Required = true };
         var size = new Option<int?>("--img-size") { Description = "fine-tuning resolution (position embeddings are resampled)" };
         var classes = new Option<int?>("--classes") { Description = "classes of the new head (checked against the data)" };
-        var config = new Option<string?>("--config") { Description = "JSON configuration (default: the paper's SGD recipe)" };
+        var config = new Option<string?>("--config", "-C") { Description = "JSON configuration (default: the paper's SGD recipe)" };
         var output = new Option<string?>("--output", "-o") { Description = "run folder" };
         var set = new Option<string[]>("--set") { Description = "override a config key, e.g. --set epochs=3 (repeatable)" };
         var fresh = new Option<bool>("--no-resume") { Description = "start afresh even if the output folder has a checkpoint" };
-        var device = new Option<string?>("--device") { Description = "cpu (default) or cuda[:N]" };
+        var device = new Option<string?>("--device", "-d") { Description = "cpu (default), cuda[:N], or auto (CUDA when present)" };
+        var batch = new Option<int?>("--batch-size", "-b") { Description = "images per optimizer micro-batch (sets batch_size)" };
         var dtype = new Option<string?>("--dtype") { Description = "compute type on cuda: bf16 (mixed precision, default) or f32" };
         var cmd = new Command("finetune", "fine-tune a checkpoint on new data with a new head");
-        foreach (var o in new Option[] { checkpoint, data, size, classes, config, output, set, fresh, device, dtype }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { checkpoint, data, size, classes, config, output, batch, set, fresh, device, dtype }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            var overrides = TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output));
+            var overrides = TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output), r.GetValue(batch));
             overrides.Add($"init_checkpoint={System.Text.Json.Nodes.JsonValue.Create(r.GetValue(checkpoint))!.ToJsonString()}");
             if (r.GetValue(size) is int s) overrides.Add($"model.img_size={s}");
             var cfg = r.GetValue(config) is { } path ? TrainConfig.Load(path, overrides) : TrainConfig.Parse(Defaults, overrides, "fine-tuning defaults");

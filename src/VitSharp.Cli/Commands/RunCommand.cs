@@ -6,7 +6,8 @@ using VitSharp.Models;
 
 namespace VitSharp.Cli.Commands;
 
-/// <summary>`vit run`: NCHW float32 .npy in, logits (or final-norm tokens) .npy out.</summary>
+/// <summary>`vit run`: NCHW float32 .npy in, logits (or final-norm tokens) .npy out. For image inputs, row i of the
+/// output is the i-th line of <c>Y.files.txt</c> written beside <c>Y.npy</c>.</summary>
 public sealed class RunCommand : ICliCommand
 {
     public Command Create()
@@ -28,6 +29,7 @@ public sealed class RunCommand : ICliCommand
             var kind = r.GetValue(features) ? OutputKind.Tokens : OutputKind.Logits;
             using var backend = ck.Backend(r);
             HostArray y;
+            IReadOnlyList<string>? rows = null;
             if (inputPath.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
             {
                 var ckpt = Checkpoint.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r));
@@ -42,11 +44,21 @@ public sealed class RunCommand : ICliCommand
                 var files = Classifier.ExpandImagePaths([inputPath]);
                 if (files.Count == 0) throw new VitSharpException($"{inputPath}: no image files");
                 y = classifier.Run(files.Select(f => ImageCodecs.Decode(f)).ToList(), kind);
+                rows = files;
             }
             Npy.Write(r.GetValue(output)!, y.Data, y.Shape);
             Console.Error.WriteLine($"wrote {Tensors.Shape.Format(y.Shape)} to {r.GetValue(output)}");
+            if (rows is not null)
+            {
+                var sidecar = FilesSidecar(r.GetValue(output)!);
+                File.WriteAllLines(sidecar, rows);
+                Console.Error.WriteLine($"wrote the file of each row to {sidecar}");
+            }
             return 0;
         }));
         return cmd;
     }
+
+    /// <summary>Y.npy → Y.files.txt: one input file a line, in output row order.</summary>
+    public static string FilesSidecar(string output) => Path.ChangeExtension(output, ".files.txt");
 }

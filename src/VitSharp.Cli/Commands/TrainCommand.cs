@@ -8,18 +8,22 @@ public sealed class TrainCommand : ICliCommand
 {
     public Command Create()
     {
-        var config = new Option<string>("--config", "-c") { Description = "training configuration (JSON)", Required = true };
+        var config = new Option<string>("--config", "-C") { Description = "training configuration (JSON)", Required = true };
+        var checkpoint = new Option<string?>("--checkpoint", "-c") { Description = "start from these weights (sets init_checkpoint)" };
+        var batch = new Option<int?>("--batch-size", "-b") { Description = "images per optimizer micro-batch (sets batch_size)" };
         var data = new Option<string?>("--data") { Description = "dataset: image folder, .tar/.tar.gz archive, or idx folder (overrides data.path)" };
         var output = new Option<string?>("--output", "-o") { Description = "run folder: log.jsonl, checkpoint.safetensors, model.safetensors" };
         var set = new Option<string[]>("--set") { Description = "override a config key, e.g. --set optimizer.lr=0.001 (repeatable)", AllowMultipleArgumentsPerToken = false };
         var fresh = new Option<bool>("--no-resume") { Description = "start afresh even if the output folder has a checkpoint" };
-        var device = new Option<string?>("--device") { Description = "cpu (default) or cuda[:N]" };
+        var device = new Option<string?>("--device", "-d") { Description = "cpu (default), cuda[:N], or auto (CUDA when present)" };
         var dtype = new Option<string?>("--dtype") { Description = "compute type on cuda: bf16 (mixed precision, default) or f32" };
         var cmd = new Command("train", "train a model from a JSON configuration");
-        foreach (var o in new Option[] { config, data, output, set, fresh, device, dtype }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, checkpoint, data, output, batch, set, fresh, device, dtype }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            var cfg = TrainConfig.Load(r.GetValue(config)!, TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output)));
+            var overrides = TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output), r.GetValue(batch));
+            if (r.GetValue(checkpoint) is { } init) overrides.Add($"init_checkpoint={System.Text.Json.Nodes.JsonValue.Create(init)!.ToJsonString()}");
+            var cfg = TrainConfig.Load(r.GetValue(config)!, overrides);
             var (train, val) = TrainData.Open(cfg.Data, cfg.Seed);
             TrainingConsole.DescribeData(train, val);
             var backend = Backends.CreateTraining(r.GetValue(device) ?? "cpu", r.GetValue(dtype) ?? DefaultDType(r.GetValue(device)));
@@ -32,5 +36,5 @@ public sealed class TrainCommand : ICliCommand
         }));
         return cmd;
     }
-    internal static string DefaultDType(string? device) => device is null || device == "cpu" ? "f32" : "bf16";
+    internal static string DefaultDType(string? device) => Backends.ResolveDevice(device) == "cpu" ? "f32" : "bf16";
 }

@@ -31,7 +31,7 @@ public static class Recipes
     /// (<paramref name="labels"/> if given, else the checkpoint's, else ImageNet's for 1000 classes).</summary>
     public static ModelMetadata Resolve(Checkpoint ckpt, PreprocessRecipe? recipe = null, string[]? labels = null)
     {
-        labels ??= ckpt.Labels ?? (ckpt.Config.NumClasses == 1000 ? Inference.Labels.ImageNet : null);
+        labels ??= DefaultLabels(ckpt);
         if (labels is not null && labels.Length != ckpt.Config.NumClasses && ckpt.Config.NumClasses > 0)
             throw new VitSharpException($"{labels.Length} labels for a model with {ckpt.Config.NumClasses} classes");
         return new ModelMetadata
@@ -41,6 +41,11 @@ public static class Recipes
             Labels = labels,
         };
     }
+
+    /// <summary>The class names used when none are given: the checkpoint's own, else ImageNet's 1000 for a 1000-class
+    /// model, else none.</summary>
+    public static string[]? DefaultLabels(Checkpoint ckpt) =>
+        ckpt.Labels ?? (ckpt.Config.NumClasses == 1000 ? Inference.Labels.ImageNet : null);
 
     private static PreprocessRecipe FromTimm(JsonObject cfg, int size)
     {
