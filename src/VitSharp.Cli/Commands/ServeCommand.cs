@@ -16,6 +16,8 @@ public sealed class ServeCommand : ICliCommand
             Description = "where to listen: http://HOST:PORT (';' between several); a bare port N means http://127.0.0.1:N",
             DefaultValueFactory = _ => "http://127.0.0.1:8080",
         };
+        var host = new Option<string?>("--host") { Description = "listen on http://HOST:PORT (with --port; replaces --urls; host default 127.0.0.1)" };
+        var port = new Option<int?>("--port") { Description = "listen on http://HOST:PORT (with --host; replaces --urls; port default 8080)" };
         var labels = new Option<string?>("--labels") { Description = "class names: a text file or a JSON array" };
         var recipe = new Option<string?>("--recipe") { Description = "preprocessing: timm, google, hf or a .json" };
         var maxBatch = new Option<int>("--max-batch") { Description = "images per forward pass", DefaultValueFactory = _ => 16 };
@@ -25,10 +27,11 @@ public sealed class ServeCommand : ICliCommand
         var maxConcurrent = new Option<int>("--max-concurrent") { Description = "requests decoding/classifying at once (default: the core count)", DefaultValueFactory = _ => defaults.MaxConcurrent };
         var cmd = new Command("serve", "serve a checkpoint over HTTP: POST /v1/classify, /v1/embed; GET /v1/model, /healthz");
         ck.AddTo(cmd);
-        foreach (var o in new Option[] { urls, labels, recipe, maxBatch, maxBody, maxPixels, maxConcurrent }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { urls, host, port, labels, recipe, maxBatch, maxBody, maxPixels, maxConcurrent }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            var listen = NormalizeUrls(r.GetValue(urls)!);
+            var listen = NormalizeUrls(r.GetValue(host) is null && r.GetValue(port) is null ? r.GetValue(urls)!
+                : HostPort(r.GetValue(host) ?? "127.0.0.1", r.GetValue(port) ?? 8080));
             if (r.GetValue(maxBody) <= 0 || r.GetValue(maxPixels) <= 0 || r.GetValue(maxConcurrent) <= 0 || r.GetValue(maxBatch) <= 0)
                 throw new VitSharpException("--max-body, --max-pixels, --max-concurrent and --max-batch must be positive");
             var backend = ck.Backend(r);
@@ -57,6 +60,13 @@ public sealed class ServeCommand : ICliCommand
     {
         var inner = e.InnerException?.Message is { Length: > 0 } m ? $" ({m})" : "";
         return (e.Message + inner).Split('\n')[0].Trim();
+    }
+
+    public static string HostPort(string host, int port)
+    {
+        if (port is < 1 or > 65535) throw new VitSharpException($"--port {port}: a port is 1..65535");
+        if (host.Length == 0 || host.Contains('/') || host.Contains(';')) throw new VitSharpException($"--host '{host}' is not a host name or address");
+        return $"http://{(host.Contains(':') && !host.StartsWith('[') ? $"[{host}]" : host)}:{port}";
     }
 
     /// <summary>"18082" → "http://127.0.0.1:18082"; anything not an http(s) URL with a host is a one-line error.</summary>

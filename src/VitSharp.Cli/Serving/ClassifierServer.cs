@@ -28,7 +28,8 @@ public sealed record ServeOptions
 }
 
 /// <summary>
-/// The HTTP service: POST an image (raw body of any content type, sniffed from its bytes, or multipart field "image")
+/// The HTTP service: POST an image (raw body of any content type, sniffed from its bytes; multipart field "image";
+/// or JSON <c>{"image": BASE64}</c>)
 /// to /v1/classify or /v1/embed; GET /v1/model, /healthz. Bad requests get 400/413/415 with <c>{"error": "..."}</c>;
 /// nothing a client sends can stop the process.
 /// </summary>
@@ -162,10 +163,34 @@ public static class ClassifierServer
             await req.Body.CopyToAsync(body, req.HttpContext.RequestAborted);
             if (body.Length > o.MaxBodyBytes) return (null, null, TooLarge(o));
             if (body.Length == 0) return (null, null, Error(400, "empty request body: POST the image bytes"));
-            return (body.ToArray(), "request body", null);
+            var bytes = body.ToArray();
+            if (ImageCodecs.FindDecoder(bytes) is null && LooksLikeJson(bytes)) return FromJson(bytes);
+            return (bytes, "request body", null);
         }
         catch (BadHttpRequestException e) when (e.StatusCode == 413) { return (null, null, TooLarge(o)); }
         catch (BadHttpRequestException e) { return (null, null, Error(e.StatusCode, e.Message)); }
+    }
+
+    private static bool LooksLikeJson(byte[] bytes)
+    {
+        foreach (var b in bytes)
+            if (b is not ((byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n')) return b == (byte)'{';
+        return false;
+    }
+
+    /// <summary>A JSON body <c>{"image": "BASE64"}</c>: the decoded bytes, or a 400 naming what is wrong.</summary>
+    private static (byte[]?, string?, IResult?) FromJson(byte[] bytes)
+    {
+        const string Shape = "a JSON body must be {\"image\": \"BASE64\"}";
+        JsonNode? node;
+        try { node = JsonNode.Parse(bytes); }
+        catch (System.Text.Json.JsonException e) { return (null, null, Error(400, $"{Shape}: {e.Message}")); }
+        if (node is not JsonObject o || o["image"] is not JsonValue v || !v.TryGetValue<string>(out var text))
+            return (null, null, Error(400, $"{Shape}: no string field \"image\""));
+        var comma = text.StartsWith("data:", StringComparison.Ordinal) ? text.IndexOf(',') : -1;
+        if (comma >= 0) text = text[(comma + 1)..];
+        try { return (Convert.FromBase64String(text), "JSON field \"image\"", null); }
+        catch (FormatException) { return (null, null, Error(400, $"{Shape}: field \"image\" is not base64")); }
     }
 
     private static IResult TooLarge(ServeOptions o) =>

@@ -105,6 +105,21 @@ public class ServeLimitsTests
         using (var ok = await http.PostAsync("/v1/embed", Raw(png, "text/plain")))
             Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
 
+        // JSON {"image": base64}, also as a data: URL; a JSON body of another shape is a 400 naming the shape.
+        using (var ok = await http.PostAsync("/v1/classify?top_k=1", Raw(Encoding.ASCII.GetBytes($"{{\"image\": \"{Convert.ToBase64String(png)}\"}}"), "application/json")))
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        using (var ok = await http.PostAsync("/v1/embed", Raw(Encoding.ASCII.GetBytes($" {{\"image\": \"data:image/png;base64,{Convert.ToBase64String(png)}\"}}"), "application/json")))
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        var (sj, ej) = await Answer(http.PostAsync("/v1/classify", Raw("{\"img\": 1}"u8.ToArray(), "application/json")));
+        Assert.Equal(HttpStatusCode.BadRequest, sj);
+        Assert.Equal("a JSON body must be {\"image\": \"BASE64\"}: no string field \"image\"", ej);
+        var (sb, eb) = await Answer(http.PostAsync("/v1/classify", Raw("{\"image\": \"@@@\"}"u8.ToArray(), "application/json")));
+        Assert.Equal(HttpStatusCode.BadRequest, sb);
+        Assert.Equal("a JSON body must be {\"image\": \"BASE64\"}: field \"image\" is not base64", eb);
+        var (sm, em) = await Answer(http.PostAsync("/v1/classify", Raw("{\"image\": "u8.ToArray(), "application/json")));
+        Assert.Equal(HttpStatusCode.BadRequest, sm);
+        Assert.StartsWith("a JSON body must be {\"image\": \"BASE64\"}: ", em);
+
         foreach (var k in new[] { "abc", "-1", "0", "" })
         {
             var (status, error) = await Answer(http.PostAsync($"/v1/classify?top_k={k}", Raw(png, "image/png")));
@@ -169,10 +184,10 @@ public class ServeLimitsTests
 
         // One line per request: method, path, status, milliseconds, batch size.
         var lines = log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(17, lines.Length);
+        Assert.Equal(22, lines.Length);
         Assert.Matches(@"^POST /v1/classify 200 \d+\.\dms batch=1$", lines[0]);
         Assert.Matches(@"^POST /v1/embed 200 \d+\.\dms batch=1$", lines[1]);
-        Assert.Matches(@"^POST /v1/classify 400 \d+\.\dms batch=-$", lines[2]);
+        Assert.Matches(@"^POST /v1/classify 400 \d+\.\dms batch=-$", lines[4]);
         Assert.Matches(@"^GET /v1/model 200 \d+\.\dms batch=-$", lines[^1]);
         Assert.Equal(4, lines.Count(l => l.StartsWith("POST /v1/classify 413 ")));
     }
@@ -202,6 +217,14 @@ public class ServeLimitsTests
     [InlineData("http://127.0.0.1:9000", "http://127.0.0.1:9000")]
     [InlineData("http://*:9000; 9001", "http://*:9000;http://127.0.0.1:9001")]
     public void BarePortsAreLoopbackUrls(string given, string expected) => Assert.Equal(expected, ServeCommand.NormalizeUrls(given));
+
+    [Fact]
+    public void HostAndPortMakeAUrl()
+    {
+        Assert.Equal("http://0.0.0.0:9000", ServeCommand.HostPort("0.0.0.0", 9000));
+        Assert.Equal("http://[::1]:9000", ServeCommand.HostPort("::1", 9000));
+        Assert.Equal("--port 0: a port is 1..65535", Assert.Throws<VitSharpException>(() => ServeCommand.HostPort("127.0.0.1", 0)).Message);
+    }
 
     [Theory]
     [InlineData("localhost:80", "--urls 'localhost:80' is not http://HOST:PORT (or a bare port, taken as http://127.0.0.1:PORT)")]
@@ -237,5 +260,7 @@ public class ServeCliTests
         Assert.Contains("a bare port N means http://127.0.0.1:N", stdout);
         Assert.Contains("--max-pixels", stdout);
         Assert.Contains("--max-body", stdout);
+        Assert.Contains("--port", stdout);
+        Assert.Contains("--host", stdout);
     }
 }
