@@ -58,7 +58,7 @@ public sealed class ServeCommand : ICliCommand
 
     private static string FirstLine(Exception e)
     {
-        var inner = e.InnerException?.Message is { Length: > 0 } m ? $" ({m})" : "";
+        var inner = e.InnerException?.Message is { Length: > 0 } m && !e.Message.Contains(m, StringComparison.OrdinalIgnoreCase) ? $" ({m})" : "";
         return (e.Message + inner).Split('\n')[0].Trim();
     }
 

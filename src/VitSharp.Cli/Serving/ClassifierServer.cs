@@ -76,6 +76,7 @@ public static class ClassifierServer
         });
 
         app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/openapi.json", () => Results.Text(OpenApi(o), "application/json"));
         app.MapGet("/v1/model", () => Results.Text(new JsonObject
         {
             ["checkpoint"] = Path.GetFileName(c.Checkpoint.Path.TrimEnd('/', '\\')),
@@ -169,6 +170,85 @@ public static class ClassifierServer
         }
         catch (BadHttpRequestException e) when (e.StatusCode == 413) { return (null, null, TooLarge(o)); }
         catch (BadHttpRequestException e) { return (null, null, Error(e.StatusCode, e.Message)); }
+    }
+
+    /// <summary>An OpenAPI 3.0 description of the endpoints, their bodies and their error answers.</summary>
+    public static string OpenApi(ServeOptions o)
+    {
+        static JsonObject Json(string description, JsonObject schema) =>
+            new() { ["description"] = description, ["content"] = new JsonObject { ["application/json"] = new JsonObject { ["schema"] = schema } } };
+        static JsonObject Ref(string name) => new() { ["$ref"] = $"#/components/schemas/{name}" };
+        JsonObject Post(string summary, string result, JsonArray parameters) => new()
+        {
+            ["post"] = new JsonObject
+            {
+                ["summary"] = summary,
+                ["parameters"] = parameters,
+                ["requestBody"] = new JsonObject
+                {
+                    ["required"] = true,
+                    ["description"] = $"the image: raw bytes of any content type (sniffed), multipart field \"image\", or JSON {{\"image\": BASE64}}; at most {o.MaxBodyBytes} bytes and {o.MaxPixels} pixels",
+                    ["content"] = new JsonObject
+                    {
+                        ["application/octet-stream"] = new JsonObject { ["schema"] = new JsonObject { ["type"] = "string", ["format"] = "binary" } },
+                        ["multipart/form-data"] = new JsonObject { ["schema"] = new JsonObject { ["type"] = "object", ["properties"] = new JsonObject { ["image"] = new JsonObject { ["type"] = "string", ["format"] = "binary" } } } },
+                        ["application/json"] = new JsonObject { ["schema"] = new JsonObject { ["type"] = "object", ["required"] = new JsonArray("image"), ["properties"] = new JsonObject { ["image"] = new JsonObject { ["type"] = "string", ["format"] = "byte" } } } },
+                    },
+                },
+                ["responses"] = new JsonObject
+                {
+                    ["200"] = Json("the result", Ref(result)),
+                    ["400"] = Json("a malformed request or image", Ref("Error")),
+                    ["413"] = Json("a body over the byte limit, an image over the pixel limit, or too many form fields", Ref("Error")),
+                    ["415"] = Json("a multipart type other than form-data", Ref("Error")),
+                },
+            },
+        };
+        var doc = new JsonObject
+        {
+            ["openapi"] = "3.0.3",
+            ["info"] = new JsonObject { ["title"] = "vit serve", ["version"] = "1" },
+            ["paths"] = new JsonObject
+            {
+                ["/v1/classify"] = Post("top-k classes of one image", "Classification", new JsonArray(new JsonObject
+                {
+                    ["name"] = "top_k", ["in"] = "query", ["required"] = false,
+                    ["schema"] = new JsonObject { ["type"] = "integer", ["minimum"] = 1, ["default"] = 5 },
+                })),
+                ["/v1/embed"] = Post("the pooled features of one image", "Embedding", []),
+                ["/v1/model"] = new JsonObject { ["get"] = new JsonObject { ["summary"] = "the model, its preprocessing and metadata", ["responses"] = new JsonObject { ["200"] = Json("the model", new JsonObject { ["type"] = "object" }) } } },
+                ["/healthz"] = new JsonObject { ["get"] = new JsonObject { ["summary"] = "liveness", ["responses"] = new JsonObject { ["200"] = new JsonObject { ["description"] = "ok" } } } },
+            },
+            ["components"] = new JsonObject
+            {
+                ["schemas"] = new JsonObject
+                {
+                    ["Error"] = new JsonObject { ["type"] = "object", ["properties"] = new JsonObject { ["error"] = new JsonObject { ["type"] = "string" } } },
+                    ["Classification"] = new JsonObject
+                    {
+                        ["type"] = "object",
+                        ["properties"] = new JsonObject
+                        {
+                            ["top"] = new JsonObject
+                            {
+                                ["type"] = "array",
+                                ["items"] = new JsonObject
+                                {
+                                    ["type"] = "object",
+                                    ["properties"] = new JsonObject
+                                    {
+                                        ["index"] = new JsonObject { ["type"] = "integer" }, ["label"] = new JsonObject { ["type"] = "string", ["nullable"] = true },
+                                        ["probability"] = new JsonObject { ["type"] = "number" }, ["logit"] = new JsonObject { ["type"] = "number" },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                    ["Embedding"] = new JsonObject { ["type"] = "object", ["properties"] = new JsonObject { ["embedding"] = new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["type"] = "number" } } } },
+                },
+            },
+        };
+        return doc.ToJsonString();
     }
 
     private static bool LooksLikeJson(byte[] bytes)

@@ -176,6 +176,14 @@ public class ServeLimitsTests
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, s9);
         Assert.Contains("image size 16000x16000 exceeds the limit of 40000000 pixels", e9);
 
+        // An OpenAPI document lists the endpoints and the limits in force.
+        var openapi = JsonNode.Parse(await http.GetStringAsync("/openapi.json"))!;
+        Assert.Equal("3.0.3", (string?)openapi["openapi"]);
+        Assert.Equal(["/v1/classify", "/v1/embed", "/v1/model", "/healthz"], openapi["paths"]!.AsObject().Select(p => p.Key));
+        Assert.Equal(1, (int)openapi["paths"]!["/v1/classify"]!["post"]!["parameters"]![0]!["schema"]!["minimum"]!);
+        Assert.Contains($"at most {8 << 20} bytes and 40000000 pixels", (string?)openapi["paths"]!["/v1/embed"]!["post"]!["requestBody"]!["description"]);
+        Assert.NotNull(openapi["paths"]!["/v1/classify"]!["post"]!["responses"]!["413"]);
+
         // /v1/model names the checkpoint's file, not where it lies.
         var model = JsonNode.Parse(await http.GetStringAsync("/v1/model"))!;
         Assert.Equal("model.safetensors", (string?)model["checkpoint"]);
@@ -184,7 +192,7 @@ public class ServeLimitsTests
 
         // One line per request: method, path, status, milliseconds, batch size.
         var lines = log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(22, lines.Length);
+        Assert.Equal(23, lines.Length);
         Assert.Matches(@"^POST /v1/classify 200 \d+\.\dms batch=1$", lines[0]);
         Assert.Matches(@"^POST /v1/embed 200 \d+\.\dms batch=1$", lines[1]);
         Assert.Matches(@"^POST /v1/classify 400 \d+\.\dms batch=-$", lines[4]);
@@ -250,6 +258,7 @@ public class ServeCliTests
         var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.StartsWith($"error: cannot listen on http://127.0.0.1:{port}: ", line);
         Assert.Contains("address already in use", line, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("(Address already in use)", line);
     }
 
     [Fact]
