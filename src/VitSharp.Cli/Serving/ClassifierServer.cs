@@ -262,11 +262,15 @@ public static class ClassifierServer
     private static (byte[]?, string?, IResult?) FromJson(byte[] bytes)
     {
         const string Shape = "a JSON body must be {\"image\": \"BASE64\"}";
-        JsonNode? node;
-        try { node = JsonNode.Parse(bytes); }
-        catch (System.Text.Json.JsonException e) { return (null, null, Error(400, $"{Shape}: {e.Message}")); }
-        if (node is not JsonObject o || o["image"] is not JsonValue v || !v.TryGetValue<string>(out var text))
-            return (null, null, Error(400, $"{Shape}: no string field \"image\""));
+        string? text;
+        try
+        {
+            // Invalid UTF-8 inside a string surfaces only when the string is read (InvalidOperationException).
+            text = JsonNode.Parse(bytes) is JsonObject o && o["image"] is JsonValue v && v.TryGetValue<string>(out var t) ? t : null;
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or ArgumentException)
+        { return (null, null, Error(400, $"{Shape}: {e.Message}")); }
+        if (text is null) return (null, null, Error(400, $"{Shape}: no string field \"image\""));
         var comma = text.StartsWith("data:", StringComparison.Ordinal) ? text.IndexOf(',') : -1;
         if (comma >= 0) text = text[(comma + 1)..];
         try { return (Convert.FromBase64String(text), "JSON field \"image\"", null); }

@@ -201,6 +201,45 @@ public class ServeLimitsTests
     }
 
     [Fact]
+    public async Task MutatedRequestsNeverGet500()
+    {
+        using var classifier = Classifier.Load(TestData.Small("vit_tiny48", "model.safetensors"), new LoadOptions { Heads = 2 });
+        await using var batching = new BatchingClassifier(classifier, maxBatch: 4);
+        var url = $"http://127.0.0.1:{FreePort()}";
+        await using var app = ClassifierServer.Build(batching, url, new ServeOptions { Log = null });
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(url) };
+        var png = await File.ReadAllBytesAsync(ImagePath);
+        var multipart = Encoding.ASCII.GetBytes("--B\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n")
+            .Concat(png).Concat("\r\n--B--\r\n"u8.ToArray()).ToArray();
+        var json = Encoding.ASCII.GetBytes($"{{\"image\": \"{Convert.ToBase64String(png)}\"}}");
+        string[] types = ["image/png", "application/x-www-form-urlencoded", "multipart/form-data; boundary=B", "application/json", "text/plain"];
+        var rng = new Random(11);
+        var statuses = new Dictionary<int, int>();
+        for (int i = 0; i < 150; i++)
+        {
+            int kind = rng.Next(3);
+            var body = (kind == 0 ? png : kind == 1 ? multipart : json).ToArray();
+            switch (rng.Next(3))
+            {
+                case 0: for (int j = 0; j < 1 + rng.Next(8); j++) body[rng.Next(body.Length)] = (byte)rng.Next(256); break;
+                case 1: body = body[..rng.Next(body.Length)]; break;
+                default: body = body.Concat(Enumerable.Range(0, rng.Next(64)).Select(_ => (byte)rng.Next(256))).ToArray(); break;
+            }
+            var type = rng.Next(4) == 0 ? types[rng.Next(types.Length)] : types[kind == 0 ? 0 : kind == 1 ? 2 : 3];
+            using var r = await http.PostAsync(rng.Next(2) == 0 ? "/v1/classify" : "/v1/embed", Raw(body, type));
+            int status = (int)r.StatusCode;
+            statuses[status] = statuses.GetValueOrDefault(status) + 1;
+            Assert.True(status is 200 or 400 or 413 or 415, $"case {i}: {status} {type} {await r.Content.ReadAsStringAsync()}");
+            var answer = JsonNode.Parse(await r.Content.ReadAsStringAsync())!;
+            if (status != 200) Assert.False(string.IsNullOrWhiteSpace((string?)answer["error"]), $"case {i}: no error message");
+        }
+        Assert.True(statuses.GetValueOrDefault(400) > 20, string.Join(", ", statuses));
+        Assert.Equal("ok", await http.GetStringAsync("/healthz"));
+        await app.StopAsync();
+    }
+
+    [Fact]
     public async Task ConcurrentRequestsAreBoundedByTheGate()
     {
         using var classifier = Classifier.Load(TestData.Small("vit_tiny48", "model.safetensors"), new LoadOptions { Heads = 2 });
