@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Microsoft.Extensions.Hosting;
 using VitSharp.Cli.Serving;
 using VitSharp.Inference;
 
@@ -10,26 +11,83 @@ public sealed class ServeCommand : ICliCommand
     public Command Create()
     {
         var ck = new CheckpointOptions(defaultModel: true);
-        var urls = new Option<string>("--urls") { Description = "where to listen", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
+        var urls = new Option<string>("--urls")
+        {
+            Description = "where to listen: http://HOST:PORT (';' between several); a bare port N means http://127.0.0.1:N",
+            DefaultValueFactory = _ => "http://127.0.0.1:8080",
+        };
+        var host = new Option<string?>("--host") { Description = "listen on http://HOST:PORT (with --port; replaces --urls; host default 127.0.0.1)" };
+        var port = new Option<int?>("--port") { Description = "listen on http://HOST:PORT (with --host; replaces --urls; port default 8080)" };
         var labels = new Option<string?>("--labels") { Description = "class names: a text file or a JSON array" };
         var recipe = new Option<string?>("--recipe") { Description = "preprocessing: timm, google, hf or a .json" };
         var maxBatch = new Option<int>("--max-batch") { Description = "images per forward pass", DefaultValueFactory = _ => 16 };
+        var defaults = new ServeOptions();
+        var maxBody = new Option<long>("--max-body") { Description = "largest request body in bytes (larger: 413)", DefaultValueFactory = _ => defaults.MaxBodyBytes };
+        var maxPixels = new Option<long>("--max-pixels") { Description = "largest image width x height decoded (larger: 413)", DefaultValueFactory = _ => defaults.MaxPixels };
+        var maxConcurrent = new Option<int>("--max-concurrent") { Description = "requests decoding/classifying at once (default: the core count)", DefaultValueFactory = _ => defaults.MaxConcurrent };
         var cmd = new Command("serve", "serve a checkpoint over HTTP: POST /v1/classify, /v1/embed; GET /v1/model, /healthz");
         ck.AddTo(cmd);
-        foreach (var o in new Option[] { urls, labels, recipe, maxBatch }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { urls, host, port, labels, recipe, maxBatch, maxBody, maxPixels, maxConcurrent }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
+            var listen = NormalizeUrls(r.GetValue(host) is null && r.GetValue(port) is null ? r.GetValue(urls)!
+                : HostPort(r.GetValue(host) ?? "127.0.0.1", r.GetValue(port) ?? 8080));
+            if (r.GetValue(maxBody) <= 0 || r.GetValue(maxPixels) <= 0 || r.GetValue(maxConcurrent) <= 0 || r.GetValue(maxBatch) <= 0)
+                throw new VitSharpException("--max-body, --max-pixels, --max-concurrent and --max-batch must be positive");
             var backend = ck.Backend(r);
-            var classifier = Classifier.Load(ck.CheckpointPath(r), ck.Load(r), backend,
+            using var classifier = Classifier.Load(ck.CheckpointPath(r), ck.Load(r), backend,
                 ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null);
             var batching = new BatchingClassifier(classifier, r.GetValue(maxBatch));
-            var app = ClassifierServer.Build(batching, r.GetValue(urls)!);
-            Console.Error.WriteLine($"serving {classifier.Checkpoint.Path} on {r.GetValue(urls)}");
-            app.Run();
-            batching.DisposeAsync().AsTask().Wait();
-            classifier.Dispose();
+            try
+            {
+                var app = ClassifierServer.Build(batching, listen, new ServeOptions
+                {
+                    MaxBodyBytes = r.GetValue(maxBody), MaxPixels = r.GetValue(maxPixels), MaxConcurrent = r.GetValue(maxConcurrent),
+                });
+                try { app.StartAsync().GetAwaiter().GetResult(); }
+                catch (IOException e) { throw new VitSharpException($"cannot listen on {listen}: {FirstLine(e)}"); }
+                Console.Error.WriteLine($"serving {Path.GetFileName(classifier.Checkpoint.Path.TrimEnd('/', '\\'))} on {listen}");
+                app.WaitForShutdownAsync().GetAwaiter().GetResult();
+                app.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+            finally { batching.DisposeAsync().AsTask().Wait(); }
             return 0;
         }));
         return cmd;
+    }
+
+    private static string FirstLine(Exception e)
+    {
+        var inner = e.InnerException?.Message is { Length: > 0 } m && !e.Message.Contains(m, StringComparison.OrdinalIgnoreCase) ? $" ({m})" : "";
+        return (e.Message + inner).Split('\n')[0].Trim();
+    }
+
+    public static string HostPort(string host, int port)
+    {
+        if (port is < 1 or > 65535) throw new VitSharpException($"--port {port}: a port is 1..65535");
+        if (host.Length == 0 || host.Contains('/') || host.Contains(';')) throw new VitSharpException($"--host '{host}' is not a host name or address");
+        return $"http://{(host.Contains(':') && !host.StartsWith('[') ? $"[{host}]" : host)}:{port}";
+    }
+
+    /// <summary>"18082" → "http://127.0.0.1:18082"; anything not an http(s) URL with a host is a one-line error.</summary>
+    public static string NormalizeUrls(string urls)
+    {
+        var parts = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new VitSharpException("--urls is empty: give http://HOST:PORT or a port");
+        for (int i = 0; i < parts.Length; i++)
+        {
+            var p = parts[i];
+            if (int.TryParse(p, out var port))
+            {
+                if (port is < 1 or > 65535) throw new VitSharpException($"--urls {p}: a port is 1..65535");
+                parts[i] = $"http://127.0.0.1:{port}";
+                continue;
+            }
+            // Kestrel accepts "*" and "+" as hosts; Uri does not, so check a stand-in.
+            var probe = p.Replace("://*", "://any").Replace("://+", "://any");
+            if (!Uri.TryCreate(probe, UriKind.Absolute, out var u) || (u.Scheme != "http" && u.Scheme != "https") || u.Host.Length == 0)
+                throw new VitSharpException($"--urls '{p}' is not http://HOST:PORT (or a bare port, taken as http://127.0.0.1:PORT)");
+        }
+        return string.Join(';', parts);
     }
 }

@@ -11,7 +11,7 @@ namespace VitSharp.Cli.Serving;
 /// </summary>
 public sealed class BatchingClassifier : IAsyncDisposable
 {
-    private sealed record Job(Image Image, OutputKind Kind, TaskCompletionSource<float[]> Done);
+    private sealed record Job(Image Image, OutputKind Kind, TaskCompletionSource<(float[], int)> Done);
 
     private readonly Classifier _classifier;
     private readonly Channel<Job> _queue = Channel.CreateBounded<Job>(new BoundedChannelOptions(1024) { SingleReader = true });
@@ -30,9 +30,13 @@ public sealed class BatchingClassifier : IAsyncDisposable
     public Classifier Classifier => _classifier;
 
     /// <summary>Logits (or pooled features) of one image.</summary>
-    public async Task<float[]> RunAsync(Image image, OutputKind kind, CancellationToken ct = default)
+    public async Task<float[]> RunAsync(Image image, OutputKind kind, CancellationToken ct = default) =>
+        (await RunWithBatchAsync(image, kind, ct)).Output;
+
+    /// <summary>Logits (or pooled features) of one image, and how many images shared its forward pass.</summary>
+    public async Task<(float[] Output, int BatchSize)> RunWithBatchAsync(Image image, OutputKind kind, CancellationToken ct = default)
     {
-        var job = new Job(image, kind, new TaskCompletionSource<float[]>(TaskCreationOptions.RunContinuationsAsynchronously));
+        var job = new Job(image, kind, new TaskCompletionSource<(float[], int)>(TaskCreationOptions.RunContinuationsAsynchronously));
         await _queue.Writer.WriteAsync(job, ct);
         return await job.Done.Task.WaitAsync(ct);
     }
@@ -61,7 +65,7 @@ public sealed class BatchingClassifier : IAsyncDisposable
                 {
                     var result = _classifier.Run(jobs.Select(j => j.Image).ToList(), group.Key);
                     int width = result.Shape[1];
-                    for (int i = 0; i < jobs.Count; i++) jobs[i].Done.SetResult(result.Data.AsSpan(i * width, width).ToArray());
+                    for (int i = 0; i < jobs.Count; i++) jobs[i].Done.SetResult((result.Data.AsSpan(i * width, width).ToArray(), jobs.Count));
                 }
                 catch (Exception e)
                 {

@@ -1,36 +1,85 @@
+using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
+using Microsoft.Net.Http.Headers;
 using VitSharp.Data.Codecs;
 using VitSharp.Inference;
 using VitSharp.Models;
 
 namespace VitSharp.Cli.Serving;
 
+/// <summary>The limits that bound what requests can make the service hold in memory.</summary>
+public sealed record ServeOptions
+{
+    /// <summary>Largest request body (raw image or whole multipart form), 32 MiB by default.</summary>
+    public long MaxBodyBytes { get; init; } = 32L << 20;
+    /// <summary>Largest width × height decoded (40 megapixels by default).</summary>
+    public long MaxPixels { get; init; } = 40_000_000;
+    /// <summary>Requests decoding or classifying at once (the core count by default); the others wait.</summary>
+    public int MaxConcurrent { get; init; } = Environment.ProcessorCount;
+    /// <summary>Largest number of multipart form fields and files.</summary>
+    public int MaxFormFields { get; init; } = 1024;
+    /// <summary>Where the one line per request goes (stdout by default; null: nowhere).</summary>
+    public TextWriter? Log { get; init; } = Console.Out;
+}
+
 /// <summary>
-/// The HTTP service: POST an image (raw body or multipart field "image") to /v1/classify or /v1/embed; GET /v1/model,
-/// /healthz. Bad images get 400 with the decoder's message; nothing a client sends can stop the process.
+/// The HTTP service: POST an image (raw body of any content type, sniffed from its bytes; multipart field "image";
+/// or JSON <c>{"image": BASE64}</c>)
+/// to /v1/classify or /v1/embed; GET /v1/model, /healthz. Bad requests get 400/413/415 with <c>{"error": "..."}</c>;
+/// nothing a client sends can stop the process.
 /// </summary>
 public static class ClassifierServer
 {
     public const long MaxImageBytes = 32L << 20;
+    private const string BatchKey = "vitsharp.batch";
 
-    public static WebApplication Build(BatchingClassifier model, string urls)
+    public static WebApplication Build(BatchingClassifier model, string urls, ServeOptions? options = null)
     {
+        var o = options ?? new ServeOptions();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(urls);
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = MaxImageBytes);
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = o.MaxBodyBytes);
+        builder.Logging.ClearProviders();
         var app = builder.Build();
         var c = model.Classifier;
+        var gate = new SemaphoreSlim(Math.Max(1, o.MaxConcurrent));
+        var decode = DecodeOptions.Default with { MaxPixels = o.MaxPixels, MaxFileBytes = o.MaxBodyBytes };
+
+        app.Use(async (ctx, next) =>
+        {
+            var sw = Stopwatch.StartNew();
+            try { await next(ctx); }
+            catch (Exception e) when (!ctx.Response.HasStarted)
+            {
+                var (status, message) = e switch
+                {
+                    BadHttpRequestException b => (b.StatusCode, b.Message),
+                    InvalidDataException or IOException => (400, "malformed request: " + e.Message),
+                    OperationCanceledException => (499, "request aborted"),
+                    _ => (500, "internal error: " + e.Message),
+                };
+                ctx.Response.Clear();
+                ctx.Response.StatusCode = status;
+                ctx.Response.ContentType = "application/json";
+                await ctx.Response.WriteAsync(new JsonObject { ["error"] = message }.ToJsonString());
+            }
+            finally
+            {
+                var batch = ctx.Items.TryGetValue(BatchKey, out var b) ? b : "-";
+                o.Log?.WriteLine($"{ctx.Request.Method} {ctx.Request.Path} {ctx.Response.StatusCode} {sw.Elapsed.TotalMilliseconds:F1}ms batch={batch}");
+            }
+        });
 
         app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/openapi.json", () => Results.Text(OpenApi(o), "application/json"));
         app.MapGet("/v1/model", () => Results.Text(new JsonObject
         {
-            ["checkpoint"] = c.Checkpoint.Path,
+            ["checkpoint"] = Path.GetFileName(c.Checkpoint.Path.TrimEnd('/', '\\')),
             ["format"] = c.Checkpoint.Format,
             ["config"] = c.Model.Config.ToJson(),
             ["recipe"] = JsonNode.Parse(c.Recipe.ToJson()),
@@ -40,55 +89,196 @@ public static class ClassifierServer
 
         app.MapPost("/v1/classify", async (HttpRequest req) =>
         {
-            int topK = int.TryParse(req.Query["top_k"], out var k) && k > 0 ? k : 5;
+            int topK = 5;
+            if (req.Query.TryGetValue("top_k", out var tk))
+                if (!int.TryParse(tk, out topK) || topK <= 0)
+                    return Error(400, $"top_k must be a positive integer, got '{tk}'");
             if (c.Model.Config.NumClasses == 0) return Error(400, "this model has no classifier head: use /v1/embed");
-            var (image, error) = await ReadImage(req);
-            if (error is not null) return error;
-            var logits = await model.RunAsync(image!, OutputKind.Logits, req.HttpContext.RequestAborted);
-            var top = Softmax.TopK(logits, topK).Select(p => (JsonNode)new JsonObject
+            return await Run(req, OutputKind.Logits, logits => new JsonObject
             {
-                ["index"] = p.Index, ["label"] = c.Labels?[p.Index], ["probability"] = p.Probability, ["logit"] = logits[p.Index],
+                ["top"] = new JsonArray(Softmax.TopK(logits, topK).Select(p => (JsonNode)new JsonObject
+                {
+                    ["index"] = p.Index, ["label"] = c.Labels?[p.Index], ["probability"] = p.Probability, ["logit"] = logits[p.Index],
+                }).ToArray()),
             });
-            return Results.Text(new JsonObject { ["top"] = new JsonArray(top.ToArray()) }.ToJsonString(), "application/json");
         });
 
-        app.MapPost("/v1/embed", async (HttpRequest req) =>
-        {
-            var (image, error) = await ReadImage(req);
-            if (error is not null) return error;
-            var features = await model.RunAsync(image!, OutputKind.Pooled, req.HttpContext.RequestAborted);
-            return Results.Text(new JsonObject { ["embedding"] = new JsonArray(features.Select(v => (JsonNode)v).ToArray()) }.ToJsonString(), "application/json");
-        });
+        app.MapPost("/v1/embed", (HttpRequest req) => Run(req, OutputKind.Pooled,
+            features => new JsonObject { ["embedding"] = new JsonArray(features.Select(v => (JsonNode)v).ToArray()) }));
         return app;
+
+        async Task<IResult> Run(HttpRequest req, OutputKind kind, Func<float[], JsonObject> answer)
+        {
+            var (bytes, name, error) = await ReadBody(req, o);
+            if (error is not null) return error;
+            // One gate over decode and forward pass: at most MaxConcurrent decoded images are held at once.
+            await gate.WaitAsync(req.HttpContext.RequestAborted);
+            try
+            {
+                Data.Image image;
+                try { image = ImageCodecs.Decode(bytes!, name!, decode); }
+                catch (ImageFormatException e) when (e.Message.Contains("exceeds the limit of"))
+                { return Error(413, e.Message + " (serve --max-pixels)"); }
+                catch (ImageFormatException e) { return Error(400, e.Message); }
+                bytes = null;
+                var (result, batch) = await model.RunWithBatchAsync(image, kind, req.HttpContext.RequestAborted);
+                req.HttpContext.Items[BatchKey] = batch;
+                return Results.Text(answer(result).ToJsonString(), "application/json");
+            }
+            finally { gate.Release(); }
+        }
     }
 
-    private static async Task<(Data.Image?, IResult?)> ReadImage(HttpRequest req)
+    private static async Task<(byte[]?, string?, IResult?)> ReadBody(HttpRequest req, ServeOptions o)
     {
-        byte[] bytes;
-        string name;
         try
         {
-            if (req.HasFormContentType)
+            var type = req.ContentType;
+            if (type is not null && type.StartsWith("multipart/", StringComparison.OrdinalIgnoreCase))
             {
-                var form = await req.ReadFormAsync();
+                if (!MediaTypeHeaderValue.TryParse(type, out var mt) || !mt.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
+                    return (null, null, Error(415, $"unsupported content type '{type}': POST the image bytes or multipart/form-data"));
+                if (HeaderUtilities.RemoveQuotes(mt.Boundary).Length == 0)
+                    return (null, null, Error(400, "multipart/form-data without a boundary"));
+                req.HttpContext.Features.Set<IFormFeature>(new FormFeature(req, new FormOptions
+                {
+                    ValueCountLimit = o.MaxFormFields,
+                    MultipartBodyLengthLimit = o.MaxBodyBytes,
+                }));
+                IFormCollection form;
+                try { form = await req.ReadFormAsync(req.HttpContext.RequestAborted); }
+                catch (InvalidDataException e) when (e.Message.Contains("limit"))
+                { return (null, null, Error(413, $"multipart form over its limits ({o.MaxFormFields} fields, {o.MaxBodyBytes} bytes): {e.Message}")); }
+                catch (Exception e) when (e is InvalidDataException or IOException)
+                { return (null, null, Error(400, "malformed multipart body: " + e.Message)); }
                 var file = form.Files.GetFile("image") ?? form.Files.FirstOrDefault();
-                if (file is null) return (null, Error(400, "multipart request without an image file"));
+                if (file is null) return (null, null, Error(400, "multipart request without an image file (field \"image\")"));
                 using var ms = new MemoryStream();
                 await file.CopyToAsync(ms);
-                (bytes, name) = (ms.ToArray(), file.FileName);
+                return (ms.ToArray(), string.IsNullOrEmpty(file.FileName) ? "image" : file.FileName, null);
             }
-            else
-            {
-                using var ms = new MemoryStream();
-                await req.Body.CopyToAsync(ms);
-                (bytes, name) = (ms.ToArray(), "request body");
-            }
+            // Any other content type (curl --data-binary sends application/x-www-form-urlencoded): the raw bytes,
+            // sniffed by the decoder.
+            if (req.ContentLength > o.MaxBodyBytes) return (null, null, TooLarge(o));
+            using var body = new MemoryStream();
+            await req.Body.CopyToAsync(body, req.HttpContext.RequestAborted);
+            if (body.Length > o.MaxBodyBytes) return (null, null, TooLarge(o));
+            if (body.Length == 0) return (null, null, Error(400, "empty request body: POST the image bytes"));
+            var bytes = body.ToArray();
+            if (ImageCodecs.FindDecoder(bytes) is null && LooksLikeJson(bytes)) return FromJson(bytes);
+            return (bytes, "request body", null);
         }
-        catch (BadHttpRequestException e) { return (null, Error(413, e.Message)); }
-        if (bytes.Length == 0) return (null, Error(400, "empty request body: POST the image bytes"));
-        try { return (ImageCodecs.Decode(bytes, name), null); }
-        catch (ImageFormatException e) { return (null, Error(400, e.Message)); }
+        catch (BadHttpRequestException e) when (e.StatusCode == 413) { return (null, null, TooLarge(o)); }
+        catch (BadHttpRequestException e) { return (null, null, Error(e.StatusCode, e.Message)); }
     }
+
+    /// <summary>An OpenAPI 3.0 description of the endpoints, their bodies and their error answers.</summary>
+    public static string OpenApi(ServeOptions o)
+    {
+        static JsonObject Json(string description, JsonObject schema) =>
+            new() { ["description"] = description, ["content"] = new JsonObject { ["application/json"] = new JsonObject { ["schema"] = schema } } };
+        static JsonObject Ref(string name) => new() { ["$ref"] = $"#/components/schemas/{name}" };
+        JsonObject Post(string summary, string result, JsonArray parameters) => new()
+        {
+            ["post"] = new JsonObject
+            {
+                ["summary"] = summary,
+                ["parameters"] = parameters,
+                ["requestBody"] = new JsonObject
+                {
+                    ["required"] = true,
+                    ["description"] = $"the image: raw bytes of any content type (sniffed), multipart field \"image\", or JSON {{\"image\": BASE64}}; at most {o.MaxBodyBytes} bytes and {o.MaxPixels} pixels",
+                    ["content"] = new JsonObject
+                    {
+                        ["application/octet-stream"] = new JsonObject { ["schema"] = new JsonObject { ["type"] = "string", ["format"] = "binary" } },
+                        ["multipart/form-data"] = new JsonObject { ["schema"] = new JsonObject { ["type"] = "object", ["properties"] = new JsonObject { ["image"] = new JsonObject { ["type"] = "string", ["format"] = "binary" } } } },
+                        ["application/json"] = new JsonObject { ["schema"] = new JsonObject { ["type"] = "object", ["required"] = new JsonArray("image"), ["properties"] = new JsonObject { ["image"] = new JsonObject { ["type"] = "string", ["format"] = "byte" } } } },
+                    },
+                },
+                ["responses"] = new JsonObject
+                {
+                    ["200"] = Json("the result", Ref(result)),
+                    ["400"] = Json("a malformed request or image", Ref("Error")),
+                    ["413"] = Json("a body over the byte limit, an image over the pixel limit, or too many form fields", Ref("Error")),
+                    ["415"] = Json("a multipart type other than form-data", Ref("Error")),
+                },
+            },
+        };
+        var doc = new JsonObject
+        {
+            ["openapi"] = "3.0.3",
+            ["info"] = new JsonObject { ["title"] = "vit serve", ["version"] = "1" },
+            ["paths"] = new JsonObject
+            {
+                ["/v1/classify"] = Post("top-k classes of one image", "Classification", new JsonArray(new JsonObject
+                {
+                    ["name"] = "top_k", ["in"] = "query", ["required"] = false,
+                    ["schema"] = new JsonObject { ["type"] = "integer", ["minimum"] = 1, ["default"] = 5 },
+                })),
+                ["/v1/embed"] = Post("the pooled features of one image", "Embedding", []),
+                ["/v1/model"] = new JsonObject { ["get"] = new JsonObject { ["summary"] = "the model, its preprocessing and metadata", ["responses"] = new JsonObject { ["200"] = Json("the model", new JsonObject { ["type"] = "object" }) } } },
+                ["/healthz"] = new JsonObject { ["get"] = new JsonObject { ["summary"] = "liveness", ["responses"] = new JsonObject { ["200"] = new JsonObject { ["description"] = "ok" } } } },
+            },
+            ["components"] = new JsonObject
+            {
+                ["schemas"] = new JsonObject
+                {
+                    ["Error"] = new JsonObject { ["type"] = "object", ["properties"] = new JsonObject { ["error"] = new JsonObject { ["type"] = "string" } } },
+                    ["Classification"] = new JsonObject
+                    {
+                        ["type"] = "object",
+                        ["properties"] = new JsonObject
+                        {
+                            ["top"] = new JsonObject
+                            {
+                                ["type"] = "array",
+                                ["items"] = new JsonObject
+                                {
+                                    ["type"] = "object",
+                                    ["properties"] = new JsonObject
+                                    {
+                                        ["index"] = new JsonObject { ["type"] = "integer" }, ["label"] = new JsonObject { ["type"] = "string", ["nullable"] = true },
+                                        ["probability"] = new JsonObject { ["type"] = "number" }, ["logit"] = new JsonObject { ["type"] = "number" },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                    ["Embedding"] = new JsonObject { ["type"] = "object", ["properties"] = new JsonObject { ["embedding"] = new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["type"] = "number" } } } },
+                },
+            },
+        };
+        return doc.ToJsonString();
+    }
+
+    private static bool LooksLikeJson(byte[] bytes)
+    {
+        foreach (var b in bytes)
+            if (b is not ((byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n')) return b == (byte)'{';
+        return false;
+    }
+
+    /// <summary>A JSON body <c>{"image": "BASE64"}</c>: the decoded bytes, or a 400 naming what is wrong.</summary>
+    private static (byte[]?, string?, IResult?) FromJson(byte[] bytes)
+    {
+        const string Shape = "a JSON body must be {\"image\": \"BASE64\"}";
+        string? text;
+        try
+        {
+            // Invalid UTF-8 inside a string surfaces only when the string is read (InvalidOperationException).
+            text = JsonNode.Parse(bytes) is JsonObject o && o["image"] is JsonValue v && v.TryGetValue<string>(out var t) ? t : null;
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or ArgumentException)
+        { return (null, null, Error(400, $"{Shape}: {e.Message}")); }
+        if (text is null) return (null, null, Error(400, $"{Shape}: no string field \"image\""));
+        var comma = text.StartsWith("data:", StringComparison.Ordinal) ? text.IndexOf(',') : -1;
+        if (comma >= 0) text = text[(comma + 1)..];
+        try { return (Convert.FromBase64String(text), "JSON field \"image\"", null); }
+        catch (FormatException) { return (null, null, Error(400, $"{Shape}: field \"image\" is not base64")); }
+    }
+
+    private static IResult TooLarge(ServeOptions o) =>
+        Error(413, $"request body over the limit of {o.MaxBodyBytes} bytes (serve --max-body)");
 
     private static IResult Error(int status, string message) =>
         Results.Text(new JsonObject { ["error"] = message }.ToJsonString(), "application/json", statusCode: status);

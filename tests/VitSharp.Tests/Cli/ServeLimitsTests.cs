@@ -1,0 +1,314 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using VitSharp.Cli;
+using VitSharp.Cli.Commands;
+using VitSharp.Cli.Serving;
+using VitSharp.Checkpoints;
+using VitSharp.Data.Codecs;
+using VitSharp.Inference;
+
+namespace VitSharp.Tests.Cli;
+
+/// <summary>serve under bad requests: typed 4xx JSON answers, body/pixel/concurrency limits, sniffed bodies, a log line each.</summary>
+public class ServeLimitsTests
+{
+    private static readonly string ImagePath = Path.Combine(AppContext.BaseDirectory, "Data", "images", "chelsea_crop128x96.png");
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private static async Task<(HttpStatusCode, string)> Answer(Task<HttpResponseMessage> request)
+    {
+        using var r = await request;
+        var body = await r.Content.ReadAsStringAsync();
+        Assert.Equal("application/json", r.Content.Headers.ContentType?.MediaType);
+        return (r.StatusCode, (string?)JsonNode.Parse(body)!["error"] ?? body);
+    }
+
+    private static ByteArrayContent Raw(byte[] bytes, string? type)
+    {
+        var c = new ByteArrayContent(bytes);
+        if (type is not null) c.Headers.ContentType = MediaTypeHeaderValue.Parse(type);
+        return c;
+    }
+
+    /// <summary>
+    /// POST over a bare socket, sending the body pieces only while the server reads them, then the status and the JSON
+    /// error of its answer (HttpClient fails with a broken pipe when the server answers before the body is sent).
+    /// </summary>
+    private static (int, string) RawPost(string url, string path, string header, IEnumerable<byte[]> pieces)
+    {
+        var uri = new Uri(url);
+        using var client = new TcpClient();
+        client.Connect(IPAddress.Loopback, uri.Port);
+        client.ReceiveTimeout = client.SendTimeout = 10_000;
+        var stream = client.GetStream();
+        stream.Write(Encoding.ASCII.GetBytes($"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n{header}\r\n\r\n"));
+        try { foreach (var p in pieces) stream.Write(p); }
+        catch (IOException) { }
+        var answer = new MemoryStream();
+        var buffer = new byte[8192];
+        try
+        {
+            for (int n, i = 0; i < 1000 && (n = stream.Read(buffer)) > 0; i++)
+            {
+                answer.Write(buffer, 0, n);
+                var text = Encoding.UTF8.GetString(answer.ToArray());
+                if (text.Contains("\r\n\r\n") && text.TrimEnd().EndsWith('}')) break;
+            }
+        }
+        catch (IOException) { }
+        var response = Encoding.UTF8.GetString(answer.ToArray());
+        int status = int.Parse(response.Split(' ')[1]);
+        Assert.Contains("Content-Type: application/json", response);
+        var body = response[(response.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..];
+        return (status, (string)JsonNode.Parse(body[body.IndexOf('{')..(body.LastIndexOf('}') + 1)])!["error"]!);
+    }
+
+    /// <summary>A PNG whose header claims width × height (the CRC fixed up); its pixels are the small test image's.</summary>
+    private static byte[] PngClaiming(int width, int height)
+    {
+        var png = File.ReadAllBytes(ImagePath);
+        BinaryPrimitives.WriteInt32BigEndian(png.AsSpan(16), width);
+        BinaryPrimitives.WriteInt32BigEndian(png.AsSpan(20), height);
+        BinaryPrimitives.WriteUInt32BigEndian(png.AsSpan(29), Crc32.Compute(png.AsSpan(12, 17)));
+        return png;
+    }
+
+    [Fact]
+    public async Task BadRequestsGetTypedJsonErrors()
+    {
+        using var classifier = Classifier.Load(TestData.Small("vit_tiny48", "model.safetensors"), new LoadOptions { Heads = 2 });
+        await using var batching = new BatchingClassifier(classifier, maxBatch: 4);
+        var url = $"http://127.0.0.1:{FreePort()}";
+        var log = new StringWriter();
+        await using var app = ClassifierServer.Build(batching, url,
+            new ServeOptions { MaxBodyBytes = 8L << 20, Log = TextWriter.Synchronized(log) });
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(url) };
+        var png = await File.ReadAllBytesAsync(ImagePath);
+
+        // curl --data-binary sends application/x-www-form-urlencoded: the bytes are sniffed, the image classified.
+        using (var ok = await http.PostAsync("/v1/classify?top_k=2", Raw(png, "application/x-www-form-urlencoded")))
+        {
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+            Assert.Equal(2, JsonNode.Parse(await ok.Content.ReadAsStringAsync())!["top"]!.AsArray().Count);
+        }
+        using (var ok = await http.PostAsync("/v1/embed", Raw(png, "text/plain")))
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+
+        // JSON {"image": base64}, also as a data: URL; a JSON body of another shape is a 400 naming the shape.
+        using (var ok = await http.PostAsync("/v1/classify?top_k=1", Raw(Encoding.ASCII.GetBytes($"{{\"image\": \"{Convert.ToBase64String(png)}\"}}"), "application/json")))
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        using (var ok = await http.PostAsync("/v1/embed", Raw(Encoding.ASCII.GetBytes($" {{\"image\": \"data:image/png;base64,{Convert.ToBase64String(png)}\"}}"), "application/json")))
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        var (sj, ej) = await Answer(http.PostAsync("/v1/classify", Raw("{\"img\": 1}"u8.ToArray(), "application/json")));
+        Assert.Equal(HttpStatusCode.BadRequest, sj);
+        Assert.Equal("a JSON body must be {\"image\": \"BASE64\"}: no string field \"image\"", ej);
+        var (sb, eb) = await Answer(http.PostAsync("/v1/classify", Raw("{\"image\": \"@@@\"}"u8.ToArray(), "application/json")));
+        Assert.Equal(HttpStatusCode.BadRequest, sb);
+        Assert.Equal("a JSON body must be {\"image\": \"BASE64\"}: field \"image\" is not base64", eb);
+        var (sm, em) = await Answer(http.PostAsync("/v1/classify", Raw("{\"image\": "u8.ToArray(), "application/json")));
+        Assert.Equal(HttpStatusCode.BadRequest, sm);
+        Assert.StartsWith("a JSON body must be {\"image\": \"BASE64\"}: ", em);
+
+        foreach (var k in new[] { "abc", "-1", "0", "" })
+        {
+            var (status, error) = await Answer(http.PostAsync($"/v1/classify?top_k={k}", Raw(png, "image/png")));
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.Equal($"top_k must be a positive integer, got '{k}'", error);
+        }
+
+        var (s1, e1) = await Answer(http.PostAsync("/v1/classify", Raw(png, "multipart/form-data")));
+        Assert.Equal(HttpStatusCode.BadRequest, s1);
+        Assert.Equal("multipart/form-data without a boundary", e1);
+
+        var multipart = Encoding.ASCII.GetBytes("--XyZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n")
+            .Concat(png).Concat("\r\n--XyZ--\r\n"u8.ToArray()).ToArray();
+        using (var ok = await http.PostAsync("/v1/classify", Raw(multipart, "multipart/form-data; boundary=XyZ")))
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        var (s2, e2) = await Answer(http.PostAsync("/v1/classify", Raw(multipart[..(multipart.Length / 2)], "multipart/form-data; boundary=XyZ")));
+        Assert.Equal(HttpStatusCode.BadRequest, s2);
+        Assert.StartsWith("malformed multipart body: ", e2);
+
+        var fields = new StringBuilder();
+        for (int i = 0; i < 1100; i++) fields.Append($"--XyZ\r\nContent-Disposition: form-data; name=\"f{i}\"\r\n\r\nv\r\n");
+        fields.Append("--XyZ--\r\n");
+        var (s3, e3) = await Answer(http.PostAsync("/v1/classify", Raw(Encoding.ASCII.GetBytes(fields.ToString()), "multipart/form-data; boundary=XyZ")));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, s3);
+        Assert.Contains("1024 fields", e3);
+
+        var (s4, e4) = await Answer(http.PostAsync("/v1/classify", Raw(png, "multipart/mixed; boundary=XyZ")));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, s4);
+        Assert.Contains("multipart/mixed", e4);
+
+        var urlencoded = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("a=b&", (5 << 20) / 4)));
+        var (s5, e5) = await Answer(http.PostAsync("/v1/classify", Raw(urlencoded, "application/x-www-form-urlencoded")));
+        Assert.Equal(HttpStatusCode.BadRequest, s5);
+        Assert.Equal("request body: unknown image format (no registered decoder recognises its first bytes)", e5);
+
+        var garbage = new byte[4096];
+        new Random(7).NextBytes(garbage);
+        var (s6, e6) = await Answer(http.PostAsync("/v1/classify", Raw(garbage, "application/octet-stream")));
+        Assert.Equal(HttpStatusCode.BadRequest, s6);
+        Assert.Contains("unknown image format", e6);
+
+        // Over the body limit: refused from Content-Length, and when chunked (no length) while reading.
+        var (s7, e7) = RawPost(url, "/v1/classify", $"Content-Length: {9 << 20}", [png]);
+        Assert.Equal(413, s7);
+        Assert.Equal($"request body over the limit of {8 << 20} bytes (serve --max-body)", e7);
+        var chunk = new byte[1 << 20];
+        var chunks = Enumerable.Range(0, 10).Select(_ => Encoding.ASCII.GetBytes($"{chunk.Length:x}\r\n").Concat(chunk).Concat("\r\n"u8.ToArray()).ToArray());
+        var (s8, e8) = RawPost(url, "/v1/classify", "Transfer-Encoding: chunked", chunks);
+        Assert.Equal(413, s8);
+        Assert.Equal(e7, e8);
+
+        // A 16000² PNG (a few KB on the wire) is refused from its header, before any pixel buffer.
+        var (s9, e9) = await Answer(http.PostAsync("/v1/classify", Raw(PngClaiming(16000, 16000), "image/png")));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, s9);
+        Assert.Contains("image size 16000x16000 exceeds the limit of 40000000 pixels", e9);
+
+        // An OpenAPI document lists the endpoints and the limits in force.
+        var openapi = JsonNode.Parse(await http.GetStringAsync("/openapi.json"))!;
+        Assert.Equal("3.0.3", (string?)openapi["openapi"]);
+        Assert.Equal(["/v1/classify", "/v1/embed", "/v1/model", "/healthz"], openapi["paths"]!.AsObject().Select(p => p.Key));
+        Assert.Equal(1, (int)openapi["paths"]!["/v1/classify"]!["post"]!["parameters"]![0]!["schema"]!["minimum"]!);
+        Assert.Contains($"at most {8 << 20} bytes and 40000000 pixels", (string?)openapi["paths"]!["/v1/embed"]!["post"]!["requestBody"]!["description"]);
+        Assert.NotNull(openapi["paths"]!["/v1/classify"]!["post"]!["responses"]!["413"]);
+
+        // /v1/model names the checkpoint's file, not where it lies.
+        var model = JsonNode.Parse(await http.GetStringAsync("/v1/model"))!;
+        Assert.Equal("model.safetensors", (string?)model["checkpoint"]);
+        Assert.DoesNotContain(Path.GetDirectoryName(classifier.Checkpoint.Path)!, model.ToJsonString());
+        await app.StopAsync();
+
+        // One line per request: method, path, status, milliseconds, batch size.
+        var lines = log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(23, lines.Length);
+        Assert.Matches(@"^POST /v1/classify 200 \d+\.\dms batch=1$", lines[0]);
+        Assert.Matches(@"^POST /v1/embed 200 \d+\.\dms batch=1$", lines[1]);
+        Assert.Matches(@"^POST /v1/classify 400 \d+\.\dms batch=-$", lines[4]);
+        Assert.Matches(@"^GET /v1/model 200 \d+\.\dms batch=-$", lines[^1]);
+        Assert.Equal(4, lines.Count(l => l.StartsWith("POST /v1/classify 413 ")));
+    }
+
+    [Fact]
+    public async Task MutatedRequestsNeverGet500()
+    {
+        using var classifier = Classifier.Load(TestData.Small("vit_tiny48", "model.safetensors"), new LoadOptions { Heads = 2 });
+        await using var batching = new BatchingClassifier(classifier, maxBatch: 4);
+        var url = $"http://127.0.0.1:{FreePort()}";
+        await using var app = ClassifierServer.Build(batching, url, new ServeOptions { Log = null });
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(url) };
+        var png = await File.ReadAllBytesAsync(ImagePath);
+        var multipart = Encoding.ASCII.GetBytes("--B\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n")
+            .Concat(png).Concat("\r\n--B--\r\n"u8.ToArray()).ToArray();
+        var json = Encoding.ASCII.GetBytes($"{{\"image\": \"{Convert.ToBase64String(png)}\"}}");
+        string[] types = ["image/png", "application/x-www-form-urlencoded", "multipart/form-data; boundary=B", "application/json", "text/plain"];
+        var rng = new Random(11);
+        var statuses = new Dictionary<int, int>();
+        for (int i = 0; i < 150; i++)
+        {
+            int kind = rng.Next(3);
+            var body = (kind == 0 ? png : kind == 1 ? multipart : json).ToArray();
+            switch (rng.Next(3))
+            {
+                case 0: for (int j = 0; j < 1 + rng.Next(8); j++) body[rng.Next(body.Length)] = (byte)rng.Next(256); break;
+                case 1: body = body[..rng.Next(body.Length)]; break;
+                default: body = body.Concat(Enumerable.Range(0, rng.Next(64)).Select(_ => (byte)rng.Next(256))).ToArray(); break;
+            }
+            var type = rng.Next(4) == 0 ? types[rng.Next(types.Length)] : types[kind == 0 ? 0 : kind == 1 ? 2 : 3];
+            using var r = await http.PostAsync(rng.Next(2) == 0 ? "/v1/classify" : "/v1/embed", Raw(body, type));
+            int status = (int)r.StatusCode;
+            statuses[status] = statuses.GetValueOrDefault(status) + 1;
+            Assert.True(status is 200 or 400 or 413 or 415, $"case {i}: {status} {type} {await r.Content.ReadAsStringAsync()}");
+            var answer = JsonNode.Parse(await r.Content.ReadAsStringAsync())!;
+            if (status != 200) Assert.False(string.IsNullOrWhiteSpace((string?)answer["error"]), $"case {i}: no error message");
+        }
+        Assert.True(statuses.GetValueOrDefault(400) > 20, string.Join(", ", statuses));
+        Assert.Equal("ok", await http.GetStringAsync("/healthz"));
+        await app.StopAsync();
+    }
+
+    [Fact]
+    public async Task ConcurrentRequestsAreBoundedByTheGate()
+    {
+        using var classifier = Classifier.Load(TestData.Small("vit_tiny48", "model.safetensors"), new LoadOptions { Heads = 2 });
+        await using var batching = new BatchingClassifier(classifier, maxBatch: 8, maxDelay: TimeSpan.FromMilliseconds(50));
+        var url = $"http://127.0.0.1:{FreePort()}";
+        var log = new StringWriter();
+        await using var app = ClassifierServer.Build(batching, url, new ServeOptions { MaxConcurrent = 1, Log = TextWriter.Synchronized(log) });
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(url) };
+        var png = await File.ReadAllBytesAsync(ImagePath);
+        var responses = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => http.PostAsync("/v1/classify", new ByteArrayContent(png))));
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        await app.StopAsync();
+        // With one slot, no two decoded images are ever held together: every forward pass had one image.
+        var lines = log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(4, lines.Length);
+        Assert.All(lines, l => Assert.EndsWith(" batch=1", l));
+    }
+
+    [Theory]
+    [InlineData("18082", "http://127.0.0.1:18082")]
+    [InlineData("http://127.0.0.1:9000", "http://127.0.0.1:9000")]
+    [InlineData("http://*:9000; 9001", "http://*:9000;http://127.0.0.1:9001")]
+    public void BarePortsAreLoopbackUrls(string given, string expected) => Assert.Equal(expected, ServeCommand.NormalizeUrls(given));
+
+    [Fact]
+    public void HostAndPortMakeAUrl()
+    {
+        Assert.Equal("http://0.0.0.0:9000", ServeCommand.HostPort("0.0.0.0", 9000));
+        Assert.Equal("http://[::1]:9000", ServeCommand.HostPort("::1", 9000));
+        Assert.Equal("--port 0: a port is 1..65535", Assert.Throws<VitSharpException>(() => ServeCommand.HostPort("127.0.0.1", 0)).Message);
+    }
+
+    [Theory]
+    [InlineData("localhost:80", "--urls 'localhost:80' is not http://HOST:PORT (or a bare port, taken as http://127.0.0.1:PORT)")]
+    [InlineData("70000", "--urls 70000: a port is 1..65535")]
+    [InlineData("ftp://x:1", "--urls 'ftp://x:1' is not http://HOST:PORT (or a bare port, taken as http://127.0.0.1:PORT)")]
+    public void BadUrlsAreOneLine(string given, string message) =>
+        Assert.Equal(message, Assert.Throws<VitSharpException>(() => ServeCommand.NormalizeUrls(given)).Message);
+}
+
+[Collection("cli")]
+public class ServeCliTests
+{
+    [Fact]
+    public void BusyPortIsOneLine()
+    {
+        using var busy = new TcpListener(IPAddress.Loopback, 0);
+        busy.Start();
+        int port = ((IPEndPoint)busy.LocalEndpoint).Port;
+        var (code, stdout, stderr) = CliRunner.Run("serve", "--checkpoint", TestData.Small("vit_tiny48", "model.safetensors"),
+            "--heads", "2", "--urls", port.ToString());
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith($"error: cannot listen on http://127.0.0.1:{port}: ", line);
+        Assert.Contains("address already in use", line, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("(Address already in use)", line);
+    }
+
+    [Fact]
+    public void HelpSaysWhatABarePortMeans()
+    {
+        var (code, stdout, _) = CliRunner.Run("serve", "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("a bare port N means http://127.0.0.1:N", stdout);
+        Assert.Contains("--max-pixels", stdout);
+        Assert.Contains("--max-body", stdout);
+        Assert.Contains("--port", stdout);
+        Assert.Contains("--host", stdout);
+    }
+}
