@@ -177,21 +177,5 @@ public class MetadataEndToEndTests : IDisposable
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
-    private HostArray RunOrt(string model, HostArray input)
-    {
-        var inPath = Path.Combine(_tmp, "in.f32");
-        var outPath = Path.Combine(_tmp, "out.f32");
-        File.WriteAllBytes(inPath, System.Runtime.InteropServices.MemoryMarshal.AsBytes(input.Data.AsSpan()).ToArray());
-        var psi = new ProcessStartInfo("node", [Path.Combine(AppContext.BaseDirectory, "Tools", "ort_run.js"), OnnxExportTests.OrtDir!, model, inPath,
-            string.Join(",", input.Shape), outPath]) { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEnd();
-        var stderr = p.StandardError.ReadToEnd();
-        Assert.True(p.WaitForExit(120_000), "onnxruntime did not finish");
-        Assert.True(p.ExitCode == 0, stderr);
-        var bytes = File.ReadAllBytes(outPath);
-        var data = new float[bytes.Length / 4];
-        Buffer.BlockCopy(bytes, 0, data, 0, bytes.Length);
-        return new HostArray(JsonSerializer.Deserialize<int[]>(stdout.Trim().Split(' ', 2)[1])!, data);
-    }
+    private HostArray RunOrt(string model, HostArray input) => Export.OnnxExportTests.RunOrt(model, input, _tmp);
 }

@@ -16,14 +16,9 @@ namespace VitSharp.Tests.Cli;
 /// <summary>serve under bad requests: typed 4xx JSON answers, body/pixel/concurrency limits, sniffed bodies, a log line each.</summary>
 public class ServeLimitsTests
 {
-    private static readonly string ImagePath = Path.Combine(AppContext.BaseDirectory, "Data", "images", "chelsea_crop128x96.png");
+    private static readonly string ImagePath = ServeTests.ImagePath;
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
+    private static int FreePort() => ServeTests.FreePort();
 
     private static async Task<(HttpStatusCode, string)> Answer(Task<HttpResponseMessage> request)
     {

@@ -13,9 +13,10 @@ namespace VitSharp.Tests.Cli;
 /// <summary>The HTTP service on a loopback port: same answers as the Classifier, typed errors for bad requests.</summary>
 public class ServeTests
 {
-    private static readonly string ImagePath = Path.Combine(AppContext.BaseDirectory, "Data", "images", "chelsea_crop128x96.png");
+    internal static readonly string ImagePath = Path.Combine(AppContext.BaseDirectory, "Data", "images", "chelsea_crop128x96.png");
 
-    private static int FreePort()
+    /// <summary>A loopback port nothing listens on right now.</summary>
+    internal static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();

@@ -23,10 +23,13 @@ public class OnnxExportTests : IDisposable
         }
     }
 
-    private HostArray RunOrt(string model, HostArray input)
+    private HostArray RunOrt(string model, HostArray input) => RunOrt(model, input, _tmp);
+
+    /// <summary>Runs an ONNX model under onnxruntime-node (bench/peers' ort_run.js) on <paramref name="input"/>; scratch files in <paramref name="dir"/>.</summary>
+    public static HostArray RunOrt(string model, HostArray input, string dir)
     {
-        var inPath = Path.Combine(_tmp, "in.f32");
-        var outPath = Path.Combine(_tmp, "out.f32");
+        var inPath = Path.Combine(dir, "in.f32");
+        var outPath = Path.Combine(dir, "out.f32");
         File.WriteAllBytes(inPath, System.Runtime.InteropServices.MemoryMarshal.AsBytes(input.Data.AsSpan()).ToArray());
         var psi = new ProcessStartInfo("node", [Path.Combine(AppContext.BaseDirectory, "Tools", "ort_run.js"), OrtDir!, model, inPath,
             string.Join(",", input.Shape), outPath]) { RedirectStandardOutput = true, RedirectStandardError = true };
