@@ -36,6 +36,9 @@ public static class TrainingConsole
                 case "eval_ema":
                     Terminal.Line(console, $"[green]  EMA weights: top-1 {e.Eval!.Top1:P2}  top-5 {e.Eval.Top5:P2}[/]");
                     break;
+                case "resume":
+                    Terminal.Line(console, $"[grey]resuming {Markup.Escape(e.Path ?? "")} at step {e.Step} (epoch {e.Epoch + 1})[/]");
+                    break;
                 case "checkpoint":
                     Terminal.Line(console, $"[grey]checkpoint at step {e.Step}: {Markup.Escape(e.Path ?? "")}[/]");
                     break;

@@ -15,10 +15,11 @@ public sealed class TrainCommand : ICliCommand
         var output = new Option<string?>("--output", "-o") { Description = "run folder: log.jsonl, checkpoint.safetensors, model.safetensors" };
         var set = new Option<string[]>("--set") { Description = "override a config key, e.g. --set optimizer.lr=0.001 (repeatable)", AllowMultipleArgumentsPerToken = false };
         var fresh = new Option<bool>("--no-resume") { Description = "start afresh even if the output folder has a checkpoint" };
+        var force = new Option<bool>("--resume") { Description = "resume the output folder's checkpoint even if it was written under another configuration" };
         var device = new Option<string?>("--device", "-d") { Description = "cpu (default), cuda[:N], or auto (CUDA when present)" };
         var dtype = new Option<string?>("--dtype") { Description = "compute type on cuda: bf16 (mixed precision, default) or f32" };
         var cmd = new Command("train", "train a model from a JSON configuration");
-        foreach (var o in new Option[] { config, checkpoint, data, output, batch, set, fresh, device, dtype }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, checkpoint, data, output, batch, set, fresh, force, device, dtype }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var overrides = TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output), r.GetValue(batch));
@@ -28,6 +29,8 @@ public sealed class TrainCommand : ICliCommand
             TrainingConsole.DescribeData(train, val);
             var backend = Backends.CreateTraining(r.GetValue(device) ?? "cpu", r.GetValue(dtype) ?? DefaultDType(r.GetValue(device)));
             using var trainer = new Trainer(cfg, train, val, backend);
+            if (r.GetValue(fresh) && r.GetValue(force)) throw new VitSharpException("--resume and --no-resume exclude each other");
+            trainer.ResumeOtherConfig = r.GetValue(force);
             var result = TrainingConsole.Run(trainer, resume: !r.GetValue(fresh));
             Console.WriteLine(result.LastEval is { } e
                 ? $"done: {result.Steps} steps, top-1 {e.Top1:P2}, top-5 {e.Top5:P2}; model in {Path.Combine(cfg.Output, Trainer.ModelFile)}"

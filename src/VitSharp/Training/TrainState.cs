@@ -50,7 +50,11 @@ public static class TrainCheckpoint
     }
 
     public sealed record Loaded(TrainState State, string ModelConfigJson, Dictionary<string, HostArray> Weights,
-        Dictionary<string, HostArray> Optimizer, Dictionary<string, HostArray>? Ema);
+        Dictionary<string, HostArray> Optimizer, Dictionary<string, HostArray>? Ema)
+    {
+        /// <summary>The run configuration the checkpoint was written under (TrainConfig JSON), when it records one.</summary>
+        public string? RunConfigJson { get; init; }
+    }
 
     public static Loaded Load(string path)
     {
@@ -68,6 +72,9 @@ public static class TrainCheckpoint
             else weights[k] = v;
         }
         var config = ModelMetadata.Read(meta, path)?.Config.ToJson().ToJsonString() ?? "";
-        return new Loaded(state, config, weights, optim, ema.Count > 0 ? ema : null);
+        return new Loaded(state, config, weights, optim, ema.Count > 0 ? ema : null)
+        {
+            RunConfigJson = meta.TryGetValue(RunConfigKey, out var run) ? run : null,
+        };
     }
 }

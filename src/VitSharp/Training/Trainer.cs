@@ -90,6 +90,10 @@ public sealed class Trainer : IDisposable
     public int StepsPerEpoch { get; }
     public long TotalSteps { get; }
     public Action<TrainEvent>? OnEvent { get; set; }
+    /// <summary>Resume a checkpoint in the output folder even when it was written under another run configuration
+    /// (`vit train --resume`); without it such a folder is refused, naming the keys that differ.</summary>
+    public bool ResumeOtherConfig { get; set; }
+
     /// <summary>Stops (as an interruption would) right after this step's checkpoint; for resume tests. 0: never.</summary>
     public long InterruptAfterStep { get; set; }
 
@@ -288,11 +292,37 @@ public sealed class Trainer : IDisposable
         var ck = TrainCheckpoint.Load(path);
         if (ck.ModelConfigJson != _model.Config.ToJson().ToJsonString())
             throw new CheckpointException(path, "was written for another model configuration; use another --output to start afresh");
+        if (ck.RunConfigJson is { } stored && !ResumeOtherConfig)
+        {
+            var differ = ConfigDifferences(System.Text.Json.Nodes.JsonNode.Parse(stored), System.Text.Json.Nodes.JsonNode.Parse(_cfg.ToJson()), "");
+            if (differ.Count > 0)
+                throw new VitSharpException($"{path} holds a run with another configuration ({string.Join(", ", differ.Take(6))}" +
+                    $"{(differ.Count > 6 ? ", …" : "")}): pass --resume to continue it with this configuration, --no-resume to start afresh, or another --output");
+        }
         _opt.LoadWeights(ck.Weights, path);
         _opt.LoadState(ck.Optimizer, ck.State.Step, path);
         if (_ema is not null)
             _ema.Weights.Load(ck.Ema ?? throw new CheckpointException(path, "has no EMA weights but the run uses ema_decay"), path);
+        OnEvent?.Invoke(new TrainEvent("resume", ck.State.Step, TotalSteps, ck.State.Epoch, Path: path));
         return ck.State;
+    }
+
+    /// <summary>Dotted keys whose values differ between two run configurations (the output folder itself excepted).</summary>
+    private static List<string> ConfigDifferences(System.Text.Json.Nodes.JsonNode? a, System.Text.Json.Nodes.JsonNode? b, string prefix)
+    {
+        var keys = new List<string>();
+        if (a is System.Text.Json.Nodes.JsonObject oa && b is System.Text.Json.Nodes.JsonObject ob)
+        {
+            foreach (var k in oa.Select(kv => kv.Key).Union(ob.Select(kv => kv.Key)).Order(StringComparer.Ordinal))
+            {
+                string name = prefix.Length == 0 ? k : prefix + "." + k;
+                if (name == "output") continue;
+                keys.AddRange(ConfigDifferences(oa[k], ob[k], name));
+            }
+            return keys;
+        }
+        if (!System.Text.Json.Nodes.JsonNode.DeepEquals(a, b)) keys.Add(prefix);
+        return keys;
     }
 
     private void TrimLog(long step) => TrainLog.Trim(Out(LogFile), step);
