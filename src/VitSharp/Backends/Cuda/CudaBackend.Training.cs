@@ -44,7 +44,7 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
         CheckType(dst, DType.F32);
         bool vec = cols % 8 == 0 && stride % 8 == 0 && Aligned16(src);
         // Vectorised: 8 columns a thread, short row chunks for parallelism; else a column a thread, 64 chunks.
-        int rpc = vec ? Math.Max(16, (rows + 1023) / 1024) : Math.Max(32, (rows + 63) / 64), chunks = (rows + rpc - 1) / rpc;
+        var (rpc, chunks) = RowChunks(rows, vec);
         using var partial = Allocate([chunks * cols], DType.F32);
         if (vec)
             Launch("training.cu", "colsum_partial_vec8_" + Sfx(src), (uint)((cols / 8 + 127) / 128), (uint)chunks, 1, 128, 1, 1, 0,
@@ -63,10 +63,14 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
         return (d / 8 + 31) / 32;
     }
 
-    private void LaunchTrain(string name, long n, params ReadOnlySpan<long> args)
+    private void LaunchTrain(string name, long n, params ReadOnlySpan<long> args) => LaunchGridStride("training.cu", name, n, args);
+
+    /// <summary>Rows per chunk of a two-stage column reduction: short chunks for the 8-column kernels (parallelism),
+    /// 64 chunks for the column-a-thread ones. The chunk count fixes the order of the sum.</summary>
+    private static (int Rpc, int Chunks) RowChunks(int rows, bool vec)
     {
-        long blocks = Math.Clamp((n + 255) / 256, 1, (long)Context.MultiprocessorCount * 16);
-        Launch("training.cu", name, (uint)blocks, 1, 1, 256, 1, 1, 0, args);
+        int rpc = vec ? Math.Max(16, (rows + 1023) / 1024) : Math.Max(32, (rows + 63) / 64);
+        return (rpc, (rows + rpc - 1) / rpc);
     }
 
     public void LinearBackward(Tensor dy, Tensor x, Tensor w, Tensor? dx, Tensor dw, Tensor? db, bool accumulateDx = false)
@@ -112,7 +116,7 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
         Launch("training.cu", vec > 0 ? $"layernorm_backward_vec_c{vec}_{s}" : "layernorm_backward_" + s, (uint)((rows + 7) / 8), 1, 1, 256, 1, 1, 0,
             dy.Pointer, x.Pointer, gamma.Pointer, mean.Pointer, rstd.Pointer, dx.Pointer, rows, d, accumulateDx ? 1 : 0);
         bool pvec = d % 8 == 0 && Aligned16(dy, x);
-        int rpc = pvec ? Math.Max(16, (rows + 1023) / 1024) : Math.Max(32, (rows + 63) / 64), chunks = (rows + rpc - 1) / rpc;
+        var (rpc, chunks) = RowChunks(rows, pvec);
         using var partial = Allocate([chunks * 2 * d], DType.F32);
         if (pvec)
             Launch("training.cu", "layernorm_param_partial_vec8_" + s, (uint)((d / 8 + 127) / 128), (uint)chunks, 1, 128, 1, 1, 0,
@@ -311,7 +315,7 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
         using var r = SumSquaresDevice(x);
         var host = new float[2];
         CopyToHost(r, host);
-        return BitConverter.Int64BitsToDouble((long)(uint)BitConverter.SingleToInt32Bits(host[0]) | ((long)BitConverter.SingleToInt32Bits(host[1]) << 32));
+        return System.Runtime.InteropServices.MemoryMarshal.Cast<float, double>(host)[0]; // the 8 bytes the kernel wrote
     }
 
     public void ClipGradNorm(Tensor grads, float maxNorm, Tensor stats)

@@ -294,10 +294,13 @@ public sealed unsafe partial class CudaBackend : IBackend
         return (uint)Math.Clamp((perImage + 255) / 256, 1, Math.Max(want, 1));
     }
 
-    private void LaunchElementwise(string name, long n, params ReadOnlySpan<long> args)
+    private void LaunchElementwise(string name, long n, params ReadOnlySpan<long> args) => LaunchGridStride("elementwise.cu", name, n, args);
+
+    /// <summary>A grid-stride kernel over <paramref name="n"/> items: 256 threads a block, at most 16 blocks per SM.</summary>
+    private void LaunchGridStride(string file, string name, long n, ReadOnlySpan<long> args)
     {
         long blocks = Math.Clamp((n + 255) / 256, 1, (long)Context.MultiprocessorCount * 16);
-        Launch("elementwise.cu", name, (uint)blocks, 1, 1, 256, 1, 1, 0, args);
+        Launch(file, name, (uint)blocks, 1, 1, 256, 1, 1, 0, args);
     }
 
     private void Launch(string file, string name, uint gx, uint gy, uint gz, uint bx, uint by, uint bz, int smem,
