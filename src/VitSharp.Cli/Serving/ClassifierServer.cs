@@ -35,7 +35,6 @@ public sealed record ServeOptions
 /// </summary>
 public static class ClassifierServer
 {
-    public const long MaxImageBytes = 32L << 20;
     private const string BatchKey = "vitsharp.batch";
 
     public static WebApplication Build(BatchingClassifier model, string urls, ServeOptions? options = null)

@@ -124,6 +124,15 @@ public sealed class Trainer : IDisposable
         var host = new float[4];
         double windowLoss = 0, windowCorrect = 0;
         float lastNorm = float.NaN;
+        // Reads (and clears) the step statistics into the log window; stops on a non-finite loss or gradient norm.
+        void Drain(long atStep, int atEpoch)
+        {
+            be.CopyToHost(io.Stats, host);
+            be.Zero(io.Stats);
+            if (!float.IsFinite(host[0])) throw Diverged("loss", host[0], atStep, atEpoch, lastSaved);
+            if (!float.IsFinite(host[2])) throw Diverged("gradient norm", host[2], atStep, atEpoch, lastSaved);
+            windowLoss += host[0]; windowCorrect += host[1]; lastNorm = host[2];
+        }
         _tm.ZeroGrad();
 
         for (int epoch = state.Epoch; step < TotalSteps; epoch++)
@@ -150,13 +159,8 @@ public sealed class Trainer : IDisposable
                 be.ClipGradNorm(_tm.Grads.Buffer, cfg.ClipGradNorm, io.Stats);
                 if (readEveryStep)
                 {
-                    be.CopyToHost(io.Stats, host);
-                    be.Zero(io.Stats);
-                    float loss = host[0];
-                    if (!float.IsFinite(loss)) throw Diverged("loss", loss, step, epoch, lastSaved);
-                    if (!float.IsFinite(host[2])) throw Diverged("gradient norm", host[2], step, epoch, lastSaved);
-                    losses.Add(loss);
-                    windowLoss += loss; windowCorrect += host[1]; lastNorm = host[2];
+                    Drain(step, epoch);
+                    losses.Add(host[0]);
                 }
                 float lr = _schedule.At(step);
                 _opt.Update(lr);
@@ -168,11 +172,7 @@ public sealed class Trainer : IDisposable
                 {
                     if (!readEveryStep)
                     {
-                        be.CopyToHost(io.Stats, host);
-                        be.Zero(io.Stats);
-                        windowLoss = host[0]; windowCorrect = host[1]; lastNorm = host[2];
-                        if (!float.IsFinite(host[0])) throw Diverged("loss", host[0], step - 1, epoch, lastSaved);
-                        if (!float.IsFinite(lastNorm)) throw Diverged("gradient norm", lastNorm, step - 1, epoch, lastSaved);
+                        Drain(step - 1, epoch); // the window's sums (the window started at zero)
                         losses.Add((float)(windowLoss / windowSteps));
                     }
                     double secs = sw.Elapsed.TotalSeconds;
