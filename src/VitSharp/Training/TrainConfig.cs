@@ -37,6 +37,10 @@ public sealed record TrainConfig
     public int LogEverySteps { get; init; } = 10;
     /// <summary>Save a resumable checkpoint every this many steps (0: at the end of each epoch only).</summary>
     public int CheckpointEverySteps { get; init; }
+    /// <summary>Evaluate on the validation split after every this many epochs (and always after the last).</summary>
+    public int EvalEveryEpochs { get; init; } = 1;
+    /// <summary>Save the end-of-epoch checkpoint after every this many epochs (and always after the last).</summary>
+    public int CheckpointEveryEpochs { get; init; } = 1;
     public string Output { get; init; } = "runs/train";
     /// <summary>Fine-tuning: start from this checkpoint (a new zero-initialised head, position embeddings resampled).</summary>
     public string? InitCheckpoint { get; init; }
@@ -198,6 +202,8 @@ public sealed record TrainConfig
         Check(ClipGradNorm >= 0 && !float.IsNaN(ClipGradNorm), "clip_grad_norm", ClipGradNorm, "it must be ≥ 0 (0: off)");
         Check(In(EmaDecay, 0, 1), "ema_decay", EmaDecay, "it must be in [0, 1) (0: off)");
         Check(LogEverySteps >= 1, "log_every_steps", LogEverySteps, "it must be ≥ 1");
+        Check(EvalEveryEpochs >= 1, "eval_every_epochs", EvalEveryEpochs, "it must be ≥ 1");
+        Check(CheckpointEveryEpochs >= 1, "checkpoint_every_epochs", CheckpointEveryEpochs, "it must be ≥ 1");
         Check(CheckpointEverySteps >= 0, "checkpoint_every_steps", CheckpointEverySteps, "it must be ≥ 0");
         Check(Data.Workers >= 0, "data.workers", Data.Workers, "it must be ≥ 0 (0: every core)");
         Check(Data.ValFraction is >= 0 and < 1, "data.val_fraction", Data.ValFraction, "it must be in [0, 1)");

@@ -194,7 +194,8 @@ public sealed class Trainer : IDisposable
             // End of an epoch (or of the run): evaluate, then checkpoint at the start of the next epoch. The images/s clock
             // pauses meanwhile, so the next logged rate covers training only.
             sw.Stop();
-            if (_val is not null)
+            bool last = step >= TotalSteps, epochDone = bi >= microPerEpoch;
+            if (_val is not null && (last || (epochDone && (epoch + 1) % cfg.EvalEveryEpochs == 0)))
             {
                 lastEval = Evaluate();
                 Log(log, new TrainEvent("eval", step, TotalSteps, epoch, (float)lastEval.Loss, lastEval.Top1, Eval: lastEval));
@@ -204,9 +205,12 @@ public sealed class Trainer : IDisposable
                     Log(log, new TrainEvent("eval_ema", step, TotalSteps, epoch, (float)ema.Loss, ema.Top1, Eval: ema));
                 }
             }
-            var next = bi >= microPerEpoch ? new TrainState(step, epoch + 1, 0) : new TrainState(step, epoch, bi);
-            Save(next, log, lastSaved);
-            lastSaved = step;
+            var next = epochDone ? new TrainState(step, epoch + 1, 0) : new TrainState(step, epoch, bi);
+            if (last || !epochDone || (epoch + 1) % cfg.CheckpointEveryEpochs == 0)
+            {
+                Save(next, log, lastSaved);
+                lastSaved = step;
+            }
             if (InterruptAfterStep > 0 && step == InterruptAfterStep) return new TrainResult(step, true, lastEval, losses);
             sw.Start();
         }
