@@ -140,8 +140,11 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
 
     /// <summary>Row stride of saved probabilities: padded to 8 elements, so that every N×N operand of the attention
     /// products (S, P, dP, dS) starts its rows on 16 bytes and cuBLASLt keeps its tensor-core kernels (an odd stride such
-    /// as 197 sends it to a slow path). The padding columns are never read.</summary>
-    public int AttentionRowStride(int tokens) => (tokens + 7) / 8 * 8;
+    /// as 197 might send it to a slow path). The padding columns are never read. Opt-in (VITSHARP_ATTN_PAD=1): on the
+    /// H200 it passed every check but did not change the step time (docs/CUDA.md).</summary>
+    public int AttentionRowStride(int tokens) => PadAttentionRows ? (tokens + 7) / 8 * 8 : tokens;
+
+    private static readonly bool PadAttentionRows = Environment.GetEnvironmentVariable("VITSHARP_ATTN_PAD") == "1";
 
     /// <summary>Attention with probabilities, the training forward: S = scale·Q·Kᵀ (fp32), P = softmax(S) in the
     /// compute type (saved in <paramref name="probs"/>, rows <paramref name="ld"/> apart), O = P·V; strided-batched over
