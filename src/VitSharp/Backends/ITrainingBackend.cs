@@ -29,12 +29,7 @@ public interface ITrainingBackend : IBackend
     /// <summary>dx = dy · act'(pre), where pre is the input the activation saw in the forward pass.</summary>
     void ActivationBackward(Activation act, Tensor dy, Tensor pre, Tensor dx);
 
-    /// <summary>Row stride (elements, at least <paramref name="tokens"/>) of the probabilities a training forward saves
-    /// as (B, H, N, stride): a backend may pad rows for aligned matrix products; the padding is never read.</summary>
-    int AttentionRowStride(int tokens) => tokens;
-
-    /// <summary>Backward of <see cref="IBackend.Attention"/> from its saved probabilities (B, H, N, stride, see
-    /// <see cref="AttentionRowStride"/>): dqkv (=) laid out like qkv.</summary>
+    /// <summary>Backward of <see cref="IBackend.Attention"/> from its saved probabilities (B, H, N, N): dqkv (=) laid out like qkv.</summary>
     void AttentionBackward(Tensor dy, Tensor qkv, Tensor probs, Tensor dqkv, int heads, float scale);
 
     /// <summary>Backward of <see cref="IBackend.PatchEmbed"/> for the parameters only (images need no gradient): dW +=, db +=.</summary>

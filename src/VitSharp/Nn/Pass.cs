@@ -73,12 +73,11 @@ public sealed class Pass
     public Tensor Output(params int[] shape) => Training ? Ws.Get(shape) : Be.Allocate(shape, Be.ComputeType);
 
     /// <summary>Where an attention layer writes its probabilities (B, H, N, N): saved in training (in the compute type, as
-    /// AMP keeps them: the backward's matrix products read them as bf16 operands; rows padded to the backend's
-    /// <see cref="ITrainingBackend.AttentionRowStride"/>), captured for the caller when asked,
+    /// AMP keeps them: the backward's matrix products read them as bf16 operands), captured for the caller when asked,
     /// else nowhere.</summary>
     public Tensor? AttentionProbs(int batch, int heads, int tokens)
     {
-        if (Training) return Get(batch, heads, tokens, Tb.AttentionRowStride(tokens));
+        if (Training) return Get(batch, heads, tokens, tokens);
         if (_probs is null) return null;
         var p = Be.Allocate([batch, heads, tokens, tokens], Be.ComputeType);
         _probs.Add(p);

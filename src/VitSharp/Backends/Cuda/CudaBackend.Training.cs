@@ -138,29 +138,19 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
             LaunchTrain("activation_backward_" + _suffix, pre.Length, dy.Pointer, pre.Pointer, dx.Pointer, pre.Length, (int)act);
     }
 
-    /// <summary>Row stride of saved probabilities: padded to 8 elements, so that every N×N operand of the attention
-    /// products (S, P, dP, dS) starts its rows on 16 bytes and cuBLASLt keeps its tensor-core kernels (an odd stride such
-    /// as 197 might send it to a slow path). The padding columns are never read. Opt-in (VITSHARP_ATTN_PAD=1): on the
-    /// H200 it passed every check but did not change the step time (docs/CUDA.md).</summary>
-    public int AttentionRowStride(int tokens) => PadAttentionRows ? (tokens + 7) / 8 * 8 : tokens;
-
-    private static readonly bool PadAttentionRows = Environment.GetEnvironmentVariable("VITSHARP_ATTN_PAD") == "1";
-
     /// <summary>Attention with probabilities, the training forward: S = scale·Q·Kᵀ (fp32), P = softmax(S) in the
-    /// compute type (saved in <paramref name="probs"/>, rows <paramref name="ld"/> apart), O = P·V; strided-batched over
-    /// batch × heads.</summary>
-    private void AttentionMaterialised(Tensor qkv, Tensor y, int heads, float scale, Tensor probs, int ld)
+    /// compute type (saved in <paramref name="probs"/>), O = P·V; strided-batched over batch × heads.</summary>
+    private void AttentionMaterialised(Tensor qkv, Tensor y, int heads, float scale, Tensor probs)
     {
         int batch = qkv.Dim(0), n = qkv.Dim(1), width = qkv.Dim(2) / 3, hd = width / heads, bh = batch * heads;
-        long headElems = (long)n * hd, block = (long)bh * headElems, nld = (long)n * ld;
+        long headElems = (long)n * hd, block = (long)bh * headElems;
         using var qh = Allocate([3 * (int)block], ComputeType);
         SplitHeads(qkv, qh, batch, n, 3, heads, hd, toHeads: true);
-        using var s = Allocate([checked((int)(bh * nld))], DType.F32);
-        Gemm(false, true, n, n, hd, qh, hd, headElems, qh, hd, headElems, s, ld, nld, bh, alpha: scale, offB: block); // S = Q·Kᵀ
-        Launch("training.cu", "softmax_rows_" + _suffix, (uint)(((long)bh * n + 7) / 8), 1, 1, 256, 1, 1, 0,
-            s.Pointer, probs.Pointer, (long)bh * n, n, ld);
+        using var s = Allocate([bh * n * n], DType.F32);
+        Gemm(false, true, n, n, hd, qh, hd, headElems, qh, hd, headElems, s, n, (long)n * n, bh, alpha: scale, offB: block); // S = Q·Kᵀ
+        Launch("training.cu", "softmax_rows_" + _suffix, (uint)(((long)bh * n + 7) / 8), 1, 1, 256, 1, 1, 0, s.Pointer, probs.Pointer, (long)bh * n, n);
         using var o = Allocate([(int)block], ComputeType);
-        Gemm(false, false, n, hd, n, probs, ld, nld, qh, hd, headElems, o, hd, headElems, bh, offB: 2 * block);         // O = P·V
+        Gemm(false, false, n, hd, n, probs, n, (long)n * n, qh, hd, headElems, o, hd, headElems, bh, offB: 2 * block);      // O = P·V
         SplitHeads(y, o, batch, n, 1, heads, hd, toHeads: false);
     }
 
@@ -177,22 +167,22 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
     public void AttentionBackward(Tensor dy, Tensor qkv, Tensor probs, Tensor dqkv, int heads, float scale)
     {
         CheckCompute(dy, qkv, probs, dqkv);
-        int batch = qkv.Dim(0), n = qkv.Dim(1), width = qkv.Dim(2) / 3, hd = width / heads, bh = batch * heads, ld = probs.Dim(-1);
-        if (ld < n || probs.Length != (long)bh * n * ld) throw new ArgumentException($"AttentionBackward: probs {probs} for {qkv}");
-        long headElems = (long)n * hd, block = (long)bh * headElems, nld = (long)n * ld;
+        int batch = qkv.Dim(0), n = qkv.Dim(1), width = qkv.Dim(2) / 3, hd = width / heads, bh = batch * heads;
+        if (probs.Length != (long)bh * n * n) throw new ArgumentException($"AttentionBackward: probs {probs} for {qkv}");
+        long headElems = (long)n * hd, block = (long)bh * headElems, nn = (long)n * n;
         using var qh = Allocate([3 * (int)block], ComputeType);
         SplitHeads(qkv, qh, batch, n, 3, heads, hd, toHeads: true);
         using var doh = Allocate([(int)block], ComputeType);
         SplitHeads(dy, doh, batch, n, 1, heads, hd, toHeads: true);
         using var dqh = Allocate([3 * (int)block], ComputeType);
-        using var dp = Allocate([checked((int)(bh * nld))], DType.F32);
-        Gemm(false, true, n, n, hd, doh, hd, headElems, qh, hd, headElems, dp, ld, nld, bh, offB: 2 * block);         // dP = dO·Vᵀ
-        Gemm(true, false, n, hd, n, probs, ld, nld, doh, hd, headElems, dqh, hd, headElems, bh, offC: 2 * block);     // dV = Pᵀ·dO
-        using var ds = Allocate([checked((int)(bh * nld))], ComputeType);
+        using var dp = Allocate([bh * n * n], DType.F32);
+        Gemm(false, true, n, n, hd, doh, hd, headElems, qh, hd, headElems, dp, n, nn, bh, offB: 2 * block);           // dP = dO·Vᵀ
+        Gemm(true, false, n, hd, n, probs, n, nn, doh, hd, headElems, dqh, hd, headElems, bh, offC: 2 * block);       // dV = Pᵀ·dO
+        using var ds = Allocate([bh * n * n], ComputeType);
         Launch("training.cu", "softmax_backward_" + _suffix, (uint)(((long)bh * n + 7) / 8), 1, 1, 256, 1, 1, 0,
-            probs.Pointer, dp.Pointer, ds.Pointer, (long)bh * n, n, ld, Bits(scale));                                  // dS (scaled)
-        Gemm(false, false, n, hd, n, ds, ld, nld, qh, hd, headElems, dqh, hd, headElems, bh, offB: block);            // dQ = dS·K
-        Gemm(true, false, n, hd, n, ds, ld, nld, qh, hd, headElems, dqh, hd, headElems, bh, offC: block);             // dK = dSᵀ·Q
+            probs.Pointer, dp.Pointer, ds.Pointer, (long)bh * n, n, Bits(scale));                                      // dS (scaled)
+        Gemm(false, false, n, hd, n, ds, n, nn, qh, hd, headElems, dqh, hd, headElems, bh, offB: block);              // dQ = dS·K
+        Gemm(true, false, n, hd, n, ds, n, nn, qh, hd, headElems, dqh, hd, headElems, bh, offC: block);               // dK = dSᵀ·Q
         SplitHeads(dqkv, dqh, batch, n, 3, heads, hd, toHeads: false);
     }
 

@@ -174,9 +174,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         {
             // Training (and attention maps in the compute type): probabilities materialised, products on tensor cores.
             CheckDevice(probs);
-            int ld = probs.Dim(-1);
-            if (ld < n || probs.Length != (long)batch * heads * n * ld) throw new ArgumentException($"Attention: probs {probs} for {qkv}");
-            AttentionMaterialised(qkv, y, heads, scale, probs, ld);
+            if (probs.Length != (long)batch * heads * n * n) throw new ArgumentException($"Attention: probs {probs} for {qkv}");
+            AttentionMaterialised(qkv, y, heads, scale, probs);
             return;
         }
         if (probs is null && ComputeType == DType.BF16 && hd is 32 or 64 or 80 or 128 && Aligned16(qkv, y))

@@ -190,13 +190,13 @@ __device__ void split_heads_impl(const T* src, T* dst, int batch, int n, int g, 
 }
 // P = softmax(S) over rows of length n (S already scaled, fp32). One warp per row.
 template <typename T>
-__device__ void softmax_rows_impl(const float* s, T* p, long rows, int n, int ld)
+__device__ void softmax_rows_impl(const float* s, T* p, long rows, int n)
 {
     long row = blockIdx.x * (long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (row >= rows) return;
-    const float* sr = s + row * ld;
-    T* pr = p + row * ld;
+    const float* sr = s + row * n;
+    T* pr = p + row * n;
     float m = -VS_INF;
     for (int j = lane; j < n; j += 32) m = fmaxf(m, sr[j]);
     m = warp_max(m);
@@ -207,14 +207,14 @@ __device__ void softmax_rows_impl(const float* s, T* p, long rows, int n, int ld
 }
 // dS = P ⊙ (dP − Σ_j P·dP) · scale, one warp per row.
 template <typename T>
-__device__ void softmax_backward_impl(const T* p, const float* dp, T* ds, long rows, int n, int ld, float scale)
+__device__ void softmax_backward_impl(const T* p, const float* dp, T* ds, long rows, int n, float scale)
 {
     long row = blockIdx.x * (long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (row >= rows) return;
-    const T* pr = p + row * ld;
-    const float* dr = dp + row * ld;
-    T* sr = ds + row * ld;
+    const T* pr = p + row * n;
+    const float* dr = dp + row * n;
+    T* sr = ds + row * n;
     float dot = 0.f;
     for (int j = lane; j < n; j += 32) dot += to_f(pr[j]) * dr[j];
     dot = warp_sum(dot);
@@ -367,8 +367,8 @@ extern "C" __global__ void mean_tokens_backward_##S(const T* dy, T* dx, int t, i
 extern "C" __global__ void select_token_backward_##S(const T* dy, T* dx, int t, int d, int index) { select_token_backward_impl(dy, dx, t, d, index); } \
 extern "C" __global__ void embed_backward_patches_##S(const T* dx, T* dp, int np, int d, int prefix) { embed_backward_patches_impl(dx, dp, np, d, prefix); } \
 extern "C" __global__ void split_heads_##S(const T* src, T* dst, int batch, int n, int g, int heads, int hd, int dir) { split_heads_impl(src, dst, batch, n, g, heads, hd, dir); } \
-extern "C" __global__ void softmax_rows_##S(const float* s, T* p, long rows, int n, int ld) { softmax_rows_impl(s, p, rows, n, ld); } \
-extern "C" __global__ void softmax_backward_##S(const T* p, const float* dp, T* ds, long rows, int n, int ld, float scale) { softmax_backward_impl(p, dp, ds, rows, n, ld, scale); } \
+extern "C" __global__ void softmax_rows_##S(const float* s, T* p, long rows, int n) { softmax_rows_impl(s, p, rows, n); } \
+extern "C" __global__ void softmax_backward_##S(const T* p, const float* dp, T* ds, long rows, int n, float scale) { softmax_backward_impl(p, dp, ds, rows, n, scale); } \
 extern "C" __global__ void softmax_xent_##S(const T* l, const float* t, T* dl, float* rs, const float* lab, int k, float gs) { softmax_xent_impl(l, t, dl, rs, lab, k, gs); } \
 extern "C" __global__ void sumsq_partial_##S(const T* x, long n, double* partial) { sumsq_partial_impl(x, n, partial); }
 TRAIN_KERNELS(float, f32)
