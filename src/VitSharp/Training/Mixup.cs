@@ -18,7 +18,6 @@ public sealed record Mixup(float MixupAlpha = 0.8f, float CutmixAlpha = 1.0f, fl
         {
             bool cutmix = CutmixAlpha > 0 && (MixupAlpha <= 0 || rng.NextDouble() < SwitchProb);
             lam = (float)Beta(rng, cutmix ? CutmixAlpha : MixupAlpha);
-            var src = (float[])images.Clone();
             int plane = h * w, per = channels * plane;
             if (cutmix)
             {
@@ -27,23 +26,64 @@ public sealed record Mixup(float MixupAlpha = 0.8f, float CutmixAlpha = 1.0f, fl
                 int cy = rng.Next(h), cx = rng.Next(w);
                 int y0 = Math.Clamp(cy - ch / 2, 0, h), y1 = Math.Clamp(cy + ch / 2, 0, h);
                 int x0 = Math.Clamp(cx - cw / 2, 0, w), x1 = Math.Clamp(cx + cw / 2, 0, w);
-                for (int b = 0; b < batch; b++)
+                PairUp(batch, b =>
+                {
+                    // Sample b takes the box from sample batch-1-b and gives it its own: the two swap their boxes.
+                    var p = images.AsSpan(b * per, per);
+                    var q = images.AsSpan((batch - 1 - b) * per, per);
                     for (int c = 0; c < channels; c++)
                         for (int y = y0; y < y1; y++)
-                            Array.Copy(src, (batch - 1 - b) * per + c * plane + y * w + x0, images, b * per + c * plane + y * w + x0, x1 - x0);
+                        {
+                            for (int at = c * plane + y * w + x0, end = at + x1 - x0; at < end; at++)
+                                (p[at], q[at]) = (q[at], p[at]);
+                        }
+                });
                 lam = 1f - (float)((y1 - y0) * (x1 - x0)) / (h * w);
             }
             else
             {
-                for (int b = 0; b < batch; b++)
-                    for (int i = 0; i < per; i++)
-                        images[b * per + i] = src[b * per + i] * lam + src[(batch - 1 - b) * per + i] * (1 - lam);
+                float keep = lam, take = 1 - lam;
+                PairUp(batch, b => Blend(images.AsSpan(b * per, per), images.AsSpan((batch - 1 - b) * per, per), keep, take));
             }
         }
         var flipped = labels.Reverse().ToArray();
         Targets.Fill(targets, labels, classes, smoothing, lam);
         if (lam < 1f) Targets.Fill(targets, flipped, classes, smoothing, 1 - lam);
         return targets;
+    }
+
+    /// <summary>Runs <paramref name="pair"/> for every b &lt; batch/2 (sample b with sample batch−1−b) over the cores. The
+    /// batch is mixed in place, each pair at once: no copy of the batch is made (6 MB for CIFAR at 512).</summary>
+    private static void PairUp(int batch, Action<int> pair)
+    {
+        int pairs = batch / 2;
+        if (pairs >= 32) Parallel.For(0, pairs, pair);
+        else for (int b = 0; b < pairs; b++) pair(b);
+    }
+
+    /// <summary>p ← p·keep + q·take and q ← q·keep + p·take from the old values: the product and sum rounded as the
+    /// scalar expression <c>x * keep + y * take</c> rounds them (no fused multiply-add), so the lanes and the tail agree.</summary>
+    private static void Blend(Span<float> p, Span<float> q, float keep, float take)
+    {
+        int i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+        {
+            var vk = new System.Numerics.Vector<float>(keep);
+            var vt = new System.Numerics.Vector<float>(take);
+            for (int n = System.Numerics.Vector<float>.Count; i <= p.Length - n; i += n)
+            {
+                var a = new System.Numerics.Vector<float>(p[i..]);
+                var b = new System.Numerics.Vector<float>(q[i..]);
+                (a * vk + b * vt).CopyTo(p[i..]);
+                (b * vk + a * vt).CopyTo(q[i..]);
+            }
+        }
+        for (; i < p.Length; i++)
+        {
+            float a = p[i], b = q[i];
+            p[i] = a * keep + b * take;
+            q[i] = b * keep + a * take;
+        }
     }
 
     /// <summary>Beta(α, α) from two Gamma draws (Marsaglia–Tsang).</summary>

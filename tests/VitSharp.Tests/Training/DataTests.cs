@@ -159,6 +159,43 @@ public class DataTests
     }
 
     [Fact]
+    public void MixupMixesEachSampleWithItsMirrorExactly()
+    {
+        // 64 samples (the parallel path), labels distinct and no smoothing, so the targets give λ back exactly.
+        const int B = 64, C = 3, H = 8, W = 8, K = 64, per = C * H * W;
+        var m = new Mixup(0.8f, 1.0f);
+        int mixups = 0, cutmixes = 0;
+        for (int trial = 0; trial < 12; trial++)
+        {
+            var rng = new Random(100 + trial);
+            var orig = new float[B * per];
+            for (int i = 0; i < orig.Length; i++) orig[i] = (float)rng.NextDouble() - 0.5f;
+            var images = (float[])orig.Clone();
+            var labels = Enumerable.Range(0, B).ToArray();
+            var t = m.Apply(images, B, C, H, W, labels, K, 0f, rng);
+            float lam = t[0 * K + 0];
+            Assert.Equal(1 - lam, t[0 * K + (B - 1)], 6);
+            bool cut = true;
+            for (int b = 0; b < B && cut; b++)
+                for (int i = 0; i < per && cut; i++)
+                    cut = images[b * per + i] == orig[b * per + i] || images[b * per + i] == orig[(B - 1 - b) * per + i];
+            for (int b = 0; b < B; b++)
+            {
+                int taken = 0;
+                for (int i = 0; i < per; i++)
+                {
+                    float own = orig[b * per + i], other = orig[(B - 1 - b) * per + i], got = images[b * per + i];
+                    if (cut) taken += got == own ? 0 : 1;
+                    else Assert.Equal(own * lam + other * (1 - lam), got); // bit for bit: the scalar formula
+                }
+                if (cut) Assert.Equal(1 - lam, taken / (float)(H * W * C), 5); // CutMix's λ is the area actually pasted
+            }
+            if (cut) cutmixes++; else mixups++;
+        }
+        Assert.True(mixups > 0 && cutmixes > 0, $"{mixups} mixups, {cutmixes} cutmixes");
+    }
+
+    [Fact]
     public void NoDecayFollowsTimm()
     {
         Assert.True(Optimizer.NoDecay("blocks.0.norm1.weight", [64]));
