@@ -64,5 +64,15 @@ public class TrainingCliTests : IDisposable
         Assert.Equal("sgd", ft.Optimizer.Name);
         Assert.Equal(0.03f, ft.Optimizer.Lr);
         Assert.Throws<VitSharpException>(() => TrainConfig.Parse("""{ "optimiser": {} }"""));
+
+        // The GPU recipes behind the shipped model and the Imagenette model card (docs/MODELS.md).
+        var gpu = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_vit_gpu.json"));
+        var vit = Assert.IsType<VitSharp.Models.VitConfig>(gpu.BuildModelConfig(10));
+        Assert.Equal((192, 9, 3, 384), (vit.EmbedDim, vit.Depth, vit.NumHeads, vit.MlpDim));
+        Assert.Equal((256, 310, 0.5f), (gpu.BatchSize, gpu.Epochs, gpu.MixupProb));
+        var pre = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "imagenette_vit_s16_pretrain128.json"));
+        Assert.Equal((128, 384, 12), (pre.BuildModelConfig(10).ImageSize, pre.BuildModelConfig(10).EmbedDim, pre.BuildModelConfig(10).Depth));
+        var ft224 = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "imagenette_vit_s16_finetune224.json"));
+        Assert.Equal((30, 1e-4f), (ft224.Epochs, ft224.Optimizer.Lr));
     }
 }
