@@ -391,7 +391,7 @@ public sealed class InspectionReport
             h.Append(ColourBar(Viridis, "0", "", "max", "attention (each map scaled to its maximum)"));
             foreach (var (input, seen, rollout, cls) in inputs)
             {
-                h.Append($"<h3>{E(input.Name)}</h3><p><small>{E(input.Source)}</small></p>");
+                h.Append($"<h3>{E(input.Name)}</h3><p><small>from {E(Path.GetFileName(input.Source))}</small></p>");
                 h.Append($"<figure>{Img(seen)}<figcaption>input as the model saw it</figcaption></figure>");
                 if (rollout is not null) h.Append($"<figure>{Img(rollout)}<figcaption>attention rollout</figcaption></figure>");
                 if (cls is not null) h.Append($"<figure>{Img(cls)}<figcaption>class-token attention, layers 1–{c.Depth} left to right, top to bottom</figcaption></figure>");
