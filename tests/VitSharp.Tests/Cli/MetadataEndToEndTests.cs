@@ -99,7 +99,7 @@ public class MetadataEndToEndTests : IDisposable
         Assert.Equal(ckpt.Weights.Keys.Order(), resumable.Weights.Keys.Order());
 
         // `vit eval`'s code path: the reference, image by image, in the dataset's order (class folders, then files).
-        var (result, names) = EvalCommand.Evaluate(model, data, "test", 0, 64, null, CpuBackend.Instance);
+        var (result, names) = VitSharp.Training.Evaluator.EvaluateCheckpoint(model, data, "test", 0, 64, null, CpuBackend.Instance);
         var testDir = Path.Combine(data, "test");
         var files = Classes.SelectMany(c => Directory.GetFiles(Path.Combine(testDir, c)).Order(StringComparer.Ordinal)).ToList();
         Assert.Equal(files.Count, result.Predictions.Length);
