@@ -165,6 +165,28 @@ public class InspectionReportTests : IDisposable
     }
 
     [Fact]
+    public void AViTWithoutAClassTokenGetsDistancesButNoRollout()
+    {
+        var dir = Out("gap");
+        var ckpt = Seeded(Vit with { ClassToken = false, Pool = Pooling.Avg }, "noclass");
+        var (code, stdout, err) = CliRunner.Run("inspect", "-c", ckpt, "-o", dir, "-i", Image128x96, "--json");
+        Assert.True(code == 0, err);
+        var printed = System.Text.Json.Nodes.JsonNode.Parse(stdout)!;
+        Assert.EndsWith("report.html", (string)printed["report"]!);
+        var files = printed["files"]!.AsArray().Select(f => (string)f!).ToList();
+        Assert.Contains("chelsea_crop128x96.attention.npy", files);
+        Assert.Contains("mean_attention_distance.npy", files);
+        Assert.DoesNotContain("chelsea_crop128x96.rollout.npy", files);
+        Assert.All(files, f => Assert.True(File.Exists(Path.Combine(dir, f)), f));
+        var att = Npy.Read(Path.Combine(dir, "chelsea_crop128x96.attention.npy"));
+        Assert.Equal([2, 3, 16, 16], att.Shape); // no prefix token: the 4×4 patches only
+        Assert.Contains("no class token", File.ReadAllText(Path.Combine(dir, "report.html")));
+        var dist = Npy.Read(Path.Combine(dir, "mean_attention_distance.npy"));
+        Assert.Equal([2, 3], dist.Shape);
+        Assert.All(dist.Data, d => Assert.InRange(d, 1f, 8 * MathF.Sqrt(18)));
+    }
+
+    [Fact]
     public void MixerReportShowsTheTokenMixingWeights()
     {
         var config = new MixerConfig { ImageSize = 32, PatchSize = 8, EmbedDim = 32, Depth = 2, TokenMlpDim = 24, ChannelMlpDim = 64, NumClasses = 3 };
