@@ -22,7 +22,7 @@ namespace VitSharp.Tests.Cli;
 /// Issue 8: a model trained with its own normalisation is preprocessed as it was trained by every command. Trains a tiny
 /// ViT briefly on synthetic images (class = brightness; mean/std far from the defaults, images larger than the model and
 /// not all square), then classifies every test image with `vit eval`'s code path, `vit classify`, `vit run`, the HTTP
-/// service and (when onnxruntime-node is there) the exported ONNX model with the preprocessing its metadata states.
+/// service and the exported ONNX model in ONNX Runtime (its C# package) with the preprocessing its metadata states.
 /// </summary>
 [Collection("cli")]
 public class MetadataEndToEndTests : IDisposable
