@@ -41,6 +41,9 @@ public sealed class InspectionReport
     /// <summary>(L, U, G, G): per Mixer block, the first U hidden units of the token-mixing MLP's first layer as maps over the patch grid.</summary>
     public HostArray? TokenMixing { get; init; }
 
+    /// <summary>How many inputs were given (a Mixer has no attention to map, so its report lists none in <see cref="Inputs"/>).</summary>
+    public int InputsGiven { get; init; }
+
     /// <summary>Hidden units per block drawn for a Mixer.</summary>
     public const int TokenMixingUnits = 16;
 
@@ -121,7 +124,7 @@ public sealed class InspectionReport
             return new InspectionReport
             {
                 CheckpointName = name, Metadata = classifier.Metadata, Components = pcs, ExplainedVariance = variance,
-                TokenMixing = new HostArray([mixer.Depth, units, g, g], tm),
+                TokenMixing = new HostArray([mixer.Depth, units, g, g], tm), InputsGiven = inputs.Count,
             };
         }
 
@@ -408,7 +411,8 @@ public sealed class InspectionReport
             h.Append($"<figure>{Img(mixing)}<figcaption>Row l: block l; column u: hidden unit u of the token-mixing MLP's first layer, as a {c.GridSize}×{c.GridSize} map over the patch grid.</figcaption></figure>");
             h.Append(ColourBar(Signed, "−max", "0", "+max", "weight (each unit scaled to its largest |weight|)"));
             h.Append($"<p class=\"def\">The weights W[u, :] of blocks.l.mlp_tokens.fc1 (the first {TokenMixing!.Shape[1]} of each block's hidden units), one per patch position, as in the MLP-Mixer paper's figure 5. " +
-                     "A Mixer has no attention or position embeddings: those views do not apply.</p>\n");
+                     "A Mixer has no attention or position embeddings: those views do not apply" +
+                     (InputsGiven > 0 ? $" (the {InputsGiven} input(s) given were read and checked, but there is no attention to draw on them)" : "") + ".</p>\n");
         }
 
         h.Append("<h2 id=\"files\">Numbers</h2><p>Every plotted quantity is also written as float32 .npy beside this page: ");

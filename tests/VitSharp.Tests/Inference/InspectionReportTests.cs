@@ -192,10 +192,11 @@ public class InspectionReportTests : IDisposable
         var config = new MixerConfig { ImageSize = 32, PatchSize = 8, EmbedDim = 32, Depth = 2, TokenMlpDim = 24, ChannelMlpDim = 64, NumClasses = 3 };
         var ckpt = Seeded(config, "mixer");
         var dir = Out("mixer-report");
-        var (code, _, err) = CliRunner.Run("inspect", "-c", ckpt, "-o", dir, "--components", "4");
+        var (code, _, err) = CliRunner.Run("inspect", "-c", ckpt, "-o", dir, "--components", "4", "-i", Image128x96);
         Assert.True(code == 0, err);
         var html = File.ReadAllText(Path.Combine(dir, "report.html"));
         Assert.Contains("id=\"token-mixing\"", html);
+        Assert.Contains("the 1 input(s) given were read and checked", html);
         Assert.Contains("id=\"filters\"", html);
         Assert.DoesNotContain("id=\"position\"", html);
         var tm = Npy.Read(Path.Combine(dir, "token_mixing_weights.npy"));
