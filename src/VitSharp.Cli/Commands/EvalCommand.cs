@@ -1,9 +1,5 @@
 using System.CommandLine;
 using Spectre.Console;
-using VitSharp.Backends;
-using VitSharp.Checkpoints;
-using VitSharp.Data.Datasets;
-using VitSharp.Data.Transforms;
 using VitSharp.Training;
 
 namespace VitSharp.Cli.Commands;
@@ -27,39 +23,12 @@ public sealed class EvalCommand : ICliCommand
         cmd.SetAction(r => Cli.Guard(() =>
         {
             using var backend = ck.Backend(r);
-            var (res, names) = Evaluate(ck.CheckpointPath(r), r.GetValue(data)!, r.GetValue(split), r.GetValue(perClass), r.GetValue(batch),
+            var (res, names) = Evaluator.EvaluateCheckpoint(ck.CheckpointPath(r), r.GetValue(data)!, r.GetValue(split), r.GetValue(perClass), r.GetValue(batch),
                 ck.Load(r), backend, ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(mean), r.GetValue(std));
             Print(res, names);
             return 0;
         }));
         return cmd;
-    }
-
-    /// <summary>`vit eval`'s work: the checkpoint on the split, each image preprocessed exactly as `vit classify` would
-    /// preprocess it for this checkpoint (<see cref="Evaluator.Preprocessing"/>). Returns the result (with each image's
-    /// prediction, in the dataset's order) and the class names.</summary>
-    public static (EvalResult Result, IReadOnlyList<string> Classes) Evaluate(string checkpoint, string data, string? split, int perClass,
-        int batchSize, LoadOptions? options, IBackend backend, PreprocessRecipe? recipe = null, float[]? mean = null, float[]? std = null)
-    {
-        var ckpt = Checkpoint.Load(checkpoint, options);
-        var dataset = OpenSplit(data, split);
-        if (perClass > 0) dataset = Subset.PerClass(dataset, perClass);
-        dataset = LabelMap.Align(dataset, ckpt.Labels, ckpt.Config.NumClasses);
-        var aug = Evaluator.Preprocessing(ckpt, recipe, mean, std);
-        using var model = ckpt.CreateModel(backend);
-        var loader = new DataLoader(dataset, Math.Max(1, batchSize), aug, shuffle: false, dropLast: false, seed: 0);
-        return (Evaluator.Evaluate(model, loader), ckpt.Labels ?? dataset.Classes.ToArray());
-    }
-
-    private static IImageDataset OpenSplit(string path, string? split)
-    {
-        if (split is not null || DataSources.IsIdxFolder(path)) return DataSources.Open(path, split ?? "test");
-        foreach (var s in new[] { "test", "val" })
-        {
-            try { return DataSources.Open(path, s); }
-            catch (VitSharpException) { }
-        }
-        return DataSources.Open(path, null);
     }
 
     private static void Print(EvalResult r, IReadOnlyList<string> names)

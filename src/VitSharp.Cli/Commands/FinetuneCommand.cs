@@ -10,15 +10,8 @@ namespace VitSharp.Cli.Commands;
 /// </summary>
 public sealed class FinetuneCommand : ICliCommand
 {
-    public const string Defaults = """
-        {
-          "optimizer": { "name": "sgd", "lr": 0.03, "momentum": 0.9, "weight_decay": 0 },
-          "schedule": { "decay": "cosine", "warmup_epochs": 0.5 },
-          "batch_size": 64, "epochs": 5, "label_smoothing": 0, "clip_grad_norm": 1.0,
-          "data": { "val_split": "val", "horizontal_flip": true },
-          "output": "runs/finetune"
-        }
-        """;
+    /// <summary>The defaults: <see cref="FineTune.PaperRecipe"/>.</summary>
+    public const string Defaults = FineTune.PaperRecipe;
 
     public Command Create()
     {
@@ -38,13 +31,9 @@ public sealed class FinetuneCommand : ICliCommand
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var overrides = TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output), r.GetValue(batch));
-            overrides.Add($"init_checkpoint={System.Text.Json.Nodes.JsonValue.Create(r.GetValue(checkpoint))!.ToJsonString()}");
-            if (r.GetValue(size) is int s) overrides.Add($"model.img_size={s}");
-            var cfg = r.GetValue(config) is { } path ? TrainConfig.Load(path, overrides) : TrainConfig.Parse(Defaults, overrides, "fine-tuning defaults");
-            var (train, val) = TrainData.Open(cfg.Data, cfg.Seed);
+            var cfg = FineTune.Configure(r.GetValue(checkpoint)!, r.GetValue(config), overrides, r.GetValue(size));
+            var (train, val) = FineTune.OpenData(cfg, r.GetValue(classes));
             TrainingConsole.DescribeData(train, val);
-            if (r.GetValue(classes) is int k && k != train.Classes.Count)
-                throw new VitSharpException($"--classes {k} but the data has {train.Classes.Count} classes ({string.Join(", ", train.Classes.Take(5))}…)");
             var backend = Backends.CreateTraining(r.GetValue(device) ?? "cpu", r.GetValue(dtype) ?? TrainCommand.DefaultDType(r.GetValue(device)));
             using var trainer = new Trainer(cfg, train, val, backend);
             var result = TrainingConsole.Run(trainer, resume: !r.GetValue(fresh));

@@ -9,8 +9,9 @@ namespace VitSharp.Inference;
 /// </summary>
 public static class Inspection
 {
-    /// <summary>Top principal components of the flattened filters (D, C·P·P), each a (C, P, P) pattern, with the
-    /// fraction of variance each explains. Jacobi eigen-decomposition of the smaller Gram matrix.</summary>
+    /// <summary>Top principal components of the flattened filters (D, C·P·P), each a (C, P, P) pattern of unit norm whose
+    /// entry of largest magnitude is positive (a fixed sign), with the fraction of variance each explains. Jacobi
+    /// eigen-decomposition of the smaller Gram matrix.</summary>
     public static (HostArray Components, double[] ExplainedVariance) PatchEmbeddingPca(HostArray weight, int count)
     {
         if (weight.Shape.Length != 4) throw new ArgumentException($"patch embedding weight must be (D, C, P, P), got {weight}");
@@ -47,7 +48,11 @@ public static class Inspection
             else
                 for (int j = 0; j < n; j++) dir[j] = vectors[j, order[c]];
             double norm = Math.Sqrt(dir.Sum(v => v * v));
-            for (int j = 0; j < n; j++) comps[c * n + j] = (float)(norm > 0 ? dir[j] / norm : 0);
+            // Fixed sign rule: the entry of largest magnitude (the first such) is positive.
+            int big = 0;
+            for (int j = 1; j < n; j++) if (Math.Abs(dir[j]) > Math.Abs(dir[big])) big = j;
+            if (dir[big] < 0) norm = -norm;
+            for (int j = 0; j < n; j++) comps[c * n + j] = (float)(norm != 0 ? dir[j] / norm : 0);
         }
         return (new HostArray([order.Length, weight.Shape[1], weight.Shape[2], weight.Shape[3]], comps),
             order.Select(i => total > 0 ? Math.Max(values[i], 0) / total : 0).ToArray());
@@ -144,6 +149,26 @@ public static class Inspection
         float max = map.Max(), min = map.Min();
         for (int j = 0; j < map.Length; j++) map[j] = max > min ? (map[j] - min) / (max - min) : 0;
         return new HostArray([grid, grid], map);
+    }
+
+    /// <summary>Per layer, the class token's attention to each patch averaged over heads, for one image: (L, G, G).
+    /// Raw probabilities (not renormalised after dropping the prefix tokens).</summary>
+    public static HostArray ClassTokenAttention(IReadOnlyList<HostArray> probs, int image, int grid)
+    {
+        int n = grid * grid;
+        var map = new float[probs.Count * n];
+        for (int l = 0; l < probs.Count; l++)
+        {
+            var p = probs[l];
+            int h = p.Shape[1], t = p.Shape[2], prefix = t - n;
+            if (prefix < 1) throw new ArgumentException($"attention {p} has no class token before {n} patches");
+            for (int head = 0; head < h; head++)
+            {
+                long row = ((long)image * h + head) * t * t; // query 0: the class token
+                for (int j = 0; j < n; j++) map[l * n + j] += p.Data[row + prefix + j] / h;
+            }
+        }
+        return new HostArray([probs.Count, grid, grid], map);
     }
 
     private static double[,] Identity(int n)

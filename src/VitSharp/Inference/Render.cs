@@ -75,6 +75,68 @@ public static class Render
         return new Image(rgb.Width, rgb.Height, 3, px);
     }
 
+    /// <summary>Each pixel repeated <paramref name="zoom"/>×<paramref name="zoom"/> times (nearest neighbour).</summary>
+    public static Image Upscale(Image image, int zoom)
+    {
+        if (zoom <= 1) return image;
+        var rgb = image.ToRgb();
+        int w = rgb.Width * zoom, h = rgb.Height * zoom;
+        var px = new byte[w * h * 3];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                int s = ((y / zoom) * rgb.Width + x / zoom) * 3, d = (y * w + x) * 3;
+                px[d] = rgb.Pixels![s]; px[d + 1] = rgb.Pixels[s + 1]; px[d + 2] = rgb.Pixels[s + 2];
+            }
+        return new Image(w, h, 3, px);
+    }
+
+    /// <summary>A horizontal colour bar: <paramref name="width"/> columns running the colour map from 0 (left) to 1 (right).</summary>
+    public static Image ColourBar(Func<float, (byte R, byte G, byte B)> colormap, int width = 256, int height = 14)
+    {
+        var px = new byte[width * height * 3];
+        for (int x = 0; x < width; x++)
+        {
+            var (r, g, b) = colormap(width == 1 ? 0 : x / (float)(width - 1));
+            for (int y = 0; y < height; y++) { int o = (y * width + x) * 3; px[o] = r; px[o + 1] = g; px[o + 2] = b; }
+        }
+        return new Image(width, height, 3, px);
+    }
+
+    /// <summary>(K, G, G) maps as heat-map tiles in rows of <paramref name="columns"/>, 2-pixel white gaps; each value is
+    /// mapped by <paramref name="scale"/> (tile index, value → [0, 1]) then <paramref name="colormap"/>.</summary>
+    public static Image Tiles(HostArray maps, int columns, int zoom, Func<int, float, float> scale, Func<float, (byte R, byte G, byte B)> colormap)
+    {
+        int k = maps.Shape[0], gh = maps.Shape[1], gw = maps.Shape[2];
+        columns = Math.Max(1, Math.Min(columns, k));
+        int rows = (k + columns - 1) / columns, cw = gw * zoom + 2, ch = gh * zoom + 2;
+        int w = columns * cw + 2, h = rows * ch + 2;
+        var px = new byte[w * h * 3];
+        Array.Fill(px, (byte)255);
+        for (int t = 0; t < k; t++)
+        {
+            int ox = (t % columns) * cw + 2, oy = (t / columns) * ch + 2;
+            for (int y = 0; y < gh * zoom; y++)
+                for (int x = 0; x < gw * zoom; x++)
+                {
+                    var (r, g, b) = colormap(scale(t, maps.Data[((long)t * gh + y / zoom) * gw + x / zoom]));
+                    int o = ((oy + y) * w + ox + x) * 3;
+                    px[o] = r; px[o + 1] = g; px[o + 2] = b;
+                }
+        }
+        return new Image(w, h, 3, px);
+    }
+
+    /// <summary>Blue (0) → white (½) → red (1): for signed values scaled symmetrically around zero.</summary>
+    public static (byte R, byte G, byte B) Diverging(float t)
+    {
+        t = Math.Clamp(float.IsNaN(t) ? 0.5f : t, 0, 1);
+        static byte Lerp(float a, float b, float f) => (byte)Math.Round(a + f * (b - a));
+        return t < 0.5f
+            ? (Lerp(33, 255, t * 2), Lerp(102, 255, t * 2), Lerp(172, 255, t * 2))
+            : (Lerp(255, 178, (t - 0.5f) * 2), Lerp(255, 24, (t - 0.5f) * 2), Lerp(255, 43, (t - 0.5f) * 2));
+    }
+
     private static readonly float[] Stops = [68, 1, 84, 59, 82, 139, 33, 145, 140, 94, 201, 98, 253, 231, 37];
 
     /// <summary>A perceptually ordered dark-blue → green → yellow ramp (viridis-like, piecewise linear).</summary>

@@ -40,6 +40,37 @@ public static class Evaluator
         return new Augmentation { ImageSize = c.ImageSize, Channels = 3, Mean = r.Mean, Std = r.Std, Recipe = r, Train = false };
     }
 
+    /// <summary>`vit eval`'s work: a checkpoint on a split of a labelled dataset, each image preprocessed exactly as
+    /// `vit classify` would preprocess it for this checkpoint (<see cref="Preprocessing"/>); at most
+    /// <paramref name="perClass"/> images per class when positive. Returns the result (with each image's prediction, in
+    /// the dataset's order) and the class names (the checkpoint's, else the dataset's).</summary>
+    public static (EvalResult Result, IReadOnlyList<string> Classes) EvaluateCheckpoint(string checkpoint, string data, string? split,
+        int perClass, int batchSize, LoadOptions? options, Backends.IBackend backend, PreprocessRecipe? recipe = null,
+        float[]? mean = null, float[]? std = null, Action<int, int>? progress = null)
+    {
+        var ckpt = Checkpoint.Load(checkpoint, options);
+        var dataset = OpenSplit(data, split);
+        if (perClass > 0) dataset = Subset.PerClass(dataset, perClass);
+        dataset = LabelMap.Align(dataset, ckpt.Labels, ckpt.Config.NumClasses);
+        var aug = Preprocessing(ckpt, recipe, mean, std);
+        using var model = ckpt.CreateModel(backend);
+        var loader = new DataLoader(dataset, Math.Max(1, batchSize), aug, shuffle: false, dropLast: false, seed: 0);
+        return (Evaluate(model, loader, progress), ckpt.Labels ?? dataset.Classes.ToArray());
+    }
+
+    /// <summary>The split to evaluate: <paramref name="split"/> when given (or the test split of an idx folder), else the
+    /// data's "test" split, else its "val" split, else the data itself.</summary>
+    public static IImageDataset OpenSplit(string path, string? split)
+    {
+        if (split is not null || DataSources.IsIdxFolder(path)) return DataSources.Open(path, split ?? "test");
+        foreach (var s in new[] { "test", "val" })
+        {
+            try { return DataSources.Open(path, s); }
+            catch (VitSharpException) { }
+        }
+        return DataSources.Open(path, null);
+    }
+
     /// <summary>Runs the inference forward over every batch of <paramref name="loader"/> (no augmentation).</summary>
     public static EvalResult Evaluate(VisionModel model, DataLoader loader, Action<int, int>? progress = null)
     {

@@ -22,7 +22,7 @@ namespace VitSharp.Tests.Cli;
 /// Issue 8: a model trained with its own normalisation is preprocessed as it was trained by every command. Trains a tiny
 /// ViT briefly on synthetic images (class = brightness; mean/std far from the defaults, images larger than the model and
 /// not all square), then classifies every test image with `vit eval`'s code path, `vit classify`, `vit run`, the HTTP
-/// service and (when onnxruntime-node is there) the exported ONNX model with the preprocessing its metadata states.
+/// service and the exported ONNX model in ONNX Runtime (its C# package) with the preprocessing its metadata states.
 /// </summary>
 [Collection("cli")]
 public class MetadataEndToEndTests : IDisposable
@@ -99,7 +99,7 @@ public class MetadataEndToEndTests : IDisposable
         Assert.Equal(ckpt.Weights.Keys.Order(), resumable.Weights.Keys.Order());
 
         // `vit eval`'s code path: the reference, image by image, in the dataset's order (class folders, then files).
-        var (result, names) = EvalCommand.Evaluate(model, data, "test", 0, 64, null, CpuBackend.Instance);
+        var (result, names) = VitSharp.Training.Evaluator.EvaluateCheckpoint(model, data, "test", 0, 64, null, CpuBackend.Instance);
         var testDir = Path.Combine(data, "test");
         var files = Classes.SelectMany(c => Directory.GetFiles(Path.Combine(testDir, c)).Order(StringComparer.Ordinal)).ToList();
         Assert.Equal(files.Count, result.Predictions.Length);
@@ -164,8 +164,7 @@ public class MetadataEndToEndTests : IDisposable
         Assert.True(code == 0, err);
         var fromOnnx = ModelMetadata.Parse(OnnxMetadata.Read(onnx)[ModelMetadata.MetadataKey], onnx);
         Assert.Equal(md.ToJson(), fromOnnx.ToJson());
-        if (OnnxExportTests.OrtDir is null) return; // as the export tests: ONNX Runtime is a test tool that may be absent
-        using var batch = fromOnnx.Preprocess!.ApplyBatch(files.Select(f => ImageCodecs.Decode(f)).ToList());
+                using var batch = fromOnnx.Preprocess!.ApplyBatch(files.Select(f => ImageCodecs.Decode(f)).ToList());
         var ort = RunOrt(onnx, new HostArray(batch.Shape, batch.ToArray()));
         for (int i = 0; i < files.Count; i++) Assert.True(expected[files[i]] == ArgMax(ort.Data.AsSpan(i * 3, 3)), $"onnx: {files[i]}");
     }

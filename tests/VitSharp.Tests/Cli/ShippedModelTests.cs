@@ -44,7 +44,7 @@ public class ShippedModelTests : IDisposable
         // `vit eval`'s code path on 200 committed test images. Measured: 87.5 % (175/200) for the bf16 model, 87.0 % for
         // the f32 one it was made from. The floor catches a broken model or preprocessing: [-1, 1] normalisation instead
         // of the recorded CIFAR mean/std (the google or hf recipe) gives 83.0 % here.
-        var (result, names) = EvalCommand.Evaluate(DefaultModel.BundledPath, Slice, null, 0, 64, null, CpuBackend.Instance);
+        var (result, names) = VitSharp.Training.Evaluator.EvaluateCheckpoint(DefaultModel.BundledPath, Slice, null, 0, 64, null, CpuBackend.Instance);
         Assert.Equal(200, result.Count);
         Assert.Equal(Cifar10, names);
         Assert.True(result.Top1 >= 0.85, $"top-1 {result.Top1:P1} on the committed slice, below the 85 % floor (measured 87.5 %)");
@@ -116,7 +116,7 @@ public class ShippedModelTests : IDisposable
     [Trait("Category", "Slow")]
     public void ReproducesTheModelCardOnTheFullTestSplit()
     {
-        var (result, _) = EvalCommand.Evaluate(DefaultModel.BundledPath, TestData.Shared("datasets", "cifar10-jpeg.tar.gz"), "test", 0, 64, null, CpuBackend.Instance);
+        var (result, _) = VitSharp.Training.Evaluator.EvaluateCheckpoint(DefaultModel.BundledPath, TestData.Shared("datasets", "cifar10-jpeg.tar.gz"), "test", 0, 64, null, CpuBackend.Instance);
         Assert.Equal(10000, result.Count);
         Assert.InRange(result.Top1, 0.8686 - 0.001, 0.8686 + 0.001); // docs/MODELS.md: 86.86 % (bf16; the f32 original 86.80 %)
         Assert.InRange(result.ClassAccuracy(3), 0.70, 0.72);         // cat, the weakest class: 71.1 %

@@ -105,9 +105,10 @@ public class InspectCommandTests : IDisposable
         var pca = ImageCodecs.Decode(Path.Combine(_tmp, "patch_embedding_pca.png"));
         Assert.Equal(7 * (16 * 4 + 1) + 1, pca.Width);
         var sim = ImageCodecs.Decode(Path.Combine(_tmp, "position_embedding_similarity.png"));
-        Assert.Equal(3 * (3 * 4 + 2), sim.Width);
-        var rollout = ImageCodecs.Decode(Path.Combine(_tmp, "attention_rollout_0.png"));
-        Assert.Equal(48, rollout.Width);
+        Assert.Equal(3 * (3 * 16 + 2), sim.Width);
+        var rollout = ImageCodecs.Decode(Path.Combine(_tmp, "chelsea_crop128x96.rollout.png"));
+        Assert.Equal(192, rollout.Width); // the 48×48 input the model saw, ×4
+        Assert.True(File.Exists(Path.Combine(_tmp, "report.html")));
         var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(_tmp, "inspection.json")))!;
         var distances = json["mean_attention_distance_px"]!.AsArray();
         Assert.Equal(2, distances.Count); // layers

@@ -34,7 +34,7 @@ public class FineTuneTests(ITestOutputHelper output)
         Assert.All(weights["head.weight"].Data, x => Assert.Equal(0f, x));
 
         var ft = Directory.CreateTempSubdirectory("vitsharp-ft-").FullName;
-        var cfg = TrainConfig.Parse(FinetuneCommand.Defaults,
+        var cfg = TrainConfig.Parse(FineTune.PaperRecipe,
         [
             $"output={System.Text.Json.JsonSerializer.Serialize(ft)}", $"init_checkpoint={System.Text.Json.JsonSerializer.Serialize(source)}",
             "model.img_size=64", "epochs=2", "batch_size=50", "log_every_steps=100",
