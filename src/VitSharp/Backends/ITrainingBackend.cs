@@ -76,6 +76,17 @@ public interface ITrainingBackend : IBackend
     /// <summary>Σ x², in double (global-norm clipping).</summary>
     double SumSquares(Tensor x);
 
+    /// <summary>Backward of <see cref="IBackend.EmbedTokens"/>: dpatches (=); each dprefix +=, summed over the batch; dpos += Σbatch dx.</summary>
+    void EmbedTokensBackward(Tensor dx, Tensor dpatches, IReadOnlyList<Tensor> dprefix, Tensor dpos) =>
+        HostOps.EmbedTokensBackward(this, dx, dpatches, dprefix, dpos);
+
+    /// <summary>Backward of <see cref="IBackend.MulChannels"/>: dx (=) = dy ⊙ γ; dγ += Σrows dy ⊙ x.</summary>
+    void MulChannelsBackward(Tensor dy, Tensor x, Tensor gamma, Tensor dx, Tensor dgamma) =>
+        HostOps.MulChannelsBackward(this, dy, x, gamma, dx, dgamma);
+
+    /// <summary>Backward of <see cref="IBackend.MaxTokens"/>: dx (=) holds dy at each feature's arg-max token, zero elsewhere.</summary>
+    void MaxTokensBackward(Tensor dy, Tensor x, int start, Tensor dx) => HostOps.MaxTokensBackward(this, dy, x, start, dx);
+
     /// <summary>In place on a contiguous slice of parameters with its gradient and moment slices.</summary>
     void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWArgs args);
 

@@ -91,7 +91,7 @@ public sealed partial record Checkpoint
     }
 
     [System.Text.RegularExpressions.GeneratedRegex(
-        @"^((patch_embed|cls_token|reg_token|pos_embed|blocks|norm|fc_norm|head|pre_logits|stem|norm_pre|attn_pool)(\.|$)" +
+        @"^((patch_embed|cls_token|dist_token|reg_token|pos_embed|blocks|norm|fc_norm|head|head_dist|pre_logits|stem|norm_pre|attn_pool)(\.|$)" +
         @"|(vit\.)?(embeddings|encoder|layernorm|pooler)\.|classifier\." +
         @"|(params/|opt/target/)?(embedding|stem|cls|pos_embedding|Transformer|MixerBlock_\d+|pre_head_layer_norm|pre_logits|head|MAPHead_0)(/|$))")]
     private static partial System.Text.RegularExpressions.Regex KnownName();
@@ -223,13 +223,16 @@ public sealed partial record Checkpoint
             int oldGrid = (int)Math.Round(Math.Sqrt(pos.Shape[1] - prefix));
             if (oldGrid != v.GridSize)
                 pos = PositionEmbedding.Resample(pos, prefix, (oldGrid, oldGrid), (v.GridSize, v.GridSize), o.PosEmbedInterpolation);
-            if (v.NoEmbedClass)
+            if (v.NoEmbedClass && v.PrefixTokens > 0)
             {
-                int d = pos.Shape[2];
-                pos = HostArray.Concat0(new HostArray([1, d], new float[d]), pos.Reshape(pos.Shape[1], d)).Reshape(1, pos.Shape[1] + 1, d);
+                int d = pos.Shape[2], k = v.PrefixTokens;
+                pos = HostArray.Concat0(new HostArray([k, d], new float[k * d]), pos.Reshape(pos.Shape[1], d)).Reshape(1, pos.Shape[1] + k, d);
             }
             w["pos_embed"] = pos;
         }
+        // A patch projection without bias (timm's pre_norm/CLIP towers, vit-pytorch) gets a zero one: the same function.
+        if (config is VitConfig && w.TryGetValue("patch_embed.proj.weight", out var pw) && !w.ContainsKey("patch_embed.proj.bias"))
+            w["patch_embed.proj.bias"] = new HostArray([pw.Shape[0]], new float[pw.Shape[0]]);
         return new Checkpoint { Path = path, Format = format, Config = config, Weights = w, Labels = labels };
     }
 
@@ -245,8 +248,16 @@ public sealed partial record Checkpoint
         if (o.LayerNormEps is { } eps) c = c with { LayerNormEps = eps };
         if (c is VitConfig v)
         {
-            if (o.Heads is { } h) v = v with { NumHeads = h };
-            if (o.Pool is { } p) v = v with { Pool = p, FcNorm = p == Pooling.Avg && v.FcNorm };
+            if (o.Heads is { } h && h != v.NumHeads)
+            {
+                // The attention's inner width is what the weights fix; a new head count splits it anew.
+                int inner = v.InnerDim;
+                v = v with { NumHeads = h, DimHead = o.DimHead ?? (inner != v.EmbedDim && h > 0 ? inner / h : 0) };
+                if (h <= 0 || inner % h != 0) throw new CheckpointException(path, $"attention width {inner} is not divisible by {h} heads");
+            }
+            if (o.DimHead is { } dh) v = v with { DimHead = dh == v.EmbedDim / Math.Max(v.NumHeads, 1) && v.EmbedDim % Math.Max(v.NumHeads, 1) == 0 ? 0 : dh };
+            if (o.DynamicImgSize is { } dyn) v = v with { DynamicImgSize = dyn };
+            if (o.Pool is { } p) v = v with { Pool = p, FcNorm = p is Pooling.Avg or Pooling.Max && v.FcNorm };
             if (v.Pool == Pooling.Token && !v.ClassToken) throw new CheckpointException(path, "token pooling needs a class token, and this model has none");
             c = v;
         }

@@ -89,6 +89,9 @@ public sealed class OnnxRecorder(OnnxGraph graph, ParameterSet parameters, IRead
         {
             case Activation.None: return x;
             case Activation.Tanh: return Node("Tanh", [x]);
+            case Activation.Relu: return Node("Relu", [x]);
+            case Activation.Silu: return Node("Mul", [x, Node("Sigmoid", [x])]);
+            case Activation.QuickGelu: return Node("Mul", [x, Node("Sigmoid", [Node("Mul", [x, Scalar("quick_gelu", 1.702f)])])]);
             case Activation.GeluTanh:
             {
                 // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
@@ -158,6 +161,41 @@ public sealed class OnnxRecorder(OnnxGraph graph, ParameterSet parameters, IRead
         _values[y] = Node("Gather", [Value(x), graph.ScalarInt(graph.Fresh("index"), index)], ("axis", 1));
 
     public void Transpose12(Tensor x, Tensor y) => _values[y] = Node("Transpose", [Value(x)], ("perm", new long[] { 0, 2, 1 }));
+
+    public void EmbedTokens(Tensor patches, IReadOnlyList<Tensor> prefix, Tensor pos, Tensor x)
+    {
+        var v = Value(patches);
+        var batch = Node("Slice", [Node("Shape", [v]), graph.Ints(graph.Fresh("s"), 0), graph.Ints(graph.Fresh("e"), 1)]);
+        var parts = prefix.Select(p => Node("Expand", [Value(p),
+            Node("Concat", [batch, graph.Ints(graph.Fresh("rest"), p.Dim(1), p.Dim(2))], ("axis", 0))])).Append(v).ToArray();
+        _values[x] = Node("Add", [Node("Concat", parts, ("axis", 1)), Value(pos)]);
+    }
+
+    public void MulChannels(Tensor x, Tensor gamma, Tensor y) => _values[y] = Node("Mul", [Value(x), Value(gamma)]);
+
+    public void ScaleInto(Tensor x, float s, Tensor y) => _values[y] = Node("Mul", [Value(x), Scalar("scale", s)]);
+
+    public void MaxTokens(Tensor x, int start, Tensor y)
+    {
+        var v = Value(x);
+        if (start > 0)
+            v = Node("Slice", [v, graph.Ints(graph.Fresh("start"), start), graph.Ints(graph.Fresh("end"), int.MaxValue), graph.Ints(graph.Fresh("axis"), 1)]);
+        _values[y] = Node("ReduceMax", [v], ("axes", new long[] { 1 }), ("keepdims", 0));
+    }
+
+    public void UnfoldPatches(Tensor images, Tensor y, int patch)
+    {
+        int c = images.Dim(1), gh = images.Dim(2) / patch, gw = images.Dim(3) / patch;
+        var six = Node("Reshape", [Value(images), graph.Ints(graph.Fresh("patch_shape"), 0, c, gh, patch, gw, patch)]);
+        var t = Node("Transpose", [six], ("perm", new long[] { 0, 2, 4, 1, 3, 5 }));
+        _values[y] = Node("Reshape", [t, graph.Ints(graph.Fresh("unfold_shape"), 0, gh * gw, c * patch * patch)]);
+    }
+
+    public void QkNorm(Tensor qkv, int heads, Tensor qGamma, Tensor qBeta, Tensor kGamma, Tensor kBeta, float eps) =>
+        throw new NotSupportedException("ONNX export of qk_norm is not implemented yet");
+
+    public void CrossAttention(Tensor q, Tensor kv, Tensor y, int heads, float scale) =>
+        throw new NotSupportedException("ONNX export of global_pool='map' (attention-pool head) is not implemented yet");
 
     public void Dispose() { }
 

@@ -1,0 +1,96 @@
+using VitSharp.Backends;
+using VitSharp.Backends.Cpu;
+using VitSharp.Checkpoints;
+using VitSharp.Models;
+using Xunit.Abstractions;
+
+namespace VitSharp.Tests.Models;
+
+/// <summary>
+/// The ViT families beyond plain ViT (refs-families, committed under Data/): each checkpoint in its library's own form,
+/// loaded with its configuration inferred, against the logits and features timm, transformers or vit-pytorch computed.
+/// </summary>
+public class FamilyParityTests(ITestOutputHelper output)
+{
+    private const float Tol = 1e-4f;
+
+    public static string Dir(string name) => Path.Combine(AppContext.BaseDirectory, "Data", "refs-families", name);
+
+    private static HostArray Ref(string name, string file) => Npy.Read(Path.Combine(Dir(name), file + ".npy"));
+
+    private float Check(string what, HostArray actual, HostArray expected)
+    {
+        float diff = TestData.MaxAbsDiff(actual, expected);
+        output.WriteLine($"{what}: max |Δ| = {diff:G3}");
+        Assert.InRange(diff, 0, Tol);
+        return diff;
+    }
+
+    /// <summary>What the timm checkpoints' weights cannot say (it is in meta.json's constructor arguments).</summary>
+    public static IEnumerable<object[]> TimmCases =>
+    [
+        ["deit_distilled", null!, null!],
+        ["vit_reg4", null!, null!],
+        ["vit_layerscale_qknorm", null!, null!],
+        ["vit_clip_quickgelu", "quick_gelu", 1e-5f],
+        ["vit_siglip_map", "tanh", null!],
+        ["vit_dinov2_reg", null!, null!],
+        ["vit_avg_nocls", null!, null!],
+        ["vit_no_qkv_bias_relu", "relu", null!],
+    ];
+
+    [Theory]
+    [MemberData(nameof(TimmCases))]
+    public void TimmFamilyMatches(string name, string? act, float? eps)
+    {
+        var ckpt = Checkpoint.Load(Path.Combine(Dir(name), "model.safetensors"),
+            new LoadOptions { Heads = 2, Gelu = ModelConfig.ParseActivation(act), LayerNormEps = eps, DynamicImgSize = name == "vit_dinov2_reg" ? true : null });
+        using var model = ckpt.CreateModel(CpuBackend.Instance);
+        var input = Ref(name, "input");
+        Check(name + " logits", model.Run(input), Ref(name, "logits"));
+        Check(name + " features", model.Run(input, OutputKind.Tokens), Ref(name, "features"));
+    }
+
+    [Fact]
+    public void TimmConfigsAreInferredFromTheKeys()
+    {
+        VitConfig Load(string name) => (VitConfig)Checkpoint.Load(Path.Combine(Dir(name), "model.safetensors"), new LoadOptions { Heads = 2 }).Config;
+        var deit = Load("deit_distilled");
+        Assert.True(deit.DistToken);
+        Assert.Equal(2, deit.PrefixTokens);
+        var reg = Load("vit_reg4");
+        Assert.Equal((4, true, 21), (reg.RegTokens, reg.NoEmbedClass, reg.NumTokens));
+        var ls = Load("vit_layerscale_qknorm");
+        Assert.True(ls.LayerScale && ls.QkNorm);
+        var clip = Load("vit_clip_quickgelu");
+        Assert.True(clip.PreNorm);
+        var siglip = Load("vit_siglip_map");
+        Assert.Equal((Pooling.Map, false), (siglip.Pool, siglip.ClassToken));
+        var avg = Load("vit_avg_nocls");
+        Assert.Equal((Pooling.Avg, true, false), (avg.Pool, avg.FcNorm, avg.ClassToken));
+        var relu = Load("vit_no_qkv_bias_relu");
+        Assert.Equal((false, 144), (relu.QkvBias, relu.MlpDim));
+    }
+
+    [Fact]
+    public void DinoV2RegistersRunAtALargerSizeWithResampledPositions()
+    {
+        const string name = "vit_dinov2_reg";
+        var ckpt = Checkpoint.Load(Path.Combine(Dir(name), "model.safetensors"), new LoadOptions { Heads = 2, DynamicImgSize = true });
+        using var model = ckpt.CreateModel(CpuBackend.Instance);
+        Check("native", model.Run(Ref(name, "input")), Ref(name, "logits"));
+        Check("48×48", model.Run(Ref(name, "input_larger")), Ref(name, "logits_at_larger"));
+        // Cached per size: the second run at the larger size reads the same resampled embedding.
+        Check("48×48 again", model.Run(Ref(name, "input_larger")), Ref(name, "logits_at_larger"));
+        Check("native again", model.Run(Ref(name, "input")), Ref(name, "logits"));
+    }
+
+    [Fact]
+    public void WithoutDynamicImgSizeAnotherSizeIsRefused()
+    {
+        const string name = "vit_dinov2_reg";
+        using var model = Checkpoint.Load(Path.Combine(Dir(name), "model.safetensors"), new LoadOptions { Heads = 2 }).CreateModel(CpuBackend.Instance);
+        var e = Assert.Throws<InputException>(() => model.Run(Ref(name, "input_larger")));
+        Assert.Contains("--img-size", e.Message);
+    }
+}
