@@ -92,7 +92,7 @@ public sealed partial record Checkpoint
 
     [System.Text.RegularExpressions.GeneratedRegex(
         @"^((patch_embed|cls_token|dist_token|reg_token|pos_embed|blocks|norm|fc_norm|head|head_dist|pre_logits|stem|norm_pre|attn_pool)(\.|$)" +
-        @"|(vit\.)?(embeddings|encoder|layernorm|pooler)\.|classifier\." +
+        @"|(vit\.|deit\.|vision_model\.)?(embeddings|encoder|layernorm|pooler|pre_layrnorm|post_layernorm|head)\.|(cls_|distillation_)?classifier\." +
         @"|(params/|opt/target/)?(embedding|stem|cls|pos_embedding|Transformer|MixerBlock_\d+|pre_head_layer_norm|pre_logits|head|MAPHead_0)(/|$))")]
     private static partial System.Text.RegularExpressions.Regex KnownName();
 
@@ -106,11 +106,13 @@ public sealed partial record Checkpoint
         var cfg = ParseJson(File.ReadAllText(configPath), configPath);
         if (cfg["architecture"] is not null && cfg["model_type"] is null) return LoadTimmFolder(dir, cfg, configPath, options);
         var modelType = JsonString(cfg, "model_type", configPath);
-        if (modelType is not null && modelType != "vit")
-            throw new CheckpointException(configPath, $"model_type '{modelType}' is not supported (expected 'vit')");
+        if (modelType is not null && Array.IndexOf(HuggingFaceModelTypes, modelType) < 0)
+            throw new CheckpointException(configPath, $"model_type '{modelType}' is not supported (expected one of {string.Join(", ", HuggingFaceModelTypes)})");
+        if (JsonBool(cfg, "use_swiglu_ffn", configPath) == true)
+            throw new CheckpointException(configPath, "'use_swiglu_ffn' is true: DINOv2's SwiGLU MLP is not supported");
         var w = Finite(weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath, options.MaxTotalBytes) : SafeTensors.Read(weightsPath, out _, (e, m) => Wanted(e, m, weightsPath), options.MaxTotalBytes), weightsPath, options);
-        if (!HuggingFaceNames.IsHuggingFace(w)) throw new CheckpointException(weightsPath, "tensor names are not Hugging Face ViT names");
-        var eps = JsonNumber(cfg, "layer_norm_eps", configPath) ?? 1e-12;
+        if (!HuggingFaceNames.IsHuggingFace(w)) throw new CheckpointException(weightsPath, "tensor names are not Hugging Face ViT, DeiT, DINOv2, CLIP or SigLIP vision names");
+        var eps = JsonNumber(cfg, "layer_norm_eps", configPath) ?? (modelType is "clip_vision_model" ? 1e-5 : modelType is "dinov2" or "siglip_vision_model" ? 1e-6 : 1e-12);
         if (!(eps > 0 && eps < 1)) throw new CheckpointException(configPath, $"'layer_norm_eps' must be in (0, 1), not {eps}");
         var heads = JsonInt(cfg, "num_attention_heads", configPath);
         if (heads is <= 0) throw new CheckpointException(configPath, $"'num_attention_heads' must be positive, not {heads}");
@@ -150,6 +152,16 @@ public sealed partial record Checkpoint
         if (o.ImageSize is null) Same("image_size", c.ImageSize, "a position embedding for image size");
         if (c is VitConfig v && v.Depth > 0) Same("intermediate_size", v.MlpDim, "MLP width");
     }
+
+    /// <summary>The Hugging Face model types whose folders load (config.json's model_type).</summary>
+    public static readonly string[] HuggingFaceModelTypes = ["vit", "deit", "dinov2", "clip_vision_model", "siglip_vision_model"];
+
+    private static bool? JsonBool(JsonObject cfg, string key, string file) => Value(cfg, key) switch
+    {
+        null => null,
+        JsonValue v when v.GetValueKind() is JsonValueKind.True or JsonValueKind.False => v.GetValue<bool>(),
+        var n => throw new CheckpointException(file, $"'{key}' must be true or false, not {n.ToJsonString()}"),
+    };
 
     private static JsonNode? Value(JsonObject cfg, string key) => cfg[key] is JsonValue v && v.GetValueKind() == JsonValueKind.Null ? null : cfg[key];
 

@@ -93,4 +93,73 @@ public class FamilyParityTests(ITestOutputHelper output)
         var e = Assert.Throws<InputException>(() => model.Run(Ref(name, "input_larger")));
         Assert.Contains("--img-size", e.Message);
     }
+
+    [Fact]
+    public void HuggingFaceDeitWithTeacherMatches()
+    {
+        const string name = "hf_deit_teacher";
+        var ckpt = Checkpoint.Load(Dir(name));
+        var c = (VitConfig)ckpt.Config;
+        Assert.Equal((true, 2, 1e-12f), (c.DistToken, c.NumHeads, c.LayerNormEps));
+        using var model = ckpt.CreateModel(CpuBackend.Instance);
+        Check(name + " logits", model.Run(Ref(name, "input")), Ref(name, "logits"));
+    }
+
+    [Fact]
+    public void HuggingFaceDinoV2Matches()
+    {
+        const string name = "hf_dinov2";
+        var ckpt = Checkpoint.Load(Dir(name));
+        Assert.True(((VitConfig)ckpt.Config).LayerScale);
+        using var model = ckpt.CreateModel(CpuBackend.Instance);
+        var input = Ref(name, "input");
+        Check(name + " last_hidden_state", model.Run(input, OutputKind.Tokens), Ref(name, "last_hidden_state"));
+        Check(name + " pooler_output", model.Run(input, OutputKind.Pooled), Ref(name, "pooler_output"));
+    }
+
+    [Fact]
+    public void HuggingFaceSiglipVisionMatches()
+    {
+        const string name = "hf_siglip_vision";
+        var ckpt = Checkpoint.Load(Dir(name));
+        var c = (VitConfig)ckpt.Config;
+        Assert.Equal((Pooling.Map, Activation.GeluTanh, false), (c.Pool, c.Gelu, c.ClassToken));
+        using var model = ckpt.CreateModel(CpuBackend.Instance);
+        var input = Ref(name, "input");
+        Check(name + " last_hidden_state", model.Run(input, OutputKind.Tokens), Ref(name, "last_hidden_state"));
+        Check(name + " pooler_output", model.Run(input, OutputKind.Pooled), Ref(name, "pooler_output"));
+    }
+
+    [Fact]
+    public void HuggingFaceClipVisionMatches()
+    {
+        const string name = "hf_clip_vision";
+        var ckpt = Checkpoint.Load(Dir(name));
+        var c = (VitConfig)ckpt.Config;
+        Assert.Equal((true, Activation.QuickGelu, 1e-5f), (c.PreNorm, c.Gelu, c.LayerNormEps));
+        using var model = ckpt.CreateModel(CpuBackend.Instance);
+        var input = Ref(name, "input");
+        Check(name + " pooler_output", model.Run(input, OutputKind.Pooled), Ref(name, "pooler_output"));
+        // CLIP's last_hidden_state is the encoder's output before post_layernorm; VitSharp's tokens are after the final
+        // norm (timm's forward_features), so the reference goes through that norm (its own weights) first.
+        var hidden = Ref(name, "last_hidden_state");
+        Check(name + " post_layernorm(last_hidden_state)", model.Run(input, OutputKind.Tokens),
+            LayerNorm(hidden, ckpt.Weights["norm.weight"].Data, ckpt.Weights["norm.bias"].Data, c.LayerNormEps));
+    }
+
+    private static HostArray LayerNorm(HostArray x, float[] g, float[] b, float eps)
+    {
+        int d = g.Length;
+        var o = new float[x.Data.Length];
+        for (int r = 0; r < o.Length / d; r++)
+        {
+            double mean = 0, var = 0;
+            for (int i = 0; i < d; i++) mean += x.Data[r * d + i];
+            mean /= d;
+            for (int i = 0; i < d; i++) var += Math.Pow(x.Data[r * d + i] - mean, 2);
+            double rstd = 1 / Math.Sqrt(var / d + eps);
+            for (int i = 0; i < d; i++) o[r * d + i] = (float)((x.Data[r * d + i] - mean) * rstd * g[i] + b[i]);
+        }
+        return new HostArray(x.Shape, o);
+    }
 }
