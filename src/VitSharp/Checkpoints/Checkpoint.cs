@@ -25,6 +25,9 @@ public sealed partial record Checkpoint
     public string[]? Labels { get; init; }
     /// <summary>Preprocessing the checkpoint's authors state (timm's pretrained_cfg, HF's preprocessor_config.json), if any.</summary>
     public JsonObject? PreprocessHints { get; init; }
+    /// <summary>The family the names were read as (e.g. "timm", "huggingface dinov2", a name map's name), and why.</summary>
+    public string? Family { get; init; }
+    public string? FamilyReason { get; init; }
     /// <summary>The record a VitSharp-written file carries (config, preprocessing, class names), if any.</summary>
     public ModelMetadata? Metadata { get; init; }
 
@@ -35,8 +38,9 @@ public sealed partial record Checkpoint
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         if (SafeTensors.LooksLike(path))
         {
-            var w = Finite(SafeTensors.Read(path, out var meta, (e, m) => Wanted(e, m, path), options.MaxTotalBytes), path, options);
+            var w = Finite(SafeTensors.Read(path, out var meta, (e, m) => Wanted(e, m, path, options.NameMap), options.MaxTotalBytes), path, options);
             var md = ModelMetadata.Read(meta, path);
+            if (options.NameMap is { } userMap) return ByMap(path, "safetensors", w, userMap, options, user: true) with { Metadata = md };
             JsonObject? hint = md is null ? null : ParseJson(md.Config.ToJson().ToJsonString(), path); // parsed: numbers read as any type
             string[]? labels = md?.Labels;
             if (meta.ContainsKey(TrainStateMetadataKey)) // a training checkpoint: the model's weights without optimizer and EMA state
@@ -46,12 +50,15 @@ public sealed partial record Checkpoint
             if (HuggingFaceNames.IsHuggingFace(w) && File.Exists(sideConfig)) return LoadFolder(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, options);
             if (HuggingFaceNames.IsHuggingFace(w)) return Build(path, "huggingface-safetensors", HuggingFaceNames.ToTimm(w, path), null, labels, options) with { Metadata = md };
             if (GoogleNames.IsGoogle(w)) return Build(path, "google-safetensors", GoogleNames.ToTimm(w, path), hint, labels, options, GoogleNames.Heads(w)) with { Metadata = md };
+            if (NameMap.Find(w.Keys) is { } shipped) return ByMap(path, "safetensors", w, shipped, options, user: false) with { Metadata = md };
             return Build(path, "timm-safetensors", w, hint, labels, options) with { Metadata = md };
         }
         if (PyTorchPickle.LooksLike(path))
         {
             var w = Finite(PyTorchPickle.Read(path, options.MaxTotalBytes), path, options);
+            if (options.NameMap is { } userMap) return ByMap(path, "pytorch", w, userMap, options, user: true);
             if (HuggingFaceNames.IsHuggingFace(w)) return Build(path, "huggingface-pytorch", HuggingFaceNames.ToTimm(w, path), null, null, options);
+            if (NameMap.Find(w.Keys) is { } shipped) return ByMap(path, "pytorch", w, shipped, options, user: false);
             return Build(path, "pytorch", w, null, null, options);
         }
         if (Npz.LooksLike(path))
@@ -76,7 +83,21 @@ public sealed partial record Checkpoint
     /// <summary>Which safetensors tensors a checkpoint load reads, decided from the header before any data is read: a
     /// training file's optimizer/EMA state and integer buffers (position_ids) are skipped; names that no supported naming
     /// (timm, Hugging Face, Google) can use, and integer data where a weight must be, are refused.</summary>
-    internal static bool Wanted(SafeTensors.Entry e, IReadOnlyDictionary<string, string> meta, string path)
+    /// <summary>Renamed by a name map (the user's, or the shipped one for the family its names are): the map's config
+    /// values are the hint, the caller's options still override them.</summary>
+    private static Checkpoint ByMap(string path, string format, Dictionary<string, HostArray> w, NameMap map, LoadOptions o, bool user)
+    {
+        var mapped = map.Apply(w, path, o.ImageSize);
+        var built = Build(path, $"{format}+name-map", mapped, map.Hint(), null, o);
+        return built with
+        {
+            Family = map.Name,
+            FamilyReason = user ? $"renamed by the name map {map.Source}"
+                : $"its tensor names match the shipped name map {map.Source} ({string.Join(", ", map.Detect.Select(d => d.ToString()))})",
+        };
+    }
+
+    internal static bool Wanted(SafeTensors.Entry e, IReadOnlyDictionary<string, string> meta, string path, NameMap? map = null)
     {
         if (meta.ContainsKey(TrainStateMetadataKey) && (e.Name.StartsWith("optim.", StringComparison.Ordinal) || e.Name.StartsWith("ema.", StringComparison.Ordinal)))
             return false;
@@ -85,6 +106,7 @@ public sealed partial record Checkpoint
             if (e.Name.EndsWith("position_ids", StringComparison.Ordinal) || e.Name.EndsWith("num_batches_tracked", StringComparison.Ordinal)) return false;
             throw new CheckpointException(path, $"dtype {e.DType} where a floating-point weight must be (F32, F16, BF16 or F64)", e.Name);
         }
+        if (map?.Covers(e.Name) == true || NameMap.Shipped.Any(m => m.Covers(e.Name))) return true;
         if (!KnownName().IsMatch(e.Name))
             throw new CheckpointException(path, $"no model VitSharp reads (by timm, Hugging Face or Google names) uses this tensor {Tensors.Shape.Format(e.Shape)}; refused before reading its {e.End - e.Begin} bytes", e.Name);
         return true;

@@ -13,6 +13,9 @@ public sealed record LoadOptions
     /// <summary>Run at this image size: position embeddings are resampled to the new grid.</summary>
     public int? ImageSize { get; init; }
     public Pooling? Pool { get; init; }
+    /// <summary>Renames a checkpoint of another codebase to timm's names (<c>--name-map</c>); null: the shipped maps are
+    /// tried on names VitSharp does not otherwise read.</summary>
+    public NameMap? NameMap { get; init; }
     /// <summary>Each head's width (timm's dim_head) when it is not width/heads.</summary>
     public int? DimHead { get; init; }
     /// <summary>Run any input size the patch divides, position embeddings resampled per size (timm's dynamic_img_size).</summary>

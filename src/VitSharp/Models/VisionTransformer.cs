@@ -84,7 +84,11 @@ public sealed class VisionTransformer : VisionModel
         bool qkNorm = w.ContainsKey("blocks.0.attn.q_norm.weight");
         // With qk_norm the norm's width is the head width, which fixes the head count.
         int? normHeads = qkNorm && ConfigInference.Shape(w, "blocks.0.attn.q_norm.weight", file, 1)[0] is var hd && hd > 0 && inner % hd == 0 ? inner / hd : null;
-        int h = heads ?? normHeads ?? (int?)hint?["num_heads"] ?? ConfigInference.DefaultHeads(inner, file);
+        int? hintedDimHead = (int?)hint?["dim_head"];
+        int h = heads ?? normHeads ?? (int?)hint?["num_heads"]
+            ?? (hintedDimHead is int dh && dh > 0 ? (inner % dh == 0 ? inner / dh
+                : throw new CheckpointException(file, $"attention width {inner} is not a multiple of the head width {dh}: pass --heads")) : (int?)null)
+            ?? ConfigInference.DefaultHeads(inner, file);
         if (inner % h != 0) throw new CheckpointException(file, $"attention width {inner} is not divisible by {h} heads", "blocks.0.attn.qkv.weight");
         var pool = ((string?)hint?["global_pool"]) is { } named ? VitConfig.ParsePool(named)!.Value
             : map ? Pooling.Map : fcNorm || !cls ? Pooling.Avg : Pooling.Token;

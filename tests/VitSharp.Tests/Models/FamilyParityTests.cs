@@ -147,6 +147,39 @@ public class FamilyParityTests(ITestOutputHelper output)
             LayerNorm(hidden, ckpt.Weights["norm.weight"].Data, ckpt.Weights["norm.bias"].Data, c.LayerNormEps));
     }
 
+    /// <summary>vit-pytorch state dicts (torch.save, read by the safe pickle reader) through the shipped name maps.</summary>
+    [Theory]
+    [InlineData("lucid_vit", 4, "vit-pytorch ViT")]
+    [InlineData("lucid_vit_mean", 2, "vit-pytorch ViT")]
+    [InlineData("lucid_simple_vit", 2, "vit-pytorch SimpleViT")]
+    public void VitPytorchStateDictMatches(string name, int heads, string family)
+    {
+        var ckpt = Checkpoint.Load(Path.Combine(Dir(name), "model.pt"), new LoadOptions { Heads = heads, ImageSize = 32 });
+        Assert.Equal(family, ckpt.Family);
+        var c = (VitConfig)ckpt.Config;
+        Assert.True(c.PixelNorm && c.PatchEmbedNorm);
+        Assert.Equal(1e-5f, c.LayerNormEps);
+        using var model = ckpt.CreateModel(CpuBackend.Instance);
+        Check(name + " logits", model.Run(Ref(name, "input")), Ref(name, "logits"));
+    }
+
+    [Fact]
+    public void VitPytorchInnerWidthIsNotTheModelWidth()
+    {
+        var c = (VitConfig)Checkpoint.Load(Path.Combine(Dir("lucid_vit"), "model.pt"), new LoadOptions { Heads = 4 }).Config;
+        Assert.Equal((48, 4, 16, 64, false), (c.EmbedDim, c.NumHeads, c.HeadDim, c.InnerDim, c.QkvBias));
+        // Without --heads the map's default head width (vit-pytorch's dim_head = 64) decides: one head of 64.
+        var d = (VitConfig)Checkpoint.Load(Path.Combine(Dir("lucid_vit"), "model.pt")).Config;
+        Assert.Equal((1, 64), (d.NumHeads, d.HeadDim));
+    }
+
+    [Fact]
+    public void SimpleVitNeedsTheImageSize()
+    {
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(Path.Combine(Dir("lucid_simple_vit"), "model.pt"), new LoadOptions { Heads = 2 }));
+        Assert.Contains("--img-size", e.Message);
+    }
+
     private static HostArray LayerNorm(HostArray x, float[] g, float[] b, float eps)
     {
         int d = g.Length;
