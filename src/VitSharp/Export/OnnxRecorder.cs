@@ -47,8 +47,12 @@ public sealed class OnnxRecorder(OnnxGraph graph, ParameterSet parameters, IRead
 
     private string TransposedWeight(Tensor w)
     {
-        var name = parameters.NameOf(w);
-        return _initializers.Contains(name + "_t") ? name + "_t" : Initializer(name + "_t", weights[name].Transpose2D());
+        // A weight may be a 2-D view of a parameter of another rank (vit-pytorch's patch projection: the (D, C, P, P)
+        // convolution weight read as a (D, C·P·P) Linear).
+        var name = parameters.TryNameOf(w) ?? parameters.TryNameOfView(w) ?? parameters.NameOf(w);
+        var a = weights[name];
+        if (a.Shape.Length != 2) a = a.Reshape(w.Shape);
+        return _initializers.Contains(name + "_t") ? name + "_t" : Initializer(name + "_t", a.Transpose2D());
     }
 
     private string Scalar(string hint, float value) => graph.Scalar(graph.Fresh(hint), value);

@@ -61,6 +61,42 @@ public class OnnxExportTests : IDisposable
         Assert.InRange(TestData.MaxAbsDiff(logits, Npy.Read(Path.Combine(dir, "logits.npy"))), 0, 1e-4f);
     }
 
+    /// <summary>The family options record into the same graph: ONNX Runtime reproduces timm's / vit-pytorch's logits.</summary>
+    [OrtTheory]
+    [InlineData("deit_distilled", "model.safetensors", 2, null)]
+    [InlineData("vit_reg4", "model.safetensors", 2, null)]
+    [InlineData("vit_dinov2_reg", "model.safetensors", 2, null)]
+    [InlineData("vit_clip_quickgelu", "model.safetensors", 2, "quick_gelu")]
+    [InlineData("vit_avg_nocls", "model.safetensors", 2, null)]
+    [InlineData("vit_no_qkv_bias_relu", "model.safetensors", 2, "relu")]
+    [InlineData("lucid_vit", "model.pt", 4, null)]
+    [InlineData("lucid_simple_vit", "model.pt", 2, null)]
+    public void FamilyExportsReproduceTheReferenceLogits(string folder, string file, int heads, string? act)
+    {
+        var dir = Models.FamilyParityTests.Dir(folder);
+        var ckpt = Checkpoint.Load(Path.Combine(dir, file), new LoadOptions
+        {
+            Heads = heads, ImageSize = 32, Gelu = VitSharp.Models.ModelConfig.ParseActivation(act), LayerNormEps = act == "quick_gelu" ? 1e-5f : null,
+        });
+        using var model = ckpt.CreateModel(CpuBackend.Instance);
+        var onnx = Path.Combine(_tmp, folder + ".onnx");
+        OnnxExporter.Export(model, onnx);
+        var logits = RunOrt(onnx, Npy.Read(Path.Combine(dir, "input.npy")));
+        Assert.InRange(TestData.MaxAbsDiff(logits, Npy.Read(Path.Combine(dir, "logits.npy"))), 0, 1e-4f);
+    }
+
+    [Theory]
+    [InlineData("vit_layerscale_qknorm", "qk_norm")]
+    [InlineData("vit_siglip_map", "global_pool='map'")]
+    public void OptionsTheRecorderLacksAreRefusedByName(string folder, string what)
+    {
+        var dir = Models.FamilyParityTests.Dir(folder);
+        using var model = Checkpoint.Load(Path.Combine(dir, "model.safetensors"), new LoadOptions { Heads = 2 }).CreateModel(CpuBackend.Instance);
+        var e = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(model, Path.Combine(_tmp, "refused.onnx")));
+        Assert.Contains(what, e.Message);
+        Assert.False(File.Exists(Path.Combine(_tmp, "refused.onnx")));
+    }
+
     [OrtFact]
     public void ExportCommandWritesAModelForAnotherResolutionAndBatch()
     {
