@@ -154,7 +154,12 @@ public sealed partial record Checkpoint
         }
         var preprocessorPath = System.IO.Path.Combine(dir, "preprocessor_config.json");
         var pre = File.Exists(preprocessorPath) ? ParseJson(File.ReadAllText(preprocessorPath), preprocessorPath) : null;
-        var built = Build(weightsPath, "huggingface", HuggingFaceNames.ToTimm(w, weightsPath), hint, labels, options) with { PreprocessHints = pre };
+        var built = Build(weightsPath, "huggingface", HuggingFaceNames.ToTimm(w, weightsPath), hint, labels, options) with
+        {
+            PreprocessHints = pre,
+            Family = $"Hugging Face {modelType ?? HuggingFaceNames.Family(w)}",
+            FamilyReason = $"a Hugging Face folder: config.json's model_type is '{modelType ?? "(none)"}', tensor names are {HuggingFaceNames.Family(w)}'s",
+        };
         CheckAgainstWeights(cfg, configPath, built.Config, options);
         return built;
     }
