@@ -163,6 +163,51 @@ public class FamilyParityTests(ITestOutputHelper output)
         Check(name + " logits", model.Run(Ref(name, "input")), Ref(name, "logits"));
     }
 
+    /// <summary>
+    /// vit-pytorch's older PreNorm generation (PreNorm(dim, fn) wrappers, a plain Linear over (p1 p2 c) patches,
+    /// mlp_head = LayerNorm + Linear). No package output is stored for it, so timm's vit_tiny48 weights are written in
+    /// that layout (the convolution flattened to (p1 p2 c) columns) and must give timm's logits back through the
+    /// shipped map — the map's names and its rearrangement, checked against timm's arithmetic (eps set to timm's 1e-6).
+    /// </summary>
+    [Fact]
+    public void VitPytorchPreNormGenerationLoadsThroughItsMap()
+    {
+        var w = SafeTensors.Read(TestData.Small("vit_tiny48", "model.safetensors"));
+        var o = new Dictionary<string, HostArray>
+        {
+            ["cls_token"] = w["cls_token"],
+            ["pos_embedding"] = w["pos_embed"],
+            ["to_patch_embedding.1.bias"] = w["patch_embed.proj.bias"],
+            ["mlp_head.0.weight"] = w["norm.weight"], ["mlp_head.0.bias"] = w["norm.bias"],
+            ["mlp_head.1.weight"] = w["head.weight"], ["mlp_head.1.bias"] = w["head.bias"],
+        };
+        var conv = w["patch_embed.proj.weight"]; // (D, C, P, P) → (D, P·P·C) with columns in (p1 p2 c) order
+        int d = conv.Shape[0], c = conv.Shape[1], p = conv.Shape[2];
+        var lin = new float[conv.Data.Length];
+        for (int i = 0; i < d; i++)
+            for (int ch = 0; ch < c; ch++)
+                for (int y = 0; y < p; y++)
+                    for (int x = 0; x < p; x++)
+                        lin[i * c * p * p + (y * p + x) * c + ch] = conv.Data[((i * c + ch) * p + y) * p + x];
+        o["to_patch_embedding.1.weight"] = new HostArray([d, c * p * p], lin);
+        for (int b = 0; w.ContainsKey($"blocks.{b}.norm1.weight"); b++)
+            foreach (var (from, to) in new[] { ("norm1", "0.norm"), ("attn.qkv", "0.fn.to_qkv"), ("attn.proj", "0.fn.to_out.0"),
+                ("norm2", "1.norm"), ("mlp.fc1", "1.fn.net.0"), ("mlp.fc2", "1.fn.net.3") })
+                foreach (var leaf in new[] { "weight", "bias" })
+                    o[$"transformer.layers.{b}.{to}.{leaf}"] = w[$"blocks.{b}.{from}.{leaf}"];
+        var dir = Directory.CreateTempSubdirectory("vitsharp-prenorm-").FullName;
+        try
+        {
+            var path = Path.Combine(dir, "prenorm.safetensors");
+            SafeTensors.Write(path, o);
+            var ckpt = Checkpoint.Load(path, new LoadOptions { Heads = 2, LayerNormEps = 1e-6f });
+            Assert.Equal("vit-pytorch ViT (PreNorm generation)", ckpt.Family);
+            using var model = ckpt.CreateModel(CpuBackend.Instance);
+            Check("PreNorm generation", model.Run(Npy.Read(TestData.Small("vit_tiny48", "input.npy"))), Npy.Read(TestData.Small("vit_tiny48", "logits.npy")));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     [Fact]
     public void VitPytorchInnerWidthIsNotTheModelWidth()
     {
