@@ -246,7 +246,19 @@ public sealed partial record Checkpoint
         var preset = Models.Presets.All.TryGetValue(arch.Split('.')[0], out var p) ? p : null;
         var hint = new JsonObject();
         if (preset is VitConfig pv) hint["num_heads"] = pv.NumHeads;
-        if (cfg["model_args"] is JsonObject args && JsonInt(args, "num_heads", configPath) is int heads) hint["num_heads"] = heads;
+        // timm's model names say what the weights cannot: its CLIP towers use torch's LayerNorm eps (1e-5), its
+        // *_quickgelu variants OpenAI's QuickGELU.
+        var baseName = arch.Split('.')[0];
+        if (baseName.Contains("_clip_", StringComparison.Ordinal)) hint["layer_norm_eps"] = 1e-5;
+        if (baseName.Contains("quickgelu", StringComparison.Ordinal)) hint["gelu"] = "quick_gelu";
+        if (JsonString(cfg, "global_pool", configPath) is { Length: > 0 } topPool) hint["global_pool"] = topPool;
+        if (cfg["model_args"] is JsonObject args)
+        {
+            if (JsonInt(args, "num_heads", configPath) is int heads) hint["num_heads"] = heads;
+            if (JsonString(args, "global_pool", configPath) is { Length: > 0 } pool) hint["global_pool"] = pool;
+            if (JsonString(args, "act_layer", configPath) is { } act) hint["gelu"] = act;
+            if (JsonBool(args, "dynamic_img_size", configPath) is bool dyn) hint["dynamic_img_size"] = dyn;
+        }
         string[]? labels = cfg["label_names"] is JsonArray names ? ParseLabels(names, configPath) : null;
         return Build(weightsPath, "timm-folder", w, hint, labels, options) with { PreprocessHints = cfg["pretrained_cfg"] as JsonObject };
     }

@@ -90,8 +90,15 @@ public sealed class VisionTransformer : VisionModel
                 : throw new CheckpointException(file, $"attention width {inner} is not a multiple of the head width {dh}: pass --heads")) : (int?)null)
             ?? ConfigInference.DefaultHeads(inner, file);
         if (inner % h != 0) throw new CheckpointException(file, $"attention width {inner} is not divisible by {h} heads", "blocks.0.attn.qkv.weight");
-        var pool = ((string?)hint?["global_pool"]) is { } named ? VitConfig.ParsePool(named)!.Value
-            : map ? Pooling.Map : fcNorm || !cls ? Pooling.Avg : Pooling.Token;
+        Pooling pool;
+        Activation act;
+        try
+        {
+            pool = ((string?)hint?["global_pool"]) is { } named ? VitConfig.ParsePool(named)!.Value
+                : map ? Pooling.Map : fcNorm || !cls ? Pooling.Avg : Pooling.Token;
+            act = ConfigInference.Gelu(hint);
+        }
+        catch (VitSharpException e) when (e is not CheckpointException) { throw new CheckpointException(file, e.Message, inner: e); }
         return new VitConfig
         {
             ImageSize = grid * p, PatchSize = p, InChannels = c, EmbedDim = d, Depth = depth,
@@ -115,7 +122,7 @@ public sealed class VisionTransformer : VisionModel
             RepresentationSize = w.ContainsKey("pre_logits.fc.weight") ? ConfigInference.Shape(w, "pre_logits.fc.weight", file, 2)[0] : 0,
             NumClasses = w.ContainsKey("head.weight") ? ConfigInference.Shape(w, "head.weight", file, 2)[0] : 0,
             LayerNormEps = ConfigInference.Eps(hint),
-            Gelu = ConfigInference.Gelu(hint),
+            Gelu = act,
         };
     }
 

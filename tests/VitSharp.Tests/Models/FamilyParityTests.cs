@@ -51,6 +51,31 @@ public class FamilyParityTests(ITestOutputHelper output)
         Check(name + " features", model.Run(input, OutputKind.Tokens), Ref(name, "features"));
     }
 
+    /// <summary>A timm hub folder: config.json's architecture name and model_args say what the weights cannot (CLIP's
+    /// LayerNorm eps 1e-5 and QuickGELU, the head count).</summary>
+    [Fact]
+    public void TimmFolderConfigCompletesTheKeys()
+    {
+        const string name = "vit_clip_quickgelu";
+        var dir = Directory.CreateTempSubdirectory("vitsharp-timm-folder-").FullName;
+        try
+        {
+            File.Copy(Path.Combine(Dir(name), "model.safetensors"), Path.Combine(dir, "model.safetensors"));
+            File.WriteAllText(Path.Combine(dir, "config.json"),
+                """{ "architecture": "vit_base_patch16_clip_quickgelu_224.openai", "num_classes": 5, "model_args": { "num_heads": 2 } }""");
+            var ckpt = Checkpoint.Load(dir);
+            var c = (VitConfig)ckpt.Config;
+            Assert.Equal((Activation.QuickGelu, 1e-5f, true), (c.Gelu, c.LayerNormEps, c.PreNorm));
+            using var model = ckpt.CreateModel(CpuBackend.Instance);
+            Check("timm folder", model.Run(Ref(name, "input")), Ref(name, "logits"));
+            File.WriteAllText(Path.Combine(dir, "config.json"), """{ "architecture": "vit_x", "model_args": { "num_heads": 2, "global_pool": "avgmax" } }""");
+            var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(dir));
+            Assert.Contains("avgmax", e.Message);
+            Assert.Contains(dir, e.Message);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     [Fact]
     public void TimmConfigsAreInferredFromTheKeys()
     {
