@@ -97,6 +97,34 @@ public class FamilyParityTests(ITestOutputHelper output)
         Assert.Equal((false, 144), (relu.QkvBias, relu.MlpDim));
     }
 
+    /// <summary>VitSharp's own format keeps every option: saved and read back, the configuration is the same and so are
+    /// the outputs (no --heads, --gelu or --dynamic-img-size needed any more).</summary>
+    [Theory]
+    [InlineData("vit_dinov2_reg", "model.safetensors", null)]
+    [InlineData("vit_clip_quickgelu", "model.safetensors", "quick_gelu")]
+    [InlineData("deit_distilled", "model.safetensors", null)]
+    [InlineData("lucid_vit", "model.pt", null)]
+    public void OwnFormatRoundTripsTheOptions(string name, string file, string? act)
+    {
+        var ckpt = Checkpoint.Load(Path.Combine(Dir(name), file), new LoadOptions
+        {
+            Heads = name == "lucid_vit" ? 4 : 2, Gelu = ModelConfig.ParseActivation(act), LayerNormEps = act is null ? null : 1e-5f,
+            DynamicImgSize = name == "vit_dinov2_reg" ? true : null,
+        });
+        var dir = Directory.CreateTempSubdirectory("vitsharp-own-").FullName;
+        try
+        {
+            var path = Path.Combine(dir, "own.safetensors");
+            Checkpoint.Save(path, ckpt.Config, ckpt.Weights);
+            var back = Checkpoint.Load(path);
+            // no_embed_class describes the file read: the weights VitSharp holds (and saves) carry the zero rows it padded.
+            Assert.Equal((VitConfig)ckpt.Config with { NoEmbedClass = false }, back.Config);
+            using var model = back.CreateModel(CpuBackend.Instance);
+            Check(name + " after round trip", model.Run(Ref(name, "input")), Ref(name, "logits"));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     [Fact]
     public void DinoV2RegistersRunAtALargerSizeWithResampledPositions()
     {
