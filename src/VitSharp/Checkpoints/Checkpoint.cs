@@ -134,7 +134,7 @@ public sealed partial record Checkpoint
             throw new CheckpointException(configPath, "'use_swiglu_ffn' is true: DINOv2's SwiGLU MLP is not supported");
         var w = Finite(weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath, options.MaxTotalBytes) : SafeTensors.Read(weightsPath, out _, (e, m) => Wanted(e, m, weightsPath), options.MaxTotalBytes), weightsPath, options);
         if (!HuggingFaceNames.IsHuggingFace(w)) throw new CheckpointException(weightsPath, "tensor names are not Hugging Face ViT, DeiT, DINOv2, CLIP or SigLIP vision names");
-        var eps = JsonNumber(cfg, "layer_norm_eps", configPath) ?? (modelType is "clip_vision_model" ? 1e-5 : modelType is "dinov2" or "siglip_vision_model" ? 1e-6 : 1e-12);
+        var eps = JsonNumber(cfg, "layer_norm_eps", configPath) ?? (modelType is "clip_vision_model" ? 1e-5 : modelType is "dinov2" or "dinov2_with_registers" or "siglip_vision_model" ? 1e-6 : 1e-12);
         if (!(eps > 0 && eps < 1)) throw new CheckpointException(configPath, $"'layer_norm_eps' must be in (0, 1), not {eps}");
         var heads = JsonInt(cfg, "num_attention_heads", configPath);
         if (heads is <= 0) throw new CheckpointException(configPath, $"'num_attention_heads' must be positive, not {heads}");
@@ -181,7 +181,7 @@ public sealed partial record Checkpoint
     }
 
     /// <summary>The Hugging Face model types whose folders load (config.json's model_type).</summary>
-    public static readonly string[] HuggingFaceModelTypes = ["vit", "deit", "dinov2", "clip_vision_model", "siglip_vision_model"];
+    public static readonly string[] HuggingFaceModelTypes = ["vit", "deit", "dinov2", "dinov2_with_registers", "clip_vision_model", "siglip_vision_model"];
 
     private static bool? JsonBool(JsonObject cfg, string key, string file) => Value(cfg, key) switch
     {

@@ -50,6 +50,21 @@ public static class HuggingFaceNames
         if (w.ContainsKey(p + "embeddings.distillation_token")) o["dist_token"] = Get(p + "embeddings.distillation_token");
         o["pos_embed"] = Get(p + "embeddings.position_embeddings");
         bool dino = family == "dinov2";
+        if (dino && w.ContainsKey(p + "embeddings.register_tokens"))
+        {
+            // Dinov2WithRegisters: the registers go between the class token and the patches, after the position
+            // embedding (which covers the class token and the patches) is added: zero rows for them compute the same.
+            var reg = Get(p + "embeddings.register_tokens");
+            if (reg.Shape.Length != 3 || reg.Shape[0] != 1)
+                throw new CheckpointException(file, $"expected shape (1, registers, width), found {reg}", p + "embeddings.register_tokens");
+            o["reg_token"] = reg;
+            var pos = o["pos_embed"];
+            int d = pos.Shape[^1], r = reg.Shape[1];
+            var padded = new float[pos.Data.Length + r * d];
+            Array.Copy(pos.Data, padded, d);
+            Array.Copy(pos.Data, d, padded, (1 + r) * d, pos.Data.Length - d);
+            o["pos_embed"] = new HostArray([1, pos.Shape[1] + r, d], padded);
+        }
         if (dino && w.Keys.Any(k => k.Contains(".mlp.weights_in.", StringComparison.Ordinal)))
             throw new CheckpointException(file, "DINOv2 with a SwiGLU MLP (use_swiglu_ffn) is not supported: VitSharp's MLP is fc1 → activation → fc2");
         for (int i = 0; w.ContainsKey($"{p}encoder.layer.{i}.{(dino ? "norm1" : "layernorm_before")}.weight"); i++)

@@ -170,6 +170,60 @@ public class FamilyParityTests(ITestOutputHelper output)
         Check(name + " pooler_output", model.Run(input, OutputKind.Pooled), Ref(name, "pooler_output"));
     }
 
+    /// <summary>
+    /// transformers' Dinov2WithRegisters layout (registers after the class token, no position rows for them). No
+    /// transformers output is stored for it, so timm's vit_dinov2_reg weights are written in that layout (the class
+    /// token's position row zero, as no_embed_class means) and must give timm's outputs back.
+    /// </summary>
+    [Fact]
+    public void HuggingFaceDinoV2WithRegistersLayoutMatchesTimm()
+    {
+        const string name = "vit_dinov2_reg";
+        var w = SafeTensors.Read(Path.Combine(Dir(name), "model.safetensors"));
+        var o = new Dictionary<string, HostArray>
+        {
+            ["embeddings.cls_token"] = w["cls_token"],
+            ["embeddings.register_tokens"] = w["reg_token"],
+            ["embeddings.mask_token"] = new HostArray([1, 48], new float[48]),
+            ["embeddings.patch_embeddings.projection.weight"] = w["patch_embed.proj.weight"],
+            ["embeddings.patch_embeddings.projection.bias"] = w["patch_embed.proj.bias"],
+            ["embeddings.position_embeddings"] = HostArray.Concat0(new HostArray([1, 48], new float[48]), w["pos_embed"].Reshape(16, 48)).Reshape(1, 17, 48),
+            ["layernorm.weight"] = w["norm.weight"], ["layernorm.bias"] = w["norm.bias"],
+        };
+        for (int b = 0; b < 2; b++)
+        {
+            var l = $"encoder.layer.{b}";
+            foreach (var leaf in new[] { "weight", "bias" })
+            {
+                o[$"{l}.norm1.{leaf}"] = w[$"blocks.{b}.norm1.{leaf}"];
+                o[$"{l}.norm2.{leaf}"] = w[$"blocks.{b}.norm2.{leaf}"];
+                o[$"{l}.mlp.fc1.{leaf}"] = w[$"blocks.{b}.mlp.fc1.{leaf}"];
+                o[$"{l}.mlp.fc2.{leaf}"] = w[$"blocks.{b}.mlp.fc2.{leaf}"];
+                o[$"{l}.attention.output.dense.{leaf}"] = w[$"blocks.{b}.attn.proj.{leaf}"];
+                var qkv = w[$"blocks.{b}.attn.qkv.{leaf}"];
+                int part = qkv.Data.Length / 3;
+                foreach (var (k, i) in new[] { ("query", 0), ("key", 1), ("value", 2) })
+                    o[$"{l}.attention.attention.{k}.{leaf}"] = new HostArray(leaf == "weight" ? [48, 48] : [48], qkv.Data[(i * part)..((i + 1) * part)]);
+            }
+            o[$"{l}.layer_scale1.lambda1"] = w[$"blocks.{b}.ls1.gamma"];
+            o[$"{l}.layer_scale2.lambda1"] = w[$"blocks.{b}.ls2.gamma"];
+        }
+        var dir = Directory.CreateTempSubdirectory("vitsharp-dinoreg-").FullName;
+        try
+        {
+            SafeTensors.Write(Path.Combine(dir, "model.safetensors"), o);
+            File.WriteAllText(Path.Combine(dir, "config.json"), """
+                { "model_type": "dinov2_with_registers", "hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": 2,
+                  "patch_size": 8, "image_size": 32, "layer_norm_eps": 1e-6, "hidden_act": "gelu", "num_register_tokens": 4 }
+                """);
+            var ckpt = Checkpoint.Load(dir);
+            Assert.Equal(4, ((VitConfig)ckpt.Config).RegTokens);
+            using var model = ckpt.CreateModel(CpuBackend.Instance);
+            Check("dinov2_with_registers tokens", model.Run(Ref(name, "input"), OutputKind.Tokens), Ref(name, "features"));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     [Fact]
     public void HuggingFaceSiglipVisionMatches()
     {
