@@ -266,6 +266,13 @@ public sealed partial record Checkpoint
     private static Checkpoint Build(string path, string format, Dictionary<string, HostArray> w, JsonObject? hint,
         string[]? labels, LoadOptions o, int? formatHeads = null)
     {
+        if (o.DimHead is int dimHead && o.Heads is null)
+        {
+            // A head width given alone fixes the head count: inner width / dim_head.
+            hint = hint is null ? new JsonObject() : (JsonObject)hint.DeepClone();
+            hint.Remove("num_heads");
+            hint["dim_head"] = dimHead;
+        }
         var config = ConfigInference.Infer(w, path, hint, o.Heads ?? formatHeads);
         config = Override(config, o, path);
         if (config is VitConfig v && w.TryGetValue("pos_embed", out var pos))
@@ -299,14 +306,18 @@ public sealed partial record Checkpoint
         if (o.LayerNormEps is { } eps) c = c with { LayerNormEps = eps };
         if (c is VitConfig v)
         {
-            if (o.Heads is { } h && h != v.NumHeads)
+            if (o.Heads is not null || o.DimHead is not null)
             {
-                // The attention's inner width is what the weights fix; a new head count splits it anew.
+                // The attention's inner width is what the weights fix; heads and head width must split it.
                 int inner = v.InnerDim;
-                v = v with { NumHeads = h, DimHead = o.DimHead ?? (inner != v.EmbedDim && h > 0 ? inner / h : 0) };
+                int h = o.Heads ?? (o.DimHead > 0 && inner % o.DimHead.Value == 0 ? inner / o.DimHead.Value
+                    : throw new CheckpointException(path, $"attention width {inner} is not a multiple of --dim-head {o.DimHead}"));
                 if (h <= 0 || inner % h != 0) throw new CheckpointException(path, $"attention width {inner} is not divisible by {h} heads");
+                int dh = o.DimHead ?? inner / h;
+                if (h * dh != inner)
+                    throw new CheckpointException(path, $"{h} heads × dim_head {dh} = {h * dh}, but the weights' attention is {inner} wide");
+                v = v with { NumHeads = h, DimHead = inner == v.EmbedDim ? 0 : dh };
             }
-            if (o.DimHead is { } dh) v = v with { DimHead = dh == v.EmbedDim / Math.Max(v.NumHeads, 1) && v.EmbedDim % Math.Max(v.NumHeads, 1) == 0 ? 0 : dh };
             if (o.DynamicImgSize is { } dyn) v = v with { DynamicImgSize = dyn };
             if (o.Pool is { } p) v = v with { Pool = p, FcNorm = p is Pooling.Avg or Pooling.Max && v.FcNorm };
             if (v.Pool == Pooling.Token && !v.ClassToken) throw new CheckpointException(path, "token pooling needs a class token, and this model has none");

@@ -49,6 +49,8 @@ public class FamilyParityTests(ITestOutputHelper output)
         var input = Ref(name, "input");
         Check(name + " logits", model.Run(input), Ref(name, "logits"));
         Check(name + " features", model.Run(input, OutputKind.Tokens), Ref(name, "features"));
+        model.PrepareForInference(); // pre-packed weights (what Classifier.Load uses) compute the same
+        Check(name + " logits, pre-packed", model.Run(input), Ref(name, "logits"));
     }
 
     /// <summary>A timm hub folder: config.json's architecture name and model_args say what the weights cannot (CLIP's
@@ -268,6 +270,18 @@ public class FamilyParityTests(ITestOutputHelper output)
         Assert.Equal(1e-5f, c.LayerNormEps);
         using var model = ckpt.CreateModel(CpuBackend.Instance);
         Check(name + " logits", model.Run(Ref(name, "input")), Ref(name, "logits"));
+        model.PrepareForInference(); // the patch Linear is a view of the packed convolution weight
+        Check(name + " logits, pre-packed", model.Run(Ref(name, "input")), Ref(name, "logits"));
+    }
+
+    [Fact]
+    public void HeadWidthAloneFixesTheHeadCount()
+    {
+        var c = (VitConfig)Checkpoint.Load(Path.Combine(Dir("lucid_vit_mean"), "model.pt"), new LoadOptions { DimHead = 24 }).Config;
+        Assert.Equal((2, 24, 0), (c.NumHeads, c.HeadDim, c.DimHead));
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(Path.Combine(Dir("lucid_vit"), "model.pt"), new LoadOptions { Heads = 4, DimHead = 24 }));
+        Assert.Contains("4 heads × dim_head 24", e.Message);
+        Assert.Contains("model.pt", e.Message);
     }
 
     /// <summary>
