@@ -195,11 +195,32 @@ public sealed class OnnxRecorder(OnnxGraph graph, ParameterSet parameters, IRead
         _values[y] = Node("Reshape", [t, graph.Ints(graph.Fresh("unfold_shape"), 0, gh * gw, c * patch * patch)]);
     }
 
-    public void QkNorm(Tensor qkv, int heads, Tensor qGamma, Tensor qBeta, Tensor kGamma, Tensor kBeta, float eps) =>
-        throw new NotSupportedException("ONNX export of qk_norm is not implemented yet");
+    /// <summary>qk_norm: q, k and v as (B, N, 1, H, d) slices; LayerNormalization over d on q and k; concatenated back.</summary>
+    public void QkNorm(Tensor qkv, int heads, Tensor qGamma, Tensor qBeta, Tensor kGamma, Tensor kBeta, float eps)
+    {
+        int width = qkv.Dim(-1) / 3, hd = width / heads;
+        var five = Node("Reshape", [Value(qkv), graph.Ints(graph.Fresh("qkv_shape"), 0, 0, 3, heads, hd)]);
+        string Part(int i) => Node("Slice", [five, graph.Ints(graph.Fresh("start"), i), graph.Ints(graph.Fresh("end"), i + 1), graph.Ints(graph.Fresh("axis"), 2)]);
+        var q = Node("LayerNormalization", [Part(0), Value(qGamma), Value(qBeta)], ("axis", -1), ("epsilon", eps));
+        var k = Node("LayerNormalization", [Part(1), Value(kGamma), Value(kBeta)], ("axis", -1), ("epsilon", eps));
+        var joined = Node("Concat", [q, k, Part(2)], ("axis", 2));
+        _values[qkv] = Node("Reshape", [joined, graph.Ints(graph.Fresh("qkv_flat"), 0, 0, 3 * width)]);
+    }
 
-    public void CrossAttention(Tensor q, Tensor kv, Tensor y, int heads, float scale) =>
-        throw new NotSupportedException("ONNX export of global_pool='map' (attention-pool head) is not implemented yet");
+    /// <summary>The attention-pool head's attention: queries (1 or B, L, H·d) over kv (B, N, 2, H, d); MatMul broadcasts
+    /// a single latent over the batch.</summary>
+    public void CrossAttention(Tensor q, Tensor kv, Tensor y, int heads, float scale)
+    {
+        int width = kv.Dim(2) / 2, hd = width / heads;
+        var qh = Node("Transpose", [Node("Reshape", [Value(q), graph.Ints(graph.Fresh("q_shape"), 0, 0, heads, hd)])], ("perm", new long[] { 0, 2, 1, 3 }));
+        var split = Node("Transpose", [Node("Reshape", [Value(kv), graph.Ints(graph.Fresh("kv_shape"), 0, 0, 2, heads, hd)])],
+            ("perm", new long[] { 2, 0, 3, 1, 4 }));
+        var k = Node("Gather", [split, graph.ScalarInt(graph.Fresh("i"), 0)], ("axis", 0));
+        var v = Node("Gather", [split, graph.ScalarInt(graph.Fresh("i"), 1)], ("axis", 0));
+        var scores = Node("Mul", [Node("MatMul", [qh, Node("Transpose", [k], ("perm", new long[] { 0, 1, 3, 2 }))]), Scalar("pool_scale", scale)]);
+        var ctx = Node("MatMul", [Node("Softmax", [scores], ("axis", -1)), v]);
+        _values[y] = Node("Reshape", [Node("Transpose", [ctx], ("perm", new long[] { 0, 2, 1, 3 })), graph.Ints(graph.Fresh("ctx_shape"), 0, 0, width)]);
+    }
 
     public void Dispose() { }
 
