@@ -153,6 +153,49 @@ internal static class HostOps
         Write(be, a, qkv);
     }
 
+    public static void QkNormBackward(IBackend be, Tensor dqkv, Tensor qkv, int heads, Tensor qGamma, Tensor kGamma, float eps,
+        Tensor dqGamma, Tensor dqBeta, Tensor dkGamma, Tensor dkBeta)
+    {
+        int width = qkv.Dim(-1) / 3, hd = width / heads;
+        long rows = qkv.Length / qkv.Dim(-1);
+        var x = Read(be, qkv);
+        var g = Read(be, dqkv);
+        var (qg, kg) = (Read(be, qGamma), Read(be, kGamma));
+        var (dqg, dqb, dkg, dkb) = (Read(be, dqGamma), Read(be, dqBeta), Read(be, dkGamma), Read(be, dkBeta));
+        var xh = new double[hd];
+        var gy = new double[hd];
+        for (long r = 0; r < rows; r++)
+            for (int part = 0; part < 2; part++)
+                for (int h = 0; h < heads; h++)
+                {
+                    long o = r * 3 * width + (long)part * width + (long)h * hd;
+                    var (gamma, dGamma, dBeta) = part == 0 ? (qg, dqg, dqb) : (kg, dkg, dkb);
+                    double mean = 0, var = 0;
+                    for (int i = 0; i < hd; i++) mean += x[o + i];
+                    mean /= hd;
+                    for (int i = 0; i < hd; i++) { double e = x[o + i] - mean; var += e * e; }
+                    double rstd = 1 / Math.Sqrt(var / hd + eps);
+                    double meanG = 0, meanGx = 0;
+                    for (int i = 0; i < hd; i++)
+                    {
+                        xh[i] = (x[o + i] - mean) * rstd;
+                        dGamma[i] += (float)(g[o + i] * xh[i]);
+                        dBeta[i] += g[o + i];
+                        gy[i] = g[o + i] * gamma[i];
+                        meanG += gy[i];
+                        meanGx += gy[i] * xh[i];
+                    }
+                    meanG /= hd;
+                    meanGx /= hd;
+                    for (int i = 0; i < hd; i++) g[o + i] = (float)(rstd * (gy[i] - meanG - xh[i] * meanGx));
+                }
+        Write(be, g, dqkv);
+        Write(be, dqg, dqGamma);
+        Write(be, dqb, dqBeta);
+        Write(be, dkg, dkGamma);
+        Write(be, dkb, dkBeta);
+    }
+
     public static void UnfoldPatches(IBackend be, Tensor images, Tensor y, int patch)
     {
         int batch = images.Dim(0), ch = images.Dim(1), h = images.Dim(2), w = images.Dim(3);

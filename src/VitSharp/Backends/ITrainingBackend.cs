@@ -87,6 +87,12 @@ public interface ITrainingBackend : IBackend
     /// <summary>Backward of <see cref="IBackend.MaxTokens"/>: dx (=) holds dy at each feature's arg-max token, zero elsewhere.</summary>
     void MaxTokensBackward(Tensor dy, Tensor x, int start, Tensor dx) => HostOps.MaxTokensBackward(this, dy, x, start, dx);
 
+    /// <summary>Backward of <see cref="IBackend.QkNorm"/> from the qkv it normalised (<paramref name="qkv"/>, before the norm):
+    /// dqkv is turned in place into the gradient of that input (v's part passes through); dγ, dβ of q and k +=.</summary>
+    void QkNormBackward(Tensor dqkv, Tensor qkv, int heads, Tensor qGamma, Tensor kGamma, float eps,
+        Tensor dqGamma, Tensor dqBeta, Tensor dkGamma, Tensor dkBeta) =>
+        HostOps.QkNormBackward(this, dqkv, qkv, heads, qGamma, kGamma, eps, dqGamma, dqBeta, dkGamma, dkBeta);
+
     /// <summary>In place on a contiguous slice of parameters with its gradient and moment slices.</summary>
     void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWArgs args);
 

@@ -136,8 +136,7 @@ public sealed record VitConfig : ModelConfig
 
     /// <summary>Why this configuration cannot be trained by VitSharp yet, or null when it can.</summary>
     public string? TrainingUnsupported =>
-        QkNorm ? "qk_norm has no backward pass yet"
-        : Pool == Pooling.Map ? "the attention-pool head (global_pool='map') has no backward pass yet"
+        Pool == Pooling.Map ? "the attention-pool head (global_pool='map') has no backward pass yet"
         : null;
 
     public override JsonObject ToJson()

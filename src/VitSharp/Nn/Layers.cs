@@ -148,7 +148,7 @@ public sealed class Attention(Linear qkv, Linear proj, int heads, LayerNorm? qNo
     /// <summary>1/√(head width), as in timm (the one definition: inference, training and export all read it).</summary>
     public float Scale => 1f / MathF.Sqrt(InnerDim / Heads);
 
-    private Tensor? _qkv, _probs; // saved by a training forward
+    private Tensor? _qkv, _qkvRaw, _probs; // saved by a training forward (_qkvRaw: before qk_norm)
 
     public static Attention From(ParameterSet p, string prefix, int heads, bool qkvBias, bool projBias = true, bool qkNorm = false, float eps = 1e-6f) =>
         new(Linear.From(p, prefix + ".qkv", qkvBias), Linear.From(p, prefix + ".proj", projBias), heads,
@@ -170,7 +170,13 @@ public sealed class Attention(Linear qkv, Linear proj, int heads, LayerNorm? qNo
         var qkv = Qkv.Forward(p, x);
         if (QNorm is not null)
         {
-            if (p.Training) throw new NotSupportedException("training with qk_norm is not supported yet (no backward pass)");
+            // Training keeps the projection's output for the norm's backward and normalises a copy.
+            if (p.Training)
+            {
+                _qkvRaw = qkv;
+                qkv = p.Get(qkv.Shape);
+                p.Tb.Copy(_qkvRaw, qkv);
+            }
             p.Be.QkNorm(qkv, Heads, QNorm.Gamma, QNorm.Beta, KNorm!.Gamma, KNorm.Beta, QNorm.Eps);
         }
         var ctx = p.Get(b, n, InnerDim);
@@ -186,6 +192,9 @@ public sealed class Attention(Linear qkv, Linear proj, int heads, LayerNorm? qNo
         Proj.Backward(p, dy, dctx);
         var dqkv = p.Get(_qkv!.Shape);
         p.Tb.AttentionBackward(dctx, _qkv, _probs!, dqkv, Heads, Scale);
+        if (QNorm is not null)
+            p.Tb.QkNormBackward(dqkv, _qkvRaw!, Heads, QNorm.Gamma, KNorm!.Gamma, QNorm.Eps,
+                p.Grad(QNorm.Gamma), p.Grad(QNorm.Beta), p.Grad(KNorm.Gamma), p.Grad(KNorm.Beta));
         Qkv.Backward(p, dqkv, dx);
     }
 }

@@ -9,7 +9,7 @@ using VitSharp.Training;
 namespace VitSharp.Tests.Training;
 
 /// <summary>
-/// The family options train: every parameter gradient of a whole model (layer scale, distillation and register tokens,
+/// The family options train: every parameter gradient of a whole model (layer scale, qk_norm, distillation and register tokens,
 /// pre-norm, pixel-normalised patches, inner width ≠ width, max pooling, QuickGELU / ReLU / SiLU) against central finite
 /// differences of the model's own inference forward, on the refs-families checkpoints. Cross-entropy loss in double on
 /// the host; fp32 forwards, so h = 1e-2 and a tolerance of 2e-3 + 2e-2·|g| (a wrong or missing term fails by far more).
@@ -36,6 +36,7 @@ public class FamilyGradientTests
         ["deit_distilled", "model.safetensors", null!, null!, 2],
         ["vit_reg4", "model.safetensors", null!, null!, 2],
         ["vit_dinov2_reg", "model.safetensors", null!, null!, 2],
+        ["vit_layerscale_qknorm", "model.safetensors", null!, null!, 2],
         ["vit_clip_quickgelu", "model.safetensors", null!, "quick_gelu", 2],
         ["vit_avg_nocls", "model.safetensors", "max", null!, 2],
         ["vit_no_qkv_bias_relu", "model.safetensors", null!, "silu", 2],
@@ -97,12 +98,11 @@ public class FamilyGradientTests
         model.Load(weights, "restored");
         Assert.True(failures.Count == 0, $"{name}: " + string.Join("; ", failures));
         // The check compared real gradients: the tokens the options add have nonzero ones.
-        foreach (var tok in new[] { "dist_token", "reg_token", "blocks.0.ls1.gamma", "norm_pre.weight", "patch_embed.pixel_norm.weight" })
+        foreach (var tok in new[] { "dist_token", "reg_token", "blocks.0.ls1.gamma", "blocks.0.attn.q_norm.weight", "norm_pre.weight", "patch_embed.pixel_norm.weight" })
             if (grads.TryGetValue(tok, out var tg)) Assert.Contains(tg.Data, v => v != 0);
     }
 
     [Theory]
-    [InlineData("vit_layerscale_qknorm", "qk_norm")]
     [InlineData("vit_siglip_map", "global_pool='map'")]
     public void OptionsWithoutABackwardRefuseTraining(string name, string what)
     {
@@ -113,5 +113,103 @@ public class FamilyGradientTests
         using var x = Tensor.FromArray(input.Data, input.Shape);
         var e = Assert.Throws<NotSupportedException>(() => tm.Forward(x, rng: null));
         Assert.Contains(what, e.Message);
+    }
+}
+
+/// <summary>The family ops' backward against central finite differences of their own forward (loss Σ y ⊙ R), every
+/// input element checked (the whole-model check above samples a few per tensor).</summary>
+public class FamilyOpGradientTests
+{
+    private static readonly ITrainingBackend Be = CpuBackend.Instance; // the interface: the family ops' default bodies
+
+    private static Tensor Rand(Random rng, params int[] shape)
+    {
+        var t = Tensor.Host(shape);
+        var s = t.Span;
+        for (int i = 0; i < s.Length; i++) s[i] = (float)(rng.NextDouble() * 2 - 1);
+        return t;
+    }
+
+    private static double Dot(Tensor y, Tensor r)
+    {
+        double s = 0;
+        for (int i = 0; i < y.Span.Length; i++) s += (double)y.Span[i] * r.Span[i];
+        return s;
+    }
+
+    private static void Check(string what, Tensor wrt, Tensor analytic, Func<double> loss)
+    {
+        const float h = 1e-2f;
+        var s = wrt.Span;
+        for (int i = 0; i < s.Length; i++)
+        {
+            float saved = s[i];
+            s[i] = saved + h; double up = loss();
+            s[i] = saved - h; double down = loss();
+            s[i] = saved;
+            double numeric = (up - down) / (2 * h);
+            Assert.True(Math.Abs(numeric - analytic.Span[i]) <= 1e-3 + 1e-2 * Math.Abs(numeric),
+                $"{what}[{i}]: analytic {analytic.Span[i]:G6}, numeric {numeric:G6}");
+        }
+    }
+
+    [Fact]
+    public void QkNormBackwardMatchesFiniteDifferences()
+    {
+        var rng = new Random(3);
+        int heads = 2, hd = 4;
+        using var qkv = Rand(rng, 2, 3, 3 * heads * hd);
+        using var qg = Rand(rng, hd); using var qb = Rand(rng, hd); using var kg = Rand(rng, hd); using var kb = Rand(rng, hd);
+        using var r = Rand(rng, qkv.Shape);
+        using var y = Tensor.Host(qkv.Shape);
+        double Loss()
+        {
+            qkv.Span.CopyTo(y.Span);
+            Be.QkNorm(y, heads, qg, qb, kg, kb, 1e-6f);
+            return Dot(y, r);
+        }
+        using var dqkv = Tensor.Host(qkv.Shape);
+        r.Span.CopyTo(dqkv.Span);
+        using var dqg = Tensor.Host(hd); using var dqb = Tensor.Host(hd); using var dkg = Tensor.Host(hd); using var dkb = Tensor.Host(hd);
+        Be.QkNormBackward(dqkv, qkv, heads, qg, kg, 1e-6f, dqg, dqb, dkg, dkb);
+        Check("qkv", qkv, dqkv, Loss);
+        Check("q gamma", qg, dqg, Loss);
+        Check("q beta", qb, dqb, Loss);
+        Check("k gamma", kg, dkg, Loss);
+        Check("k beta", kb, dkb, Loss);
+    }
+
+    [Fact]
+    public void EmbedTokensLayerScaleAndMaxPoolBackwardsMatchFiniteDifferences()
+    {
+        var rng = new Random(4);
+        using var patches = Rand(rng, 2, 4, 6);
+        using var cls = Rand(rng, 1, 1, 6); using var reg = Rand(rng, 1, 3, 6); using var pos = Rand(rng, 1, 8, 6);
+        using var r = Rand(rng, 2, 8, 6);
+        using var x = Tensor.Host(2, 8, 6);
+        double EmbedLoss() { Be.EmbedTokens(patches, [cls, reg], pos, x); return Dot(x, r); }
+        using var dpatches = Tensor.Host(patches.Shape);
+        using var dcls = Tensor.Host(cls.Shape); using var dreg = Tensor.Host(reg.Shape); using var dpos = Tensor.Host(pos.Shape);
+        Be.EmbedTokensBackward(r, dpatches, [dcls, dreg], dpos);
+        Check("patches", patches, dpatches, EmbedLoss);
+        Check("cls", cls, dcls, EmbedLoss);
+        Check("reg", reg, dreg, EmbedLoss);
+        Check("pos", pos, dpos, EmbedLoss);
+
+        using var gamma = Rand(rng, 6);
+        using var ls = Tensor.Host(2, 8, 6);
+        double ScaleLoss() { Be.MulChannels(x, gamma, ls); return Dot(ls, r); }
+        Be.EmbedTokens(patches, [cls, reg], pos, x);
+        using var dx = Tensor.Host(x.Shape); using var dgamma = Tensor.Host(6);
+        Be.MulChannelsBackward(r, x, gamma, dx, dgamma);
+        Check("layer scale x", x, dx, ScaleLoss);
+        Check("layer scale gamma", gamma, dgamma, ScaleLoss);
+
+        using var pooled = Tensor.Host(2, 6);
+        using var rp = Rand(rng, 2, 6);
+        double MaxLoss() { Be.MaxTokens(x, 1, pooled); return Dot(pooled, rp); }
+        using var dmax = Tensor.Host(x.Shape);
+        Be.MaxTokensBackward(rp, x, 1, dmax);
+        Check("max pool", x, dmax, MaxLoss);
     }
 }
