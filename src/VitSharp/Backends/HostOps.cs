@@ -251,4 +251,56 @@ internal static class HostOps
                 }
         Write(be, o, y);
     }
+
+    public static void CrossAttentionBackward(IBackend be, Tensor dy, Tensor q, Tensor kv, Tensor dq, Tensor dkv, int heads, float scale)
+    {
+        int batch = kv.Dim(0), n = kv.Dim(1), width = kv.Dim(2) / 2, hd = width / heads, l = q.Dim(1);
+        bool shared = q.Dim(0) == 1;
+        var qs = Read(be, q);
+        var ks = Read(be, kv);
+        var g = Read(be, dy);
+        var dqs = new double[q.Length];
+        var dks = new float[kv.Length];
+        var pr = new double[n];
+        var dp = new double[n];
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < l; i++)
+                for (int h = 0; h < heads; h++)
+                {
+                    long qo = ((long)(shared ? 0 : b) * l + i) * width + (long)h * hd;
+                    long yo = ((long)b * l + i) * width + (long)h * hd;
+                    long K(int j) => ((long)b * n + j) * 2 * width + (long)h * hd;
+                    double max = double.NegativeInfinity;
+                    for (int j = 0; j < n; j++)
+                    {
+                        double dot = 0;
+                        for (int c = 0; c < hd; c++) dot += (double)qs[qo + c] * ks[K(j) + c];
+                        pr[j] = dot * scale;
+                        max = Math.Max(max, pr[j]);
+                    }
+                    double sum = 0;
+                    for (int j = 0; j < n; j++) sum += pr[j] = Math.Exp(pr[j] - max);
+                    double pdp = 0;
+                    for (int j = 0; j < n; j++)
+                    {
+                        pr[j] /= sum;
+                        double acc = 0;
+                        for (int c = 0; c < hd; c++) acc += (double)g[yo + c] * ks[K(j) + width + c];
+                        dp[j] = acc;
+                        pdp += pr[j] * acc;
+                    }
+                    for (int j = 0; j < n; j++)
+                    {
+                        double ds = pr[j] * (dp[j] - pdp) * scale;
+                        for (int c = 0; c < hd; c++)
+                        {
+                            dqs[qo + c] += ds * ks[K(j) + c];
+                            dks[K(j) + c] += (float)(ds * qs[qo + c]);
+                            dks[K(j) + width + c] += (float)(pr[j] * g[yo + c]);
+                        }
+                    }
+                }
+        Write(be, dqs.Select(x => (float)x).ToArray(), dq);
+        Write(be, dks, dkv);
+    }
 }

@@ -93,6 +93,11 @@ public interface ITrainingBackend : IBackend
         Tensor dqGamma, Tensor dqBeta, Tensor dkGamma, Tensor dkBeta) =>
         HostOps.QkNormBackward(this, dqkv, qkv, heads, qGamma, kGamma, eps, dqGamma, dqBeta, dkGamma, dkBeta);
 
+    /// <summary>Backward of <see cref="IBackend.CrossAttention"/> (probabilities recomputed): dq (=, summed over the batch
+    /// when one query set serves every sample) and dkv (=).</summary>
+    void CrossAttentionBackward(Tensor dy, Tensor q, Tensor kv, Tensor dq, Tensor dkv, int heads, float scale) =>
+        HostOps.CrossAttentionBackward(this, dy, q, kv, dq, dkv, heads, scale);
+
     /// <summary>In place on a contiguous slice of parameters with its gradient and moment slices.</summary>
     void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWArgs args);
 

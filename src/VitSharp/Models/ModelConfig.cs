@@ -134,11 +134,6 @@ public sealed record VitConfig : ModelConfig
             throw new VitSharpException($"the attention-pool head splits width {EmbedDim} over {NumHeads} heads: not divisible");
     }
 
-    /// <summary>Why this configuration cannot be trained by VitSharp yet, or null when it can.</summary>
-    public string? TrainingUnsupported =>
-        Pool == Pooling.Map ? "the attention-pool head (global_pool='map') has no backward pass yet"
-        : null;
-
     public override JsonObject ToJson()
     {
         var j = base.ToJson();

@@ -129,7 +129,6 @@ public sealed class VisionTransformer : VisionModel
     public override ModelOutput Forward(Pass p, Tensor images)
     {
         var c = Config;
-        if (p.Training && c.TrainingUnsupported is { } why) throw new NotSupportedException($"cannot train this ViT: {why}");
         int b = images.Dim(0), gh = images.Dim(2) / c.PatchSize, gw = images.Dim(3) / c.PatchSize;
         int t = c.PrefixTokens + gh * gw, d = c.EmbedDim;
         var pos = PositionsFor(p, gh, gw);
@@ -246,7 +245,8 @@ public sealed class VisionTransformer : VisionModel
                 _fcNorm.Backward(p, dFeat, dIn);
                 dFeat = dIn;
             }
-            _pool.Backward(p, dFeat, dTokens);
+            if (_attnPool is not null) _attnPool.Backward(p, dFeat, dTokens);
+            else _pool.Backward(p, dFeat, dTokens);
         }
         // The final norm: into the residual stream's gradient, which every block then updates in place.
         if (_norm is not null) _norm.Backward(p, dTokens, dx);

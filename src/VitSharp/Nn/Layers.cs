@@ -233,11 +233,13 @@ public sealed class LayerScale(Tensor gamma)
 
 /// <summary>
 /// big_vision/SigLIP's attention-pool head (timm's AttentionPoolLatent, global_pool='map'): one learned latent query
-/// attends over every token (q from the latent, k and v from the tokens), then proj, and x + mlp(norm(x)).
-/// Output (B, D). Inference only for now: training refuses it.
+/// attends over every token (q from the latent, k and v from the tokens), then proj, and x + mlp(norm(x)). Output (B, D).
 /// </summary>
 public sealed class AttentionPool(Tensor latent, Linear q, Linear kv, Linear proj, LayerNorm norm, Mlp mlp, int heads)
 {
+    // Saved by a training forward.
+    private Tensor? _query, _keysValues;
+
     public static AttentionPool From(ParameterSet p, string prefix, int heads, float eps, Activation act) => new(
         p[prefix + ".latent"], Linear.From(p, prefix + ".q"), Linear.From(p, prefix + ".kv"), Linear.From(p, prefix + ".proj"),
         LayerNorm.From(p, prefix + ".norm", eps), Mlp.From(p, prefix + ".mlp", act), heads);
@@ -248,19 +250,46 @@ public sealed class AttentionPool(Tensor latent, Linear q, Linear kv, Linear pro
             .Concat(Linear.Layout(prefix + ".proj", dim, dim)).Concat(LayerNorm.Layout(prefix + ".norm", dim))
             .Concat(Mlp.Layout(prefix + ".mlp", dim, hidden));
 
+    private float Scale(int d) => 1f / MathF.Sqrt(d / heads);
+
     public Tensor Forward(Pass p, Tensor tokens, Tensor? y = null)
     {
-        if (p.Training) throw new NotSupportedException("training with global_pool='map' is not supported yet (no backward pass)");
         int b = tokens.Dim(0), d = tokens.Dim(2);
         var query = q.Forward(p, latent);
         var keysValues = kv.Forward(p, tokens);
         var ctx = p.Get(b, 1, d);
-        p.Be.CrossAttention(query, keysValues, ctx, heads, 1f / MathF.Sqrt(d / heads));
+        p.Be.CrossAttention(query, keysValues, ctx, heads, Scale(d));
         var x = proj.Forward(p, ctx);
-        mlp.Forward(p, norm.Forward(p, x), x);
+        if (p.Training)
+        {
+            (_query, _keysValues) = (query, keysValues);
+            var m = mlp.Forward(p, norm.Forward(p, x));
+            var sum = p.Get(x.Shape);
+            p.Be.Add(x, m, sum);
+            x = sum;
+        }
+        else mlp.Forward(p, norm.Forward(p, x), x);
         y ??= p.Get(b, d);
         p.Be.SelectToken(x, 0, y);
         return y;
+    }
+
+    /// <summary>dy (B, D) → dtokens (=); the head's parameter gradients (the latent's among them) +=.</summary>
+    public void Backward(Pass p, Tensor dy, Tensor dtokens)
+    {
+        int b = dy.Dim(0), d = dy.Dim(1);
+        var dx = p.Get(b, 1, d);
+        p.Tb.SelectTokenBackward(dy, 0, dx);
+        var dh = p.Get(b, 1, d);
+        mlp.Backward(p, dx, dh);
+        norm.Backward(p, dh, dx, accumulateDx: true);
+        var dctx = p.Get(b, 1, d);
+        proj.Backward(p, dx, dctx);
+        var dq = p.Get(_query!.Shape);
+        var dkv = p.Get(_keysValues!.Shape);
+        p.Tb.CrossAttentionBackward(dctx, _query, _keysValues, dq, dkv, heads, Scale(d));
+        kv.Backward(p, dkv, dtokens);
+        q.Backward(p, dq, p.Grad(latent), accumulateDx: true);
     }
 }
 
