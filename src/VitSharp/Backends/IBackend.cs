@@ -71,7 +71,8 @@ public interface IBackend : IDisposable
 
     // The ops of the ViT family options (registers, distillation token, layer scale, qk_norm, max and attention-pool
     // heads, pixel-normalised patches). Their default bodies run on the host through CopyToHost/CopyFromHost: correct on
-    // every device and in every compute type, not fast; the CPU backend runs them in place (FamilyOps.cs).
+    // every device and in every compute type, not fast; the CPU backend runs the per-block ones (layer scale, prefix
+    // tokens, scaling) in place (Cpu/CpuBackend.Family.cs).
 
     /// <summary>x (B, T, D) = [prefix₀ ; prefix₁ ; … ; patches] + pos: each prefix (1, kᵢ, D), pos (1, T, D).</summary>
     void EmbedTokens(Tensor patches, IReadOnlyList<Tensor> prefix, Tensor pos, Tensor x) => HostOps.EmbedTokens(this, patches, prefix, pos, x);

@@ -219,4 +219,28 @@ public class FamilyOpGradientTests
         Check("q", q, dq, Loss);
         Check("kv", kv, dkv, Loss);
     }
+
+    /// <summary>IBackend's host defaults (what CUDA runs: a wrapper backend without overrides reaches them) compute what
+    /// the CPU's in-place versions do.</summary>
+    [Fact]
+    public void HostDefaultsMatchTheCpuOps()
+    {
+        var rng = new Random(6);
+        IBackend host = new VitSharp.Backends.Cuda.TimedBackend(CpuBackend.Instance, (_, op) => op());
+        using var patches = Rand(rng, 2, 4, 6);
+        using var cls = Rand(rng, 1, 1, 6); using var reg = Rand(rng, 1, 3, 6); using var pos = Rand(rng, 1, 8, 6);
+        using var a = Tensor.Host(2, 8, 6); using var b = Tensor.Host(2, 8, 6);
+        Be.EmbedTokens(patches, [cls, reg], pos, a);
+        host.EmbedTokens(patches, [cls, reg], pos, b);
+        Assert.Equal(a.Span.ToArray(), b.Span.ToArray());
+        using var gamma = Rand(rng, 6);
+        using var c = Tensor.Host(2, 8, 6); using var e = Tensor.Host(2, 8, 6);
+        Be.MulChannels(a, gamma, c);
+        host.MulChannels(a, gamma, e);
+        Assert.Equal(c.Span.ToArray(), e.Span.ToArray());
+        Be.ScaleInto(a, 0.5f, c);
+        host.ScaleInto(a, 0.5f, e);
+        Assert.Equal(c.Span.ToArray(), e.Span.ToArray());
+        Assert.Contains(c.Span.ToArray(), v => v != 0);
+    }
 }
