@@ -184,7 +184,9 @@ public sealed record ModelMetadata
             {
                 NumHeads = I("num_heads", v.NumHeads), DimHead = I("dim_head", v.DimHead), MlpDim = I("mlp_dim", v.MlpDim),
                 QkvBias = B("qkv_bias", v.QkvBias), ProjBias = B("proj_bias", v.ProjBias), QkNorm = B("qk_norm", v.QkNorm),
-                LayerScale = B("layer_scale", v.LayerScale), ClassToken = B("class_token", v.ClassToken),
+                LayerScale = B("layer_scale", v.LayerScale),
+                InitValues = o["init_values"] is JsonNode iv ? (float)Num(iv, file, at + "init_values") : v.InitValues,
+                ClassToken = B("class_token", v.ClassToken),
                 DistToken = B("dist_token", v.DistToken), RegTokens = I("reg_tokens", v.RegTokens),
                 NoEmbedClass = B("no_embed_class", v.NoEmbedClass), PreNorm = B("pre_norm", v.PreNorm),
                 DynamicImgSize = B("dynamic_img_size", v.DynamicImgSize), PixelNorm = B("pixel_norm", v.PixelNorm),

@@ -85,6 +85,8 @@ public sealed record VitConfig : ModelConfig
     public bool QkNorm { get; init; }
     /// <summary>timm's init_values ≠ None: per-channel gammas on each residual branch (ls1.gamma, ls2.gamma; DINOv2, DeiT III).</summary>
     public bool LayerScale { get; init; }
+    /// <summary>timm's init_values: what a fresh model's layer-scale gammas start at (only <see cref="Initializer"/> reads it).</summary>
+    public float InitValues { get; init; } = 1e-5f;
     public bool ClassToken { get; init; } = true;
     /// <summary>DeiT's distillation token (dist_token) and its head (head_dist); logits are the mean of both heads, as
     /// timm's VisionTransformerDistilled computes at inference.</summary>
@@ -145,6 +147,7 @@ public sealed record VitConfig : ModelConfig
         j["proj_bias"] = ProjBias;
         j["qk_norm"] = QkNorm;
         j["layer_scale"] = LayerScale;
+        j["init_values"] = InitValues;
         j["class_token"] = ClassToken;
         j["dist_token"] = DistToken;
         j["reg_tokens"] = RegTokens;

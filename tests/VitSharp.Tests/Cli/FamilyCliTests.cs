@@ -111,4 +111,19 @@ public class FamilyCliTests : IDisposable
         Assert.True(code == 0, err);
         Assert.InRange(TestData.MaxAbsDiff(Npy.Read(output), Npy.Read(Path.Combine(dir, "logits_at_larger.npy"))), 0, 1e-4f);
     }
+
+    [Fact]
+    public void InitMakesFamilyPresetsWithTheirOptions()
+    {
+        var path = Path.Combine(_tmp, "dino.safetensors");
+        var (code, _, err) = CliRunner.Run("init", "--model", "vit_small_patch14_reg4_dinov2", "--img-size", "28", "--classes", "3", "--output", path);
+        Assert.True(code == 0, err);
+        var ckpt = Checkpoint.Load(path);
+        var c = (VitSharp.Models.VitConfig)ckpt.Config;
+        Assert.Equal((4, true, 6, 14), (c.RegTokens, c.LayerScale, c.NumHeads, c.PatchSize));
+        Assert.All(ckpt.Weights["blocks.3.ls2.gamma"].Data, g => Assert.Equal(1e-5f, g));
+        using var model = ckpt.CreateModel(VitSharp.Backends.Cpu.CpuBackend.Instance);
+        var logits = model.Run(new HostArray([1, 3, 28, 28], new float[3 * 28 * 28]));
+        Assert.Equal([1, 3], logits.Shape);
+    }
 }
