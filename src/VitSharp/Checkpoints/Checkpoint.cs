@@ -114,7 +114,7 @@ public sealed partial record Checkpoint
 
     [System.Text.RegularExpressions.GeneratedRegex(
         @"^((patch_embed|cls_token|dist_token|reg_token|pos_embed|blocks|norm|fc_norm|head|head_dist|pre_logits|stem|norm_pre|attn_pool)(\.|$)" +
-        @"|(vit\.|deit\.|vision_model\.)?(embeddings|encoder|layernorm|pooler|pre_layrnorm|post_layernorm|head)\.|(cls_|distillation_)?classifier\." +
+        @"|(vit\.|deit\.|vision_model\.)?(embeddings|encoder|layernorm|pooler|pre_layrnorm|post_layernorm|head)\.|(cls_|distillation_)?classifier\.|visual_projection\." +
         @"|(params/|opt/target/)?(embedding|stem|cls|pos_embedding|Transformer|MixerBlock_\d+|pre_head_layer_norm|pre_logits|head|MAPHead_0)(/|$))")]
     private static partial System.Text.RegularExpressions.Regex KnownName();
 
@@ -128,11 +128,21 @@ public sealed partial record Checkpoint
         var cfg = ParseJson(File.ReadAllText(configPath), configPath);
         if (cfg["architecture"] is not null && cfg["model_type"] is null) return LoadTimmFolder(dir, cfg, configPath, options);
         var modelType = JsonString(cfg, "model_type", configPath);
+        // A whole CLIP or SigLIP model: its image tower (vision_config, vision_model.*) is what VitSharp runs; the text
+        // tower's tensors are skipped unread. CLIP's visual_projection becomes the head: logits are the image embeddings.
+        bool towers = modelType is "clip" or "siglip";
+        if (towers)
+        {
+            cfg = cfg["vision_config"] as JsonObject ?? throw new CheckpointException(configPath, $"model_type '{modelType}' without a 'vision_config' object");
+            modelType += "_vision_model";
+        }
         if (modelType is not null && Array.IndexOf(HuggingFaceModelTypes, modelType) < 0)
             throw new CheckpointException(configPath, $"model_type '{modelType}' is not supported (expected one of {string.Join(", ", HuggingFaceModelTypes)})");
         if (JsonBool(cfg, "use_swiglu_ffn", configPath) == true)
             throw new CheckpointException(configPath, "'use_swiglu_ffn' is true: DINOv2's SwiGLU MLP is not supported");
-        var w = Finite(weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath, options.MaxTotalBytes) : SafeTensors.Read(weightsPath, out _, (e, m) => Wanted(e, m, weightsPath), options.MaxTotalBytes), weightsPath, options);
+        var w = Finite(weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath, options.MaxTotalBytes)
+            : SafeTensors.Read(weightsPath, out _, (e, m) => towers && TextTower(e.Name) ? false : Wanted(e, m, weightsPath), options.MaxTotalBytes), weightsPath, options);
+        if (towers) foreach (var k in w.Keys.Where(TextTower).ToList()) w.Remove(k);
         if (!HuggingFaceNames.IsHuggingFace(w)) throw new CheckpointException(weightsPath, "tensor names are not Hugging Face ViT, DeiT, DINOv2, CLIP or SigLIP vision names");
         var eps = JsonNumber(cfg, "layer_norm_eps", configPath) ?? (modelType is "clip_vision_model" ? 1e-5 : modelType is "dinov2" or "dinov2_with_registers" or "siglip_vision_model" ? 1e-6 : 1e-12);
         if (!(eps > 0 && eps < 1)) throw new CheckpointException(configPath, $"'layer_norm_eps' must be in (0, 1), not {eps}");
@@ -180,7 +190,12 @@ public sealed partial record Checkpoint
         if (c is VitConfig v && v.Depth > 0) Same("intermediate_size", v.MlpDim, "MLP width");
     }
 
-    /// <summary>The Hugging Face model types whose folders load (config.json's model_type).</summary>
+    private static bool TextTower(string name) =>
+        name.StartsWith("text_model.", StringComparison.Ordinal) || name.StartsWith("text_projection.", StringComparison.Ordinal)
+        || name is "logit_scale" or "logit_bias";
+
+    /// <summary>The Hugging Face model types whose folders load (config.json's model_type; whole "clip" and "siglip"
+    /// models load their image tower).</summary>
     public static readonly string[] HuggingFaceModelTypes = ["vit", "deit", "dinov2", "dinov2_with_registers", "clip_vision_model", "siglip_vision_model"];
 
     private static bool? JsonBool(JsonObject cfg, string key, string file) => Value(cfg, key) switch

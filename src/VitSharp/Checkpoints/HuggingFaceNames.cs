@@ -118,6 +118,13 @@ public static class HuggingFaceNames
             copy(l + ".mlp.fc2", t + ".mlp.fc2", true);
         }
         copy(p + "post_layernorm", "norm", true);
+        if (w.ContainsKey("visual_projection.weight"))
+        {
+            // CLIPModel's image embedding: a projection without bias of the pooled features, VitSharp's head.
+            var proj = get("visual_projection.weight");
+            o["head.weight"] = proj;
+            o["head.bias"] = new HostArray([proj.Shape[0]], new float[proj.Shape[0]]);
+        }
         if (w.ContainsKey(p + "head.probe"))
         {
             o["attn_pool.latent"] = get(p + "head.probe");

@@ -346,6 +346,42 @@ public class FamilyParityTests(ITestOutputHelper output)
         Assert.Contains("--img-size", e.Message);
     }
 
+    /// <summary>A whole CLIPModel folder (both towers, visual_projection): the image tower loads, the text tower is
+    /// skipped unread, and the logits are the image embeddings, visual_projection(pooler_output).</summary>
+    [Fact]
+    public void WholeClipModelLoadsItsImageTower()
+    {
+        const string name = "hf_clip_vision";
+        var w = SafeTensors.Read(Path.Combine(Dir(name), "model.safetensors")).ToDictionary(kv => "vision_model." + kv.Key, kv => kv.Value);
+        var rng = new Random(7);
+        var proj = new HostArray([8, 48], Enumerable.Range(0, 8 * 48).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray());
+        w["visual_projection.weight"] = proj;
+        w["text_model.embeddings.token_embedding.weight"] = new HostArray([10, 16], new float[160]);
+        w["text_projection.weight"] = new HostArray([8, 16], new float[128]);
+        w["logit_scale"] = new HostArray([], [2.6592f]);
+        var dir = Directory.CreateTempSubdirectory("vitsharp-clip-").FullName;
+        try
+        {
+            SafeTensors.Write(Path.Combine(dir, "model.safetensors"), w);
+            var vision = File.ReadAllText(Path.Combine(Dir(name), "config.json"));
+            File.WriteAllText(Path.Combine(dir, "config.json"), $$"""{ "model_type": "clip", "projection_dim": 8, "vision_config": {{vision}}, "text_config": {} }""");
+            var ckpt = Checkpoint.Load(dir);
+            Assert.Equal(8, ckpt.Config.NumClasses);
+            using var model = ckpt.CreateModel(CpuBackend.Instance);
+            var pooled = Ref(name, "pooler_output");
+            var expected = new float[2 * 8];
+            for (int b = 0; b < 2; b++)
+                for (int j = 0; j < 8; j++)
+                {
+                    double acc = 0;
+                    for (int i = 0; i < 48; i++) acc += (double)pooled.Data[b * 48 + i] * proj.Data[j * 48 + i];
+                    expected[b * 8 + j] = (float)acc;
+                }
+            Check("CLIP image embeddings", model.Run(Ref(name, "input")), new HostArray([2, 8], expected));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     private static HostArray LayerNorm(HostArray x, float[] g, float[] b, float eps)
     {
         int d = g.Length;
