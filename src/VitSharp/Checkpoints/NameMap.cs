@@ -55,9 +55,13 @@ public sealed record NameMap
             }).ToList();
     }
 
+    /// <summary>A name map is a page of rules: larger files are refused before they are read.</summary>
+    public const long MaxFileBytes = 1 << 20;
+
     public static NameMap Read(string path)
     {
         if (!File.Exists(path)) throw new CheckpointException(path, "name map not found");
+        if (new FileInfo(path).Length > MaxFileBytes) throw new CheckpointException(path, $"name map larger than {MaxFileBytes} bytes");
         return Parse(File.ReadAllText(path), path);
     }
 
@@ -116,7 +120,7 @@ public sealed record NameMap
     {
         if (Detect.Count == 0) return false;
         var list = names as IReadOnlyCollection<string> ?? names.ToList();
-        return Detect.All(d => list.Any(d.IsMatch)) && !Absent.Any(a => list.Any(a.IsMatch));
+        return Detect.All(d => list.Any(n => Match(d, n))) && !Absent.Any(a => list.Any(n => Match(a, n)));
     }
 
     /// <summary>The first shipped map that recognises these names, or null.</summary>
@@ -127,7 +131,14 @@ public sealed record NameMap
     }
 
     /// <summary>Whether some rule renames (or drops) this name.</summary>
-    public bool Covers(string name) => Rules.Any(r => r.From.IsMatch(name));
+    public bool Covers(string name) => Rules.Any(r => Match(r.From, name));
+
+    /// <summary>A pattern's match, its time limit turned into a typed error naming the map.</summary>
+    private bool Match(Regex r, string name)
+    {
+        try { return r.IsMatch(name); }
+        catch (RegexMatchTimeoutException) { throw new CheckpointException(Source, $"name map: pattern '{r}' ran over its 1 s limit on '{name}'"); }
+    }
 
     /// <summary>The config values this map states, as a hint (config.json's role): what the weights cannot say.</summary>
     public JsonObject Hint()
@@ -147,7 +158,7 @@ public sealed record NameMap
         var o = new Dictionary<string, HostArray>();
         foreach (var (name, a) in w)
         {
-            var rule = Rules.FirstOrDefault(r => r.From.IsMatch(name));
+            var rule = Rules.FirstOrDefault(r => Match(r.From, name));
             if (rule is null) { Add(name, a, name); continue; }
             if (rule.To is null) continue;
             var target = rule.From.Replace(name, rule.To);

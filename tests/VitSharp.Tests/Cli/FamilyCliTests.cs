@@ -94,6 +94,10 @@ public class FamilyCliTests : IDisposable
         Assert.Contains("bad.json", err);
         Assert.Contains("unknown key 'config.hedas'", err);
         Assert.Single(err.TrimEnd().Split('\n'));
+        File.WriteAllText(bad, """{ "rules": [ { "from": "^x$", "to": "y", "transform": "rotate" } ] }""");
+        (code, _, err) = CliRunner.Run("info", "--checkpoint", Renamed(), "--name-map", bad);
+        Assert.Equal(1, code);
+        Assert.Contains("'rules[0].transform': 'rotate' is not one of", err);
         File.WriteAllText(bad, """{ "rules": [ { "from": "([", "to": "x" } ] }""");
         (code, _, err) = CliRunner.Run("info", "--checkpoint", Renamed(), "--name-map", bad);
         Assert.Equal(1, code);
