@@ -27,14 +27,26 @@ public sealed class CheckpointOptions
     public Option<string> Checkpoint { get; }
     public Option<int?> ImageSize { get; } = new("--img-size") { Description = "run at this resolution (position embeddings are resampled)" };
     public Option<int?> Heads { get; } = new("--heads") { Description = "attention heads (default: from the checkpoint, else width/64)" };
-    public Option<string?> Pool { get; } = new("--pool") { Description = "pooling: token or avg" };
-    public Option<string?> Gelu { get; } = new("--gelu") { Description = "GELU variant: erf (timm, PyTorch) or tanh (Google's Flax code)" };
+    public Option<string?> Pool { get; } = new("--pool") { Description = "pooling (timm's global_pool): token, avg, max or map" };
+    public Option<string?> Gelu { get; } = new("--gelu", "--activation")
+    {
+        Description = "MLP activation: erf (timm, PyTorch), tanh (Google's Flax code, SigLIP), quick_gelu (OpenAI CLIP), relu or silu",
+    };
+    public Option<int?> DimHead { get; } = new("--dim-head") { Description = "each head's width when it is not width/heads (vit-pytorch's dim_head)" };
+    public Option<bool> DynamicImgSize { get; } = new("--dynamic-img-size")
+    {
+        Description = "run any input size the patch divides, position embeddings resampled per size (timm's dynamic_img_size)",
+    };
+    public Option<string?> NameMap { get; } = new("--name-map")
+    {
+        Description = "JSON file of ordered regex → timm-name rules (and config values) that renames another codebase's checkpoint",
+    };
     public Option<string> Device { get; } = SharedOptions.Device();
     public Option<bool> AllowNonFinite { get; } = new("--allow-non-finite") { Description = "load weights holding NaN or Inf (refused by default)" };
 
     public void AddTo(Command command, bool device = true)
     {
-        foreach (var o in new Option[] { Checkpoint, ImageSize, Heads, Pool, Gelu, AllowNonFinite }) command.Options.Add(o);
+        foreach (var o in new Option[] { Checkpoint, ImageSize, Heads, DimHead, Pool, Gelu, DynamicImgSize, NameMap, AllowNonFinite }) command.Options.Add(o);
         if (device) command.Options.Add(Device);
     }
 
@@ -46,14 +58,16 @@ public sealed class CheckpointOptions
     {
         ImageSize = r.GetValue(ImageSize),
         Heads = r.GetValue(Heads),
+        DimHead = r.GetValue(DimHead),
         Pool = r.GetValue(Pool) switch
         {
             null => null,
-            "token" or "cls" => Pooling.Token,
-            "avg" or "gap" or "mean" => Pooling.Avg,
-            var p => throw new VitSharpException($"--pool must be token or avg, not '{p}'"),
+            "gap" => Pooling.Avg,
+            var p => VitConfig.ParsePool(p),
         },
         Gelu = ConfigInference.ParseGelu(r.GetValue(Gelu)),
+        DynamicImgSize = r.GetValue(DynamicImgSize) ? true : null,
+        NameMap = r.GetValue(NameMap) is { } map ? VitSharp.Checkpoints.NameMap.Read(map) : null,
         AllowNonFinite = r.GetValue(AllowNonFinite),
     };
 

@@ -3,7 +3,9 @@ using VitSharp.Tensors;
 namespace VitSharp.Backends;
 
 /// <summary>Pointwise function applied after a matrix product or on its own.</summary>
-public enum Activation { None, Gelu, GeluTanh, Tanh }
+/// <summary>Pointwise function applied after a matrix product or on its own. QuickGelu is OpenAI CLIP's x·σ(1.702·x);
+/// Silu is x·σ(x). The numeric values are shared with the CUDA kernels (common.cu, training.cu).</summary>
+public enum Activation { None, Gelu, GeluTanh, Tanh, QuickGelu, Relu, Silu }
 
 /// <summary>
 /// The coarse operations a ViT or Mixer needs, one implementation per device. Model and layer code call only this,
@@ -66,4 +68,32 @@ public interface IBackend : IDisposable
 
     /// <summary>y (B, C, A) = x (B, A, C) with the last two axes swapped (Mixer token mixing).</summary>
     void Transpose12(Tensor x, Tensor y);
+
+    // The ops of the ViT family options (registers, distillation token, layer scale, qk_norm, max and attention-pool
+    // heads, pixel-normalised patches). Their default bodies run on the host through CopyToHost/CopyFromHost: correct on
+    // every device and in every compute type, not fast; the CPU backend runs the per-block ones (layer scale, prefix
+    // tokens, scaling) in place (Cpu/CpuBackend.Family.cs).
+
+    /// <summary>x (B, T, D) = [prefix₀ ; prefix₁ ; … ; patches] + pos: each prefix (1, kᵢ, D), pos (1, T, D).</summary>
+    void EmbedTokens(Tensor patches, IReadOnlyList<Tensor> prefix, Tensor pos, Tensor x) => HostOps.EmbedTokens(this, patches, prefix, pos, x);
+
+    /// <summary>y = x ⊙ γ with γ (D) broadcast over the rows (layer scale); y may be x.</summary>
+    void MulChannels(Tensor x, Tensor gamma, Tensor y) => HostOps.MulChannels(this, x, gamma, y);
+
+    /// <summary>y = s·x (y may be x).</summary>
+    void ScaleInto(Tensor x, float s, Tensor y) => HostOps.ScaleInto(this, x, s, y);
+
+    /// <summary>y (B, D) = max of x (B, T, D) over tokens [start, T).</summary>
+    void MaxTokens(Tensor x, int start, Tensor y) => HostOps.MaxTokens(this, x, start, y);
+
+    /// <summary>timm's qk_norm, in place on qkv (B, N, 3·H·d): LayerNorm over each head's d features of q (γq, βq) and of k (γk, βk).</summary>
+    void QkNorm(Tensor qkv, int heads, Tensor qGamma, Tensor qBeta, Tensor kGamma, Tensor kBeta, float eps) =>
+        HostOps.QkNorm(this, qkv, heads, qGamma, qBeta, kGamma, kBeta, eps);
+
+    /// <summary>y (B, Np, C·P·P) = the P×P patches of images (B, C, H, W), each flattened in (c, p1, p2) order (the
+    /// order of a patch convolution's weight), patches in row-major grid order.</summary>
+    void UnfoldPatches(Tensor images, Tensor y, int patch) => HostOps.UnfoldPatches(this, images, y, patch);
+
+    /// <summary>Multi-head attention of queries q (1 or B, L, H·d) over kv (B, N, 2·H·d) laid out (B, N, 2, H, d): y (B, L, H·d).</summary>
+    void CrossAttention(Tensor q, Tensor kv, Tensor y, int heads, float scale) => HostOps.CrossAttention(this, q, kv, y, heads, scale);
 }

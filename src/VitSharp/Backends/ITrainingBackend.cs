@@ -76,6 +76,28 @@ public interface ITrainingBackend : IBackend
     /// <summary>Σ x², in double (global-norm clipping).</summary>
     double SumSquares(Tensor x);
 
+    /// <summary>Backward of <see cref="IBackend.EmbedTokens"/>: dpatches (=); each dprefix +=, summed over the batch; dpos += Σbatch dx.</summary>
+    void EmbedTokensBackward(Tensor dx, Tensor dpatches, IReadOnlyList<Tensor> dprefix, Tensor dpos) =>
+        HostOps.EmbedTokensBackward(this, dx, dpatches, dprefix, dpos);
+
+    /// <summary>Backward of <see cref="IBackend.MulChannels"/>: dx (=) = dy ⊙ γ; dγ += Σrows dy ⊙ x.</summary>
+    void MulChannelsBackward(Tensor dy, Tensor x, Tensor gamma, Tensor dx, Tensor dgamma) =>
+        HostOps.MulChannelsBackward(this, dy, x, gamma, dx, dgamma);
+
+    /// <summary>Backward of <see cref="IBackend.MaxTokens"/>: dx (=) holds dy at each feature's arg-max token, zero elsewhere.</summary>
+    void MaxTokensBackward(Tensor dy, Tensor x, int start, Tensor dx) => HostOps.MaxTokensBackward(this, dy, x, start, dx);
+
+    /// <summary>Backward of <see cref="IBackend.QkNorm"/> from the qkv it normalised (<paramref name="qkv"/>, before the norm):
+    /// dqkv is turned in place into the gradient of that input (v's part passes through); dγ, dβ of q and k +=.</summary>
+    void QkNormBackward(Tensor dqkv, Tensor qkv, int heads, Tensor qGamma, Tensor kGamma, float eps,
+        Tensor dqGamma, Tensor dqBeta, Tensor dkGamma, Tensor dkBeta) =>
+        HostOps.QkNormBackward(this, dqkv, qkv, heads, qGamma, kGamma, eps, dqGamma, dqBeta, dkGamma, dkBeta);
+
+    /// <summary>Backward of <see cref="IBackend.CrossAttention"/> (probabilities recomputed): dq (=, summed over the batch
+    /// when one query set serves every sample) and dkv (=).</summary>
+    void CrossAttentionBackward(Tensor dy, Tensor q, Tensor kv, Tensor dq, Tensor dkv, int heads, float scale) =>
+        HostOps.CrossAttentionBackward(this, dy, q, kv, dq, dkv, heads, scale);
+
     /// <summary>In place on a contiguous slice of parameters with its gradient and moment slices.</summary>
     void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWArgs args);
 

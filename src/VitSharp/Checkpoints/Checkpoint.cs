@@ -25,6 +25,9 @@ public sealed partial record Checkpoint
     public string[]? Labels { get; init; }
     /// <summary>Preprocessing the checkpoint's authors state (timm's pretrained_cfg, HF's preprocessor_config.json), if any.</summary>
     public JsonObject? PreprocessHints { get; init; }
+    /// <summary>The family the names were read as (e.g. "timm", "huggingface dinov2", a name map's name), and why.</summary>
+    public string? Family { get; init; }
+    public string? FamilyReason { get; init; }
     /// <summary>The record a VitSharp-written file carries (config, preprocessing, class names), if any.</summary>
     public ModelMetadata? Metadata { get; init; }
 
@@ -35,8 +38,9 @@ public sealed partial record Checkpoint
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         if (SafeTensors.LooksLike(path))
         {
-            var w = Finite(SafeTensors.Read(path, out var meta, (e, m) => Wanted(e, m, path), options.MaxTotalBytes), path, options);
+            var w = Finite(SafeTensors.Read(path, out var meta, (e, m) => Wanted(e, m, path, options.NameMap), options.MaxTotalBytes), path, options);
             var md = ModelMetadata.Read(meta, path);
+            if (options.NameMap is { } userMap) return ByMap(path, "safetensors", w, userMap, options, user: true) with { Metadata = md };
             JsonObject? hint = md is null ? null : ParseJson(md.Config.ToJson().ToJsonString(), path); // parsed: numbers read as any type
             string[]? labels = md?.Labels;
             if (meta.ContainsKey(TrainStateMetadataKey)) // a training checkpoint: the model's weights without optimizer and EMA state
@@ -46,12 +50,15 @@ public sealed partial record Checkpoint
             if (HuggingFaceNames.IsHuggingFace(w) && File.Exists(sideConfig)) return LoadFolder(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, options);
             if (HuggingFaceNames.IsHuggingFace(w)) return Build(path, "huggingface-safetensors", HuggingFaceNames.ToTimm(w, path), null, labels, options) with { Metadata = md };
             if (GoogleNames.IsGoogle(w)) return Build(path, "google-safetensors", GoogleNames.ToTimm(w, path), hint, labels, options, GoogleNames.Heads(w)) with { Metadata = md };
+            if (NameMap.Find(w.Keys) is { } shipped) return ByMap(path, "safetensors", w, shipped, options, user: false) with { Metadata = md };
             return Build(path, "timm-safetensors", w, hint, labels, options) with { Metadata = md };
         }
         if (PyTorchPickle.LooksLike(path))
         {
             var w = Finite(PyTorchPickle.Read(path, options.MaxTotalBytes), path, options);
+            if (options.NameMap is { } userMap) return ByMap(path, "pytorch", w, userMap, options, user: true);
             if (HuggingFaceNames.IsHuggingFace(w)) return Build(path, "huggingface-pytorch", HuggingFaceNames.ToTimm(w, path), null, null, options);
+            if (NameMap.Find(w.Keys) is { } shipped) return ByMap(path, "pytorch", w, shipped, options, user: false);
             return Build(path, "pytorch", w, null, null, options);
         }
         if (Npz.LooksLike(path))
@@ -76,7 +83,21 @@ public sealed partial record Checkpoint
     /// <summary>Which safetensors tensors a checkpoint load reads, decided from the header before any data is read: a
     /// training file's optimizer/EMA state and integer buffers (position_ids) are skipped; names that no supported naming
     /// (timm, Hugging Face, Google) can use, and integer data where a weight must be, are refused.</summary>
-    internal static bool Wanted(SafeTensors.Entry e, IReadOnlyDictionary<string, string> meta, string path)
+    /// <summary>Renamed by a name map (the user's, or the shipped one for the family its names are): the map's config
+    /// values are the hint, the caller's options still override them.</summary>
+    private static Checkpoint ByMap(string path, string format, Dictionary<string, HostArray> w, NameMap map, LoadOptions o, bool user)
+    {
+        var mapped = map.Apply(w, path, o.ImageSize);
+        var built = Build(path, $"{format}+name-map", mapped, map.Hint(), null, o);
+        return built with
+        {
+            Family = map.Name,
+            FamilyReason = user ? $"renamed by the name map {map.Source}"
+                : $"its tensor names match the shipped name map {map.Source} ({string.Join(", ", map.Detect.Select(d => d.ToString()))})",
+        };
+    }
+
+    internal static bool Wanted(SafeTensors.Entry e, IReadOnlyDictionary<string, string> meta, string path, NameMap? map = null)
     {
         if (meta.ContainsKey(TrainStateMetadataKey) && (e.Name.StartsWith("optim.", StringComparison.Ordinal) || e.Name.StartsWith("ema.", StringComparison.Ordinal)))
             return false;
@@ -85,14 +106,15 @@ public sealed partial record Checkpoint
             if (e.Name.EndsWith("position_ids", StringComparison.Ordinal) || e.Name.EndsWith("num_batches_tracked", StringComparison.Ordinal)) return false;
             throw new CheckpointException(path, $"dtype {e.DType} where a floating-point weight must be (F32, F16, BF16 or F64)", e.Name);
         }
+        if (map?.Covers(e.Name) == true || NameMap.Shipped.Any(m => m.Covers(e.Name))) return true;
         if (!KnownName().IsMatch(e.Name))
             throw new CheckpointException(path, $"no model VitSharp reads (by timm, Hugging Face or Google names) uses this tensor {Tensors.Shape.Format(e.Shape)}; refused before reading its {e.End - e.Begin} bytes", e.Name);
         return true;
     }
 
     [System.Text.RegularExpressions.GeneratedRegex(
-        @"^((patch_embed|cls_token|reg_token|pos_embed|blocks|norm|fc_norm|head|pre_logits|stem|norm_pre|attn_pool)(\.|$)" +
-        @"|(vit\.)?(embeddings|encoder|layernorm|pooler)\.|classifier\." +
+        @"^((patch_embed|cls_token|dist_token|reg_token|pos_embed|blocks|norm|fc_norm|head|head_dist|pre_logits|stem|norm_pre|attn_pool)(\.|$)" +
+        @"|(vit\.|deit\.|vision_model\.)?(embeddings|encoder|layernorm|pooler|pre_layrnorm|post_layernorm|head)\.|(cls_|distillation_)?classifier\.|visual_projection\." +
         @"|(params/|opt/target/)?(embedding|stem|cls|pos_embedding|Transformer|MixerBlock_\d+|pre_head_layer_norm|pre_logits|head|MAPHead_0)(/|$))")]
     private static partial System.Text.RegularExpressions.Regex KnownName();
 
@@ -106,11 +128,23 @@ public sealed partial record Checkpoint
         var cfg = ParseJson(File.ReadAllText(configPath), configPath);
         if (cfg["architecture"] is not null && cfg["model_type"] is null) return LoadTimmFolder(dir, cfg, configPath, options);
         var modelType = JsonString(cfg, "model_type", configPath);
-        if (modelType is not null && modelType != "vit")
-            throw new CheckpointException(configPath, $"model_type '{modelType}' is not supported (expected 'vit')");
-        var w = Finite(weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath, options.MaxTotalBytes) : SafeTensors.Read(weightsPath, out _, (e, m) => Wanted(e, m, weightsPath), options.MaxTotalBytes), weightsPath, options);
-        if (!HuggingFaceNames.IsHuggingFace(w)) throw new CheckpointException(weightsPath, "tensor names are not Hugging Face ViT names");
-        var eps = JsonNumber(cfg, "layer_norm_eps", configPath) ?? 1e-12;
+        // A whole CLIP or SigLIP model: its image tower (vision_config, vision_model.*) is what VitSharp runs; the text
+        // tower's tensors are skipped unread. CLIP's visual_projection becomes the head: logits are the image embeddings.
+        bool towers = modelType is "clip" or "siglip";
+        if (towers)
+        {
+            cfg = cfg["vision_config"] as JsonObject ?? throw new CheckpointException(configPath, $"model_type '{modelType}' without a 'vision_config' object");
+            modelType += "_vision_model";
+        }
+        if (modelType is not null && Array.IndexOf(HuggingFaceModelTypes, modelType) < 0)
+            throw new CheckpointException(configPath, $"model_type '{modelType}' is not supported (expected one of {string.Join(", ", HuggingFaceModelTypes)})");
+        if (JsonBool(cfg, "use_swiglu_ffn", configPath) == true)
+            throw new CheckpointException(configPath, "'use_swiglu_ffn' is true: DINOv2's SwiGLU MLP is not supported");
+        var w = Finite(weightsPath.EndsWith(".bin", StringComparison.Ordinal) ? PyTorchPickle.Read(weightsPath, options.MaxTotalBytes)
+            : SafeTensors.Read(weightsPath, out _, (e, m) => towers && TextTower(e.Name) ? false : Wanted(e, m, weightsPath), options.MaxTotalBytes), weightsPath, options);
+        if (towers) foreach (var k in w.Keys.Where(TextTower).ToList()) w.Remove(k);
+        if (!HuggingFaceNames.IsHuggingFace(w)) throw new CheckpointException(weightsPath, "tensor names are not Hugging Face ViT, DeiT, DINOv2, CLIP or SigLIP vision names");
+        var eps = JsonNumber(cfg, "layer_norm_eps", configPath) ?? (modelType is "clip_vision_model" ? 1e-5 : modelType is "dinov2" or "dinov2_with_registers" or "siglip_vision_model" ? 1e-6 : 1e-12);
         if (!(eps > 0 && eps < 1)) throw new CheckpointException(configPath, $"'layer_norm_eps' must be in (0, 1), not {eps}");
         var heads = JsonInt(cfg, "num_attention_heads", configPath);
         if (heads is <= 0) throw new CheckpointException(configPath, $"'num_attention_heads' must be positive, not {heads}");
@@ -130,7 +164,12 @@ public sealed partial record Checkpoint
         }
         var preprocessorPath = System.IO.Path.Combine(dir, "preprocessor_config.json");
         var pre = File.Exists(preprocessorPath) ? ParseJson(File.ReadAllText(preprocessorPath), preprocessorPath) : null;
-        var built = Build(weightsPath, "huggingface", HuggingFaceNames.ToTimm(w, weightsPath), hint, labels, options) with { PreprocessHints = pre };
+        var built = Build(weightsPath, "huggingface", HuggingFaceNames.ToTimm(w, weightsPath), hint, labels, options) with
+        {
+            PreprocessHints = pre,
+            Family = $"Hugging Face {modelType ?? HuggingFaceNames.Family(w)}",
+            FamilyReason = $"a Hugging Face folder: config.json's model_type is '{modelType ?? "(none)"}', tensor names are {HuggingFaceNames.Family(w)}'s",
+        };
         CheckAgainstWeights(cfg, configPath, built.Config, options);
         return built;
     }
@@ -150,6 +189,21 @@ public sealed partial record Checkpoint
         if (o.ImageSize is null) Same("image_size", c.ImageSize, "a position embedding for image size");
         if (c is VitConfig v && v.Depth > 0) Same("intermediate_size", v.MlpDim, "MLP width");
     }
+
+    private static bool TextTower(string name) =>
+        name.StartsWith("text_model.", StringComparison.Ordinal) || name.StartsWith("text_projection.", StringComparison.Ordinal)
+        || name is "logit_scale" or "logit_bias";
+
+    /// <summary>The Hugging Face model types whose folders load (config.json's model_type; whole "clip" and "siglip"
+    /// models load their image tower).</summary>
+    public static readonly string[] HuggingFaceModelTypes = ["vit", "deit", "dinov2", "dinov2_with_registers", "clip_vision_model", "siglip_vision_model"];
+
+    private static bool? JsonBool(JsonObject cfg, string key, string file) => Value(cfg, key) switch
+    {
+        null => null,
+        JsonValue v when v.GetValueKind() is JsonValueKind.True or JsonValueKind.False => v.GetValue<bool>(),
+        var n => throw new CheckpointException(file, $"'{key}' must be true or false, not {n.ToJsonString()}"),
+    };
 
     private static JsonNode? Value(JsonObject cfg, string key) => cfg[key] is JsonValue v && v.GetValueKind() == JsonValueKind.Null ? null : cfg[key];
 
@@ -207,7 +261,19 @@ public sealed partial record Checkpoint
         var preset = Models.Presets.All.TryGetValue(arch.Split('.')[0], out var p) ? p : null;
         var hint = new JsonObject();
         if (preset is VitConfig pv) hint["num_heads"] = pv.NumHeads;
-        if (cfg["model_args"] is JsonObject args && JsonInt(args, "num_heads", configPath) is int heads) hint["num_heads"] = heads;
+        // timm's model names say what the weights cannot: its CLIP towers use torch's LayerNorm eps (1e-5), its
+        // *_quickgelu variants OpenAI's QuickGELU.
+        var baseName = arch.Split('.')[0];
+        if (baseName.Contains("_clip_", StringComparison.Ordinal)) hint["layer_norm_eps"] = 1e-5;
+        if (baseName.Contains("quickgelu", StringComparison.Ordinal)) hint["gelu"] = "quick_gelu";
+        if (JsonString(cfg, "global_pool", configPath) is { Length: > 0 } topPool) hint["global_pool"] = topPool;
+        if (cfg["model_args"] is JsonObject args)
+        {
+            if (JsonInt(args, "num_heads", configPath) is int heads) hint["num_heads"] = heads;
+            if (JsonString(args, "global_pool", configPath) is { Length: > 0 } pool) hint["global_pool"] = pool;
+            if (JsonString(args, "act_layer", configPath) is { } act) hint["gelu"] = act;
+            if (JsonBool(args, "dynamic_img_size", configPath) is bool dyn) hint["dynamic_img_size"] = dyn;
+        }
         string[]? labels = cfg["label_names"] is JsonArray names ? ParseLabels(names, configPath) : null;
         return Build(weightsPath, "timm-folder", w, hint, labels, options) with { PreprocessHints = cfg["pretrained_cfg"] as JsonObject };
     }
@@ -215,6 +281,13 @@ public sealed partial record Checkpoint
     private static Checkpoint Build(string path, string format, Dictionary<string, HostArray> w, JsonObject? hint,
         string[]? labels, LoadOptions o, int? formatHeads = null)
     {
+        if (o.DimHead is int dimHead && o.Heads is null)
+        {
+            // A head width given alone fixes the head count: inner width / dim_head.
+            hint = hint is null ? new JsonObject() : (JsonObject)hint.DeepClone();
+            hint.Remove("num_heads");
+            hint["dim_head"] = dimHead;
+        }
         var config = ConfigInference.Infer(w, path, hint, o.Heads ?? formatHeads);
         config = Override(config, o, path);
         if (config is VitConfig v && w.TryGetValue("pos_embed", out var pos))
@@ -223,13 +296,16 @@ public sealed partial record Checkpoint
             int oldGrid = (int)Math.Round(Math.Sqrt(pos.Shape[1] - prefix));
             if (oldGrid != v.GridSize)
                 pos = PositionEmbedding.Resample(pos, prefix, (oldGrid, oldGrid), (v.GridSize, v.GridSize), o.PosEmbedInterpolation);
-            if (v.NoEmbedClass)
+            if (v.NoEmbedClass && v.PrefixTokens > 0)
             {
-                int d = pos.Shape[2];
-                pos = HostArray.Concat0(new HostArray([1, d], new float[d]), pos.Reshape(pos.Shape[1], d)).Reshape(1, pos.Shape[1] + 1, d);
+                int d = pos.Shape[2], k = v.PrefixTokens;
+                pos = HostArray.Concat0(new HostArray([k, d], new float[k * d]), pos.Reshape(pos.Shape[1], d)).Reshape(1, pos.Shape[1] + k, d);
             }
             w["pos_embed"] = pos;
         }
+        // A patch projection without bias (timm's pre_norm/CLIP towers, vit-pytorch) gets a zero one: the same function.
+        if (config is VitConfig && w.TryGetValue("patch_embed.proj.weight", out var pw) && !w.ContainsKey("patch_embed.proj.bias"))
+            w["patch_embed.proj.bias"] = new HostArray([pw.Shape[0]], new float[pw.Shape[0]]);
         return new Checkpoint { Path = path, Format = format, Config = config, Weights = w, Labels = labels };
     }
 
@@ -245,8 +321,20 @@ public sealed partial record Checkpoint
         if (o.LayerNormEps is { } eps) c = c with { LayerNormEps = eps };
         if (c is VitConfig v)
         {
-            if (o.Heads is { } h) v = v with { NumHeads = h };
-            if (o.Pool is { } p) v = v with { Pool = p, FcNorm = p == Pooling.Avg && v.FcNorm };
+            if (o.Heads is not null || o.DimHead is not null)
+            {
+                // The attention's inner width is what the weights fix; heads and head width must split it.
+                int inner = v.InnerDim;
+                int h = o.Heads ?? (o.DimHead > 0 && inner % o.DimHead.Value == 0 ? inner / o.DimHead.Value
+                    : throw new CheckpointException(path, $"attention width {inner} is not a multiple of --dim-head {o.DimHead}"));
+                if (h <= 0 || inner % h != 0) throw new CheckpointException(path, $"attention width {inner} is not divisible by {h} heads");
+                int dh = o.DimHead ?? inner / h;
+                if (h * dh != inner)
+                    throw new CheckpointException(path, $"{h} heads × dim_head {dh} = {h * dh}, but the weights' attention is {inner} wide");
+                v = v with { NumHeads = h, DimHead = inner == v.EmbedDim ? 0 : dh };
+            }
+            if (o.DynamicImgSize is { } dyn) v = v with { DynamicImgSize = dyn };
+            if (o.Pool is { } p) v = v with { Pool = p, FcNorm = p is Pooling.Avg or Pooling.Max && v.FcNorm };
             if (v.Pool == Pooling.Token && !v.ClassToken) throw new CheckpointException(path, "token pooling needs a class token, and this model has none");
             c = v;
         }

@@ -13,6 +13,13 @@ public sealed record LoadOptions
     /// <summary>Run at this image size: position embeddings are resampled to the new grid.</summary>
     public int? ImageSize { get; init; }
     public Pooling? Pool { get; init; }
+    /// <summary>Renames a checkpoint of another codebase to timm's names (<c>--name-map</c>); null: the shipped maps are
+    /// tried on names VitSharp does not otherwise read.</summary>
+    public NameMap? NameMap { get; init; }
+    /// <summary>Each head's width (timm's dim_head) when it is not width/heads.</summary>
+    public int? DimHead { get; init; }
+    /// <summary>Run any input size the patch divides, position embeddings resampled per size (timm's dynamic_img_size).</summary>
+    public bool? DynamicImgSize { get; init; }
     public Activation? Gelu { get; init; }
     public float? LayerNormEps { get; init; }
     public Interpolation PosEmbedInterpolation { get; init; } = Interpolation.Bicubic;
@@ -46,13 +53,7 @@ public static class ConfigInference
     /// <summary>The GELU variant from a config hint, else exact erf GELU.</summary>
     internal static Activation Gelu(JsonObject? hint) => ParseGelu((string?)hint?["gelu"]) ?? Activation.Gelu;
 
-    public static Activation? ParseGelu(string? s) => s switch
-    {
-        null => null,
-        "erf" or "gelu" or "exact" => Activation.Gelu,
-        "tanh" or "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => Activation.GeluTanh,
-        _ => throw new VitSharpException($"unknown GELU variant '{s}' (expected erf or tanh)"),
-    };
+    public static Activation? ParseGelu(string? s) => ModelConfig.ParseActivation(s);
 
     internal static int DefaultHeads(int d, string file) =>
         d % 64 == 0 ? d / 64

@@ -175,25 +175,29 @@ public sealed record ModelMetadata
             ImageSize = I("img_size", c.ImageSize), PatchSize = I("patch_size", c.PatchSize), InChannels = I("in_chans", c.InChannels),
             EmbedDim = I("embed_dim", c.EmbedDim), Depth = I("depth", c.Depth), NumClasses = I("num_classes", c.NumClasses),
             LayerNormEps = o["layer_norm_eps"] is JsonNode e ? (float)Num(e, file, at + "layer_norm_eps") : c.LayerNormEps,
-            Gelu = gelu switch
-            {
-                "erf" or "gelu" => Activation.Gelu,
-                "tanh" or "gelu_tanh" => Activation.GeluTanh,
-                _ => throw Error(file, $"key '{at}gelu': '{gelu}' is neither 'erf' nor 'tanh'"),
-            },
+            Gelu = Act(gelu, file, at),
         };
         if (c is VitConfig v)
         {
             var pool = o["global_pool"] is JsonNode p ? Str(p, file, at + "global_pool") : "token";
             c = v with
             {
-                NumHeads = I("num_heads", v.NumHeads), MlpDim = I("mlp_dim", v.MlpDim), QkvBias = B("qkv_bias", v.QkvBias),
-                ClassToken = B("class_token", v.ClassToken), NoEmbedClass = B("no_embed_class", v.NoEmbedClass),
+                NumHeads = I("num_heads", v.NumHeads), DimHead = I("dim_head", v.DimHead), MlpDim = I("mlp_dim", v.MlpDim),
+                QkvBias = B("qkv_bias", v.QkvBias), ProjBias = B("proj_bias", v.ProjBias), QkNorm = B("qk_norm", v.QkNorm),
+                LayerScale = B("layer_scale", v.LayerScale),
+                InitValues = o["init_values"] is JsonNode iv ? (float)Num(iv, file, at + "init_values") : v.InitValues,
+                ClassToken = B("class_token", v.ClassToken),
+                DistToken = B("dist_token", v.DistToken), RegTokens = I("reg_tokens", v.RegTokens),
+                NoEmbedClass = B("no_embed_class", v.NoEmbedClass), PreNorm = B("pre_norm", v.PreNorm),
+                DynamicImgSize = B("dynamic_img_size", v.DynamicImgSize), PixelNorm = B("pixel_norm", v.PixelNorm),
+                PatchEmbedNorm = B("patch_embed_norm", v.PatchEmbedNorm),
                 Pool = pool switch
                 {
                     "token" => Pooling.Token,
                     "avg" => Pooling.Avg,
-                    _ => throw Error(file, $"key '{at}global_pool': '{pool}' is neither 'token' nor 'avg'"),
+                    "max" => Pooling.Max,
+                    "map" => Pooling.Map,
+                    _ => throw Error(file, $"key '{at}global_pool': '{pool}' is none of 'token', 'avg', 'max', 'map'"),
                 },
                 FcNorm = B("fc_norm", v.FcNorm), RepresentationSize = I("representation_size", v.RepresentationSize),
             };
@@ -203,6 +207,12 @@ public sealed record ModelMetadata
         try { c.Validate(); }
         catch (VitSharpException ex) { throw Error(file, $"key '{at.TrimEnd('.')}': {ex.Message}"); }
         return c;
+    }
+
+    private static Activation Act(string name, string file, string at)
+    {
+        try { return ModelConfig.ParseActivation(name)!.Value; }
+        catch (VitSharpException e) { throw Error(file, $"key '{at}gelu': {e.Message}"); }
     }
 
     private const string ErrorPrefix = $"metadata '{MetadataKey}': ";

@@ -47,8 +47,12 @@ public sealed class OnnxRecorder(OnnxGraph graph, ParameterSet parameters, IRead
 
     private string TransposedWeight(Tensor w)
     {
-        var name = parameters.NameOf(w);
-        return _initializers.Contains(name + "_t") ? name + "_t" : Initializer(name + "_t", weights[name].Transpose2D());
+        // A weight may be a 2-D view of a parameter of another rank (vit-pytorch's patch projection: the (D, C, P, P)
+        // convolution weight read as a (D, C·P·P) Linear).
+        var name = parameters.TryNameOf(w) ?? parameters.TryNameOfView(w) ?? parameters.NameOf(w);
+        var a = weights[name];
+        if (a.Shape.Length != 2) a = a.Reshape(w.Shape);
+        return _initializers.Contains(name + "_t") ? name + "_t" : Initializer(name + "_t", a.Transpose2D());
     }
 
     private string Scalar(string hint, float value) => graph.Scalar(graph.Fresh(hint), value);
@@ -89,6 +93,9 @@ public sealed class OnnxRecorder(OnnxGraph graph, ParameterSet parameters, IRead
         {
             case Activation.None: return x;
             case Activation.Tanh: return Node("Tanh", [x]);
+            case Activation.Relu: return Node("Relu", [x]);
+            case Activation.Silu: return Node("Mul", [x, Node("Sigmoid", [x])]);
+            case Activation.QuickGelu: return Node("Mul", [x, Node("Sigmoid", [Node("Mul", [x, Scalar("quick_gelu", 1.702f)])])]);
             case Activation.GeluTanh:
             {
                 // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
@@ -158,6 +165,62 @@ public sealed class OnnxRecorder(OnnxGraph graph, ParameterSet parameters, IRead
         _values[y] = Node("Gather", [Value(x), graph.ScalarInt(graph.Fresh("index"), index)], ("axis", 1));
 
     public void Transpose12(Tensor x, Tensor y) => _values[y] = Node("Transpose", [Value(x)], ("perm", new long[] { 0, 2, 1 }));
+
+    public void EmbedTokens(Tensor patches, IReadOnlyList<Tensor> prefix, Tensor pos, Tensor x)
+    {
+        var v = Value(patches);
+        var batch = Node("Slice", [Node("Shape", [v]), graph.Ints(graph.Fresh("s"), 0), graph.Ints(graph.Fresh("e"), 1)]);
+        var parts = prefix.Select(p => Node("Expand", [Value(p),
+            Node("Concat", [batch, graph.Ints(graph.Fresh("rest"), p.Dim(1), p.Dim(2))], ("axis", 0))])).Append(v).ToArray();
+        _values[x] = Node("Add", [Node("Concat", parts, ("axis", 1)), Value(pos)]);
+    }
+
+    public void MulChannels(Tensor x, Tensor gamma, Tensor y) => _values[y] = Node("Mul", [Value(x), Value(gamma)]);
+
+    public void ScaleInto(Tensor x, float s, Tensor y) => _values[y] = Node("Mul", [Value(x), Scalar("scale", s)]);
+
+    public void MaxTokens(Tensor x, int start, Tensor y)
+    {
+        var v = Value(x);
+        if (start > 0)
+            v = Node("Slice", [v, graph.Ints(graph.Fresh("start"), start), graph.Ints(graph.Fresh("end"), int.MaxValue), graph.Ints(graph.Fresh("axis"), 1)]);
+        _values[y] = Node("ReduceMax", [v], ("axes", new long[] { 1 }), ("keepdims", 0));
+    }
+
+    public void UnfoldPatches(Tensor images, Tensor y, int patch)
+    {
+        int c = images.Dim(1), gh = images.Dim(2) / patch, gw = images.Dim(3) / patch;
+        var six = Node("Reshape", [Value(images), graph.Ints(graph.Fresh("patch_shape"), 0, c, gh, patch, gw, patch)]);
+        var t = Node("Transpose", [six], ("perm", new long[] { 0, 2, 4, 1, 3, 5 }));
+        _values[y] = Node("Reshape", [t, graph.Ints(graph.Fresh("unfold_shape"), 0, gh * gw, c * patch * patch)]);
+    }
+
+    /// <summary>qk_norm: q, k and v as (B, N, 1, H, d) slices; LayerNormalization over d on q and k; concatenated back.</summary>
+    public void QkNorm(Tensor qkv, int heads, Tensor qGamma, Tensor qBeta, Tensor kGamma, Tensor kBeta, float eps)
+    {
+        int width = qkv.Dim(-1) / 3, hd = width / heads;
+        var five = Node("Reshape", [Value(qkv), graph.Ints(graph.Fresh("qkv_shape"), 0, 0, 3, heads, hd)]);
+        string Part(int i) => Node("Slice", [five, graph.Ints(graph.Fresh("start"), i), graph.Ints(graph.Fresh("end"), i + 1), graph.Ints(graph.Fresh("axis"), 2)]);
+        var q = Node("LayerNormalization", [Part(0), Value(qGamma), Value(qBeta)], ("axis", -1), ("epsilon", eps));
+        var k = Node("LayerNormalization", [Part(1), Value(kGamma), Value(kBeta)], ("axis", -1), ("epsilon", eps));
+        var joined = Node("Concat", [q, k, Part(2)], ("axis", 2));
+        _values[qkv] = Node("Reshape", [joined, graph.Ints(graph.Fresh("qkv_flat"), 0, 0, 3 * width)]);
+    }
+
+    /// <summary>The attention-pool head's attention: queries (1 or B, L, H·d) over kv (B, N, 2, H, d); MatMul broadcasts
+    /// a single latent over the batch.</summary>
+    public void CrossAttention(Tensor q, Tensor kv, Tensor y, int heads, float scale)
+    {
+        int width = kv.Dim(2) / 2, hd = width / heads;
+        var qh = Node("Transpose", [Node("Reshape", [Value(q), graph.Ints(graph.Fresh("q_shape"), 0, 0, heads, hd)])], ("perm", new long[] { 0, 2, 1, 3 }));
+        var split = Node("Transpose", [Node("Reshape", [Value(kv), graph.Ints(graph.Fresh("kv_shape"), 0, 0, 2, heads, hd)])],
+            ("perm", new long[] { 2, 0, 3, 1, 4 }));
+        var k = Node("Gather", [split, graph.ScalarInt(graph.Fresh("i"), 0)], ("axis", 0));
+        var v = Node("Gather", [split, graph.ScalarInt(graph.Fresh("i"), 1)], ("axis", 0));
+        var scores = Node("Mul", [Node("MatMul", [qh, Node("Transpose", [k], ("perm", new long[] { 0, 1, 3, 2 }))]), Scalar("pool_scale", scale)]);
+        var ctx = Node("MatMul", [Node("Softmax", [scores], ("axis", -1)), v]);
+        _values[y] = Node("Reshape", [Node("Transpose", [ctx], ("perm", new long[] { 0, 2, 1, 3 })), graph.Ints(graph.Fresh("ctx_shape"), 0, 0, width)]);
+    }
 
     public void Dispose() { }
 

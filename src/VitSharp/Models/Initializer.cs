@@ -4,7 +4,8 @@ namespace VitSharp.Models;
 
 /// <summary>
 /// Deterministic random initial weights in timm's scheme: truncated normal (std 0.02) for linear and conv weights and
-/// the position embedding, small class token, zero biases, unit LayerNorm scales, zero head.
+/// the position embedding and distillation token, small class and register tokens, zero biases, unit LayerNorm scales,
+/// layer-scale gammas at init_values, the attention-pool latent at std width^-½, zero head.
 /// </summary>
 public static class Initializer
 {
@@ -23,7 +24,9 @@ public static class Initializer
             var a = new float[Tensors.Shape.Count(shape)];
             if (name.EndsWith(".bias")) { }
             else if (IsNorm(name)) Array.Fill(a, 1f);
-            else if (name == "cls_token") Fill(a, rng, 1e-6);
+            else if (name is "cls_token" or "reg_token") Fill(a, rng, 1e-6);
+            else if (name.EndsWith(".gamma") && config is VitConfig ls) Array.Fill(a, ls.InitValues);
+            else if (name == "attn_pool.latent") Fill(a, rng, 1 / Math.Sqrt(shape[^1]));
             else if (name == "head.weight" && zeroHead) { }
             else Fill(a, rng, 0.02);
             d[name] = new HostArray(shape, a);

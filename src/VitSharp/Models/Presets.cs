@@ -2,7 +2,8 @@ namespace VitSharp.Models;
 
 /// <summary>
 /// Named configurations with timm's names, as a table: the paper's Ti/S/B/L/H widths × patch 8/14/16/32 × 224/384
-/// where timm defines them, and Mixer S/B/L at patch 16/32.
+/// where timm defines them, DeiT (with distillation), DeiT III, DINOv2 (with registers) and CLIP image towers at timm's
+/// arguments, and Mixer S/B/L at patch 16/32.
 /// </summary>
 public static class Presets
 {
@@ -43,6 +44,32 @@ public static class Presets
                 {
                     ImageSize = img, PatchSize = patch, EmbedDim = s.Dim, Depth = s.Depth, NumHeads = s.Heads, MlpDim = 4 * s.Dim,
                 };
+        }
+        // The families built on the same class (timm's names and constructor arguments).
+        foreach (var sizeName in new[] { "tiny", "small", "base" })
+        {
+            var plain = (VitConfig)d[$"vit_{sizeName}_patch16_224"];
+            d[$"deit_{sizeName}_patch16_224"] = plain;
+            d[$"deit_{sizeName}_distilled_patch16_224"] = plain with { DistToken = true };
+        }
+        foreach (var sizeName in new[] { "small", "base", "large" })
+        {
+            var s = VitSizes.Single(v => v.Name == sizeName);
+            var vit = new VitConfig { EmbedDim = s.Dim, Depth = s.Depth, NumHeads = s.Heads, MlpDim = 4 * s.Dim };
+            d[$"deit3_{sizeName}_patch16_224"] = vit with { ImageSize = 224, PatchSize = 16, LayerScale = true, InitValues = 1e-6f };
+            d[$"vit_{sizeName}_patch14_dinov2"] = vit with { ImageSize = 518, PatchSize = 14, LayerScale = true, InitValues = 1e-5f };
+            d[$"vit_{sizeName}_patch14_reg4_dinov2"] = vit with { ImageSize = 518, PatchSize = 14, LayerScale = true, InitValues = 1e-5f, RegTokens = 4 };
+        }
+        foreach (var (sizeName, patch) in new[] { ("base", 32), ("base", 16), ("large", 14) })
+        {
+            var s = VitSizes.Single(v => v.Name == sizeName);
+            var clip = new VitConfig
+            {
+                ImageSize = 224, PatchSize = patch, EmbedDim = s.Dim, Depth = s.Depth, NumHeads = s.Heads, MlpDim = 4 * s.Dim,
+                PreNorm = true, LayerNormEps = 1e-5f,
+            };
+            d[$"vit_{sizeName}_patch{patch}_clip_224"] = clip;
+            d[$"vit_{sizeName}_patch{patch}_clip_quickgelu_224"] = clip with { Gelu = Backends.Activation.QuickGelu };
         }
         foreach (var (sizeName, dim, depth) in MixerSizes)
             foreach (var patch in new[] { 16, 32 })

@@ -81,9 +81,13 @@ public abstract class VisionModel : IDisposable
             bool prepared = _prepacked.Count > 0;
             ReleasePrepacked();
             Parameters.Load(weights, source);
+            WeightsChanged();
             if (prepared) PrepareForInference();
         }
     }
+
+    /// <summary>Called after <see cref="Load"/>: a model that caches something derived from its weights drops it.</summary>
+    protected virtual void WeightsChanged() { }
 
     /// <summary>Held by Forward (one forward at a time per model: it reuses <see cref="Activations"/>) and by weight changes.</summary>
     protected readonly object ForwardLock = new();
@@ -141,7 +145,7 @@ public abstract class VisionModel : IDisposable
         return new HostArray(t.Shape, data);
     }
 
-    public void CheckInput(int[] shape)
+    public virtual void CheckInput(int[] shape)
     {
         var c = Config;
         if (shape.Length != 4 || shape[1] != c.InChannels || shape[2] != c.ImageSize || shape[3] != c.ImageSize)
@@ -157,6 +161,7 @@ public abstract class VisionModel : IDisposable
         {
             ReleasePrepacked();
             _activations?.Dispose();
+            WeightsChanged();
         }
         Parameters.Dispose();
         GC.SuppressFinalize(this);

@@ -15,22 +15,30 @@ public sealed class VisionTransformer : VisionModel
 {
     private readonly PatchEmbed _patchEmbed;
     private readonly TokenEmbed _embed;
+    private readonly LayerNorm? _normPre;
     private readonly Block[] _blocks;
     private readonly LayerNorm? _norm, _fcNorm;
     private readonly TokenPool _pool;
-    private readonly Linear? _preLogits, _head;
+    private readonly AttentionPool? _attnPool;
+    private readonly Linear? _preLogits, _head, _headDist;
+    // dynamic_img_size: the position embedding resampled per grid (inference), dropped when the weights change.
+    private readonly Dictionary<(int, int), Tensor> _posCache = new();
 
     public VisionTransformer(VitConfig config, IBackend backend) : base(config, backend, Layout(config))
     {
         var p = Parameters;
-        _patchEmbed = PatchEmbed.From(p, "patch_embed.proj", config.PatchSize);
-        _embed = TokenEmbed.From(p, config.ClassToken);
+        float eps = config.LayerNormEps;
+        _patchEmbed = PatchEmbed.From(p, "patch_embed.proj", config.PatchSize, config.PixelNorm, config.PatchEmbedNorm, eps);
+        _embed = TokenEmbed.From(p, config.ClassToken, config.DistToken, config.RegTokens);
+        if (config.PreNorm) _normPre = LayerNorm.From(p, "norm_pre", eps);
         _blocks = Enumerable.Range(0, config.Depth).Select(i => Block.From(p, $"blocks.{i}", config)).ToArray();
-        if (config.FcNorm) _fcNorm = LayerNorm.From(p, "fc_norm", config.LayerNormEps);
-        else _norm = LayerNorm.From(p, "norm", config.LayerNormEps);
-        _pool = config.Pool == Pooling.Token ? new TokenPool(meanTokens: false, 0) : new TokenPool(meanTokens: true, config.PrefixTokens);
+        if (config.FcNorm) _fcNorm = LayerNorm.From(p, "fc_norm", eps);
+        else _norm = LayerNorm.From(p, "norm", eps);
+        _pool = new TokenPool(config.Pool == Pooling.Map ? Pooling.Token : config.Pool, config.Pool == Pooling.Token ? 0 : config.PrefixTokens);
+        if (config.Pool == Pooling.Map) _attnPool = AttentionPool.From(p, "attn_pool", config.NumHeads, eps, config.Gelu);
         if (config.RepresentationSize > 0) _preLogits = Linear.From(p, "pre_logits.fc");
         if (config.NumClasses > 0) _head = Linear.From(p, "head");
+        if (config.NumClasses > 0 && config.DistToken) _headDist = Linear.From(p, "head_dist");
     }
 
     public new VitConfig Config => (VitConfig)base.Config;
@@ -38,15 +46,19 @@ public sealed class VisionTransformer : VisionModel
     public static IEnumerable<(string, int[])> Layout(VitConfig c)
     {
         int d = c.EmbedDim;
-        foreach (var l in PatchEmbed.Layout("patch_embed.proj", c.InChannels, d, c.PatchSize)) yield return l;
-        foreach (var l in TokenEmbed.Layout(c.NumTokens, d, c.ClassToken)) yield return l;
+        foreach (var l in PatchEmbed.Layout("patch_embed.proj", c.InChannels, d, c.PatchSize, c.PixelNorm, c.PatchEmbedNorm)) yield return l;
+        foreach (var l in TokenEmbed.Layout(c.NumTokens, d, c.ClassToken, c.DistToken, c.RegTokens)) yield return l;
+        if (c.PreNorm) foreach (var l in LayerNorm.Layout("norm_pre", d)) yield return l;
         for (int i = 0; i < c.Depth; i++)
             foreach (var l in Block.Layout($"blocks.{i}", c)) yield return l;
         foreach (var l in LayerNorm.Layout(c.FcNorm ? "fc_norm" : "norm", d)) yield return l;
+        if (c.Pool == Pooling.Map) foreach (var l in AttentionPool.Layout("attn_pool", d, c.MlpDim)) yield return l;
         if (c.RepresentationSize > 0)
             foreach (var l in Linear.Layout("pre_logits.fc", d, c.RepresentationSize)) yield return l;
         if (c.NumClasses > 0)
             foreach (var l in Linear.Layout("head", c.FeatureDim, c.NumClasses)) yield return l;
+        if (c.NumClasses > 0 && c.DistToken)
+            foreach (var l in Linear.Layout("head_dist", d, c.NumClasses)) yield return l;
     }
 
     /// <summary>
@@ -60,110 +72,237 @@ public sealed class VisionTransformer : VisionModel
         int d = pe[0], c = pe[1], p = pe[2];
         if (pe[3] != p) throw new CheckpointException(file, $"non-square patches {p}×{pe[3]} are not supported", "patch_embed.proj.weight");
         int depth = ConfigInference.CountBlocks(w, "norm1.weight");
-        bool cls = w.ContainsKey("cls_token");
+        bool cls = w.ContainsKey("cls_token"), dist = w.ContainsKey("dist_token");
+        int reg = w.ContainsKey("reg_token") ? ConfigInference.Shape(w, "reg_token", file, 3)[1] : 0;
+        int prefix = (cls ? 1 : 0) + (dist ? 1 : 0) + reg;
         var pos = ConfigInference.Shape(w, "pos_embed", file, 3);
-        // timm's no_embed_class models (e.g. DeiT III) keep no position for the class token.
-        bool noEmbedClass = cls && !ConfigInference.IsSquare(pos[1] - 1) && ConfigInference.IsSquare(pos[1]);
-        int grid = ConfigInference.Grid(pos[1] - (cls && !noEmbedClass ? 1 : 0), file);
-        bool fcNorm = w.ContainsKey("fc_norm.weight");
+        // timm's no_embed_class models (DeiT III, DINOv2 with registers) keep no position for the prefix tokens.
+        bool noEmbedClass = prefix > 0 && !ConfigInference.IsSquare(pos[1] - prefix) && ConfigInference.IsSquare(pos[1]);
+        int grid = ConfigInference.Grid(pos[1] - (noEmbedClass ? 0 : prefix), file);
+        bool fcNorm = w.ContainsKey("fc_norm.weight"), map = w.ContainsKey("attn_pool.latent");
+        int inner = depth > 0 ? ConfigInference.Shape(w, "blocks.0.attn.qkv.weight", file, 2)[0] / 3 : d;
+        bool qkNorm = w.ContainsKey("blocks.0.attn.q_norm.weight");
+        // With qk_norm the norm's width is the head width, which fixes the head count.
+        int? normHeads = qkNorm && ConfigInference.Shape(w, "blocks.0.attn.q_norm.weight", file, 1)[0] is var hd && hd > 0 && inner % hd == 0 ? inner / hd : null;
+        int? hintedDimHead = (int?)hint?["dim_head"];
+        int h = heads ?? normHeads ?? (int?)hint?["num_heads"]
+            ?? (hintedDimHead is int dh && dh > 0 ? (inner % dh == 0 ? inner / dh
+                : throw new CheckpointException(file, $"attention width {inner} is not a multiple of the head width {dh}: pass --heads")) : (int?)null)
+            ?? ConfigInference.DefaultHeads(inner, file);
+        if (inner % h != 0) throw new CheckpointException(file, $"attention width {inner} is not divisible by {h} heads", "blocks.0.attn.qkv.weight");
+        Pooling pool;
+        Activation act;
+        try
+        {
+            pool = ((string?)hint?["global_pool"]) is { } named ? VitConfig.ParsePool(named)!.Value
+                : map ? Pooling.Map : fcNorm || !cls ? Pooling.Avg : Pooling.Token;
+            act = ConfigInference.Gelu(hint);
+        }
+        catch (VitSharpException e) when (e is not CheckpointException) { throw new CheckpointException(file, e.Message, inner: e); }
         return new VitConfig
         {
             ImageSize = grid * p, PatchSize = p, InChannels = c, EmbedDim = d, Depth = depth,
-            NumHeads = heads ?? (int?)hint?["num_heads"] ?? ConfigInference.DefaultHeads(d, file),
+            NumHeads = h,
+            DimHead = inner != d ? inner / h : 0,
             MlpDim = depth > 0 ? ConfigInference.Shape(w, "blocks.0.mlp.fc1.weight", file, 2)[0] : 4 * d,
             QkvBias = depth == 0 || w.ContainsKey("blocks.0.attn.qkv.bias"),
+            ProjBias = depth == 0 || w.ContainsKey("blocks.0.attn.proj.bias"),
+            QkNorm = qkNorm,
+            LayerScale = w.ContainsKey("blocks.0.ls1.gamma"),
             ClassToken = cls,
+            DistToken = dist,
+            RegTokens = reg,
             NoEmbedClass = noEmbedClass,
-            Pool = fcNorm || !cls ? Pooling.Avg : Pooling.Token,
+            PreNorm = w.ContainsKey("norm_pre.weight"),
+            PixelNorm = w.ContainsKey("patch_embed.pixel_norm.weight"),
+            PatchEmbedNorm = w.ContainsKey("patch_embed.norm.weight"),
+            DynamicImgSize = (bool?)hint?["dynamic_img_size"] ?? false,
+            Pool = pool,
             FcNorm = fcNorm,
             RepresentationSize = w.ContainsKey("pre_logits.fc.weight") ? ConfigInference.Shape(w, "pre_logits.fc.weight", file, 2)[0] : 0,
             NumClasses = w.ContainsKey("head.weight") ? ConfigInference.Shape(w, "head.weight", file, 2)[0] : 0,
             LayerNormEps = ConfigInference.Eps(hint),
-            Gelu = ConfigInference.Gelu(hint),
+            Gelu = act,
         };
     }
 
     public override ModelOutput Forward(Pass p, Tensor images)
     {
         var c = Config;
-        int b = images.Dim(0), t = c.NumTokens, d = c.EmbedDim;
+        int b = images.Dim(0), gh = images.Dim(2) / c.PatchSize, gw = images.Dim(3) / c.PatchSize;
+        int t = c.PrefixTokens + gh * gw, d = c.EmbedDim;
+        var pos = PositionsFor(p, gh, gw);
         var patches = _patchEmbed.Forward(p, images);
         // timm: the final norm is Identity when fc_norm is used, so the residual stream is the tokens output.
-        var x = _embed.Forward(p, patches, _norm is null ? p.Output(b, t, d) : p.Get(b, t, d));
+        var stream = _norm is null ? p.Output(b, t, d) : p.Get(b, t, d);
+        var x = _normPre is null ? _embed.Forward(p, patches, stream, pos) : _normPre.Forward(p, _embed.Forward(p, patches, null, pos), stream);
         for (int l = 0; l < _blocks.Length; l++) x = _blocks[l].Forward(p, x, p.DropPathAt(l, _blocks.Length));
         var tokens = _norm is null ? x : _norm.Forward(p, x, p.Output(b, t, d));
 
         var pooled = p.Output(b, c.FeatureDim);
+        Tensor? logits = null;
+        if (c.DistToken)
+        {
+            // timm's VisionTransformerDistilled at inference: features and logits are the means of the two tokens' own.
+            var cls = _pool.Forward(p, tokens);
+            var dist = p.Get(b, d);
+            p.Be.SelectToken(tokens, 1, dist);
+            p.Be.Add(cls, dist, pooled);
+            p.Be.ScaleInto(pooled, 0.5f, pooled);
+            if (_head is not null)
+            {
+                logits = _head.Forward(p, cls, p.Output(b, c.NumClasses));
+                _headDist!.Forward(p, dist, logits, accumulate: true);
+                p.Be.ScaleInto(logits, 0.5f, logits);
+            }
+            return new ModelOutput { Tokens = tokens, Pooled = pooled, Logits = logits, AttentionProbs = p.CapturedProbs };
+        }
         bool direct = _fcNorm is null && _preLogits is null;
-        var feat = _pool.Forward(p, tokens, direct ? pooled : null);
+        var feat = _attnPool is not null ? _attnPool.Forward(p, tokens, direct ? pooled : null) : _pool.Forward(p, tokens, direct ? pooled : null);
         if (_fcNorm is not null) feat = _fcNorm.Forward(p, feat, _preLogits is null ? pooled : null);
         _preLogits?.Forward(p, feat, pooled, Activation.Tanh);
 
-        var logits = _head?.Forward(p, pooled, p.Output(b, c.NumClasses));
+        logits = _head?.Forward(p, pooled, p.Output(b, c.NumClasses));
         return new ModelOutput { Tokens = tokens, Pooled = pooled, Logits = logits, AttentionProbs = p.CapturedProbs };
+    }
+
+    /// <summary>The position embedding for a gh×gw grid: null (the parameter itself) at the model's own grid; with
+    /// dynamic_img_size, the parameter resampled as timm does at run time (prefix rows kept), cached per grid.</summary>
+    private Tensor? PositionsFor(Pass p, int gh, int gw)
+    {
+        var c = Config;
+        if (p.Training) DropPositionCache(); // the weights are about to change
+        if (gh == c.GridSize && gw == c.GridSize) return null;
+        if (!c.DynamicImgSize)
+            throw new InputException($"a {gh}×{gw} patch grid, but the model runs {c.GridSize}×{c.GridSize} (load it with dynamic_img_size, or --img-size)");
+        if (p.Training) throw new NotSupportedException("training runs at the model's own image size; dynamic_img_size is for inference");
+        lock (_posCache)
+        {
+            if (_posCache.TryGetValue((gh, gw), out var cached)) return cached;
+            var host = new float[_embed.Pos.Length];
+            Backend.CopyToHost(_embed.Pos, host);
+            var resampled = PositionEmbedding.Resample(new HostArray(_embed.Pos.Shape, host), c.PrefixTokens,
+                (c.GridSize, c.GridSize), (gh, gw), Data.Transforms.Interpolation.Bicubic);
+            var t = Backend.Allocate(resampled.Shape, Backend.ComputeType);
+            Backend.CopyFromHost(resampled.Data, t);
+            return _posCache[(gh, gw)] = t;
+        }
+    }
+
+    private void DropPositionCache()
+    {
+        lock (_posCache)
+        {
+            foreach (var t in _posCache.Values) t.Dispose();
+            _posCache.Clear();
+        }
+    }
+
+    protected override void WeightsChanged() => DropPositionCache();
+
+    public override void CheckInput(int[] shape)
+    {
+        var c = Config;
+        if (!c.DynamicImgSize) { base.CheckInput(shape); return; }
+        if (shape.Length != 4 || shape[1] != c.InChannels || shape[2] <= 0 || shape[3] <= 0 || shape[2] % c.PatchSize != 0 || shape[3] % c.PatchSize != 0)
+            throw new InputException($"input has shape {Shape.Format(shape)} but the model takes (B,{c.InChannels},H,W) with H and W multiples of the patch {c.PatchSize}");
+        if (shape[0] <= 0) throw new InputException("input batch is empty");
     }
 
     public override void Backward(Pass p, Tensor dlogits)
     {
         var c = Config;
         int b = dlogits.Dim(0), t = c.NumTokens, d = c.EmbedDim;
-        // Head, pre-logits, fc_norm: back to the pooled features.
-        var dFeat = p.Get(b, c.FeatureDim);
-        _head!.Backward(p, dlogits, dFeat);
-        if (_preLogits is not null)
-        {
-            var dIn = p.Get(b, d);
-            _preLogits.Backward(p, dFeat, dIn);
-            dFeat = dIn;
-        }
-        if (_fcNorm is not null)
-        {
-            var dIn = p.Get(b, d);
-            _fcNorm.Backward(p, dFeat, dIn);
-            dFeat = dIn;
-        }
-        // Pooling and the final norm: into the residual stream's gradient, which every block then updates in place.
         var dx = p.Get(b, t, d);
-        if (_norm is null) _pool.Backward(p, dFeat, dx);
+        var dTokens = _norm is null ? dx : p.Get(b, t, d);
+        if (c.DistToken)
+        {
+            var dl = p.Get(dlogits.Shape);
+            p.Be.ScaleInto(dlogits, 0.5f, dl);
+            var dCls = p.Get(b, d);
+            var dDist = p.Get(b, d);
+            _head!.Backward(p, dl, dCls);
+            _headDist!.Backward(p, dl, dDist);
+            _pool.Backward(p, dCls, dTokens);
+            var dOther = p.Get(b, t, d);
+            p.Tb.SelectTokenBackward(dDist, 1, dOther);
+            p.Be.Add(dTokens, dOther, dTokens);
+        }
         else
         {
-            var dTokens = p.Get(b, t, d);
-            _pool.Backward(p, dFeat, dTokens);
-            _norm.Backward(p, dTokens, dx);
+            // Head, pre-logits, fc_norm: back to the pooled features.
+            var dFeat = p.Get(b, c.FeatureDim);
+            _head!.Backward(p, dlogits, dFeat);
+            if (_preLogits is not null)
+            {
+                var dIn = p.Get(b, d);
+                _preLogits.Backward(p, dFeat, dIn);
+                dFeat = dIn;
+            }
+            if (_fcNorm is not null)
+            {
+                var dIn = p.Get(b, d);
+                _fcNorm.Backward(p, dFeat, dIn);
+                dFeat = dIn;
+            }
+            if (_attnPool is not null) _attnPool.Backward(p, dFeat, dTokens);
+            else _pool.Backward(p, dFeat, dTokens);
         }
+        // The final norm: into the residual stream's gradient, which every block then updates in place.
+        if (_norm is not null) _norm.Backward(p, dTokens, dx);
         for (int l = _blocks.Length - 1; l >= 0; l--) _blocks[l].Backward(p, dx);
+        if (_normPre is not null)
+        {
+            var dEmbed = p.Get(b, t, d);
+            _normPre.Backward(p, dx, dEmbed);
+            dx = dEmbed;
+        }
         var dPatches = p.Get(b, c.NumPatches, d);
         _embed.Backward(p, dx, dPatches);
         _patchEmbed.Backward(p, dPatches);
     }
 }
 
-/// <summary>Pre-LN Transformer encoder block: x += drop_path(attn(norm1(x))); x += drop_path(mlp(norm2(x))).</summary>
-public sealed class Block(LayerNorm norm1, Attention attn, LayerNorm norm2, Mlp mlp)
+/// <summary>Pre-LN Transformer encoder block: x += drop_path(ls1(attn(norm1(x)))); x += drop_path(ls2(mlp(norm2(x)))),
+/// the layer scales (ls1, ls2) optional.</summary>
+public sealed class Block(LayerNorm norm1, Attention attn, LayerNorm norm2, Mlp mlp, LayerScale? ls1 = null, LayerScale? ls2 = null)
 {
     public LayerNorm Norm1 { get; } = norm1;
     public Attention Attn { get; } = attn;
     public LayerNorm Norm2 { get; } = norm2;
     public Mlp Mlp { get; } = mlp;
+    public LayerScale? Ls1 { get; } = ls1;
+    public LayerScale? Ls2 { get; } = ls2;
     private readonly Residual _attnResidual = new(), _mlpResidual = new();
 
     public static Block From(ParameterSet p, string prefix, VitConfig c) => new(
         LayerNorm.From(p, prefix + ".norm1", c.LayerNormEps),
-        Attention.From(p, prefix + ".attn", c.NumHeads, c.QkvBias),
+        Attention.From(p, prefix + ".attn", c.NumHeads, c.QkvBias, c.ProjBias, c.QkNorm, c.LayerNormEps),
         LayerNorm.From(p, prefix + ".norm2", c.LayerNormEps),
-        Mlp.From(p, prefix + ".mlp", c.Gelu));
+        Mlp.From(p, prefix + ".mlp", c.Gelu),
+        c.LayerScale ? LayerScale.From(p, prefix + ".ls1") : null,
+        c.LayerScale ? LayerScale.From(p, prefix + ".ls2") : null);
 
-    public static IEnumerable<(string, int[])> Layout(string prefix, VitConfig c) =>
-        LayerNorm.Layout(prefix + ".norm1", c.EmbedDim)
-            .Concat(Attention.Layout(prefix + ".attn", c.EmbedDim, c.QkvBias))
-            .Concat(LayerNorm.Layout(prefix + ".norm2", c.EmbedDim))
-            .Concat(Mlp.Layout(prefix + ".mlp", c.EmbedDim, c.MlpDim));
+    public static IEnumerable<(string, int[])> Layout(string prefix, VitConfig c)
+    {
+        var l = LayerNorm.Layout(prefix + ".norm1", c.EmbedDim)
+            .Concat(Attention.Layout(prefix + ".attn", c.EmbedDim, c.QkvBias, c.InnerDim, c.NumHeads, c.ProjBias, c.QkNorm));
+        if (c.LayerScale) l = l.Concat(LayerScale.Layout(prefix + ".ls1", c.EmbedDim));
+        l = l.Concat(LayerNorm.Layout(prefix + ".norm2", c.EmbedDim)).Concat(Mlp.Layout(prefix + ".mlp", c.EmbedDim, c.MlpDim));
+        if (c.LayerScale) l = l.Concat(LayerScale.Layout(prefix + ".ls2", c.EmbedDim));
+        return l;
+    }
 
     /// <summary>Returns the new residual stream: x itself, updated in place, in inference; a new tensor in training.</summary>
     public Tensor Forward(Pass p, Tensor x, float dropPath)
     {
-        using (p.Scope()) x = _attnResidual.Forward(p, x, Attn.Forward(p, Norm1.Forward(p, x), Residual.Into(p, x)), dropPath);
-        using (p.Scope()) x = _mlpResidual.Forward(p, x, Mlp.Forward(p, Norm2.Forward(p, x), Residual.Into(p, x)), dropPath);
+        // With a layer scale the branch cannot add itself into x: it is scaled first, then added.
+        using (p.Scope())
+            x = _attnResidual.Forward(p, x, Ls1 is null ? Attn.Forward(p, Norm1.Forward(p, x), Residual.Into(p, x))
+                : Ls1.Forward(p, Attn.Forward(p, Norm1.Forward(p, x))), dropPath);
+        using (p.Scope())
+            x = _mlpResidual.Forward(p, x, Ls2 is null ? Mlp.Forward(p, Norm2.Forward(p, x), Residual.Into(p, x))
+                : Ls2.Forward(p, Mlp.Forward(p, Norm2.Forward(p, x))), dropPath);
         return x;
     }
 
@@ -173,13 +312,17 @@ public sealed class Block(LayerNorm norm1, Attention attn, LayerNorm norm2, Mlp 
         using (p.Scope())
         {
             var dh = p.Get(dx.Shape);
-            Mlp.Backward(p, _mlpResidual.Backward(p, dx), dh);
+            var dBranch = _mlpResidual.Backward(p, dx);
+            if (Ls2 is not null) dBranch = Ls2.Backward(p, dBranch);
+            Mlp.Backward(p, dBranch, dh);
             Norm2.Backward(p, dh, dx, accumulateDx: true);
         }
         using (p.Scope())
         {
             var dh = p.Get(dx.Shape);
-            Attn.Backward(p, _attnResidual.Backward(p, dx), dh);
+            var dBranch = _attnResidual.Backward(p, dx);
+            if (Ls1 is not null) dBranch = Ls1.Backward(p, dBranch);
+            Attn.Backward(p, dBranch, dh);
             Norm1.Backward(p, dh, dx, accumulateDx: true);
         }
     }

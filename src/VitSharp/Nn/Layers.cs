@@ -1,4 +1,5 @@
 using VitSharp.Backends;
+using VitSharp.Models;
 using VitSharp.Tensors;
 
 namespace VitSharp.Nn;
@@ -20,6 +21,7 @@ public sealed class Linear(Tensor weight, Tensor? bias)
 
     // Saved by a training forward: the input, and the pre-activation when there is an activation.
     private Tensor? _x, _pre;
+    internal Tensor? SavedInput => _x;
     private Activation _act;
 
     public static Linear From(ParameterSet p, string prefix, bool bias = true) =>
@@ -133,29 +135,51 @@ public sealed class Mlp(Linear fc1, Linear fc2, Activation act)
     }
 }
 
-/// <summary>Multi-head self-attention with one fused qkv projection (timm layout) and an output projection.</summary>
-public sealed class Attention(Linear qkv, Linear proj, int heads)
+/// <summary>Multi-head self-attention with one fused qkv projection (timm layout) and an output projection. The inner
+/// width (heads × head width) need not be the model width; qk_norm (timm) normalises each head's q and k.</summary>
+public sealed class Attention(Linear qkv, Linear proj, int heads, LayerNorm? qNorm = null, LayerNorm? kNorm = null)
 {
     public Linear Qkv { get; } = qkv;
     public Linear Proj { get; } = proj;
     public int Heads { get; } = heads;
+    public LayerNorm? QNorm { get; } = qNorm;
+    public LayerNorm? KNorm { get; } = kNorm;
+    public int InnerDim => Qkv.Out / 3;
     /// <summary>1/√(head width), as in timm (the one definition: inference, training and export all read it).</summary>
-    public float Scale => 1f / MathF.Sqrt(Qkv.In / Heads);
+    public float Scale => 1f / MathF.Sqrt(InnerDim / Heads);
 
-    private Tensor? _qkv, _probs; // saved by a training forward
+    private Tensor? _qkv, _qkvRaw, _probs; // saved by a training forward (_qkvRaw: before qk_norm)
 
-    public static Attention From(ParameterSet p, string prefix, int heads, bool qkvBias) =>
-        new(Linear.From(p, prefix + ".qkv", qkvBias), Linear.From(p, prefix + ".proj"), heads);
+    public static Attention From(ParameterSet p, string prefix, int heads, bool qkvBias, bool projBias = true, bool qkNorm = false, float eps = 1e-6f) =>
+        new(Linear.From(p, prefix + ".qkv", qkvBias), Linear.From(p, prefix + ".proj", projBias), heads,
+            qkNorm ? LayerNorm.From(p, prefix + ".q_norm", eps) : null, qkNorm ? LayerNorm.From(p, prefix + ".k_norm", eps) : null);
 
-    public static IEnumerable<(string, int[])> Layout(string prefix, int dim, bool qkvBias) =>
-        Linear.Layout(prefix + ".qkv", dim, 3 * dim, qkvBias).Concat(Linear.Layout(prefix + ".proj", dim, dim));
+    public static IEnumerable<(string, int[])> Layout(string prefix, int dim, bool qkvBias, int inner = 0, int heads = 1,
+        bool projBias = true, bool qkNorm = false)
+    {
+        if (inner <= 0) inner = dim;
+        var l = Linear.Layout(prefix + ".qkv", dim, 3 * inner, qkvBias);
+        if (qkNorm) l = l.Concat(LayerNorm.Layout(prefix + ".q_norm", inner / heads)).Concat(LayerNorm.Layout(prefix + ".k_norm", inner / heads));
+        return l.Concat(Linear.Layout(prefix + ".proj", inner, dim, projBias));
+    }
 
     /// <summary>proj(softmax(q·kᵀ·scale)·v) for x (B, N, D); returns it, or adds it into <paramref name="residual"/>.</summary>
     public Tensor Forward(Pass p, Tensor x, Tensor? residual = null)
     {
         int b = x.Dim(0), n = x.Dim(1);
         var qkv = Qkv.Forward(p, x);
-        var ctx = p.Get(x.Shape);
+        if (QNorm is not null)
+        {
+            // Training keeps the projection's output for the norm's backward and normalises a copy.
+            if (p.Training)
+            {
+                _qkvRaw = qkv;
+                qkv = p.Get(qkv.Shape);
+                p.Tb.Copy(_qkvRaw, qkv);
+            }
+            p.Be.QkNorm(qkv, Heads, QNorm.Gamma, QNorm.Beta, KNorm!.Gamma, KNorm.Beta, QNorm.Eps);
+        }
+        var ctx = p.Get(b, n, InnerDim);
         var probs = p.AttentionProbs(b, Heads, n);
         p.Be.Attention(qkv, ctx, Heads, Scale, probs);
         if (p.Training) { _qkv = qkv; _probs = probs; }
@@ -164,59 +188,223 @@ public sealed class Attention(Linear qkv, Linear proj, int heads)
 
     public void Backward(Pass p, Tensor dy, Tensor dx)
     {
-        var dctx = p.Get(dy.Shape);
+        var dctx = p.Get(dy.Dim(0), dy.Dim(1), InnerDim);
         Proj.Backward(p, dy, dctx);
         var dqkv = p.Get(_qkv!.Shape);
         p.Tb.AttentionBackward(dctx, _qkv, _probs!, dqkv, Heads, Scale);
+        if (QNorm is not null)
+            p.Tb.QkNormBackward(dqkv, _qkvRaw!, Heads, QNorm.Gamma, KNorm!.Gamma, QNorm.Eps,
+                p.Grad(QNorm.Gamma), p.Grad(QNorm.Beta), p.Grad(KNorm.Gamma), p.Grad(KNorm.Beta));
         Qkv.Backward(p, dqkv, dx);
     }
 }
 
-/// <summary>Conv2d with kernel = stride = P, as a GEMM over unfolded patches. Weight (D, C, P, P); output (B, Np, D).</summary>
-public sealed class PatchEmbed(Tensor weight, Tensor bias, int patch)
+/// <summary>timm's LayerScale: y = x ⊙ γ per channel (ls1, ls2 on a block's two branches).</summary>
+public sealed class LayerScale(Tensor gamma)
+{
+    public Tensor Gamma { get; } = gamma;
+    private Tensor? _x;
+
+    public static LayerScale From(ParameterSet p, string prefix) => new(p[prefix + ".gamma"]);
+
+    public static IEnumerable<(string, int[])> Layout(string prefix, int dim) => [(prefix + ".gamma", [dim])];
+
+    /// <summary>In place in inference; a new tensor in training (the backward reads x).</summary>
+    public Tensor Forward(Pass p, Tensor x)
+    {
+        if (!p.Training)
+        {
+            p.Be.MulChannels(x, Gamma, x);
+            return x;
+        }
+        _x = x;
+        var y = p.Get(x.Shape);
+        p.Be.MulChannels(x, Gamma, y);
+        return y;
+    }
+
+    public Tensor Backward(Pass p, Tensor dy)
+    {
+        var dx = p.Get(dy.Shape);
+        p.Tb.MulChannelsBackward(dy, _x!, Gamma, dx, p.Grad(Gamma));
+        return dx;
+    }
+}
+
+/// <summary>
+/// big_vision/SigLIP's attention-pool head (timm's AttentionPoolLatent, global_pool='map'): one learned latent query
+/// attends over every token (q from the latent, k and v from the tokens), then proj, and x + mlp(norm(x)). Output (B, D).
+/// </summary>
+public sealed class AttentionPool(Tensor latent, Linear q, Linear kv, Linear proj, LayerNorm norm, Mlp mlp, int heads)
+{
+    // Saved by a training forward.
+    private Tensor? _query, _keysValues;
+
+    public static AttentionPool From(ParameterSet p, string prefix, int heads, float eps, Activation act) => new(
+        p[prefix + ".latent"], Linear.From(p, prefix + ".q"), Linear.From(p, prefix + ".kv"), Linear.From(p, prefix + ".proj"),
+        LayerNorm.From(p, prefix + ".norm", eps), Mlp.From(p, prefix + ".mlp", act), heads);
+
+    public static IEnumerable<(string, int[])> Layout(string prefix, int dim, int hidden) =>
+        new (string, int[])[] { (prefix + ".latent", [1, 1, dim]) }
+            .Concat(Linear.Layout(prefix + ".q", dim, dim)).Concat(Linear.Layout(prefix + ".kv", dim, 2 * dim))
+            .Concat(Linear.Layout(prefix + ".proj", dim, dim)).Concat(LayerNorm.Layout(prefix + ".norm", dim))
+            .Concat(Mlp.Layout(prefix + ".mlp", dim, hidden));
+
+    private float Scale(int d) => 1f / MathF.Sqrt(d / heads);
+
+    public Tensor Forward(Pass p, Tensor tokens, Tensor? y = null)
+    {
+        int b = tokens.Dim(0), d = tokens.Dim(2);
+        var query = q.Forward(p, latent);
+        var keysValues = kv.Forward(p, tokens);
+        var ctx = p.Get(b, 1, d);
+        p.Be.CrossAttention(query, keysValues, ctx, heads, Scale(d));
+        var x = proj.Forward(p, ctx);
+        if (p.Training)
+        {
+            (_query, _keysValues) = (query, keysValues);
+            var m = mlp.Forward(p, norm.Forward(p, x));
+            var sum = p.Get(x.Shape);
+            p.Be.Add(x, m, sum);
+            x = sum;
+        }
+        else mlp.Forward(p, norm.Forward(p, x), x);
+        y ??= p.Get(b, d);
+        p.Be.SelectToken(x, 0, y);
+        return y;
+    }
+
+    /// <summary>dy (B, D) → dtokens (=); the head's parameter gradients (the latent's among them) +=.</summary>
+    public void Backward(Pass p, Tensor dy, Tensor dtokens)
+    {
+        int b = dy.Dim(0), d = dy.Dim(1);
+        var dx = p.Get(b, 1, d);
+        p.Tb.SelectTokenBackward(dy, 0, dx);
+        var dh = p.Get(b, 1, d);
+        mlp.Backward(p, dx, dh);
+        norm.Backward(p, dh, dx, accumulateDx: true);
+        var dctx = p.Get(b, 1, d);
+        proj.Backward(p, dx, dctx);
+        var dq = p.Get(_query!.Shape);
+        var dkv = p.Get(_keysValues!.Shape);
+        p.Tb.CrossAttentionBackward(dctx, _query, _keysValues, dq, dkv, heads, Scale(d));
+        kv.Backward(p, dkv, dtokens);
+        q.Backward(p, dq, p.Grad(latent), accumulateDx: true);
+    }
+}
+
+/// <summary>Conv2d with kernel = stride = P, as a GEMM over unfolded patches. Weight (D, C, P, P); output (B, Np, D).
+/// vit-pytorch's form adds a LayerNorm over each patch's pixels before the projection (the pixels unfolded in the
+/// weight's (c, p1, p2) order, the projection a Linear on them) and one after it.</summary>
+public sealed class PatchEmbed(Tensor weight, Tensor bias, int patch, LayerNorm? pixelNorm = null, LayerNorm? norm = null)
 {
     public Tensor Weight { get; } = weight;
     public Tensor Bias { get; } = bias;
     public int Patch { get; } = patch;
+    public LayerNorm? PixelNorm { get; } = pixelNorm;
+    public LayerNorm? Norm { get; } = norm;
 
     private Tensor? _images; // saved by a training forward (the caller keeps it alive until the backward)
+    private Linear? _linear;
 
-    public static PatchEmbed From(ParameterSet p, string prefix, int patch) => new(p[prefix + ".weight"], p[prefix + ".bias"], patch);
+    public static PatchEmbed From(ParameterSet p, string prefix, int patch, bool pixelNorm = false, bool norm = false, float eps = 1e-6f)
+    {
+        var root = prefix[..prefix.LastIndexOf('.')];
+        return new(p[prefix + ".weight"], p[prefix + ".bias"], patch,
+            pixelNorm ? LayerNorm.From(p, root + ".pixel_norm", eps) : null, norm ? LayerNorm.From(p, root + ".norm", eps) : null);
+    }
 
-    public static IEnumerable<(string, int[])> Layout(string prefix, int inChans, int dim, int patch) =>
-        [(prefix + ".weight", [dim, inChans, patch, patch]), (prefix + ".bias", [dim])];
+    public static IEnumerable<(string, int[])> Layout(string prefix, int inChans, int dim, int patch, bool pixelNorm = false, bool norm = false)
+    {
+        var root = prefix[..prefix.LastIndexOf('.')];
+        IEnumerable<(string, int[])> l = [(prefix + ".weight", [dim, inChans, patch, patch]), (prefix + ".bias", [dim])];
+        if (pixelNorm) l = LayerNorm.Layout(root + ".pixel_norm", inChans * patch * patch).Concat(l);
+        if (norm) l = l.Concat(LayerNorm.Layout(root + ".norm", dim));
+        return l;
+    }
 
     public Tensor Forward(Pass p, Tensor images, Tensor? y = null)
     {
         int grid = images.Dim(2) / Patch * (images.Dim(3) / Patch);
-        y ??= p.Get(images.Dim(0), grid, Weight.Dim(0));
-        p.Be.PatchEmbed(images, Weight, Bias, y, Patch);
-        if (p.Training) _images = images;
-        return y;
+        int d = Weight.Dim(0);
+        var final = Norm is null ? y : null;
+        Tensor proj;
+        if (PixelNorm is null)
+        {
+            proj = final ?? p.Get(images.Dim(0), grid, d);
+            p.Be.PatchEmbed(images, Weight, Bias, proj, Patch);
+            if (p.Training) _images = images;
+        }
+        else
+        {
+            var pixels = p.Get(images.Dim(0), grid, Weight.Dim(1) * Patch * Patch);
+            p.Be.UnfoldPatches(images, pixels, Patch);
+            _linear ??= new Linear(Weight.View(d, pixels.Dim(2)), Bias);
+            proj = _linear.Forward(p, PixelNorm.Forward(p, pixels), final);
+        }
+        return Norm is null ? proj : Norm.Forward(p, proj, y);
     }
 
     /// <summary>Parameter gradients only: images need none.</summary>
-    public void Backward(Pass p, Tensor dy) => p.Tb.PatchEmbedBackward(dy, _images!, p.Grad(Weight), p.Grad(Bias), Patch);
+    public void Backward(Pass p, Tensor dy)
+    {
+        if (Norm is not null)
+        {
+            var dProj = p.Get(dy.Shape);
+            Norm.Backward(p, dy, dProj);
+            dy = dProj;
+        }
+        if (PixelNorm is null)
+        {
+            p.Tb.PatchEmbedBackward(dy, _images!, p.Grad(Weight), p.Grad(Bias), Patch);
+            return;
+        }
+        var dPixels = p.Get(dy.Dim(0), dy.Dim(1), _linear!.In);
+        // The Linear's weight is a view of the convolution's weight: its gradient is the same view of the gradient.
+        p.Tb.LinearBackward(dy, LinearInput!, _linear.Weight, dPixels, p.Grad(Weight).View(_linear.Weight.Shape), p.Grad(Bias));
+        var dRaw = p.Get(dPixels.Shape);
+        PixelNorm.Backward(p, dPixels, dRaw);
+    }
+
+    private Tensor? LinearInput => _linear?.SavedInput;
 }
 
-/// <summary>x = dropout([cls ; patches] + pos): the optional class token and the position embedding (timm's pos_drop).</summary>
-public sealed class TokenEmbed(Tensor? cls, Tensor pos)
+/// <summary>x = dropout([prefix tokens ; patches] + pos): the class, distillation and register tokens (each optional,
+/// in timm's order) and the position embedding (timm's pos_drop). <paramref name="pos"/> covers every token.</summary>
+public sealed class TokenEmbed(IReadOnlyList<Tensor> prefix, Tensor pos)
 {
-    public Tensor? Cls { get; } = cls;
+    public IReadOnlyList<Tensor> PrefixTensors { get; } = prefix;
     public Tensor Pos { get; } = pos;
-    public int Prefix => Cls is null ? 0 : 1;
+    public int Prefix { get; } = prefix.Sum(t => t.Dim(1));
 
     private Tensor? _mask;
 
-    public static TokenEmbed From(ParameterSet p, bool classToken) => new(classToken ? p["cls_token"] : null, p["pos_embed"]);
+    public static readonly string[] PrefixNames = ["cls_token", "dist_token", "reg_token"];
 
-    public static IEnumerable<(string, int[])> Layout(int tokens, int dim, bool classToken) =>
-        classToken ? [("cls_token", [1, 1, dim]), ("pos_embed", [1, tokens, dim])] : [("pos_embed", [1, tokens, dim])];
+    public static TokenEmbed From(ParameterSet p, bool classToken, bool distToken = false, int regTokens = 0)
+    {
+        var prefix = new List<Tensor>();
+        if (classToken) prefix.Add(p["cls_token"]);
+        if (distToken) prefix.Add(p["dist_token"]);
+        if (regTokens > 0) prefix.Add(p["reg_token"]);
+        return new(prefix, p["pos_embed"]);
+    }
 
-    public Tensor Forward(Pass p, Tensor patches, Tensor? x = null)
+    public static IEnumerable<(string, int[])> Layout(int tokens, int dim, bool classToken, bool distToken = false, int regTokens = 0)
+    {
+        if (classToken) yield return ("cls_token", [1, 1, dim]);
+        if (distToken) yield return ("dist_token", [1, 1, dim]);
+        if (regTokens > 0) yield return ("reg_token", [1, regTokens, dim]);
+        yield return ("pos_embed", [1, tokens, dim]);
+    }
+
+    /// <param name="pos">The position embedding to add: <see cref="Pos"/>, or one resampled for another grid (inference).</param>
+    public Tensor Forward(Pass p, Tensor patches, Tensor? x = null, Tensor? pos = null)
     {
         x ??= p.Get(patches.Dim(0), patches.Dim(1) + Prefix, patches.Dim(2));
-        p.Be.Embed(patches, Cls, Pos, x);
+        pos ??= Pos;
+        if (PrefixTensors.Count <= 1) p.Be.Embed(patches, PrefixTensors.Count == 1 ? PrefixTensors[0] : null, pos, x);
+        else p.Be.EmbedTokens(patches, PrefixTensors, pos, x);
         if (p.Training)
         {
             _mask = p.Mask(x.Shape, p.DropRate, 0);
@@ -225,32 +413,44 @@ public sealed class TokenEmbed(Tensor? cls, Tensor pos)
         return x;
     }
 
-    /// <summary>dcls +=, dpos += Σbatch dx; dpatches (=). <paramref name="dx"/> is masked in place.</summary>
+    /// <summary>dprefix +=, dpos += Σbatch dx; dpatches (=). <paramref name="dx"/> is masked in place.</summary>
     public void Backward(Pass p, Tensor dx, Tensor dpatches)
     {
         if (_mask is not null) p.ApplyMask(dx, _mask, dx);
-        p.Tb.EmbedBackward(dx, dpatches, Cls is null ? null : p.Grad(Cls), p.Grad(Pos));
+        if (PrefixTensors.Count <= 1) p.Tb.EmbedBackward(dx, dpatches, PrefixTensors.Count == 1 ? p.Grad(PrefixTensors[0]) : null, p.Grad(Pos));
+        else p.Tb.EmbedTokensBackward(dx, dpatches, PrefixTensors.Select(p.Grad).ToList(), p.Grad(Pos));
     }
 }
 
-/// <summary>Tokens (B, T, D) → (B, D): one token (the class token), or the mean of tokens [start, T).</summary>
-public sealed class TokenPool(bool meanTokens, int start)
+/// <summary>Tokens (B, T, D) → (B, D): one token (the class token), or the mean or max of tokens [start, T).</summary>
+public sealed class TokenPool(Pooling mode, int start)
 {
-    public bool MeanTokens { get; } = meanTokens;
+    public TokenPool(bool meanTokens, int start) : this(meanTokens ? Pooling.Avg : Pooling.Token, start) { }
+
+    public Pooling Mode { get; } = mode;
     public int Start { get; } = start;
+    private Tensor? _x; // max pooling's backward reads its input
 
     public Tensor Forward(Pass p, Tensor x, Tensor? y = null)
     {
         y ??= p.Get(x.Dim(0), x.Dim(2));
-        if (MeanTokens) p.Be.MeanTokens(x, Start, y);
-        else p.Be.SelectToken(x, Start, y);
+        switch (Mode)
+        {
+            case Pooling.Avg: p.Be.MeanTokens(x, Start, y); break;
+            case Pooling.Max: p.Be.MaxTokens(x, Start, y); if (p.Training) _x = x; break;
+            default: p.Be.SelectToken(x, Start, y); break;
+        }
         return y;
     }
 
     public void Backward(Pass p, Tensor dy, Tensor dx)
     {
-        if (MeanTokens) p.Tb.MeanTokensBackward(dy, Start, dx);
-        else p.Tb.SelectTokenBackward(dy, Start, dx);
+        switch (Mode)
+        {
+            case Pooling.Avg: p.Tb.MeanTokensBackward(dy, Start, dx); break;
+            case Pooling.Max: p.Tb.MaxTokensBackward(dy, _x!, Start, dx); break;
+            default: p.Tb.SelectTokenBackward(dy, Start, dx); break;
+        }
     }
 }
 

@@ -52,6 +52,15 @@ public sealed class ParameterSet : IDisposable
     /// <summary>The name of one of this set's views (the tensor <see cref="this[string]"/> returned), or null.</summary>
     public string? TryNameOf(Tensor view) => _names.GetValueOrDefault(view);
 
+    /// <summary>The name of the parameter whose elements another view (of another shape) covers exactly, or null.</summary>
+    public string? TryNameOfView(Tensor view)
+    {
+        if (!ReferenceEquals(view.Storage, Buffer.Storage)) return null;
+        foreach (var (name, shape, offset) in _layout)
+            if (Buffer.Offset + offset == view.Offset && Shape.Count(shape) == view.Length) return name;
+        return null;
+    }
+
     public string NameOf(Tensor view) => TryNameOf(view) ?? throw new ArgumentException($"{view} is not a parameter of this set");
 
     /// <summary>Copies every parameter from <paramref name="weights"/>; each must exist with exactly the declared shape.</summary>

@@ -152,10 +152,10 @@ public class StrictLoadingTests : IDisposable
     public void UnknownTensorsAreRefusedByName()
     {
         var w = SafeTensors.Read(TestData.Small("vit_tiny48", "model.safetensors"));
-        w["norm_pre.weight"] = new HostArray([64], new float[64]); // e.g. a CLIP-style pre-norm this model lacks
+        w["blocks.0.attn.relative_position_bias_table"] = new HostArray([9, 2], new float[18]); // BEiT-style, not a ViT option
         var p = Path.Combine(_tmp, "extra.safetensors");
         SafeTensors.Write(p, w);
         var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(p, new LoadOptions { Heads = 2 }).CreateModel(CpuBackend.Instance));
-        Assert.Contains("norm_pre.weight", e.Message);
+        Assert.Contains("blocks.0.attn.relative_position_bias_table", e.Message);
     }
 }

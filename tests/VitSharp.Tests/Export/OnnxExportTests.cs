@@ -89,6 +89,32 @@ public class OnnxExportTests : IDisposable
         Assert.True(ours.Data.Select(Math.Abs).Max() > 1e-2f, "logits are not all ~0 (the comparison means something)");
     }
 
+    /// <summary>The family options record into the same graph: ONNX Runtime reproduces timm's / vit-pytorch's logits.</summary>
+    [OrtTheory]
+    [InlineData("deit_distilled", "model.safetensors", 2, null)]
+    [InlineData("vit_reg4", "model.safetensors", 2, null)]
+    [InlineData("vit_layerscale_qknorm", "model.safetensors", 2, null)]
+    [InlineData("vit_siglip_map", "model.safetensors", 2, "tanh")]
+    [InlineData("vit_dinov2_reg", "model.safetensors", 2, null)]
+    [InlineData("vit_clip_quickgelu", "model.safetensors", 2, "quick_gelu")]
+    [InlineData("vit_avg_nocls", "model.safetensors", 2, null)]
+    [InlineData("vit_no_qkv_bias_relu", "model.safetensors", 2, "relu")]
+    [InlineData("lucid_vit", "model.pt", 4, null)]
+    [InlineData("lucid_simple_vit", "model.pt", 2, null)]
+    public void FamilyExportsReproduceTheReferenceLogits(string folder, string file, int heads, string? act)
+    {
+        var dir = Models.FamilyParityTests.Dir(folder);
+        var ckpt = Checkpoint.Load(Path.Combine(dir, file), new LoadOptions
+        {
+            Heads = heads, ImageSize = 32, Gelu = VitSharp.Models.ModelConfig.ParseActivation(act), LayerNormEps = act == "quick_gelu" ? 1e-5f : null,
+        });
+        using var model = ckpt.CreateModel(CpuBackend.Instance);
+        var onnx = Path.Combine(_tmp, folder + ".onnx");
+        OnnxExporter.Export(model, onnx);
+        var logits = RunOrt(onnx, Npy.Read(Path.Combine(dir, "input.npy")));
+        Assert.InRange(TestData.MaxAbsDiff(logits, Npy.Read(Path.Combine(dir, "logits.npy"))), 0, 1e-4f);
+    }
+
     [OrtFact]
     public void ExportCommandWritesAModelForAnotherResolutionAndBatch()
     {

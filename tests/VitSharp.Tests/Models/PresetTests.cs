@@ -21,6 +21,9 @@ public class PresetTests
     [InlineData("vit_huge_patch14_224", 632_045_800)]
     [InlineData("vit_base_patch16_384", 86_859_496)]
     [InlineData("mixer_b16_224", 59_880_472)]
+    [InlineData("deit_tiny_distilled_patch16_224", 5_910_800)]
+    [InlineData("deit_small_distilled_patch16_224", 22_436_432)]
+    [InlineData("deit_base_distilled_patch16_224", 87_338_192)]
     public void ParameterCountsMatchTimm(string name, long expected) => Assert.Equal(expected, Count(Presets.Get(name)));
 
     [Fact]

@@ -19,7 +19,25 @@ internal static class Activations
             case Activation.Tanh: TensorPrimitives.Tanh(x, y); break;
             case Activation.Gelu: VectorGelu.Erf(x, y); break;
             case Activation.GeluTanh: VectorGelu.Tanh(x, y); break;
+            case Activation.Relu: TensorPrimitives.Max(x, 0f, y); break;
+            case Activation.Silu: SigmoidGated(x, 1f, y); break;
+            case Activation.QuickGelu: SigmoidGated(x, 1.702f, y); break;
             default: throw new ArgumentOutOfRangeException(nameof(act));
+        }
+    }
+
+    /// <summary>y = x·σ(a·x) (SiLU with a = 1, OpenAI CLIP's QuickGELU with a = 1.702); y may be x.</summary>
+    private static void SigmoidGated(ReadOnlySpan<float> x, float a, Span<float> y)
+    {
+        const int chunk = 1024;
+        Span<float> s = stackalloc float[chunk];
+        for (int o = 0; o < x.Length; o += chunk)
+        {
+            int n = Math.Min(chunk, x.Length - o);
+            var xs = x.Slice(o, n);
+            TensorPrimitives.Multiply(xs, a, s[..n]);
+            TensorPrimitives.Sigmoid(s[..n], s[..n]);
+            TensorPrimitives.Multiply(xs, s[..n], y.Slice(o, n));
         }
     }
 

@@ -152,6 +152,12 @@ public sealed unsafe partial class CpuBackend : ITrainingBackend
                 double t = Math.Tanh(x);
                 return (float)(1 - t * t);
             }
+            case Activation.Relu: return x > 0 ? 1f : 0f;
+            case Activation.Silu or Activation.QuickGelu:
+            {
+                double a = act == Activation.Silu ? 1.0 : 1.702, sg = 1 / (1 + Math.Exp(-a * x));
+                return (float)(sg + a * x * sg * (1 - sg));
+            }
             default: throw new ArgumentOutOfRangeException(nameof(act));
         }
     }

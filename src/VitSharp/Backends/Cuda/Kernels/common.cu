@@ -88,6 +88,9 @@ __device__ __forceinline__ float activate(float x, int act)
         case 1: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
         case 2: return 0.5f * x * (1.f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
         case 3: return tanhf(x);
+        case 4: return x / (1.f + __expf(-1.702f * x));
+        case 5: return fmaxf(x, 0.f);
+        case 6: return x / (1.f + __expf(-x));
         default: return x;
     }
 }

@@ -110,6 +110,9 @@ __device__ __forceinline__ float activate_grad(float x, int act)
             return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * k * (1.f + 3.f * 0.044715f * x * x);
         }
         case 3: { float t = tanhf(x); return 1.f - t * t; }
+        case 4: { float s = 1.f / (1.f + __expf(-1.702f * x)); return s + 1.702f * x * s * (1.f - s); }
+        case 5: return x > 0.f ? 1.f : 0.f;
+        case 6: { float s = 1.f / (1.f + __expf(-x)); return s + x * s * (1.f - s); }
         default: return 1.f;
     }
 }

@@ -54,7 +54,7 @@ public static class CudaSelfTest
                 (be, i, o) => be.LayerNorm(i[0], i[1], i[2], 1e-6f, o[0])));
         foreach (var n in new[] { 4096, 1001 })
             cases.Add(new($"Add {n}", [([n], 1), ([n], 1)], [[n]], (be, i, o) => be.Add(i[0], i[1], o[0])));
-        foreach (var act in new[] { Activation.Gelu, Activation.GeluTanh, Activation.Tanh, Activation.None })
+        foreach (var act in new[] { Activation.Gelu, Activation.GeluTanh, Activation.Tanh, Activation.QuickGelu, Activation.Relu, Activation.Silu, Activation.None })
             foreach (var n in new[] { 4096, 999 })
                 cases.Add(new($"Apply {act} {n}", [([n], 3)], [[n]], (be, i, o) => be.Apply(act, i[0], o[0])));
 

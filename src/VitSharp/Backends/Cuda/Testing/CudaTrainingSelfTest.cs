@@ -40,7 +40,7 @@ public static class CudaTrainingSelfTest
                 cases.Add(new($"LayerNormBackward {rows}x{d}{(acc ? " dx+=" : "")}", [S(1, rows, d), S(2, rows, d), S(1, d), S(0.3f, rows), S(1, rows)],
                     [S(1, rows, d), F(1, d), F(1, d)], (be, i, o) => be.LayerNormBackward(i[0], i[1], i[2], i[3], i[4], o[0], o[1], o[2], acc)));
         }
-        foreach (var act in new[] { Activation.Gelu, Activation.GeluTanh, Activation.Tanh, Activation.None })
+        foreach (var act in new[] { Activation.Gelu, Activation.GeluTanh, Activation.Tanh, Activation.QuickGelu, Activation.Relu, Activation.Silu, Activation.None })
             cases.Add(new($"ActivationBackward {act}", [S(1, 77, 96), S(3, 77, 96)], [S(1, 77, 96)],
                 (be, i, o) => be.ActivationBackward(act, i[0], i[1], o[0])));
         foreach (var (b, n, h, hd) in new[] { (2, 65, 3, 64), (2, 197, 2, 64), (3, 17, 4, 16), (2, 50, 2, 32) })
