@@ -465,5 +465,56 @@ public class HostileConfigTests : IDisposable
     }
 
     [Fact]
+    public void ArchivesCutAnywhereAreOneLineNamingTheFile()
+    {
+        var tar = Path.Combine(_tmp, "all.tar");
+        using (var w = new System.Formats.Tar.TarWriter(File.Create(tar)))
+            for (int i = 0; i < 4; i++)
+                w.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, $"train/cls{i % 2}/{i}.png")
+                    { DataStream = new MemoryStream(new byte[700 + i]) });
+        var gz = Path.Combine(_tmp, "all.tar.gz");
+        using (var o = File.Create(gz))
+        using (var z = new GZipStream(o, CompressionLevel.Fastest))
+            z.Write(File.ReadAllBytes(tar));
+        VitSharp.Data.Datasets.ImageDecoder never = (b, n) => throw new InvalidOperationException("not decoded while listing");
+        Assert.Equal(4, VitSharp.Data.Datasets.FileListDataset.FromArchive(gz, "train", never).Count);
+        Assert.Equal(4, VitSharp.Data.Datasets.FileListDataset.FromArchive(tar, "train", never).Count);
+        // Cut anywhere (the tar at every half block, so at every entry's end too): refused naming the file, unless
+        // all the data is there (the cut fell in the final zero blocks or the gzip trailer).
+        var accepted = new List<int>();
+        int refused = 0;
+        foreach (var (source, step) in new[] { (gz, 7), (tar, 256) })
+        {
+            var bytes = File.ReadAllBytes(source);
+            for (int cut = step; cut < bytes.Length; cut += step)
+            {
+                var p = Path.Combine(_tmp, $"cut{cut}{(source == gz ? ".tar.gz" : ".tar")}");
+                File.WriteAllBytes(p, bytes[..cut]);
+                try
+                {
+                    accepted.Add(VitSharp.Data.Datasets.FileListDataset.FromArchive(p, "train", never).Count);
+                }
+                catch (VitSharpException e)
+                {
+                    Assert.StartsWith($"{p}: corrupt or truncated archive (", e.Message);
+                    Assert.DoesNotContain('\n', e.Message);
+                    refused++;
+                }
+                File.Delete(p);
+            }
+        }
+        Assert.All(accepted, n => Assert.Equal(4, n));
+        Assert.InRange(accepted.Count, 1, 6);
+        Assert.InRange(refused, 80, 10_000);
+
+        // A tar that stops right after an entry (no end-of-archive blocks) may be missing entries: refused (a plain
+        // .tar, read from a seekable file, once gave the entries before the cut, silently).
+        var bare = Path.Combine(_tmp, "bare.tar");
+        File.WriteAllBytes(bare, File.ReadAllBytes(tar)[..^1024]);
+        var err = Assert.Throws<VitSharpException>(() => VitSharp.Data.Datasets.FileListDataset.FromArchive(bare, "train", never));
+        Assert.StartsWith($"{bare}: corrupt or truncated archive (", err.Message);
+    }
+
+    [Fact]
     public void TheUneditedHuggingFaceFolderStillLoads() => Assert.Equal(64, Checkpoint.Load(HfFolder(t => t)).Config.EmbedDim);
 }
