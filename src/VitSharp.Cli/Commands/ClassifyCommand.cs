@@ -72,12 +72,7 @@ public sealed class ClassifyCommand : ICliCommand
     internal static PreprocessRecipe? RecipeOption(string? value)
     {
         if (value is null) return null;
-        if (value.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
-        {
-            if (!File.Exists(value)) throw new VitSharpException($"{value}: recipe file not found");
-            try { return PreprocessRecipe.Parse(File.ReadAllText(value)); }
-            catch (Exception e) when (e is JsonException or ArgumentException) { throw new VitSharpException($"{value}: {e.Message}"); }
-        }
+        if (value.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return PreprocessRecipe.Load(value);
         try { return PreprocessRecipe.Named(value); }
         catch (ArgumentException e) { throw new VitSharpException(e.Message); }
     }
