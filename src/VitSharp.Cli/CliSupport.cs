@@ -157,6 +157,16 @@ public static class Cli
         catch (IOException e) { return Fail(e.Message); }
     }
 
+    /// <summary>One line on stderr for an image file that did not decode (batch commands go on with the rest).</summary>
+    public static void ReportFileError(VitSharp.Inference.ImageFileError error) => Console.Error.WriteLine("error: " + error.Message);
+
+    /// <summary>The closing line of a batch command some of whose files failed; the exit code (1 when any failed).</summary>
+    public static int BatchExitCode(int failed, int total)
+    {
+        if (failed > 0) Console.Error.WriteLine($"error: {failed} of {total} images could not be read");
+        return failed > 0 ? 1 : 0;
+    }
+
     private static int Fail(string message)
     {
         Console.Error.WriteLine("error: " + message.Replace('\n', ' '));

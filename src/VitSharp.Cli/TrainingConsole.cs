@@ -39,6 +39,9 @@ public static class TrainingConsole
                 case "resume":
                     Terminal.Line(console, $"[grey]resuming {Markup.Escape(e.Path ?? "")} at step {e.Step} (epoch {e.Epoch + 1})[/]");
                     break;
+                case "orphan_removed":
+                    Terminal.Line(console, $"[grey]removed {Markup.Escape(e.Path ?? "")}, left by a run killed while writing[/]");
+                    break;
                 case "checkpoint":
                     Terminal.Line(console, $"[grey]checkpoint at step {e.Step}: {Markup.Escape(e.Path ?? "")}[/]");
                     break;

@@ -29,3 +29,15 @@ public sealed class InputException : VitSharpException
 {
     public InputException(string message) : base(message) { }
 }
+
+/// <summary>Error text helpers.</summary>
+public static class ErrorText
+{
+    /// <summary>A message on one line: line breaks become spaces, and a long quoted stretch of the input (as
+    /// System.Text.Json quotes the rest of a file after a bad literal) is cut to its first 24 characters.</summary>
+    public static string OneLine(string message)
+    {
+        var m = System.Text.RegularExpressions.Regex.Replace(message, "'([^']{24})[^']{8,}'", "'$1…'");
+        return m.ReplaceLineEndings(" ");
+    }
+}

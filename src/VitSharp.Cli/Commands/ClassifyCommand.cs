@@ -33,29 +33,23 @@ public sealed class ClassifyCommand : ICliCommand
                 RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null);
             var output = new JsonArray();
             int failed = 0;
-            foreach (var all in files.Chunk(Math.Max(1, r.GetValue(batch))))
+            // A file that does not decode is reported on its own line (and in --json); the others still run.
+            foreach (var chunk in ImageFiles.DecodeInBatches(files, r.GetValue(batch)))
             {
-                // A file that does not decode is reported on its own line (and in --json); the others still run.
-                var chunk = new List<string>();
-                var decoded = new List<VitSharp.Data.Image>();
-                foreach (var f in all)
+                foreach (var bad in chunk.Errors)
                 {
-                    try { decoded.Add(ImageCodecs.Decode(f)); chunk.Add(f); }
-                    catch (Exception e) when (e is VitSharpException or IOException or UnauthorizedAccessException)
-                    {
-                        failed++;
-                        Console.Error.WriteLine("error: " + e.Message.Replace('\n', ' '));
-                        if (r.GetValue(json)) output.Add(new JsonObject { ["image"] = f, ["error"] = e.Message });
-                    }
+                    failed++;
+                    Cli.ReportFileError(bad);
+                    if (r.GetValue(json)) output.Add(new JsonObject { ["image"] = bad.File, ["error"] = bad.Message });
                 }
-                if (decoded.Count == 0) continue;
-                var results = classifier.ClassifyBatch(decoded, r.GetValue(topK));
-                for (int i = 0; i < chunk.Count; i++)
+                if (chunk.Images.Count == 0) continue;
+                var results = classifier.ClassifyBatch(chunk.Images, r.GetValue(topK));
+                for (int i = 0; i < chunk.Files.Count; i++)
                 {
                     if (r.GetValue(json))
                         output.Add(new JsonObject
                         {
-                            ["image"] = chunk[i],
+                            ["image"] = chunk.Files[i],
                             ["top"] = new JsonArray(results[i].Select(p => (JsonNode)new JsonObject
                             {
                                 ["index"] = p.Index, ["label"] = p.Label, ["probability"] = p.Probability, ["logit"] = p.Logit,
@@ -63,15 +57,14 @@ public sealed class ClassifyCommand : ICliCommand
                         });
                     else
                     {
-                        Console.WriteLine(chunk[i]);
+                        Console.WriteLine(chunk.Files[i]);
                         foreach (var p in results[i])
                             Console.WriteLine($"  {p.Probability,8:P2}  {p.Index,5}  {p.Label ?? ""}");
                     }
                 }
             }
             if (r.GetValue(json)) Console.WriteLine(output.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            if (failed > 0) Console.Error.WriteLine($"error: {failed} of {files.Count} images could not be read");
-            return failed > 0 ? 1 : 0;
+            return Cli.BatchExitCode(failed, files.Count);
         }));
         return cmd;
     }
@@ -79,12 +72,7 @@ public sealed class ClassifyCommand : ICliCommand
     internal static PreprocessRecipe? RecipeOption(string? value)
     {
         if (value is null) return null;
-        if (value.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
-        {
-            if (!File.Exists(value)) throw new VitSharpException($"{value}: recipe file not found");
-            try { return PreprocessRecipe.Parse(File.ReadAllText(value)); }
-            catch (Exception e) when (e is JsonException or ArgumentException) { throw new VitSharpException($"{value}: {e.Message}"); }
-        }
+        if (value.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return PreprocessRecipe.Load(value);
         try { return PreprocessRecipe.Named(value); }
         catch (ArgumentException e) { throw new VitSharpException(e.Message); }
     }

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using VitSharp.Checkpoints;
-using VitSharp.Data.Codecs;
 using VitSharp.Inference;
 using VitSharp.Models;
 
@@ -30,6 +29,7 @@ public sealed class RunCommand : ICliCommand
             using var backend = ck.Backend(r);
             HostArray y;
             IReadOnlyList<string>? rows = null;
+            int failed = 0, total = 0;
             if (inputPath.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
             {
                 var ckpt = Checkpoint.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r));
@@ -43,8 +43,15 @@ public sealed class RunCommand : ICliCommand
                 using var classifier = Classifier.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r), backend, ClassifyCommand.RecipeOption(r.GetValue(recipe)));
                 var files = Classifier.ExpandImagePaths([inputPath]);
                 if (files.Count == 0) throw new VitSharpException($"{inputPath}: no image files");
-                y = classifier.Run(files.Select(f => ImageCodecs.Decode(f)).ToList(), kind);
-                rows = files;
+                // A file that does not decode is reported on its own line; the others still run (their rows only,
+                // listed in the sidecar), and the exit code says that some failed.
+                var decoded = ImageFiles.Decode(files);
+                foreach (var bad in decoded.Errors) Cli.ReportFileError(bad);
+                failed = decoded.Errors.Count;
+                if (decoded.Images.Count == 0) return Cli.BatchExitCode(failed, files.Count);
+                y = classifier.Run(decoded.Images, kind);
+                rows = decoded.Files;
+                total = files.Count;
             }
             Npy.Write(r.GetValue(output)!, y.Data, y.Shape);
             Console.Error.WriteLine($"wrote {Tensors.Shape.Format(y.Shape)} to {r.GetValue(output)}");
@@ -54,7 +61,7 @@ public sealed class RunCommand : ICliCommand
                 File.WriteAllLines(sidecar, rows);
                 Console.Error.WriteLine($"wrote the file of each row to {sidecar}");
             }
-            return 0;
+            return Cli.BatchExitCode(failed, total);
         }));
         return cmd;
     }

@@ -23,6 +23,14 @@ public sealed record ServeOptions
     public int MaxConcurrent { get; init; } = Environment.ProcessorCount;
     /// <summary>Largest number of multipart form fields and files.</summary>
     public int MaxFormFields { get; init; } = 1024;
+    /// <summary>Longest a client may take to send its request line and headers (10 s by default); then the connection
+    /// is closed, so a slowloris client holds a connection for at most this long.</summary>
+    public TimeSpan RequestHeadersTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Slowest a request body may arrive, in bytes a second averaged after <see cref="BodyGracePeriod"/>
+    /// (Kestrel's 240 B/s by default); a slower body is answered 408 and its connection closed.</summary>
+    public double MinBodyBytesPerSecond { get; init; } = 240;
+    /// <summary>How long a request body may arrive slower than <see cref="MinBodyBytesPerSecond"/> (5 s by default).</summary>
+    public TimeSpan BodyGracePeriod { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>Where the one line per request goes (stdout by default; null: nowhere).</summary>
     public TextWriter? Log { get; init; } = Console.Out;
 }
@@ -42,7 +50,12 @@ public static class ClassifierServer
         var o = options ?? new ServeOptions();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(urls);
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = o.MaxBodyBytes);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = o.MaxBodyBytes;
+            k.Limits.RequestHeadersTimeout = o.RequestHeadersTimeout;
+            k.Limits.MinRequestBodyDataRate = new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(o.MinBodyBytesPerSecond, o.BodyGracePeriod);
+        });
         builder.Logging.ClearProviders();
         var app = builder.Build();
         var c = model.Classifier;

@@ -22,6 +22,32 @@ public static class CheckpointLimits
     /// <summary>Size of data.pkl, the pickle program itself.</summary>
     public const long MaxPickleBytes = 1L << 30;
 
+    /// <summary>Most bytes a zip entry (a `.npz` array, a `.pt` storage, `data.pkl`) may declare per byte it occupies
+    /// compressed, once it declares more than <see cref="CompressionRatioFloor"/>: 1000, settable in code. Deflate's
+    /// own ceiling is 1032:1, reached only by one byte value repeated; float weights deflate to about 1.1:1 and even
+    /// sparse ones stay far below 100:1, so an entry past 1000:1 is a bomb (or declares a size its data cannot give)
+    /// and is refused from the zip directory, before it is inflated. (NumPy's <c>savez</c> and <c>torch.save</c> store
+    /// entries uncompressed, 1:1.) The one real tensor it refuses: one of more than a MiB of a single repeated value in
+    /// a compressed (<c>savez_compressed</c>) file.</summary>
+    public static int MaxCompressionRatio { get; set; } = 1000;
+
+    /// <summary>Entries that declare at most this many bytes (1 MiB) are not held to <see cref="MaxCompressionRatio"/>:
+    /// small constant tensors (zero biases) compress past it, and each costs at most this, charged to the budget.</summary>
+    public const long CompressionRatioFloor = 1L << 20;
+
+    /// <summary>Refuses a zip entry whose declared (inflated) size passes <see cref="MaxCompressionRatio"/> times its
+    /// compressed size, naming the file, the tensor and the entry; reads only the zip directory.</summary>
+    public static void CheckCompression(System.IO.Compression.ZipArchiveEntry entry, string file, string? tensor)
+    {
+        long inflated = entry.Length, compressed = entry.CompressedLength;
+        if (inflated <= CompressionRatioFloor) return;
+        if (compressed <= 0 || inflated / compressed >= MaxCompressionRatio)
+            throw new CheckpointException(file,
+                $"zip entry '{entry.FullName}' declares {inflated} bytes from {compressed} compressed " +
+                $"({(compressed <= 0 ? "unbounded" : $"{inflated / compressed}:1")}), past the {MaxCompressionRatio}:1 that real tensor data compresses to " +
+                "(a zip bomb); refused before inflating it (CheckpointLimits.MaxCompressionRatio)", tensor);
+    }
+
     internal static long FromEnvironment(string variable, long fallback)
     {
         var s = Environment.GetEnvironmentVariable(variable)?.Trim();

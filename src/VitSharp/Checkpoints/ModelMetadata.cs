@@ -150,7 +150,9 @@ public sealed record ModelMetadata
             Mean = PerChannel(Floats(Need("mean"), file, at + "mean")),
             Std = PerChannel(Floats(Need("std"), file, at + "std")),
         };
-        if (r.ImageSize <= 0) throw Error(file, $"key '{at}image_size': {r.ImageSize} is not positive");
+        if (r.ImageSize is <= 0 or > PreprocessRecipe.MaxImageSize) throw Error(file, $"key '{at}image_size': {r.ImageSize} is not in 1..{PreprocessRecipe.MaxImageSize}");
+        if (!r.Antialias && (r.Resize == ResizeMode.ShorterSideThenCenterCrop || r.Interpolation != Interpolation.Bilinear))
+            throw Error(file, $"key '{at}antialias': false is implemented only for a square bilinear resize");
         if (r.Resize == ResizeMode.ShorterSideThenCenterCrop && r.CropPct is <= 0 or > 1) throw Error(file, $"key '{at}crop_pct': {r.CropPct} is not in (0, 1]");
         if (r.Mean.Length == 0 || r.Mean.Length != r.Std.Length) throw Error(file, $"keys '{at}mean' and '{at}std' need as many values, one per channel");
         if (r.Std.Any(x => x == 0)) throw Error(file, $"key '{at}std': a zero std");

@@ -21,7 +21,8 @@ public static class Npz
     public static Dictionary<string, HostArray> Read(string path, Func<string, bool>? wanted) => Read(path, wanted, null);
 
     /// <summary>Reads the arrays whose names <paramref name="wanted"/> accepts (all when null; it may also throw to
-    /// refuse one). Every kept entry's declared size is charged to <see cref="CheckpointLimits.MaxTotalBytes"/> before
+    /// refuse one). Every kept entry's compression ratio is checked
+    /// (<see cref="CheckpointLimits.MaxCompressionRatio"/>) and its declared size charged to <see cref="CheckpointLimits.MaxTotalBytes"/> before
     /// any is inflated, and no entry is inflated past its declared size (a zip bomb stops there).</summary>
     public static Dictionary<string, HostArray> Read(string path, Func<string, bool>? wanted, long? maxTotalBytes)
     {
@@ -37,6 +38,7 @@ public static class Npz
             {
                 var name = entry.FullName[..^4];
                 if (entry.Length > Array.MaxLength) throw new CheckpointException(path, $"array of {entry.Length} bytes is larger than one array holds", name);
+                CheckpointLimits.CheckCompression(entry, path, name);
                 CheckpointLimits.Charge(ref stored, entry.Length, maxTotalBytes, path, name);
             }
             foreach (var entry in entries)

@@ -44,7 +44,8 @@ public static class PyTorchPickle
             var pkl = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) || e.FullName == "data.pkl")
                 ?? throw new CheckpointException(path, "zip archive without data.pkl: not a torch.save file");
             var prefix = pkl.FullName[..^"data.pkl".Length];
-            if (pkl.Length > 1L << 30) throw new CheckpointException(path, "data.pkl larger than 1 GiB");
+            if (pkl.Length > CheckpointLimits.MaxPickleBytes) throw new CheckpointException(path, "data.pkl larger than 1 GiB");
+            CheckpointLimits.CheckCompression(pkl, path, null);
             var program = new byte[pkl.Length];
             using (var s = pkl.Open()) s.ReadExactly(program);
             var root = new Machine(program, path).Run();
@@ -68,6 +69,7 @@ public static class PyTorchPickle
                     long need = t.Storage.Numel < 0 || t.Storage.Numel > long.MaxValue / 8 ? -1 : t.Storage.Numel * StorageElementSize(t.Storage.Type, path, clean);
                     if (need < 0 || entry.Length != need)
                         throw new CheckpointException(path, $"storage data/{t.Storage.Key} holds {entry.Length} bytes, but the pickle declares {t.Storage.Numel} {t.Storage.Type} elements (truncated or corrupt)", clean);
+                    CheckpointLimits.CheckCompression(entry, path, clean);
                     CheckpointLimits.Charge(ref stored, entry.Length, maxTotalBytes, path, clean);
                     if (entry.Length > Array.MaxLength)
                         throw new CheckpointException(path, $"storage data/{t.Storage.Key} of {entry.Length} bytes is larger than one array holds", clean);

@@ -98,10 +98,11 @@ public sealed record TrainConfig
             {
                 throw new VitSharpException($"{Where(e.Message[..colon])}: {e.Message}", e);
             }
-            config.BuildModelConfigChecked(Where);
+            catch (VitSharpException e) { throw new VitSharpException($"{source}: {e.Message}", e); }
+            config.BuildModelConfigChecked(Where, sets.Where(kv => kv.Key.StartsWith("model.", StringComparison.Ordinal)).Select(kv => kv.Value).ToList());
             return config;
         }
-        catch (JsonException e) { throw new VitSharpException($"{source}: {e.Message}", e); }
+        catch (JsonException e) { throw new VitSharpException($"{source}: {ErrorText.OneLine(e.Message)}", e); }
     }
 
     private static JsonNode? At(JsonObject root, string dotted)
@@ -209,12 +210,18 @@ public sealed record TrainConfig
         Check(Data.ValFraction is >= 0 and < 1, "data.val_fraction", Data.ValFraction, "it must be in [0, 1)");
     }
 
-    /// <summary>Builds the model configuration once to report a bad model key (by name, with its --set) before training.</summary>
-    private void BuildModelConfigChecked(Func<string, string> where)
+    /// <summary>Builds the model configuration once to report a bad model key (by name, with its --set) before training.
+    /// An error of the model as a whole (sizes that do not fit together) names the --set of model keys when any gave
+    /// one, else the file.</summary>
+    private void BuildModelConfigChecked(Func<string, string> where, IReadOnlyList<string> modelSets)
     {
         try { BuildModelConfig(); }
         catch (ModelKeyException e) { throw new VitSharpException($"{where(e.Key)}: {e.Message}", e); }
-        catch (VitSharpException e) { throw new VitSharpException($"{where("model")}: model: {e.Message}", e); }
+        catch (VitSharpException e)
+        {
+            var at = modelSets.Count > 0 ? string.Join(", ", modelSets.Select(a => $"--set {a}")) : where("model");
+            throw new VitSharpException($"{at}: model: {e.Message}", e);
+        }
     }
 
     private sealed class ModelKeyException(string key, string message) : VitSharpException(message)

@@ -103,6 +103,9 @@ public sealed class Trainer : IDisposable
     {
         _wall.Restart();
         Directory.CreateDirectory(_cfg.Output);
+        // Temporary files of a run killed mid-write (checkpoint, model, log): gone before this run writes anything.
+        foreach (var orphan in AtomicFile.RemoveOrphans(_cfg.Output))
+            OnEvent?.Invoke(new TrainEvent("orphan_removed", 0, TotalSteps, 0, Path: orphan));
         var state = new TrainState(0, 0, 0);
         if (resume && File.Exists(Out(CheckpointFile))) state = Restore();
         TrimLog(state.Step);

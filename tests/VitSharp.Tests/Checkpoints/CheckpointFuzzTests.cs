@@ -75,4 +75,25 @@ public class CheckpointFuzzTests : IDisposable
                 Directory.Delete(dir, true);
             }
     }
+
+    [Fact]
+    public void MutatedHuggingFaceConfigBytesGiveTypedErrors()
+    {
+        var src = TestData.Small("vit_tiny48", "hf");
+        var dir = Path.Combine(_tmp, "hf");
+        Directory.CreateDirectory(dir);
+        File.Copy(Path.Combine(src, "model.safetensors"), Path.Combine(dir, "model.safetensors"));
+        var sw = Stopwatch.StartNew();
+        int n = 0, refused = 0;
+        foreach (var m in VitSharp.Tests.Training.ConfigFuzzTests.Mutations(File.ReadAllBytes(Path.Combine(src, "config.json")), 5, 150))
+        {
+            File.WriteAllBytes(Path.Combine(dir, "config.json"), m);
+            try { using var model = Checkpoint.Load(dir).CreateModel(VitSharp.Backends.Cpu.CpuBackend.Instance); }
+            catch (VitSharpException e) { refused++; Assert.DoesNotContain('\n', e.Message); }
+            catch (Exception e) { Assert.Fail($"mutation {n}: {e.GetType().Name}: {e.Message}: {System.Text.Encoding.UTF8.GetString(m)}"); }
+            n++;
+        }
+        Assert.InRange(refused, 50, 150);
+        Assert.InRange(sw.Elapsed.TotalSeconds, 0, 30);
+    }
 }

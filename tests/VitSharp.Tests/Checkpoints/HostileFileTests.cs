@@ -53,14 +53,14 @@ public class HostileFileTests : IDisposable
         return [.. p];
     }
 
-    private string Pt(string file, byte[] pickle, long storageBytes = -1)
+    private string Pt(string file, byte[] pickle, long storageBytes = -1, CompressionLevel level = CompressionLevel.Fastest)
     {
         var path = Path.Combine(_tmp, file);
         using var zip = ZipFile.Open(path, ZipArchiveMode.Create);
         using (var s = zip.CreateEntry("archive/data.pkl").Open()) s.Write(pickle);
         if (storageBytes >= 0)
         {
-            using var s = zip.CreateEntry("archive/data/0", CompressionLevel.Fastest).Open();
+            using var s = zip.CreateEntry("archive/data/0", level).Open();
             var chunk = new byte[1 << 20];
             for (long left = storageBytes; left > 0; left -= chunk.Length) s.Write(chunk, 0, (int)Math.Min(chunk.Length, left));
         }
@@ -111,6 +111,95 @@ public class HostileFileTests : IDisposable
         var p = Pt("bomb.pt", TensorPickle("w", 4, [4], [1]), 256L << 20);
         Assert.InRange(new FileInfo(p).Length, 0, 4L << 20);
         Refused(p, () => Checkpoint.Load(p), "but the pickle declares 4 FloatStorage elements");
+    }
+
+    /// <summary>Rewrites the inflated size a zip declares for <paramref name="entry"/> (local header and central
+    /// directory), leaving its compressed data as it is: a header that lies about what the data gives.</summary>
+    private static void DeclareSize(string zipPath, string entry, uint size)
+    {
+        var b = File.ReadAllBytes(zipPath);
+        var name = Encoding.UTF8.GetBytes(entry);
+        int patched = 0;
+        for (int i = 0; i + 46 < b.Length; i++)
+        {
+            uint sig = BitConverter.ToUInt32(b, i);
+            int nameAt = sig == 0x04034b50 ? i + 30 : sig == 0x02014b50 ? i + 46 : -1;
+            int sizeAt = sig == 0x04034b50 ? i + 22 : i + 24;
+            if (nameAt < 0 || BitConverter.ToUInt16(b, sig == 0x04034b50 ? i + 26 : i + 28) != name.Length
+                || !b.AsSpan(nameAt, name.Length).SequenceEqual(name)) continue;
+            BitConverter.GetBytes(size).CopyTo(b, sizeAt);
+            patched++;
+        }
+        Assert.Equal(2, patched);
+        File.WriteAllBytes(zipPath, b);
+    }
+
+    private static double Ratio(string zipPath, string entry)
+    {
+        using var zip = ZipFile.OpenRead(zipPath);
+        var e = zip.GetEntry(entry)!;
+        return (double)e.Length / e.CompressedLength;
+    }
+
+    [Fact]
+    public void PickleZipBombOfAUsedStorageIsRefusedBeforeInflating()
+    {
+        // The pickle and the entry agree (64 Mi floats, 256 MiB): a real deflate bomb of zeros, about 250 KiB on disk.
+        var p = Pt("used-bomb.pt", TensorPickle("w", 64 << 20, [64 << 20], [1]), 256L << 20, CompressionLevel.SmallestSize);
+        Assert.InRange(Ratio(p, "archive/data/0"), 1000, 1032);
+        var e = Refused(p, () => Checkpoint.Load(p), "zip entry 'archive/data/0' declares 268435456 bytes from ");
+        Assert.Equal("w", e.TensorName);
+        Assert.Contains("past the 1000:1 that real tensor data compresses to (a zip bomb); refused before inflating it", e.Message);
+
+        // A header that lies: 4 floats stored, 16 bytes, declared as 1 GiB (which the pickle then agrees with).
+        var q = Pt("liar.pt", TensorPickle("w", 1 << 28, [1 << 28], [1]), 16, CompressionLevel.NoCompression);
+        DeclareSize(q, "archive/data/0", 1u << 30);
+        Assert.Equal("w", Refused(q, () => Checkpoint.Load(q), "zip entry 'archive/data/0' declares 1073741824 bytes from 16 compressed (67108864:1)").TensorName);
+
+        // data.pkl itself bombed: refused before the pickle program is inflated.
+        var r = Path.Combine(_tmp, "pkl-bomb.pt");
+        using (var zip = ZipFile.Open(r, ZipArchiveMode.Create))
+        using (var s = zip.CreateEntry("archive/data.pkl", CompressionLevel.SmallestSize).Open())
+            s.Write(new byte[64 << 20]);
+        Assert.Null(Refused(r, () => Checkpoint.Load(r), "zip entry 'archive/data.pkl' declares 67108864 bytes").TensorName);
+    }
+
+    [Fact]
+    public void NpzZipBombOfAUsedArrayIsRefusedBeforeInflating()
+    {
+        // cls_token is a name a model uses, so the unused-array refusal does not apply; its ratio does.
+        var p = Path.Combine(_tmp, "used-bomb.npz");
+        using (var zip = ZipFile.Open(p, ZipArchiveMode.Create))
+        using (var s = zip.CreateEntry("cls_token.npy", CompressionLevel.SmallestSize).Open())
+        {
+            s.Write(NpyBytes("(1, 1, 67108864)", 0));
+            var chunk = new byte[1 << 20];
+            for (int i = 0; i < 256; i++) s.Write(chunk);
+        }
+        Assert.InRange(new FileInfo(p).Length, 0, 1L << 20);
+        var e = Refused(p, () => Checkpoint.Load(p), "zip entry 'cls_token.npy' declares 268435584 bytes from ");
+        Assert.Equal("cls_token", e.TensorName);
+        Assert.EndsWith("refused before inflating it (CheckpointLimits.MaxCompressionRatio)", e.Message);
+
+        // A lying header on a used array of a real checkpoint: declared 1 GiB, refused from the zip directory.
+        var q = Path.Combine(_tmp, "liar.npz");
+        File.Copy(TestData.Small("vit_tiny48", "model_google.npz"), q);
+        string victim;
+        using (var zip = ZipFile.Open(q, ZipArchiveMode.Read)) victim = zip.Entries.First(x => x.FullName.EndsWith("cls.npy", StringComparison.Ordinal)).FullName;
+        DeclareSize(q, victim, 1u << 30);
+        Assert.Equal(victim[..^4], Refused(q, () => Checkpoint.Load(q), $"zip entry '{victim}' declares 1073741824 bytes").TensorName);
+
+        // Ordinary entries pass: the unedited checkpoint (stored, 1:1), and the same arrays deflated.
+        var d = Path.Combine(_tmp, "deflated.npz");
+        using (var src = ZipFile.OpenRead(TestData.Small("vit_tiny48", "model_google.npz")))
+        using (var dst = ZipFile.Open(d, ZipArchiveMode.Create))
+            foreach (var x in src.Entries)
+            {
+                using var i = x.Open();
+                using var o = dst.CreateEntry(x.FullName, CompressionLevel.SmallestSize).Open();
+                i.CopyTo(o);
+            }
+        Assert.Equal(64, Checkpoint.Load(d).Config.EmbedDim);
     }
 
     // ---- .npz ----
@@ -373,6 +462,57 @@ public class HostileConfigTests : IDisposable
         var e = Assert.ThrowsAny<VitSharpException>(() => VitSharp.Data.Datasets.FileListDataset.FromArchive(cut, "train", (b, n) => throw new InvalidOperationException()));
         Assert.StartsWith($"{cut}: corrupt or truncated archive", e.Message);
         Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void ArchivesCutAnywhereAreOneLineNamingTheFile()
+    {
+        var tar = Path.Combine(_tmp, "all.tar");
+        using (var w = new System.Formats.Tar.TarWriter(File.Create(tar)))
+            for (int i = 0; i < 4; i++)
+                w.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, $"train/cls{i % 2}/{i}.png")
+                    { DataStream = new MemoryStream(new byte[700 + i]) });
+        var gz = Path.Combine(_tmp, "all.tar.gz");
+        using (var o = File.Create(gz))
+        using (var z = new GZipStream(o, CompressionLevel.Fastest))
+            z.Write(File.ReadAllBytes(tar));
+        VitSharp.Data.Datasets.ImageDecoder never = (b, n) => throw new InvalidOperationException("not decoded while listing");
+        Assert.Equal(4, VitSharp.Data.Datasets.FileListDataset.FromArchive(gz, "train", never).Count);
+        Assert.Equal(4, VitSharp.Data.Datasets.FileListDataset.FromArchive(tar, "train", never).Count);
+        // Cut anywhere (the tar at every half block, so at every entry's end too): refused naming the file, unless
+        // all the data is there (the cut fell in the final zero blocks or the gzip trailer).
+        var accepted = new List<int>();
+        int refused = 0;
+        foreach (var (source, step) in new[] { (gz, 7), (tar, 256) })
+        {
+            var bytes = File.ReadAllBytes(source);
+            for (int cut = step; cut < bytes.Length; cut += step)
+            {
+                var p = Path.Combine(_tmp, $"cut{cut}{(source == gz ? ".tar.gz" : ".tar")}");
+                File.WriteAllBytes(p, bytes[..cut]);
+                try
+                {
+                    accepted.Add(VitSharp.Data.Datasets.FileListDataset.FromArchive(p, "train", never).Count);
+                }
+                catch (VitSharpException e)
+                {
+                    Assert.StartsWith($"{p}: corrupt or truncated archive (", e.Message);
+                    Assert.DoesNotContain('\n', e.Message);
+                    refused++;
+                }
+                File.Delete(p);
+            }
+        }
+        Assert.All(accepted, n => Assert.Equal(4, n));
+        Assert.InRange(accepted.Count, 1, 6);
+        Assert.InRange(refused, 80, 10_000);
+
+        // A tar that stops right after an entry (no end-of-archive blocks) may be missing entries: refused (a plain
+        // .tar, read from a seekable file, once gave the entries before the cut, silently).
+        var bare = Path.Combine(_tmp, "bare.tar");
+        File.WriteAllBytes(bare, File.ReadAllBytes(tar)[..^1024]);
+        var err = Assert.Throws<VitSharpException>(() => VitSharp.Data.Datasets.FileListDataset.FromArchive(bare, "train", never));
+        Assert.StartsWith($"{bare}: corrupt or truncated archive (", err.Message);
     }
 
     [Fact]

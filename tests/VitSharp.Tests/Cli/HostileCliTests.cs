@@ -13,16 +13,25 @@ public class HostileCliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_tmp, recursive: true);
 
+    /// <summary>A folder of a.png, b.png (truncated: does not decode) and c.png (another image than a).</summary>
+    private string FolderWithABadImage(string name = "images", bool withBad = true)
+    {
+        var dir = Path.Combine(_tmp, name);
+        Directory.CreateDirectory(dir);
+        var rng = new Random(1);
+        var px = new byte[48 * 48 * 3];
+        rng.NextBytes(px);
+        ImageCodecs.Save(new Image(48, 48, 3, px), Path.Combine(dir, "a.png"));
+        if (withBad) File.WriteAllBytes(Path.Combine(dir, "b.png"), File.ReadAllBytes(Path.Combine(dir, "a.png"))[..60]); // truncated
+        rng.NextBytes(px);
+        ImageCodecs.Save(new Image(48, 48, 3, px), Path.Combine(dir, "c.png"));
+        return dir;
+    }
+
     [Fact]
     public void ClassifyReportsACorruptImageAndGoesOn()
     {
-        var dir = Path.Combine(_tmp, "images");
-        Directory.CreateDirectory(dir);
-        var px = new byte[48 * 48 * 3];
-        new Random(1).NextBytes(px);
-        ImageCodecs.Save(new Image(48, 48, 3, px), Path.Combine(dir, "a.png"));
-        File.WriteAllBytes(Path.Combine(dir, "b.png"), File.ReadAllBytes(Path.Combine(dir, "a.png"))[..60]); // truncated
-        ImageCodecs.Save(new Image(48, 48, 3, px), Path.Combine(dir, "c.png"));
+        var dir = FolderWithABadImage();
         var ckpt = TestData.Small("vit_tiny48", "model.safetensors");
 
         var (code, stdout, err) = CliRunner.Run("classify", dir, "--checkpoint", ckpt, "--heads", "2", "-k", "1");
@@ -40,6 +49,42 @@ public class HostileCliTests : IDisposable
         var results = JsonNode.Parse(stdout)!.AsArray();
         Assert.Equal(3, results.Count);
         Assert.Single(results, x => x!["error"] is not null && ((string)x["image"]!).EndsWith("b.png", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void RunOnAFolderReportsACorruptImageAndGoesOn()
+    {
+        var dir = FolderWithABadImage();
+        var ckpt = TestData.Small("vit_tiny48", "model.safetensors");
+        var y = Path.Combine(_tmp, "y.npy");
+        var (code, _, err) = CliRunner.Run("run", "-c", ckpt, "--heads", "2", "-i", dir, "-o", y);
+        Assert.Equal(1, code);
+        var lines = err.TrimEnd().Split('\n').Select(l => l.TrimEnd()).ToArray();
+        Assert.Equal(4, lines.Length);
+        Assert.StartsWith("error: ", lines[0]);
+        Assert.Contains(Path.Combine(dir, "b.png"), lines[0]);
+        Assert.Equal($"wrote (2,10) to {y}", lines[1]); // two rows of the ten classes
+        Assert.Equal("error: 1 of 3 images could not be read", lines[3]);
+        // The rows are the good files', in order, and are what a folder of only those files gives.
+        Assert.Equal(["a.png", "c.png"], File.ReadAllLines(Path.Combine(_tmp, "y.files.txt")).Select(Path.GetFileName));
+        var good = FolderWithABadImage("good", withBad: false);
+        var yGood = Path.Combine(_tmp, "good.npy");
+        Assert.Equal(0, CliRunner.Run("run", "-c", ckpt, "--heads", "2", "-i", good, "-o", yGood).code);
+        var (got, want) = (VitSharp.Checkpoints.Npy.Read(y), VitSharp.Checkpoints.Npy.Read(yGood));
+        Assert.Equal(want.Shape, got.Shape);
+        Assert.Equal(want.Data, got.Data);
+        Assert.NotEqual(got.Data[0], got.Data[2]); // two different images
+
+        // Nothing decodes: nothing is written, every file is reported.
+        var bad = Path.Combine(_tmp, "bad");
+        Directory.CreateDirectory(bad);
+        File.Copy(Path.Combine(dir, "b.png"), Path.Combine(bad, "b.png"));
+        var z = Path.Combine(_tmp, "z.npy");
+        (code, _, err) = CliRunner.Run("run", "-c", ckpt, "--heads", "2", "-i", bad, "-o", z);
+        Assert.Equal(1, code);
+        Assert.Equal(2, err.TrimEnd().Split('\n').Length);
+        Assert.EndsWith("error: 1 of 1 images could not be read", err.TrimEnd());
+        Assert.False(File.Exists(z));
     }
 
     [Theory]

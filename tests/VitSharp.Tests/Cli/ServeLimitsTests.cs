@@ -41,31 +41,76 @@ public class ServeLimitsTests
     /// </summary>
     private static (int, string) RawPost(string url, string path, string header, IEnumerable<byte[]> pieces)
     {
-        var uri = new Uri(url);
+        var head = Encoding.ASCII.GetBytes($"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n{header}\r\n\r\n");
+        var (status, response, _) = Exchange(new Uri(url).Port, pieces.Prepend(head));
+        Assert.Contains("Content-Type: application/json", response);
+        var body = response[(response.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..];
+        return (status, (string)JsonNode.Parse(body[body.IndexOf('{')..(body.LastIndexOf('}') + 1)])!["error"]!);
+    }
+
+    /// <summary>
+    /// Raw bytes over a bare socket: sends the pieces (a write the server refuses, having answered, ends the sending);
+    /// when <paramref name="endIfSilentFor"/> is given and the server has said nothing by then, ends the sending side
+    /// (Kestrel takes that end for the client gone, so only a request the server still waits on is ended); then reads
+    /// one whole answer (by its Content-Length or chunked end) or until the server closes. Returns the status (0:
+    /// closed without an answer), the answer, and the time from connecting to the end of the answer. A server that
+    /// neither answers nor closes within <paramref name="timeout"/> ms fails the test: that is a hang.
+    /// </summary>
+    private static (int Status, string Response, TimeSpan Elapsed) Exchange(int port, IEnumerable<byte[]> pieces,
+        TimeSpan? endIfSilentFor = null, int timeout = 15_000)
+    {
         using var client = new TcpClient();
-        client.Connect(IPAddress.Loopback, uri.Port);
-        client.ReceiveTimeout = client.SendTimeout = 10_000;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        client.Connect(IPAddress.Loopback, port);
+        client.ReceiveTimeout = client.SendTimeout = timeout;
         var stream = client.GetStream();
-        stream.Write(Encoding.ASCII.GetBytes($"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n{header}\r\n\r\n"));
-        try { foreach (var p in pieces) stream.Write(p); }
+        try
+        {
+            foreach (var p in pieces) stream.Write(p);
+            if (endIfSilentFor is { } wait && !client.Client.Poll(wait, SelectMode.SelectRead)) client.Client.Shutdown(SocketShutdown.Send);
+        }
         catch (IOException) { }
+        catch (SocketException) { }
         var answer = new MemoryStream();
         var buffer = new byte[8192];
         try
         {
-            for (int n, i = 0; i < 1000 && (n = stream.Read(buffer)) > 0; i++)
+            for (int n; (n = stream.Read(buffer)) > 0;)
             {
                 answer.Write(buffer, 0, n);
-                var text = Encoding.UTF8.GetString(answer.ToArray());
-                if (text.Contains("\r\n\r\n") && text.TrimEnd().EndsWith('}')) break;
+                if (Complete(Encoding.Latin1.GetString(answer.ToArray()))) break;
             }
         }
-        catch (IOException) { }
-        var response = Encoding.UTF8.GetString(answer.ToArray());
-        int status = int.Parse(response.Split(' ')[1]);
-        Assert.Contains("Content-Type: application/json", response);
-        var body = response[(response.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..];
-        return (status, (string)JsonNode.Parse(body[body.IndexOf('{')..(body.LastIndexOf('}') + 1)])!["error"]!);
+        catch (IOException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.TimedOut })
+        {
+            Assert.Fail($"no answer and no close within {timeout} ms: the server hangs ({Encoding.Latin1.GetString(answer.ToArray())})");
+        }
+        catch (IOException) { } // reset by the server: closed
+        var response = Final(Encoding.Latin1.GetString(answer.ToArray()));
+        int status = response.StartsWith("HTTP/1.1 ", StringComparison.Ordinal) ? int.Parse(response.AsSpan(9, 3)) : 0;
+        return (status, response, sw.Elapsed);
+    }
+
+    // The answer after any interim 1xx responses (100 Continue).
+    private static string Final(string r)
+    {
+        while (System.Text.RegularExpressions.Regex.IsMatch(r, @"^HTTP/1\.1 1\d\d ") && r.IndexOf("\r\n\r\n", StringComparison.Ordinal) is >= 0 and var e)
+            r = r[(e + 4)..];
+        return r;
+    }
+
+    // A final response whose headers and body (by Content-Length, or chunked to its last chunk) have all arrived.
+    private static bool Complete(string r)
+    {
+        r = Final(r);
+        if (r.StartsWith("HTTP/1.1 1", StringComparison.Ordinal)) return false;
+        int end = r.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        if (end < 0) return false;
+        var headers = r[..end];
+        var length = System.Text.RegularExpressions.Regex.Match(headers, @"(?im)^content-length:\s*(\d+)");
+        if (length.Success) return r.Length - end - 4 >= int.Parse(length.Groups[1].Value);
+        if (System.Text.RegularExpressions.Regex.IsMatch(headers, @"(?im)^transfer-encoding:\s*chunked")) return r.EndsWith("0\r\n\r\n", StringComparison.Ordinal);
+        return false; // read to the close
     }
 
     /// <summary>A PNG whose header claims width × height (the CRC fixed up); its pixels are the small test image's.</summary>
@@ -231,6 +276,138 @@ public class ServeLimitsTests
         }
         Assert.True(statuses.GetValueOrDefault(400) > 20, string.Join(", ", statuses));
         Assert.Equal("ok", await http.GetStringAsync("/healthz"));
+        await app.StopAsync();
+    }
+
+    [Fact]
+    public async Task MalformedRawHttpNeverGets500OrHangs()
+    {
+        using var classifier = Classifier.Load(TestData.Small("vit_tiny48", "model.safetensors"), new LoadOptions { Heads = 2 });
+        await using var batching = new BatchingClassifier(classifier, maxBatch: 4);
+        int port = FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        var timeouts = TimeSpan.FromSeconds(2);
+        await using var app = ClassifierServer.Build(batching, url,
+            new ServeOptions { Log = null, MaxBodyBytes = 1 << 20, RequestHeadersTimeout = timeouts, BodyGracePeriod = timeouts });
+        await app.StartAsync();
+        var png = await File.ReadAllBytesAsync(ImagePath);
+        static byte[] A(string s) => Encoding.Latin1.GetBytes(s);
+        string Post(string headers) => $"POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n{headers}\r\n";
+        var good = A(Post($"Content-Length: {png.Length}\r\n")).Concat(png).ToArray();
+        Assert.Equal(200, Exchange(port, [good]).Status);
+
+        // Each: sent (and ended there if the server still waits for more after 300 ms); any answer is a 4xx (0:
+        // closed without one; 200 where Kestrel's parser is lenient, as for bare LF line ends), in bounded time.
+        var end = TimeSpan.FromMilliseconds(300);
+        var cases = new (string Name, byte[] Bytes)[]
+        {
+            ("truncated request line", A("POST /v1/cla")),
+            ("request line without a version", A("POST /v1/classify\r\n\r\n")),
+            ("headers that never end", A("POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Le")),
+            ("HTTP/9.9", A("GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n")),
+            ("unknown method", A("BREW /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")),
+            ("NUL in a header", A("GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n")),
+            ("bare LF line ends", A("GET /healthz HTTP/1.1\nHost: x\n\n")),
+            ("header without a colon", A("GET /healthz HTTP/1.1\r\nHost x\r\n\r\n")),
+            ("no Host", A("GET /healthz HTTP/1.1\r\n\r\n")),
+            ("Content-Length abc", A(Post("Content-Length: abc\r\n")).Concat(png).ToArray()),
+            ("Content-Length -5", A(Post("Content-Length: -5\r\n")).Concat(png).ToArray()),
+            ("Content-Length 1, 2", A(Post("Content-Length: 1, 2\r\n")).Concat(png).ToArray()),
+            ("Content-Length past 2^64", A(Post("Content-Length: 99999999999999999999999\r\n")).Concat(png).ToArray()),
+            ("two Content-Lengths", A(Post($"Content-Length: {png.Length}\r\nContent-Length: 7\r\n")).Concat(png).ToArray()),
+            ("Content-Length past the body", A(Post("Content-Length: 5000\r\n")).Concat(png[..100]).ToArray()),
+            ("Content-Length short of the body", A(Post("Content-Length: 10\r\n")).Concat(png).ToArray()),
+            ("Content-Length over --max-body", A(Post($"Content-Length: {2 << 20}\r\n")).Concat(png).ToArray()),
+            ("a 100 KB header", A(Post($"X-Big: {new string('a', 100_000)}\r\nContent-Length: 0\r\n"))),
+            ("2000 headers", A(Post(string.Concat(Enumerable.Range(0, 2000).Select(i => $"X-{i}: v\r\n")) + "Content-Length: 0\r\n"))),
+            ("a 100 KB URL", A($"GET /{new string('a', 100_000)} HTTP/1.1\r\nHost: x\r\n\r\n")),
+            ("chunk size zz", A(Post("Transfer-Encoding: chunked\r\n") + "zz\r\nabc\r\n0\r\n\r\n")),
+            ("chunk size past 2^64", A(Post("Transfer-Encoding: chunked\r\n") + "ffffffffffffffffffffff\r\nabc\r\n0\r\n\r\n")),
+            ("chunk without its CRLF", A(Post("Transfer-Encoding: chunked\r\n") + "5\r\nabcdeXX0\r\n\r\n")),
+            ("chunked, cut", A(Post("Transfer-Encoding: chunked\r\n") + $"{png.Length:x}\r\n").Concat(png[..50]).ToArray()),
+            ("chunked and a Content-Length", A(Post($"Transfer-Encoding: chunked\r\nContent-Length: {png.Length}\r\n")).Concat(png).ToArray()),
+            ("Transfer-Encoding gzip", A(Post("Transfer-Encoding: gzip\r\n")).Concat(png).ToArray()),
+            ("multipart, empty boundary", A(Post("Content-Length: 14\r\n").Replace("image/png", "multipart/form-data; boundary=\"\"") + "--\r\n--\r\n--\r\n--")),
+            ("random bytes", Enumerable.Range(0, 512).Select(i => (byte)(i * 7919 % 251)).ToArray()),
+        };
+        var seen = new List<string>();
+        foreach (var (name, bytes) in cases)
+        {
+            var (status, response, elapsed) = Exchange(port, [bytes], end);
+            seen.Add($"{name}: {status}");
+            // 505 HTTP Version Not Supported is Kestrel's (correct) answer to a version it does not speak.
+            Assert.True(status is 0 or 200 or (>= 400 and < 500) || (status == 505 && name == "HTTP/9.9"), $"{name}: {status} {response}");
+            Assert.True(elapsed < TimeSpan.FromSeconds(10), $"{name}: {elapsed}");
+        }
+        var all = string.Join("; ", seen);
+        // Kestrel's own answers (no JSON) and the service's (JSON naming what is wrong) both appear.
+        // A request cut short by the client's end gets a 400 or no answer (the client is gone: 0), as the race goes.
+        foreach (var cut in new[] { "truncated request line", "headers that never end", "Content-Length past the body", "chunked, cut" })
+            Assert.True(seen.Contains($"{cut}: 0") || seen.Contains($"{cut}: 400"), all);
+        foreach (var expected in new[] { "Content-Length abc: 400", "two Content-Lengths: 400",
+                     "Content-Length over --max-body: 413", "a 100 KB header: 431",
+                     "2000 headers: 431", "a 100 KB URL: 414", "chunk size zz: 400",
+                     "HTTP/9.9: 505", "multipart, empty boundary: 400", "random bytes: 400" })
+            Assert.True(seen.Contains(expected), $"{expected} not in {all}");
+        Assert.InRange(seen.Count(x => x.EndsWith(": 0", StringComparison.Ordinal)), 0, 4);
+
+        // Slowloris: headers, or a body (sized, after 100 Continue, or chunked), started and then stalled, the
+        // connection kept open. The server gives up after its timeouts (2 s here, plus its one-second heartbeat),
+        // answering 408 or closing.
+        var slow = new (string Name, byte[] Bytes)[]
+        {
+            ("stalled headers", A("POST /v1/classify HTTP/1.1\r\nHost: x\r\nX-Slow: ")),
+            ("stalled body", A(Post("Content-Length: 100000\r\n")).Concat(png[..100]).ToArray()),
+            ("Expect 100-continue, no body", A(Post("Expect: 100-continue\r\nContent-Length: 100\r\n"))),
+            ("stalled chunked body", A(Post("Transfer-Encoding: chunked\r\n") + "400\r\n").Concat(png[..100]).ToArray()),
+        };
+        Parallel.ForEach(slow, c =>
+        {
+            var (status, response, elapsed) = Exchange(port, [c.Bytes]);
+            Assert.True(status is 0 or 408, $"{c.Name}: {status} {response}");
+            Assert.True(elapsed > TimeSpan.FromSeconds(1.5) && elapsed < TimeSpan.FromSeconds(10), $"{c.Name}: {elapsed}");
+        });
+
+        // Mutated copies of the good request: bytes changed, inserted or cut in the request line and headers; 4 at once.
+        var rng = new Random(23);
+        int headEnd = good.Length - png.Length;
+        var mutated = Enumerable.Range(0, 120).Select(_ =>
+        {
+            var m = new List<byte>(good);
+            for (int j = 0, k = 1 + rng.Next(4); j < k; j++)
+            {
+                int at = rng.Next(Math.Min(headEnd, m.Count));
+                switch (rng.Next(4))
+                {
+                    case 0: m[at] = (byte)rng.Next(256); break;
+                    case 1: m.Insert(at, (byte)"\r\n: \t0-,;\"\0"[rng.Next(11)]); break;
+                    case 2: m.RemoveRange(at, Math.Min(1 + rng.Next(8), m.Count - at)); break;
+                    default: m.RemoveRange(at + (m.Count - at) / 2, (m.Count - at) / 2); break;
+                }
+            }
+            return m.ToArray();
+        }).ToList();
+        var statuses = new System.Collections.Concurrent.ConcurrentDictionary<int, int>();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Parallel.For(0, mutated.Count, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        {
+            var (status, response, elapsed) = Exchange(port, [mutated[i]], end);
+            statuses.AddOrUpdate(status, 1, (_, n) => n + 1);
+            Assert.True(status is 0 or 200 or (>= 400 and < 500) or 505, $"case {i}: {status} {response}");
+            Assert.True(elapsed < TimeSpan.FromSeconds(10), $"case {i}: {elapsed}");
+        });
+        var summary = string.Join(", ", statuses.OrderBy(x => x.Key).Select(x => $"{x.Key}: {x.Value}"));
+        Assert.True(statuses.GetValueOrDefault(400) > 25, summary);
+        Assert.True(statuses.GetValueOrDefault(200) > 3, summary);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(30), $"{sw.Elapsed}: {summary}");
+
+        // Still serving.
+        using var http = new HttpClient { BaseAddress = new Uri(url) };
+        using (var ok = await http.PostAsync("/v1/classify?top_k=1", new ByteArrayContent(png)))
+        {
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+            Assert.Single(JsonNode.Parse(await ok.Content.ReadAsStringAsync())!["top"]!.AsArray());
+        }
         await app.StopAsync();
     }
 

@@ -47,4 +47,33 @@ public class ResumeFolderTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    [Fact]
+    public void OrphanTemporaryFilesAreRemovedAsARunStarts()
+    {
+        var dir = Directory.CreateTempSubdirectory("vitsharp-orphans-").FullName;
+        try
+        {
+            int dead = int.MaxValue - 7; // no such process
+            string Tmp(string file, int pid) => Path.Combine(dir, $".{file}.{pid}.{Guid.NewGuid():N}.tmp");
+            // Left by a run killed mid-write: the checkpoint, the model, and a file this run never writes (so only the
+            // removal at start, not a later write of the same file, can take it).
+            var orphans = new[] { Tmp(Trainer.CheckpointFile, dead), Tmp(Trainer.ModelFile, dead), Tmp("best.v2.safetensors", dead) };
+            // Kept: a live writer's temporary file, and files that are not an atomic write's.
+            var kept = new[] { Tmp("best.safetensors", Environment.ProcessId), Path.Combine(dir, "notes.tmp"),
+                Path.Combine(dir, $".x.{dead}.not-a-guid.tmp"), Path.Combine(dir, $"x.{dead}.{Guid.NewGuid():N}.tmp") };
+            foreach (var f in orphans.Concat(kept)) File.WriteAllBytes(f, [1, 2, 3]);
+
+            var events = new List<TrainEvent>();
+            using (var t = new Trainer(Config(dir, 1e-3f), Data(), null) { OnEvent = events.Add }) Assert.Equal(2, t.Run().Steps);
+            Assert.All(orphans, f => Assert.False(File.Exists(f), f));
+            Assert.All(kept, f => Assert.True(File.Exists(f), f));
+            // Removed before the run's first step or write, each reported.
+            var removed = events.TakeWhile(e => e.Kind == "orphan_removed").Select(e => e.Path).Order(StringComparer.Ordinal);
+            Assert.Equal(orphans.Order(StringComparer.Ordinal), removed);
+            Assert.Equal(3, events.Count(e => e.Kind == "orphan_removed"));
+            Assert.True(File.Exists(Path.Combine(dir, Trainer.ModelFile)));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }

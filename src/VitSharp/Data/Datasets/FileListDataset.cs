@@ -71,7 +71,10 @@ public sealed class FileListDataset : IImageDataset
             bool gz = f.ReadByte() == 0x1f && f.ReadByte() == 0x8b;
             f.Position = 0;
             using Stream s = gz ? new GZipStream(f, CompressionMode.Decompress) : f;
-            using var tar = new TarReader(s);
+            // Read forward only, as a stream: over a seekable file TarReader takes the end of the data right after an
+            // entry for the end of the archive, so a tar cut at an entry's end gave the entries before it, silently;
+            // forward-only, a tar without its end-of-archive blocks is "unable to read beyond the end of the stream".
+            using var tar = new TarReader(gz ? s : new ForwardOnlyStream(s));
             while (tar.GetNextEntry() is { } e)
             {
                 if (e.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile) || e.DataStream is null) continue;
@@ -84,6 +87,22 @@ public sealed class FileListDataset : IImageDataset
                 files.Add((e.Name, parts[^2], data));
             }
         }
+    }
+
+    /// <summary>A read-only view of a stream that hides its seeking.</summary>
+    private sealed class ForwardOnlyStream(Stream inner) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+        public override int Read(Span<byte> buffer) => inner.Read(buffer);
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private static bool IsImage(string name) => ImageExtensions.Contains(Path.GetExtension(name).ToLowerInvariant());

@@ -112,13 +112,37 @@ public sealed record PreprocessRecipe
 
     void Validate()
     {
-        if (ImageSize <= 0) throw new ArgumentException($"recipe '{Name}': image size {ImageSize}");
+        if (ImageSize is <= 0 or > MaxImageSize) throw new ArgumentException($"recipe '{Name}': image size {ImageSize}; it must be in 1..{MaxImageSize}");
+        if (Mean is null || Std is null || TrainScale is null || TrainRatio is null)
+            throw new ArgumentException($"recipe '{Name}': mean, std, train_scale and train_ratio must be arrays, not null");
+        if (!double.IsFinite(CropPct) || !double.IsFinite(TrainHFlip) || Mean.Concat(Std).Any(v => !float.IsFinite(v))
+            || TrainScale.Concat(TrainRatio).Any(v => !double.IsFinite(v)))
+            throw new ArgumentException($"recipe '{Name}': crop_pct, train_hflip, mean, std, train_scale and train_ratio must be finite numbers");
         if (CropPct is <= 0 or > 1 && Resize == ResizeMode.ShorterSideThenCenterCrop) throw new ArgumentException($"recipe '{Name}': crop_pct {CropPct}");
         if (Mean.Length != 3 || Std.Length != 3 || Std.Any(s => s == 0)) throw new ArgumentException($"recipe '{Name}': mean and std need 3 non-zero values");
         if (TrainScale.Length != 2 || TrainRatio.Length != 2) throw new ArgumentException($"recipe '{Name}': train scale/ratio need 2 values");
+        if (!Antialias && Resize == ResizeMode.ShorterSideThenCenterCrop)
+            throw new ArgumentException($"recipe '{Name}': shorter-side resize without antialias is not implemented (antialias true, or resize square)");
+        if (!Antialias && Interpolation != Interpolation.Bilinear)
+            throw new ArgumentException($"recipe '{Name}': only bilinear resize is implemented without antialias");
     }
 
     public string ToJson() => JsonSerializer.Serialize(this, RecipeJson.Default.PreprocessRecipe);
+
+    /// <summary>Largest image size a recipe may ask for (16384: a 3×16384² float input is 3 GiB).</summary>
+    public const int MaxImageSize = 16384;
+
+    /// <summary>A recipe JSON file: any error in it (syntax, an unknown key, a value of the wrong type or range) is
+    /// one <see cref="VitSharpException"/> line naming the file.</summary>
+    public static PreprocessRecipe Load(string path)
+    {
+        if (!File.Exists(path)) throw new VitSharpException($"{path}: recipe file not found");
+        try { return Parse(File.ReadAllText(path)); }
+        catch (Exception e) when (e is JsonException or ArgumentException or NotSupportedException or InvalidOperationException)
+        {
+            throw new VitSharpException($"{path}: {ErrorText.OneLine(e.Message)}", e);
+        }
+    }
 
     public static PreprocessRecipe Parse(string json)
     {
