@@ -110,20 +110,10 @@ public class FamilyOpGradientTests
 {
     private static readonly ITrainingBackend Be = CpuBackend.Instance; // the interface: the family ops' default bodies
 
-    private static Tensor Rand(Random rng, params int[] shape)
-    {
-        var t = Tensor.Host(shape);
-        var s = t.Span;
-        for (int i = 0; i < s.Length; i++) s[i] = (float)(rng.NextDouble() * 2 - 1);
-        return t;
-    }
+    // The loss and inputs of FiniteDifferenceTests, the same check on the core ops.
+    private static Tensor Rand(Random rng, params int[] shape) => FiniteDifferenceTests.Rand(rng, shape);
 
-    private static double Dot(Tensor y, Tensor r)
-    {
-        double s = 0;
-        for (int i = 0; i < y.Span.Length; i++) s += (double)y.Span[i] * r.Span[i];
-        return s;
-    }
+    private static double Dot(Tensor y, Tensor r) => FiniteDifferenceTests.Dot(y, r);
 
     private static void Check(string what, Tensor wrt, Tensor analytic, Func<double> loss)
     {

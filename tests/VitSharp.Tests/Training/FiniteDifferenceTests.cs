@@ -15,7 +15,7 @@ public class FiniteDifferenceTests
 {
     private static readonly CpuBackend Be = CpuBackend.Instance;
 
-    private static Tensor Rand(Random rng, params int[] shape)
+    internal static Tensor Rand(Random rng, params int[] shape)
     {
         var t = Tensor.Host(shape);
         var s = t.Span;
@@ -23,7 +23,7 @@ public class FiniteDifferenceTests
         return t;
     }
 
-    private static double Dot(Tensor y, Tensor r)
+    internal static double Dot(Tensor y, Tensor r)
     {
         double s = 0;
         var a = y.Span; var b = r.Span;
