@@ -101,6 +101,18 @@ public interface ITrainingBackend : IBackend
     /// <summary>In place on a contiguous slice of parameters with its gradient and moment slices.</summary>
     void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWArgs args);
 
+    /// <summary>
+    /// AdamW over a whole parameter buffer split into contiguous runs, each with or without weight decay (timm's groups):
+    /// the numbers of <see cref="AdamWStep"/> per run with <paramref name="args"/>' weight decay where a run decays and
+    /// none where it does not. A backend may do it in one sweep; by default it steps run by run.
+    /// </summary>
+    void AdamWStepRuns(Tensor param, Tensor grad, Tensor m, Tensor v, IReadOnlyList<(long Offset, int Length, bool Decay)> runs, AdamWArgs args)
+    {
+        foreach (var (off, len, decay) in runs)
+            AdamWStep(param.View([len], off), grad.View([len], off), m.View([len], off), v.View([len], off),
+                args with { WeightDecay = decay ? args.WeightDecay : 0f });
+    }
+
     void SgdStep(Tensor param, Tensor grad, Tensor momentum, SgdArgs args);
 
     /// <summary>ema ← decay·ema + (1−decay)·param.</summary>

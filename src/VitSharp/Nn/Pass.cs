@@ -46,6 +46,12 @@ public sealed class Pass
         float dropRate = 0, float dropPathRate = 0) =>
         new(be, ws, be, parameters, grads, null) { Rng = rng, DropRate = dropRate, DropPathRate = dropPathRate };
 
+    /// <summary>A training pass being recorded for replay (<see cref="IGraphCapture"/>): drop-path masks come from
+    /// <paramref name="masks"/>, drawn before each replay; dropout is not supported.</summary>
+    public static Pass TrainRecorded(ITrainingBackend be, Workspace ws, ParameterSet parameters, ParameterSet grads, MaskPlan masks,
+        float dropPathRate) =>
+        new(be, ws, be, parameters, grads, null) { Masks = masks, DropPathRate = dropPathRate };
+
     public IBackend Be { get; }
     public Workspace Ws { get; }
     public bool Training => _training is not null;
@@ -54,6 +60,8 @@ public sealed class Pass
     public ITrainingBackend Tb => _training ?? throw new InvalidOperationException("backward ops outside a training pass");
 
     public Random? Rng { get; private init; }
+    /// <summary>Where a recorded pass's drop-path masks live (null: drawn now from <see cref="Rng"/>).</summary>
+    public MaskPlan? Masks { get; private init; }
     /// <summary>Dropout on the embedding, each MLP's hidden activations and each residual branch (timm's drop_rate).</summary>
     public float DropRate { get; private init; }
     /// <summary>Stochastic depth at the last block; it grows linearly from 0 at the first (timm).</summary>
@@ -98,8 +106,14 @@ public sealed class Pass
     /// </summary>
     public Tensor? Mask(int[] shape, float dropRate, float dropPath)
     {
-        if (!Training || Rng is not { } rng || (dropRate <= 0 && dropPath <= 0)) return null;
+        if (!Training || (dropRate <= 0 && dropPath <= 0)) return null;
         int batch = shape[0];
+        if (Masks is { } plan)
+        {
+            if (dropRate > 0) throw new NotSupportedException("a recorded training step supports drop path, not dropout");
+            return plan.Site(batch, dropPath);
+        }
+        if (Rng is not { } rng) return null;
         if (dropRate <= 0)
         {
             // Drop path alone: one F32 factor per sample (the same draws, so the same numbers), applied as a row scale by

@@ -58,6 +58,9 @@ public sealed class Workspace(IBackend backend) : IDisposable
         _released.Clear();
     }
 
+    /// <summary>Frees every tensor; the workspace stays usable and allocates afresh.</summary>
+    public void Trim() => Dispose();
+
     public void Dispose()
     {
         foreach (var t in _owned) t.Dispose();

@@ -107,9 +107,7 @@ public sealed class AdamW : Optimizer
     public override void Update(float lr)
     {
         Step++;
-        foreach (var (off, len, decay) in Runs)
-            Be.AdamWStep(Slice(Params, off, len), Slice(Grads, off, len), Slice(_m, off, len), Slice(_v, off, len),
-                new AdamWArgs(lr, Beta1, Beta2, Eps, decay ? WeightDecay : 0f, Step));
+        Be.AdamWStepRuns(Params.Buffer, Grads.Buffer, _m.Buffer, _v.Buffer, Runs, new AdamWArgs(lr, Beta1, Beta2, Eps, WeightDecay, Step));
         SyncModel();
     }
 

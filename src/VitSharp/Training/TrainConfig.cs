@@ -32,6 +32,9 @@ public sealed record TrainConfig
     public float DropRate { get; init; }
     public float DropPathRate { get; init; }
     public float ClipGradNorm { get; init; } = 1f;
+    /// <summary>On CUDA, replay each step's forward, loss, backward and clipping as one recorded graph (same numbers as
+    /// eager; needs accumulation_steps 1 and no dropout, else steps run eagerly). false: always eager.</summary>
+    public bool CudaGraphs { get; init; } = true;
     public float EmaDecay { get; init; }
     public int Seed { get; init; }
     public int LogEverySteps { get; init; } = 10;

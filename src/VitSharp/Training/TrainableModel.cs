@@ -65,8 +65,92 @@ public sealed class TrainableModel : IDisposable
 
     public void ZeroGrad() => Be.Zero(Grads.Buffer);
 
+    /// <summary>
+    /// One micro-batch: forward, <see cref="ITrainingBackend.CrossEntropyStats"/> into <paramref name="io"/>'s dlogits and
+    /// stats, backward, then <paramref name="epilogue"/> (the caller's device work after the backward, e.g. clipping;
+    /// device operations only, the same every step). With <paramref name="replay"/> on a backend that records graphs
+    /// (<see cref="IGraphCapture"/>) and no dropout, the first such step with these buffers runs eagerly (it compiles
+    /// kernels and fills the allocator), the second records the whole micro-batch once, and every later one refills the
+    /// drop-path masks and replays the recording with one launch: the same kernels, in the same order, on the same data,
+    /// so a replayed step gives the eager step's numbers bit for bit. The inputs must stay at the same device addresses
+    /// (the trainer's step buffers); new buffers or another batch size record anew.
+    /// </summary>
+    public void TrainStep(StepIo io, Random? rng, Action? epilogue, bool replay)
+    {
+        if (replay && Be is IGraphCapture capture && Regularization.DropRate <= 0)
+        {
+            if (_recorded is not null && !_recorded.Io.Equals(io)) DropRecording();
+            if (_recorded is null && _eagerWith is not null && _eagerWith.Equals(io)) _recorded = Record(capture, io, epilogue);
+            if (_recorded is not null)
+            {
+                _recorded.Masks.Draw(rng);
+                _recorded.Work.Launch();
+                return;
+            }
+            _eagerWith = io;
+        }
+        var logits = Forward(io.Images, rng);
+        Be.CrossEntropyStats(logits, io.Targets, io.Labels, io.DLogits, io.GradScale, io.Stats);
+        Backward(io.DLogits);
+        epilogue?.Invoke();
+    }
+
+    /// <summary>Whether the last <see cref="TrainStep"/> ran as a replay (for benchmarks and tests).</summary>
+    public bool Replaying => _recorded is not null;
+
+    /// <summary>The buffers of one micro-batch that <see cref="TrainStep"/> reads and writes (compared by identity).</summary>
+    public sealed record StepIo(Tensor Images, Tensor Targets, Tensor? Labels, Tensor DLogits, Tensor Stats, float GradScale);
+
+    private sealed record Recording(StepIo Io, ICapturedWork Work, Workspace Acts, MaskPlan Masks);
+
+    private Recording? _recorded;
+    private StepIo? _eagerWith;
+
+    private Recording Record(IGraphCapture capture, StepIo io, Action? epilogue)
+    {
+        Model.CheckInput(io.Images.Shape);
+        var acts = new Workspace(Be);
+        int batch = io.Images.Dim(0);
+        var masks = new MaskPlan(Be, batch * (2 * Model.Config.Depth + 8));
+        var pass = Pass.TrainRecorded(Be, acts, Model.Parameters, Grads, masks, Regularization.DropPathRate);
+        ICapturedWork work;
+        try
+        {
+            work = capture.Capture(() =>
+            {
+                Model.TrainingPass = pass;
+                var logits = Model.Forward(pass, io.Images).Logits!;
+                Be.CrossEntropyStats(logits, io.Targets, io.Labels, io.DLogits, io.GradScale, io.Stats);
+                pass.BeginBackward();
+                Model.Backward(pass, io.DLogits);
+                epilogue?.Invoke();
+            });
+        }
+        catch
+        {
+            acts.Dispose();
+            masks.Dispose();
+            throw;
+        }
+        // The recording owns its activations for good; the eager pass's are not needed while it replays.
+        _acts.Trim();
+        _pass = null;
+        return new Recording(io, work, acts, masks);
+    }
+
+    private void DropRecording()
+    {
+        if (_recorded is null) return;
+        _recorded.Work.Dispose(); // waits for the device, then releases what the graph held
+        _recorded.Acts.Dispose();
+        _recorded.Masks.Dispose();
+        _recorded = null;
+        _eagerWith = null;
+    }
+
     public void Dispose()
     {
+        DropRecording();
         _acts.Dispose();
         Grads.Dispose();
     }

@@ -137,6 +137,7 @@ public sealed class Trainer : IDisposable
             windowLoss += host[0]; windowCorrect += host[1]; lastNorm = host[2];
         }
         _tm.ZeroGrad();
+        void clip() => be.ClipGradNorm(_tm.Grads.Buffer, cfg.ClipGradNorm, io.Stats);
 
         for (int epoch = state.Epoch; step < TotalSteps; epoch++)
         {
@@ -151,15 +152,15 @@ public sealed class Trainer : IDisposable
                         mc.NumClasses, cfg.LabelSmoothing, new Random(Seed(micro, 1)));
                 else targets = Targets.Smoothed(batch.Labels, mc.NumClasses, cfg.LabelSmoothing);
                 var (x, t, labels, dl) = io.Upload(batch, targets, mc);
-                var logits = _tm.Forward(x, new Random(Seed(micro, 2)));
-                be.CrossEntropyStats(logits, t, labels, dl, 1f / accum, io.Stats);
+                // Clipping closes the last micro-batch of a step; a step of one micro-batch replays as one graph on CUDA.
+                bool closes = (bi + 1) % accum == 0;
+                _tm.TrainStep(new TrainableModel.StepIo(x, t, labels, dl, io.Stats, 1f / accum), new Random(Seed(micro, 2)),
+                    closes ? clip : null, replay: accum == 1 && cfg.CudaGraphs);
                 windowImages += batch.Count;
-                _tm.Backward(dl);
                 _loader.Recycle(batch); // its pixels and labels are on the device now
                 bi++;
-                if (bi % accum != 0) continue;
+                if (!closes) continue;
 
-                be.ClipGradNorm(_tm.Grads.Buffer, cfg.ClipGradNorm, io.Stats);
                 if (readEveryStep)
                 {
                     Drain(step, epoch);

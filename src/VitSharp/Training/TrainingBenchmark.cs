@@ -13,7 +13,11 @@ namespace VitSharp.Training;
 /// </summary>
 public static class TrainingBenchmark
 {
-    public sealed record Result(string Model, int Batch, DType ComputeType, double MsPerStep, double ImagesPerSecond, float FirstLoss, float LastLoss, string? Profile);
+    public sealed record Result(string Model, int Batch, DType ComputeType, double MsPerStep, double ImagesPerSecond, float FirstLoss, float LastLoss, string? Profile)
+    {
+        /// <summary>Whether the timed steps replayed a recorded graph.</summary>
+        public bool Replayed { get; init; }
+    }
 
     /// <summary>A preset name, or "cifar": the CIFAR ViT of the GPU peer figures (32², patch 4, width 192, depth 9, 3 heads).</summary>
     public static ModelConfig Config(string name) => name == "cifar"
@@ -21,7 +25,10 @@ public static class TrainingBenchmark
         : Presets.Get(name);
 
     /// <param name="profiler">when given, runs one more step through it (e.g. CudaBackend.ProfileOnce) and returns its report.</param>
-    public static Result Run(string name, ITrainingBackend be, int batch, int steps = 20, int rounds = 3, int warmup = 3, Func<Action, string>? profiler = null)
+    /// <param name="replay">record the forward, loss, backward and clipping once and replay them (CUDA graphs), as the
+    /// trainer does.</param>
+    public static Result Run(string name, ITrainingBackend be, int batch, int steps = 20, int rounds = 3, int warmup = 3, Func<Action, string>? profiler = null,
+        bool replay = false)
     {
         if (batch <= 0 || steps <= 0 || rounds <= 0 || warmup < 0) throw new VitSharpException("batch, steps and rounds must be positive");
         var config = Config(name);
@@ -44,13 +51,12 @@ public static class TrainingBenchmark
         using var stats = be.Allocate([4], DType.F32);
         var host = new float[4];
 
+        var io = new TrainableModel.StepIo(x, t, null, dl, stats, 1f);
+        void Clip() => be.ClipGradNorm(tm.Grads.Buffer, 1f, stats);
         void Step()
         {
             tm.ZeroGrad();
-            var logits = tm.Forward(x, rng: null);
-            be.CrossEntropyStats(logits, t, null, dl, 1f, stats);
-            tm.Backward(dl);
-            be.ClipGradNorm(tm.Grads.Buffer, 1f, stats);
+            tm.TrainStep(io, rng: null, Clip, replay);
             opt.Update(1e-3f);
         }
         float Loss() { be.CopyToHost(stats, host); be.Zero(stats); return host[0]; }
@@ -74,6 +80,6 @@ public static class TrainingBenchmark
         times.Sort();
         double ms = times[times.Count / 2];
         string? report = profiler?.Invoke(Step);
-        return new Result(name, batch, be.ComputeType, ms, batch * 1000 / ms, first, last, report);
+        return new Result(name, batch, be.ComputeType, ms, batch * 1000 / ms, first, last, report) { Replayed = tm.Replaying };
     }
 }

@@ -31,4 +31,12 @@ public class CudaTrainingTests(ITestOutputHelper output)
     [InlineData(DType.F32)]
     [InlineData(DType.BF16)]
     public void SeededStepsAreDeterministic(DType dtype) => AllPass([CudaTrainingSelfTest.Determinism(dtype)]);
+
+    [CudaTheory]
+    [InlineData(DType.F32)]
+    [InlineData(DType.BF16)]
+    public void ReplayedStepsGiveTheEagerWeightsBitForBit(DType dtype) => AllPass([CudaTrainingSelfTest.GraphReplay(dtype)]);
+
+    [CudaFact]
+    public void OneSweepAdamWGivesThePerRunNumbers() => AllPass([CudaTrainingSelfTest.AdamWRuns()]);
 }

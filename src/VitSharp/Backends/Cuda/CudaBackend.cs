@@ -9,7 +9,7 @@ namespace VitSharp.Backends.Cuda;
 /// in our NVRTC-compiled kernels). Every op is queued on one stream and returns at once: only
 /// <see cref="CopyToHost"/> and <see cref="Synchronize"/> wait. Kernels live in Kernels/*.cu, one file per layer.
 /// </summary>
-public sealed unsafe partial class CudaBackend : IBackend
+public sealed unsafe partial class CudaBackend : IBackend, IGraphCapture
 {
     private readonly CudaGemm _gemm;
     private readonly string _suffix;
@@ -288,6 +288,8 @@ public sealed unsafe partial class CudaBackend : IBackend
     /// </summary>
     public CudaGraph Capture(Action body) => CudaGraph.Capture(Context, body);
 
+    ICapturedWork IGraphCapture.Capture(Action body) => Capture(body);
+
     private KernelProfile? _profile;
 
     /// <summary>Runs <paramref name="body"/> once with device events around every kernel and matrix product and returns
@@ -303,7 +305,12 @@ public sealed unsafe partial class CudaBackend : IBackend
         return p.Report();
     }
 
-    public void Dispose() => _gemm.Dispose();
+    public void Dispose()
+    {
+        foreach (var kv in _decayMasks) kv.Value.Dispose();
+        _decayMasks.Clear();
+        _gemm.Dispose();
+    }
 
     // --- launching ---
 

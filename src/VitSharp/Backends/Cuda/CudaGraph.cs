@@ -6,7 +6,7 @@ namespace VitSharp.Backends.Cuda;
 /// A captured sequence of stream work (cuStreamBeginCapture … cuGraphInstantiate), replayed with one launch.
 /// Device blocks released while capturing stay reserved until the graph is disposed: the graph still uses them.
 /// </summary>
-public sealed unsafe class CudaGraph : IDisposable
+public sealed unsafe class CudaGraph : ICapturedWork
 {
     private readonly CudaContext _ctx;
     private nint _graph, _exec;

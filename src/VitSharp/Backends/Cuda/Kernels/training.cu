@@ -15,13 +15,15 @@ __device__ void colsum_partial_impl(const T* x, float* partial, int rows, int co
     for (int r = r0; r < r1; r++) s += to_f(x[(long)r * stride + c]);
     partial[(long)chunk * cols + c] = s;
 }
+// The chunks of a column, one warp per column: lane l sums chunks l, l+32, … in order, then a fixed shuffle tree.
 extern "C" __global__ void colsum_final(const float* partial, float* dst, int chunks, int cols)
 {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    int c = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (c >= cols) return;
     float s = 0.f;
-    for (int k = 0; k < chunks; k++) s += partial[(long)k * cols + c];
-    dst[c] += s;
+    for (int k = lane; k < chunks; k += 32) s += partial[(long)k * cols + c];
+    s = warp_sum(s);
+    if (lane == 0) dst[c] += s;
 }
 
 // --- LayerNorm with saved statistics, and its backward (one warp per row) ---
@@ -84,13 +86,16 @@ __device__ void layernorm_param_partial_impl(const T* dy, const T* x, const S* m
     partial[(long)chunk * 2 * d + c] = sg;
     partial[(long)chunk * 2 * d + d + c] = sb;
 }
+// As colsum_final: one warp per channel, lanes over the chunks in a fixed order, then a fixed shuffle tree.
 extern "C" __global__ void layernorm_param_final(const float* partial, float* dg, float* db, int chunks, int d)
 {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    int c = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (c >= d) return;
     float sg = 0.f, sb = 0.f;
-    for (int k = 0; k < chunks; k++) { sg += partial[(long)k * 2 * d + c]; sb += partial[(long)k * 2 * d + d + c]; }
-    dg[c] += sg; db[c] += sb;
+    for (int k = lane; k < chunks; k += 32) { sg += partial[(long)k * 2 * d + c]; sb += partial[(long)k * 2 * d + d + c]; }
+    sg = warp_sum(sg);
+    sb = warp_sum(sb);
+    if (lane == 0) { dg[c] += sg; db[c] += sb; }
 }
 
 // --- activations' derivatives ---
@@ -191,14 +196,14 @@ __device__ void split_heads_impl(const T* src, T* dst, int batch, int n, int g, 
         if (dir == 0) dst[hix] = src[a]; else dst[a] = src[hix];
     }
 }
-// P = softmax(S) over rows of length n (S already scaled, fp32). One warp per row.
+// P = softmax(S) over rows of length n (S already scaled, fp32, rows lds apart; P dense). One warp per row.
 template <typename T>
-__device__ void softmax_rows_impl(const float* s, T* p, long rows, int n)
+__device__ void softmax_rows_impl(const float* s, T* p, long rows, int n, int lds)
 {
     long row = blockIdx.x * (long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (row >= rows) return;
-    const float* sr = s + row * n;
+    const float* sr = s + row * lds;
     T* pr = p + row * n;
     float m = -VS_INF;
     for (int j = lane; j < n; j += 32) m = fmaxf(m, sr[j]);
@@ -210,13 +215,13 @@ __device__ void softmax_rows_impl(const float* s, T* p, long rows, int n)
 }
 // dS = P ⊙ (dP − Σ_j P·dP) · scale, one warp per row.
 template <typename T>
-__device__ void softmax_backward_impl(const T* p, const float* dp, T* ds, long rows, int n, float scale)
+__device__ void softmax_backward_impl(const T* p, const float* dp, T* ds, long rows, int n, float scale, int lddp)
 {
     long row = blockIdx.x * (long)(blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (row >= rows) return;
     const T* pr = p + row * n;
-    const float* dr = dp + row * n;
+    const float* dr = dp + row * lddp;
     T* sr = ds + row * n;
     float dot = 0.f;
     for (int j = lane; j < n; j += 32) dot += to_f(pr[j]) * dr[j];
@@ -340,6 +345,22 @@ extern "C" __global__ void adamw_step(float* p, const float* g, float* m, float*
         p[i] = pi + -stepSize * __fdiv_rn(mi, denom);
     }
 }
+// adamw_step over a whole buffer in one sweep: decayMask[i] (bf16 bits, 0 or 1.0) says whether element i decays.
+extern "C" __global__ void adamw_step_masked(float* p, const float* g, float* m, float* v, const unsigned short* decayMask, long n,
+    float beta1, float beta2, float eps, float stepSize, float bc2Sqrt, float decay)
+{
+    float w1 = 1.f - beta1, w2 = 1.f - beta2;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+    {
+        float gi = g[i];
+        float pi = decayMask[i] ? p[i] * decay : p[i];
+        float mi = m[i] + w1 * (gi - m[i]);
+        float vi = v[i] * beta2 + w2 * gi * gi;
+        m[i] = mi; v[i] = vi;
+        float denom = __fsqrt_rn(vi) / bc2Sqrt + eps;
+        p[i] = pi + -stepSize * __fdiv_rn(mi, denom);
+    }
+}
 extern "C" __global__ void sgd_step(float* p, const float* g, float* buf, long n, float lr, float momentum, float wd, int nesterov, int first)
 {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
@@ -370,8 +391,8 @@ extern "C" __global__ void mean_tokens_backward_##S(const T* dy, T* dx, int t, i
 extern "C" __global__ void select_token_backward_##S(const T* dy, T* dx, int t, int d, int index) { select_token_backward_impl(dy, dx, t, d, index); } \
 extern "C" __global__ void embed_backward_patches_##S(const T* dx, T* dp, int np, int d, int prefix) { embed_backward_patches_impl(dx, dp, np, d, prefix); } \
 extern "C" __global__ void split_heads_##S(const T* src, T* dst, int batch, int n, int g, int heads, int hd, int dir) { split_heads_impl(src, dst, batch, n, g, heads, hd, dir); } \
-extern "C" __global__ void softmax_rows_##S(const float* s, T* p, long rows, int n) { softmax_rows_impl(s, p, rows, n); } \
-extern "C" __global__ void softmax_backward_##S(const T* p, const float* dp, T* ds, long rows, int n, float scale) { softmax_backward_impl(p, dp, ds, rows, n, scale); } \
+extern "C" __global__ void softmax_rows_##S(const float* s, T* p, long rows, int n, int lds) { softmax_rows_impl(s, p, rows, n, lds); } \
+extern "C" __global__ void softmax_backward_##S(const T* p, const float* dp, T* ds, long rows, int n, float scale, int lddp) { softmax_backward_impl(p, dp, ds, rows, n, scale, lddp); } \
 extern "C" __global__ void softmax_xent_##S(const T* l, const float* t, T* dl, float* rs, const float* lab, int k, float gs) { softmax_xent_impl(l, t, dl, rs, lab, k, gs); } \
 extern "C" __global__ void sumsq_partial_##S(const T* x, long n, double* partial) { sumsq_partial_impl(x, n, partial); }
 TRAIN_KERNELS(float, f32)

@@ -223,7 +223,65 @@ public static class CudaTrainingSelfTest
     /// <summary>Same seed, same GPU: a few steps of a small ViT with drop path, run twice, give identical weights.</summary>
     public static CudaSelfTest.Result Determinism(DType dt)
     {
-        byte[] Run()
+        var a = SeededSteps(dt, replay: false, out _);
+        var b2 = SeededSteps(dt, replay: false, out _);
+        int diff = 0;
+        for (int i = 0; i < a.Length; i++) if (a[i] != b2[i]) diff++;
+        return new CudaSelfTest.Result($"{dt} determinism: 5 seeded steps twice, differing bytes", diff, diff, 0);
+    }
+
+    /// <summary>The same seeded steps replayed as a recorded CUDA graph (from the second step on) give the eager
+    /// steps' weights bit for bit: same kernels, same order, the drop-path masks drawn as the eager pass draws them.</summary>
+    public static CudaSelfTest.Result GraphReplay(DType dt)
+    {
+        var eager = SeededSteps(dt, replay: false, out _);
+        var replayed = SeededSteps(dt, replay: true, out bool didReplay);
+        int diff = 0;
+        for (int i = 0; i < eager.Length; i++) if (eager[i] != replayed[i]) diff++;
+        if (!didReplay) return new CudaSelfTest.Result($"{dt} graph replay", double.NaN, double.NaN, 0, "the steps did not replay");
+        return new CudaSelfTest.Result($"{dt} graph replay: 5 seeded steps, replayed vs eager, differing bytes", diff, diff, 0);
+    }
+
+    /// <summary>The one-sweep AdamW over decay runs gives the per-run steps' numbers bit for bit (three steps).</summary>
+    public static CudaSelfTest.Result AdamWRuns()
+    {
+        using var gpu = new CudaBackend(DType.F32);
+        var rng = new Random(9);
+        int n = 1000;
+        (long, int, bool)[] runs = [(0, 300, true), (300, 77, false), (377, 600, true), (977, 23, false)];
+        float[] R(float scale) => Rand(rng, n, scale, DType.F32);
+        float[] p0 = R(1), m0 = R(0.1f), v0 = R(0.1f).Select(Math.Abs).ToArray();
+        var grads = Enumerable.Range(0, 3).Select(_ => R(1)).ToArray();
+        float[] Run(bool fused)
+        {
+            using var p = gpu.Allocate([n], DType.F32);
+            using var g = gpu.Allocate([n], DType.F32);
+            using var m = gpu.Allocate([n], DType.F32);
+            using var v = gpu.Allocate([n], DType.F32);
+            gpu.CopyFromHost(p0, p); gpu.CopyFromHost(m0, m); gpu.CopyFromHost(v0, v);
+            for (int step = 1; step <= 3; step++)
+            {
+                gpu.CopyFromHost(grads[step - 1], g);
+                var a = new AdamWArgs(1e-2f, 0.9f, 0.999f, 1e-8f, 0.05f, step);
+                if (fused) gpu.AdamWStepRuns(p, g, m, v, runs, a);
+                else
+                    foreach (var (off, len, decay) in runs)
+                        gpu.AdamWStep(p.View([len], off), g.View([len], off), m.View([len], off), v.View([len], off),
+                            a with { WeightDecay = decay ? a.WeightDecay : 0f });
+            }
+            var host = new float[n];
+            gpu.CopyToHost(p, host);
+            return host;
+        }
+        var fusedW = Run(true);
+        var perRun = Run(false);
+        int diff = 0;
+        for (int i = 0; i < n; i++) if (BitConverter.SingleToInt32Bits(fusedW[i]) != BitConverter.SingleToInt32Bits(perRun[i])) diff++;
+        return new CudaSelfTest.Result("AdamW one sweep over decay runs vs per run, 3 steps, differing weights", diff, diff, 0);
+    }
+
+    private static byte[] SeededSteps(DType dt, bool replay, out bool replayed)
+    {
         {
             using var gpu = new CudaBackend(dt);
             var cfg = new VitConfig { ImageSize = 32, PatchSize = 4, EmbedDim = 64, Depth = 2, NumHeads = 2, NumClasses = 10, MlpDim = 128 };
@@ -247,20 +305,14 @@ public static class CudaTrainingSelfTest
                 var labels = Enumerable.Range(0, b).Select(_ => rng.Next(10)).ToArray();
                 gpu.CopyFromHost(Targets.Smoothed(labels, 10, 0.1f), t);
                 tm.ZeroGrad();
-                var logits = tm.Forward(x, new Random(s));
-                gpu.CrossEntropyStats(logits, t, null, dl, 1f, stats);
-                tm.Backward(dl);
-                gpu.ClipGradNorm(tm.Grads.Buffer, 1f, stats);
+                tm.TrainStep(new TrainableModel.StepIo(x, t, null, dl, stats, 1f), new Random(s),
+                    () => gpu.ClipGradNorm(tm.Grads.Buffer, 1f, stats), replay);
                 opt.Update(1e-3f);
             }
+            replayed = tm.Replaying;
             var w = opt.Weights.ToHost();
             return w.OrderBy(kv => kv.Key, StringComparer.Ordinal).SelectMany(kv => kv.Value.Data.SelectMany(BitConverter.GetBytes)).ToArray();
         }
-        var a = Run();
-        var b2 = Run();
-        int diff = 0;
-        for (int i = 0; i < a.Length; i++) if (a[i] != b2[i]) diff++;
-        return new CudaSelfTest.Result($"{dt} determinism: 5 seeded steps twice, differing bytes", diff, diff, 0);
     }
 
     public static bool RunAll(IEnumerable<string> gradientRefs, TextWriter log)
@@ -270,7 +322,8 @@ public static class CudaTrainingSelfTest
         void Add(IEnumerable<CudaSelfTest.Result> rs) { foreach (var r in rs) { log.WriteLine(r); all.Add(r); } }
         foreach (var dt in new[] { DType.F32, DType.BF16 }) Add(OpParity(dt));
         foreach (var dir in gradientRefs) Add(GradientParity(dir));
-        foreach (var dt in new[] { DType.F32, DType.BF16 }) Add([Determinism(dt)]);
+        foreach (var dt in new[] { DType.F32, DType.BF16 }) Add([Determinism(dt), GraphReplay(dt)]);
+        Add([AdamWRuns()]);
         int failed = all.Count(r => !r.Pass);
         log.WriteLine($"training: {all.Count - failed}/{all.Count} passed");
         return failed == 0;
