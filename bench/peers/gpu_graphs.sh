@@ -16,8 +16,8 @@ for c in cifar:256 cifar:128 cifar:512 vit_small_patch16_224:256 vit_base_patch1
   timeout 60 ./app/vit bench-train --device cuda --model $m --batch-size $b --steps 20 --rounds 3 --graphs 2>&1 | grep RESULT
 done
 ./app/vit bench-train --device cuda --model cifar --batch-size 256 --steps 10 --rounds 1 --profile > $OUT/prof-cifar.txt 2>&1; head -16 $OUT/prof-cifar.txt
-cd peers && timeout 200 python3 timm_train.py vit_small_patch16_224:256 vit_base_patch16_224:128 cifar:256 cifar:512 2>&1 | grep RESULT
-timeout 200 python3 timm_train.py cifar:512 vit_base_patch16_224:128 --compile 2>&1 | grep RESULT; cd ..
+cd peers && timeout 200 python3 timm_train.py vit_small_patch16_224:256 vit_base_patch16_224:128 cifar:256 2>&1 | grep RESULT
+timeout 200 python3 timm_train.py cifar:512 --compile 2>&1 | grep RESULT; cd ..
 for g in true false; do
   t0=$(date +%s)
   timeout 100 ./app/vit train --config configs/cifar10_vit_gpu.json --data data/cifar10-jpeg.tar.gz --device cuda --set epochs=4 --set schedule.warmup_epochs=1 --set eval_every_epochs=4 --set cuda_graphs=$g --output runs/g$g > $OUT/train-$g.log 2>&1

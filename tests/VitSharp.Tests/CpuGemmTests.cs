@@ -110,10 +110,9 @@ public unsafe class CpuGemmTests
         }
     }
 
-    [Fact]
+    [CpuFeatureFact("avx512f")]
     public void TransposeOf16x16BlockIsExact()
     {
-        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
         var src = new float[16 * 20];
         for (int i = 0; i < src.Length; i++) src[i] = i;
         var dst = new float[16 * 18];

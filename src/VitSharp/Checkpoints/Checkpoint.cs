@@ -55,7 +55,13 @@ public sealed partial record Checkpoint
         }
         if (PyTorchPickle.LooksLike(path))
         {
-            var w = Finite(PyTorchPickle.Read(path, options.MaxTotalBytes), path, options);
+            // As for safetensors: from the pickle's names, before any storage is inflated, integer buffers are skipped and
+            // tensors no supported naming (or name map) uses are refused.
+            var w = Finite(PyTorchPickle.Read(path, options.MaxTotalBytes, n =>
+                n.EndsWith("position_ids", StringComparison.Ordinal) || n.EndsWith("num_batches_tracked", StringComparison.Ordinal) ? false
+                : options.NameMap?.Covers(n) == true || NameMap.Shipped.Any(m => m.Covers(n)) || KnownName().IsMatch(n) ? true
+                : throw new CheckpointException(path, "no model VitSharp reads (by timm, Hugging Face or Google names, or a name map) uses this tensor; refused before reading its storage", n)),
+                path, options);
             if (options.NameMap is { } userMap) return ByMap(path, "pytorch", w, userMap, options, user: true);
             if (HuggingFaceNames.IsHuggingFace(w)) return Build(path, "huggingface-pytorch", HuggingFaceNames.ToTimm(w, path), null, null, options);
             if (NameMap.Find(w.Keys) is { } shipped) return ByMap(path, "pytorch", w, shipped, options, user: false);

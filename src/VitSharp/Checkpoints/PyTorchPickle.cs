@@ -35,7 +35,12 @@ public static class PyTorchPickle
 
     /// <summary>Reads every tensor, charging each to <paramref name="maxTotalBytes"/> (<see cref="CheckpointLimits.MaxTotalBytes"/>
     /// when null) before allocating it.</summary>
-    public static Dictionary<string, HostArray> Read(string path, long? maxTotalBytes)
+    public static Dictionary<string, HostArray> Read(string path, long? maxTotalBytes) => Read(path, maxTotalBytes, null);
+
+    /// <summary>Reads the tensors whose names (without DataParallel's "module.") <paramref name="wanted"/> accepts (all when
+    /// null; it may also throw to refuse one), deciding from the pickle alone: a skipped or refused tensor's storage is
+    /// never inflated.</summary>
+    public static Dictionary<string, HostArray> Read(string path, long? maxTotalBytes, Func<string, bool>? wanted)
     {
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         try
@@ -58,6 +63,7 @@ public static class PyTorchPickle
             foreach (var (name, t) in tensors)
             {
                 var clean = name.StartsWith("module.", StringComparison.Ordinal) ? name["module.".Length..] : name;
+                if (wanted is not null && !wanted(clean)) continue;
                 long count = CheckView(t, path, clean);
                 CheckpointLimits.Charge(ref decoded, checked(count * 4), maxTotalBytes, path, clean);
                 if (!storages.TryGetValue(t.Storage.Key, out var bytes))

@@ -68,6 +68,15 @@ public class HostileFileTests : IDisposable
     }
 
     [Fact]
+    public void PtTensorNoModelUsesIsRefusedBeforeItsStorageIsRead()
+    {
+        // 64 MiB of zeros stored for a tensor of a name no model uses: refused from the pickle, the storage never inflated.
+        var p = Pt("unused.pt", TensorPickle("optimizer_state.exp_avg", 16 << 20, [16 << 20], [1]), 64L << 20);
+        var e = Refused(p, () => Checkpoint.Load(p), "uses this tensor; refused before reading its storage", maxAllocated: 8L << 20);
+        Assert.Equal("optimizer_state.exp_avg", e.TensorName);
+    }
+
+    [Fact]
     public void PickleDictContainingItselfIsRefused()
     {
         // {}, memoised; then d["a"] = d.
@@ -90,17 +99,17 @@ public class HostileFileTests : IDisposable
     [Fact]
     public void PickleStrideZeroViewIsRefused()
     {
-        var p = Pt("stride0.pt", TensorPickle("w", 4, [64, 4], [0, 1]), 16);
+        var p = Pt("stride0.pt", TensorPickle("pos_embed", 4, [64, 4], [0, 1]), 16);
         var e = Refused(p, () => Checkpoint.Load(p), "stride 0");
-        Assert.Equal("w", e.TensorName);
+        Assert.Equal("pos_embed", e.TensorName);
     }
 
     [Fact]
     public void PickleViewLargerThanItsStorageIsRefused()
     {
-        var p = Pt("overlap.pt", TensorPickle("w", 8, [4, 4], [1, 1]), 32);
-        Assert.Equal("w", Refused(p, () => Checkpoint.Load(p), "overlapping views are refused").TensorName);
-        var q = Pt("outside.pt", TensorPickle("w", 4, [8], [1]), 16);
+        var p = Pt("overlap.pt", TensorPickle("pos_embed", 8, [4, 4], [1, 1]), 32);
+        Assert.Equal("pos_embed", Refused(p, () => Checkpoint.Load(p), "overlapping views are refused").TensorName);
+        var q = Pt("outside.pt", TensorPickle("pos_embed", 4, [8], [1]), 16);
         Refused(q, () => Checkpoint.Load(q), "outside its storage");
     }
 
@@ -108,7 +117,7 @@ public class HostileFileTests : IDisposable
     public void PickleZipBombedStorageIsRefusedBeforeInflating()
     {
         // The pickle says 4 floats; the storage entry inflates to 256 MiB of zeros (about 256 KiB in the file).
-        var p = Pt("bomb.pt", TensorPickle("w", 4, [4], [1]), 256L << 20);
+        var p = Pt("bomb.pt", TensorPickle("pos_embed", 4, [4], [1]), 256L << 20);
         Assert.InRange(new FileInfo(p).Length, 0, 4L << 20);
         Refused(p, () => Checkpoint.Load(p), "but the pickle declares 4 FloatStorage elements");
     }
@@ -145,16 +154,16 @@ public class HostileFileTests : IDisposable
     public void PickleZipBombOfAUsedStorageIsRefusedBeforeInflating()
     {
         // The pickle and the entry agree (64 Mi floats, 256 MiB): a real deflate bomb of zeros, about 250 KiB on disk.
-        var p = Pt("used-bomb.pt", TensorPickle("w", 64 << 20, [64 << 20], [1]), 256L << 20, CompressionLevel.SmallestSize);
+        var p = Pt("used-bomb.pt", TensorPickle("pos_embed", 64 << 20, [64 << 20], [1]), 256L << 20, CompressionLevel.SmallestSize);
         Assert.InRange(Ratio(p, "archive/data/0"), 1000, 1032);
         var e = Refused(p, () => Checkpoint.Load(p), "zip entry 'archive/data/0' declares 268435456 bytes from ");
-        Assert.Equal("w", e.TensorName);
+        Assert.Equal("pos_embed", e.TensorName);
         Assert.Contains("past the 1000:1 that real tensor data compresses to (a zip bomb); refused before inflating it", e.Message);
 
         // A header that lies: 4 floats stored, 16 bytes, declared as 1 GiB (which the pickle then agrees with).
-        var q = Pt("liar.pt", TensorPickle("w", 1 << 28, [1 << 28], [1]), 16, CompressionLevel.NoCompression);
+        var q = Pt("liar.pt", TensorPickle("pos_embed", 1 << 28, [1 << 28], [1]), 16, CompressionLevel.NoCompression);
         DeclareSize(q, "archive/data/0", 1u << 30);
-        Assert.Equal("w", Refused(q, () => Checkpoint.Load(q), "zip entry 'archive/data/0' declares 1073741824 bytes from 16 compressed (67108864:1)").TensorName);
+        Assert.Equal("pos_embed", Refused(q, () => Checkpoint.Load(q), "zip entry 'archive/data/0' declares 1073741824 bytes from 16 compressed (67108864:1)").TensorName);
 
         // data.pkl itself bombed: refused before the pickle program is inflated.
         var r = Path.Combine(_tmp, "pkl-bomb.pt");

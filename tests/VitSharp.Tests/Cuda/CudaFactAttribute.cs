@@ -28,3 +28,12 @@ public sealed class CudaSharedFactAttribute : FactAttribute
         else if (TestData.SharedRoot is null) Skip = "needs ../shared (reference data beside the repository); absent in this checkout";
     }
 }
+
+/// <summary>A test of what happens without a GPU: skipped, with the reason, where CUDA is available.</summary>
+public sealed class NoCudaFactAttribute : FactAttribute
+{
+    public NoCudaFactAttribute()
+    {
+        if (CudaBackend.IsAvailable(out _)) Skip = "tests the CPU-only case; this machine has a working CUDA driver and GPU";
+    }
+}
