@@ -114,10 +114,9 @@ public static class CheckpointWriter
                 var g = GoogleNames.FromTimm(TimmTensors(ckpt, output, strictTimm: false), ckpt.Config, output);
                 Npz.Write(output, g);
                 if (ckpt.Config.LayerNormEps != 1e-6f)
-                    notes.Add($"LayerNorm eps {Num(ckpt.Config.LayerNormEps)} is not kept: npz readers use 1e-6 (LoadOptions.LayerNormEps states it)");
-                notes.Add(ckpt.Config.Gelu == Activation.GeluTanh
-                    ? "the activation is not kept: Google's code runs tanh GELU, as this model, but VitSharp and timm read an npz with exact GELU (pass --gelu tanh)"
-                    : "the activation is not kept: VitSharp and timm read an npz with exact GELU, as this model (Google's own code runs tanh GELU)");
+                    notes.Add($"LayerNorm eps {Show(ckpt.Config.LayerNormEps)} is not kept (npz readers assume 1e-6): pass --layer-norm-eps {Show(ckpt.Config.LayerNormEps)} when loading");
+                if (ckpt.Config.Gelu == Activation.GeluTanh)
+                    notes.Add("the activation is not kept: Google's code runs tanh GELU, as this model, but VitSharp and timm read an npz with exact GELU: pass --gelu tanh when loading");
                 if (ckpt.Labels is not null) notes.Add("class names and preprocessing are not kept (an npz holds arrays only)");
                 return new ConversionResult(output, format, ckpt.Config is MixerConfig ? "google mixer" : "google vit", g.Count, g.Values.Sum(t => t.Count), dtype, notes);
             }
@@ -158,7 +157,7 @@ public static class CheckpointWriter
     {
         if (c is VitConfig v && (v.InnerDim % 64 != 0 || v.InnerDim / 64 != v.NumHeads))
             yield return $"the head count is not kept: pass --heads {v.NumHeads} when loading";
-        if (c.LayerNormEps != 1e-6f) yield return $"LayerNorm eps {Num(c.LayerNormEps)} is not kept (readers assume 1e-6)";
+        if (c.LayerNormEps != 1e-6f) yield return $"LayerNorm eps {Show(c.LayerNormEps)} is not kept (readers assume 1e-6): pass --layer-norm-eps {Show(c.LayerNormEps)} when loading";
         if (c.Gelu != Activation.Gelu) yield return $"the activation is not kept: pass --gelu {ModelConfig.ActivationName(c.Gelu)} when loading";
         if (c is VitConfig { DynamicImgSize: true }) yield return "dynamic_img_size is not kept: pass --dynamic-img-size when loading";
     }
@@ -332,5 +331,7 @@ public static class CheckpointWriter
     }
 
     /// <summary>A float as the shortest decimal that reads back as the same float (1e-6f → 1E-06, not 9.99999997e-07).</summary>
+    private static string Show(float x) => x.ToString("R", CultureInfo.InvariantCulture).ToLowerInvariant();
+
     private static double Num(float x) => double.Parse(x.ToString("R", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 }
