@@ -319,7 +319,7 @@ public static class CheckpointWriter
                 ["image_mean"] = new JsonArray([.. recipe.Mean.Select(x => (JsonNode)Num(x))]),
                 ["image_std"] = new JsonArray([.. recipe.Std.Select(x => (JsonNode)Num(x))]),
             });
-        else notes.Add($"no preprocessor_config.json: the '{recipe.Name}' preprocessing (resize then center crop) is not what ViTImageProcessor does");
+        else notes.Add($"no preprocessor_config.json: the '{recipe.Name}' preprocessing ({(recipe.Resize == ResizeMode.Square ? "a resize without antialias" : "a resize then a centre crop")}) is not what ViTImageProcessor does");
         WriteJson(System.IO.Path.Combine(output, "config.json"), config); // last: a folder without it is not a model
         return new ConversionResult(output, CheckpointFormat.HuggingFace, $"huggingface {t.ModelType}", hf.Count, hf.Values.Sum(a => a.Count), dtype, notes);
     }

@@ -144,6 +144,35 @@ public sealed class ConversionTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(main, main2);
         Assert.Equal(tokens, tokens2);
         if (f == CheckpointFormat.VitSharp) Assert.Equal(ckpt.Labels, back.Labels);
+        // VitSharp's record states the preprocessing; a Hugging Face folder does when ViTImageProcessor can express it.
+        if (f == CheckpointFormat.VitSharp || f == CheckpointFormat.HuggingFace && !result.Notes.Any(n => n.Contains("preprocessor_config")))
+            SameRecipe(VitSharp.Inference.Recipes.For(ckpt), VitSharp.Inference.Recipes.For(back));
+    }
+
+    private static void SameRecipe(VitSharp.Data.Transforms.PreprocessRecipe a, VitSharp.Data.Transforms.PreprocessRecipe b)
+    {
+        Assert.Equal((a.Resize, a.Interpolation, a.ImageSize, a.Antialias, a.CropPct), (b.Resize, b.Interpolation, b.ImageSize, b.Antialias, b.CropPct));
+        Assert.Equal(a.Mean, b.Mean);
+        Assert.Equal(a.Std, b.Std);
+    }
+
+    /// <summary>Class names travel in VitSharp's record and in config.json's id2label; a timm file has no place for them
+    /// and says so.</summary>
+    [Fact]
+    public void ClassNamesTravelWhereTheFormatHasAPlace()
+    {
+        var src = Sources["vit_tiny48"];
+        var names = Enumerable.Range(0, 10).Select(i => $"class {i}").ToArray();
+        var ckpt = Checkpoint.Load(src.Path, src.Options) with { Labels = names };
+        foreach (var f in new[] { CheckpointFormat.VitSharp, CheckpointFormat.HuggingFace })
+        {
+            var path = Target(_tmp, "labels", f);
+            CheckpointWriter.Write(ckpt, path, f);
+            Assert.Equal(names, Checkpoint.Load(path).Labels);
+        }
+        var timm = CheckpointWriter.Write(ckpt, Target(_tmp, "labels", CheckpointFormat.Timm), CheckpointFormat.Timm);
+        Assert.Contains(timm.Notes, n => n.Contains("class names are not kept"));
+        Assert.Contains(timm.Notes, n => n.Contains("--heads 2"));
     }
 
     /// <summary>bf16 files hold the weights rounded to nearest even: read back they are exactly those, and the model
