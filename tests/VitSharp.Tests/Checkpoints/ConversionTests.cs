@@ -286,6 +286,62 @@ public sealed class ConversionTests(ITestOutputHelper output) : IDisposable
         SameTensors(theirs, ours);
     }
 
+    /// <summary>Variants no reference file has, built from vit_tiny48's weights: Google's gap model (no class token, norm
+    /// before the mean), a pre-logits layer without a head (Google's ImageNet-21k shape, HF ViTModel's pooler), and
+    /// attention without qkv biases (written as zero biases, which compute the same).</summary>
+    [Theory]
+    [InlineData("gap", "npz")]
+    [InlineData("pre_logits", "npz")]
+    [InlineData("pre_logits", "hf")]
+    [InlineData("no_qkv_bias", "npz")]
+    [InlineData("no_qkv_bias", "hf")]
+    public void BuiltVariantsRoundTrip(string variant, string format)
+    {
+        var w = SafeTensors.Read(TestData.Small("vit_tiny48", "model.safetensors"));
+        switch (variant)
+        {
+            case "gap":
+                w.Remove("cls_token");
+                var pos = w["pos_embed"];
+                w["pos_embed"] = new HostArray([1, pos.Shape[1] - 1, 64], pos.Data[64..]);
+                break;
+            case "pre_logits":
+                var rng = new Random(5);
+                w.Remove("head.weight");
+                w.Remove("head.bias");
+                w["pre_logits.fc.weight"] = new HostArray([32, 64], Enumerable.Range(0, 32 * 64).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray());
+                w["pre_logits.fc.bias"] = new HostArray([32], Enumerable.Range(0, 32).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray());
+                break;
+            default:
+                for (int b = 0; b < 2; b++) w.Remove($"blocks.{b}.attn.qkv.bias");
+                break;
+        }
+        var src = Path.Combine(_tmp, variant + ".safetensors");
+        SafeTensors.Write(src, w);
+        var ckpt = Checkpoint.Load(src, new LoadOptions { Heads = 2 });
+        var c = (VitConfig)ckpt.Config;
+        if (variant == "gap") Assert.Equal((Pooling.Avg, false, false), (c.Pool, c.FcNorm, c.ClassToken));
+        if (variant == "pre_logits") Assert.Equal((32, 0), (c.RepresentationSize, c.NumClasses));
+        var f = CheckpointWriter.ParseFormat(format);
+        var path = Target(_tmp, variant, f);
+        CheckpointWriter.Write(ckpt, path, f);
+        var back = Checkpoint.Load(path, Stated(c, f));
+        var input = Npy.Read(TestData.Small("vit_tiny48", "input.npy"));
+        Assert.Equal(Outputs(ckpt, input).main, Outputs(back, input).main);
+        if (variant == "no_qkv_bias")
+        {
+            // npz Dense modules always have a bias: zeros; transformers states qkv_bias false and keeps none.
+            Assert.Equal(f == CheckpointFormat.Npz, ((VitConfig)back.Config).QkvBias);
+            if (f == CheckpointFormat.Npz) Assert.All(back.Weights["blocks.0.attn.qkv.bias"].Data, x => Assert.Equal(0f, x));
+            Assert.Equal(c with { QkvBias = ((VitConfig)back.Config).QkvBias }, back.Config);
+        }
+        else
+        {
+            Assert.Equal(c, back.Config);
+            SameTensors(ckpt.Weights, back.Weights);
+        }
+    }
+
     [Fact]
     public void UnexpressibleFamilyIsATypedOneLineErrorInTheCli()
     {
