@@ -36,6 +36,8 @@ public sealed class ConvertCommand : ICliCommand
             {
                 var target = named ?? CheckpointWriter.FormatOf(dst)
                     ?? throw new VitSharpException($"{dst}: cannot tell the format from the name; pass --format timm, vitsharp, npz or hf");
+                if (r.GetValue(metadata) && target != CheckpointFormat.Timm)
+                    throw new VitSharpException("--metadata is for --format timm (vitsharp always writes the record; npz and hf have no place for it)");
                 var type = CheckpointWriter.ParseDType(r.GetValue(dtype) ?? "f32");
                 var ckpt = Checkpoint.Load(src, ck.Load(r));
                 ModelMetadata? md = r.GetValue(labels) is not null || r.GetValue(recipe) is not null

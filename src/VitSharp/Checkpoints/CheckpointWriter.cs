@@ -319,7 +319,19 @@ public static class CheckpointWriter
                 ["image_mean"] = new JsonArray([.. recipe.Mean.Select(x => (JsonNode)Num(x))]),
                 ["image_std"] = new JsonArray([.. recipe.Std.Select(x => (JsonNode)Num(x))]),
             });
-        else notes.Add($"no preprocessor_config.json: the '{recipe.Name}' preprocessing ({(recipe.Resize == ResizeMode.Square ? "a resize without antialias" : "a resize then a centre crop")}) is not what ViTImageProcessor does");
+        else
+        {
+            notes.Add($"no preprocessor_config.json: the '{recipe.Name}' preprocessing ({(recipe.Resize == ResizeMode.Square ? "a resize without antialias" : "a resize then a centre crop")}) is not what ViTImageProcessor does");
+            // One left from an earlier write would state another model's preprocessing.
+            var stale = System.IO.Path.Combine(output, "preprocessor_config.json");
+            if (File.Exists(stale))
+            {
+                File.Delete(stale);
+                notes.Add("removed the folder's earlier preprocessor_config.json");
+            }
+        }
+        if (t.Architecture is "ViTModel" or "DeiTModel" && v.RepresentationSize == 0)
+            notes.Add($"{t.Architecture}'s pooler is not in the file (VitSharp's model has none): transformers initialises it at random, so use last_hidden_state, not pooler_output");
         WriteJson(System.IO.Path.Combine(output, "config.json"), config); // last: a folder without it is not a model
         return new ConversionResult(output, CheckpointFormat.HuggingFace, $"huggingface {t.ModelType}", hf.Count, hf.Values.Sum(a => a.Count), dtype, notes);
     }
