@@ -342,6 +342,64 @@ public sealed class ConversionTests(ITestOutputHelper output) : IDisposable
         }
     }
 
+    /// <summary>
+    /// The files tests/tools/convert_check.py loads with timm, transformers and timm's npz loader (on a machine that has
+    /// them: the GPU machine), written to $VITSHARP_CONVERT_CHECK_DIR: every timm family as timm safetensors, Hugging
+    /// Face folders of DeiT, ViT, DINOv2 with registers, SigLIP and CLIP (the last three from the timm families, heads
+    /// removed: those transformers models have none), the reference folders through timm and back, and Google npz files.
+    /// Each is read back here too.
+    /// </summary>
+    [EnvFact(CheckDirVariable)]
+    public void WritesTheLibraryCheckFiles()
+    {
+        var dir = Environment.GetEnvironmentVariable(CheckDirVariable)!;
+        Directory.CreateDirectory(dir);
+        var written = new List<string>();
+        void Write(Checkpoint c, string name, CheckpointFormat f, LoadOptions? back = null)
+        {
+            var path = Path.Combine(dir, name);
+            CheckpointWriter.Write(c, path, f);
+            // Dinov2WithRegisters keeps a position row for the class token (zero, from timm's no_embed_class): read back,
+            // the table covers the class token, which computes the same.
+            var expected = f == CheckpointFormat.HuggingFace && c.Config is VitConfig { RegTokens: > 0 } v ? v with { NoEmbedClass = false } : c.Config;
+            Assert.Equal(expected, Checkpoint.Load(path, back ?? Stated(c.Config, f)).Config);
+            written.Add(name);
+        }
+        Checkpoint Load(string source) => Checkpoint.Load(Sources[source].Path, Sources[source].Options);
+        Checkpoint Headless(Checkpoint c)
+        {
+            var w = new Dictionary<string, HostArray>(c.Weights);
+            w.Remove("head.weight");
+            w.Remove("head.bias");
+            return c with { Config = (VitConfig)c.Config with { NumClasses = 0 }, Weights = w };
+        }
+        foreach (var n in new[] { "deit_distilled", "vit_reg4", "vit_layerscale_qknorm", "vit_clip_quickgelu", "vit_siglip_map", "vit_dinov2_reg", "vit_avg_nocls", "vit_no_qkv_bias_relu" })
+            Write(Load(n), $"timm_{n}.safetensors", CheckpointFormat.Timm);
+        Write(Load("vit_tiny48_npz"), "timm_vit_tiny48_from_npz.safetensors", CheckpointFormat.Timm);
+        Write(Load("vit_tiny48_npz"), "hf_vit_tiny48_from_npz", CheckpointFormat.HuggingFace);
+        Write(Load("vit_tiny48"), "npz_vit_tiny48.npz", CheckpointFormat.Npz);
+        Write(Load("vit_tiny48_hf"), "npz_vit_tiny48_from_hf.npz", CheckpointFormat.Npz);
+        Write(Load("mixer_tiny48"), "npz_mixer_tiny48.npz", CheckpointFormat.Npz);
+        Write(Load("deit_distilled"), "hf_deit_distilled", CheckpointFormat.HuggingFace);
+        Write(Load("vit_no_qkv_bias_relu"), "hf_vit_no_qkv_bias_relu", CheckpointFormat.HuggingFace);
+        Write(Headless(Load("vit_dinov2_reg")), "hf_dinov2_reg_headless", CheckpointFormat.HuggingFace, new LoadOptions { DynamicImgSize = true });
+        // vit_reg4 has no layer scale: DINOv2's layers get gammas of one, and layer_scale reads back true.
+        var reg4 = Headless(Load("vit_reg4"));
+        CheckpointWriter.Write(reg4, Path.Combine(dir, "hf_reg4_headless"), CheckpointFormat.HuggingFace);
+        Assert.Equal((VitConfig)reg4.Config with { LayerScale = true, NoEmbedClass = false }, Checkpoint.Load(Path.Combine(dir, "hf_reg4_headless")).Config);
+        Write(Headless(Load("vit_siglip_map")), "hf_siglip_map_headless", CheckpointFormat.HuggingFace);
+        Write(Headless(Load("vit_clip_quickgelu")), "hf_clip_headless", CheckpointFormat.HuggingFace);
+        foreach (var n in new[] { "hf_dinov2", "hf_clip_vision", "hf_siglip_vision", "hf_deit_teacher" })
+        {
+            var ckpt = Load(n);
+            Write(ckpt, $"timm_{n}.safetensors", CheckpointFormat.Timm);
+            Write(Checkpoint.Load(Path.Combine(dir, $"timm_{n}.safetensors"), Stated(ckpt.Config, CheckpointFormat.Timm)), $"hf_{n}_again", CheckpointFormat.HuggingFace);
+        }
+        output.WriteLine($"wrote {written.Count + 1} checkpoints to {dir}: {string.Join(", ", written)}");
+    }
+
+    private const string CheckDirVariable = "VITSHARP_CONVERT_CHECK_DIR";
+
     [Fact]
     public void UnexpressibleFamilyIsATypedOneLineErrorInTheCli()
     {
@@ -391,5 +449,15 @@ public sealed class ConversionTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(CheckpointFormat.HuggingFace, CheckpointWriter.FormatOf(_tmp));
         Assert.Null(CheckpointWriter.FormatOf("model.bin"));
         Assert.Throws<VitSharpException>(() => CheckpointWriter.ParseFormat("onnx"));
+    }
+}
+
+/// <summary>A fact that runs only when an environment variable is set (it names where the test writes); skipped with
+/// that reason otherwise.</summary>
+public sealed class EnvFactAttribute : FactAttribute
+{
+    public EnvFactAttribute(string variable)
+    {
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(variable))) Skip = $"set {variable} to the folder to write into";
     }
 }
