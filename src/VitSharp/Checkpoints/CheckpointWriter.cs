@@ -111,7 +111,9 @@ public static class CheckpointWriter
             case CheckpointFormat.Npz:
             {
                 if (dtype != "F32") throw new VitSharpException($"{output}: a Google npz is written in float32 (--dtype f32), not {dtype}");
-                var g = GoogleNames.FromTimm(TimmTensors(ckpt, output, strictTimm: false), ckpt.Config, output);
+                // Google's position table always covers the class token: VitSharp's padded table (a zero row for a
+                // no_embed_class model's class token) is that layout.
+                var g = GoogleNames.FromTimm(ckpt.Weights, ckpt.Config, output);
                 Npz.Write(output, g);
                 if (ckpt.Config.LayerNormEps != 1e-6f)
                     notes.Add($"LayerNorm eps {Show(ckpt.Config.LayerNormEps)} is not kept (npz readers assume 1e-6): pass --layer-norm-eps {Show(ckpt.Config.LayerNormEps)} when loading");
@@ -201,7 +203,6 @@ public static class CheckpointWriter
         if (target.Family is "dinov2" && v.DistToken) why.Add("a distillation token beside layer scale or registers");
         if (v.RepresentationSize > 0 && (target.Family != "vit" || v.NumClasses > 0))
             why.Add("a pre-logits layer beside a classifier (ViTForImageClassification has no pooler)");
-        if (v.NoEmbedClass && target.Family == "clip" && v.ClassToken) why.Add("a class token without a position (no_embed_class)");
         if (why.Count > 0) throw new ConversionException(output, "hf", why);
         return target;
     }
