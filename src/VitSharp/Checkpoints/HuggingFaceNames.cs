@@ -211,8 +211,8 @@ public static class HuggingFaceNames
     /// The inverse of <see cref="ToTimm"/> for one <paramref name="family"/> ("vit", "deit", "dinov2", "clip") under the
     /// model <paramref name="prefix"/> ("vit.", "deit.", "vision_model." or ""): the names transformers' model class
     /// loads. The weights must already have the tensors that family's modules hold (a caller adds zero biases where
-    /// timm has none); <paramref name="registers"/> rows of the position table after the class token are dropped
-    /// (Dinov2WithRegisters keeps none for its registers) and must be zero.
+    /// timm has none). With register tokens (DINOv2), their rows of the position table, after the class token, are
+    /// dropped (Dinov2WithRegisters keeps none for its registers) and must be zero.
     /// </summary>
     public static Dictionary<string, HostArray> FromTimm(IReadOnlyDictionary<string, HostArray> w, string family, string prefix, string file)
     {
