@@ -32,6 +32,10 @@ public sealed class CheckpointOptions
     {
         Description = "MLP activation: erf (timm, PyTorch), tanh (Google's Flax code, SigLIP), quick_gelu (OpenAI CLIP), relu or silu",
     };
+    public Option<float?> LayerNormEps { get; } = new("--layer-norm-eps")
+    {
+        Description = "LayerNorm eps when the checkpoint does not state it (timm and npz files; default 1e-6)",
+    };
     public Option<int?> DimHead { get; } = new("--dim-head") { Description = "each head's width when it is not width/heads (vit-pytorch's dim_head)" };
     public Option<bool> DynamicImgSize { get; } = new("--dynamic-img-size")
     {
@@ -46,7 +50,7 @@ public sealed class CheckpointOptions
 
     public void AddTo(Command command, bool device = true)
     {
-        foreach (var o in new Option[] { Checkpoint, ImageSize, Heads, DimHead, Pool, Gelu, DynamicImgSize, NameMap, AllowNonFinite }) command.Options.Add(o);
+        foreach (var o in new Option[] { Checkpoint, ImageSize, Heads, DimHead, Pool, Gelu, LayerNormEps, DynamicImgSize, NameMap, AllowNonFinite }) command.Options.Add(o);
         if (device) command.Options.Add(Device);
     }
 
@@ -66,6 +70,7 @@ public sealed class CheckpointOptions
             var p => VitConfig.ParsePool(p),
         },
         Gelu = ConfigInference.ParseGelu(r.GetValue(Gelu)),
+        LayerNormEps = r.GetValue(LayerNormEps),
         DynamicImgSize = r.GetValue(DynamicImgSize) ? true : null,
         NameMap = r.GetValue(NameMap) is { } map ? VitSharp.Checkpoints.NameMap.Read(map) : null,
         AllowNonFinite = r.GetValue(AllowNonFinite),

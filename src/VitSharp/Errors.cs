@@ -24,6 +24,23 @@ public sealed class CheckpointException : VitSharpException
     public string? TensorName { get; }
 }
 
+/// <summary>A model that the target checkpoint format cannot express: names the file to be written, the format, and
+/// every feature it lacks (e.g. "npz cannot express a distillation token (DeiT)").</summary>
+public sealed class ConversionException : VitSharpException
+{
+    public ConversionException(string file, string format, IReadOnlyList<string> features)
+        : base($"{file}: the {format} format cannot express {string.Join("; ", features)}")
+    {
+        File = file;
+        Format = format;
+        Features = features;
+    }
+
+    public string File { get; }
+    public string Format { get; }
+    public IReadOnlyList<string> Features { get; }
+}
+
 /// <summary>An input array whose shape or contents do not fit the model.</summary>
 public sealed class InputException : VitSharpException
 {

@@ -1,34 +1,54 @@
 using System.CommandLine;
 using VitSharp.Checkpoints;
+using VitSharp.Inference;
 
 namespace VitSharp.Cli.Commands;
 
-/// <summary>`vit convert`: rewrites a safetensors checkpoint in another float type (bf16, f16, f32), keeping its
-/// metadata (a VitSharp file's `vitsharp.model` record: config, preprocessing, class names). bf16 rounds to nearest even.</summary>
+/// <summary>`vit convert`: a checkpoint of any format VitSharp reads written as timm safetensors, VitSharp's own
+/// safetensors, a Google npz or a Hugging Face folder (<see cref="CheckpointWriter"/>); without --format, a safetensors
+/// file written to a .safetensors path is only re-typed (bf16 by default), names and metadata kept.</summary>
 public sealed class ConvertCommand : ICliCommand
 {
     public Command Create()
     {
-        var input = new Option<string>("--checkpoint", "-c") { Description = "safetensors file to convert", Required = true };
-        var output = new Option<string>("--output", "-o") { Description = "safetensors file to write", Required = true };
-        var dtype = new Option<string>("--dtype") { Description = "bf16, f16 or f32", DefaultValueFactory = _ => "bf16" };
-        var cmd = new Command("convert", "rewrite a safetensors checkpoint as bf16, f16 or f32, keeping its metadata");
-        foreach (var o in new Option[] { input, output, dtype }) cmd.Options.Add(o);
+        var ck = new CheckpointOptions();
+        var output = new Option<string>("--output", "-o") { Description = "file (.safetensors, .npz) or folder (hf) to write", Required = true };
+        var format = new Option<string?>("--format", "-f")
+        {
+            Description = "timm, vitsharp, npz or hf (default: from --output: .npz → npz, a folder → hf, .safetensors → vitsharp, "
+                + "or only a dtype rewrite when the input is safetensors too)",
+        };
+        var dtype = new Option<string?>("--dtype") { Description = "bf16, f16 or f32 (default: bf16 for a dtype rewrite, f32 for a format conversion)" };
+        var metadata = new Option<bool>("--metadata") { Description = "--format timm: also write VitSharp's metadata record (config, preprocessing, labels)" };
+        var labels = new Option<string?>("--labels") { Description = "class names to record: a text file or a JSON array (default: the checkpoint's)" };
+        var recipe = new Option<string?>("--recipe") { Description = "preprocessing to record: timm, google, hf or a .json (default: what fits the checkpoint)" };
+        var cmd = new Command("convert", "write a checkpoint as timm safetensors, VitSharp safetensors, a Google npz or a Hugging Face folder");
+        ck.AddTo(cmd, device: false);
+        foreach (var o in new Option[] { output, format, dtype, metadata, labels, recipe }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            string src = r.GetValue(input)!, dst = r.GetValue(output)!;
-            var type = r.GetValue(dtype)!.ToLowerInvariant() switch
+            string src = r.GetValue(ck.Checkpoint)!, dst = r.GetValue(output)!;
+            var named = r.GetValue(format) is { } f ? CheckpointWriter.ParseFormat(f) : (CheckpointFormat?)null;
+            ConversionResult result;
+            if (named is null && dst.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) && File.Exists(src) && SafeTensors.LooksLike(src))
+                result = CheckpointWriter.RewriteDType(src, dst, CheckpointWriter.ParseDType(r.GetValue(dtype) ?? "bf16"));
+            else
             {
-                "bf16" => "BF16",
-                "f16" or "fp16" => "F16",
-                "f32" or "fp32" => "F32",
-                var d => throw new VitSharpException($"--dtype must be bf16, f16 or f32, not '{d}'"),
-            };
-            if (!File.Exists(src)) throw new VitSharpException($"{src}: file not found");
-            if (!SafeTensors.LooksLike(src)) throw new VitSharpException($"{src}: not a safetensors file (convert reads safetensors only)");
-            var tensors = SafeTensors.Read(src, out var meta);
-            SafeTensors.Write(dst, tensors, meta, type);
-            Console.WriteLine($"{dst}: {tensors.Count} tensors, {tensors.Values.Sum(t => t.Count)} values as {type}, {new FileInfo(dst).Length} bytes");
+                var target = named ?? CheckpointWriter.FormatOf(dst)
+                    ?? throw new VitSharpException($"{dst}: cannot tell the format from the name; pass --format timm, vitsharp, npz or hf");
+                if (r.GetValue(metadata) && target != CheckpointFormat.Timm)
+                    throw new VitSharpException("--metadata is for --format timm (vitsharp always writes the record; npz and hf have no place for it)");
+                var type = CheckpointWriter.ParseDType(r.GetValue(dtype) ?? "f32");
+                var ckpt = Checkpoint.Load(src, ck.Load(r));
+                ModelMetadata? md = r.GetValue(labels) is not null || r.GetValue(recipe) is not null
+                    ? Recipes.Resolve(ckpt, ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null)
+                    : null;
+                if (md?.Labels is not null) ckpt = ckpt with { Labels = md.Labels };
+                result = CheckpointWriter.Write(ckpt, dst, target, type, md, r.GetValue(metadata));
+            }
+            Console.WriteLine($"{result.Path}: {CheckpointWriter.FormatName(result.Format)}{(result.Family is { } fam && fam != CheckpointWriter.FormatName(result.Format) ? $" ({fam})" : "")}, "
+                + $"{result.Tensors} tensors, {result.Values} values as {result.DType}");
+            foreach (var n in result.Notes) Console.WriteLine("note: " + n);
             return 0;
         }));
         return cmd;
