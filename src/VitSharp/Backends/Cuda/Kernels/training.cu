@@ -330,36 +330,32 @@ extern "C" __global__ void clip_by_norm(float* g, long n, const double* sumsq, f
 }
 
 // --- optimizers (fp32 master weights and state), the CPU backend's arithmetic ---
+// One AdamW element, PyTorch's order of operations with every rounding explicit (_rn intrinsics are never contracted
+// into FMAs), so the per-run and the one-sweep kernels give the same bits whatever the compiler fuses — and the CPU's.
+__device__ __forceinline__ void adamw_elem(float* p, const float* g, float* m, float* v, long i, bool decays, float beta1, float beta2,
+    float eps, float stepSize, float bc2Sqrt, float decay)
+{
+    float w1 = __fsub_rn(1.f, beta1), w2 = __fsub_rn(1.f, beta2);
+    float gi = g[i];
+    float pi = decays ? __fmul_rn(p[i], decay) : p[i];
+    float mi = __fadd_rn(m[i], __fmul_rn(w1, __fsub_rn(gi, m[i])));
+    float vi = __fadd_rn(__fmul_rn(v[i], beta2), __fmul_rn(__fmul_rn(w2, gi), gi));
+    m[i] = mi; v[i] = vi;
+    float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), bc2Sqrt), eps);
+    p[i] = __fadd_rn(pi, __fmul_rn(-stepSize, __fdiv_rn(mi, denom)));
+}
 extern "C" __global__ void adamw_step(float* p, const float* g, float* m, float* v, long n, float beta1, float beta2, float eps,
     float stepSize, float bc2Sqrt, float decay, int hasDecay)
 {
-    float w1 = 1.f - beta1, w2 = 1.f - beta2;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
-    {
-        float gi = g[i];
-        float pi = hasDecay ? p[i] * decay : p[i];
-        float mi = m[i] + w1 * (gi - m[i]);
-        float vi = v[i] * beta2 + w2 * gi * gi;
-        m[i] = mi; v[i] = vi;
-        float denom = __fsqrt_rn(vi) / bc2Sqrt + eps;
-        p[i] = pi + -stepSize * __fdiv_rn(mi, denom);
-    }
+        adamw_elem(p, g, m, v, i, hasDecay != 0, beta1, beta2, eps, stepSize, bc2Sqrt, decay);
 }
 // adamw_step over a whole buffer in one sweep: decayMask[i] (bf16 bits, 0 or 1.0) says whether element i decays.
 extern "C" __global__ void adamw_step_masked(float* p, const float* g, float* m, float* v, const unsigned short* decayMask, long n,
     float beta1, float beta2, float eps, float stepSize, float bc2Sqrt, float decay)
 {
-    float w1 = 1.f - beta1, w2 = 1.f - beta2;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
-    {
-        float gi = g[i];
-        float pi = decayMask[i] ? p[i] * decay : p[i];
-        float mi = m[i] + w1 * (gi - m[i]);
-        float vi = v[i] * beta2 + w2 * gi * gi;
-        m[i] = mi; v[i] = vi;
-        float denom = __fsqrt_rn(vi) / bc2Sqrt + eps;
-        p[i] = pi + -stepSize * __fdiv_rn(mi, denom);
-    }
+        adamw_elem(p, g, m, v, i, decayMask[i] != 0, beta1, beta2, eps, stepSize, bc2Sqrt, decay);
 }
 extern "C" __global__ void sgd_step(float* p, const float* g, float* buf, long n, float lr, float momentum, float wd, int nesterov, int first)
 {
