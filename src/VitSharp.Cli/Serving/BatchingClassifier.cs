@@ -11,7 +11,7 @@ namespace VitSharp.Cli.Serving;
 /// </summary>
 public sealed class BatchingClassifier : IAsyncDisposable
 {
-    private sealed record Job(Image Image, OutputKind Kind, TaskCompletionSource<(float[], int)> Done);
+    private sealed record Job(Image Image, OutputKind Kind, TaskCompletionSource<(float[], int)> Done, bool Record = true);
 
     private readonly Classifier _classifier;
     private readonly Channel<Job> _queue = Channel.CreateBounded<Job>(new BoundedChannelOptions(1024) { SingleReader = true });
@@ -29,6 +29,28 @@ public sealed class BatchingClassifier : IAsyncDisposable
 
     public Classifier Classifier => _classifier;
 
+    /// <summary>Where batch sizes and queue depth are recorded (the server sets its own; null: nowhere).</summary>
+    public ServeMetrics? Metrics { get; set; }
+
+    /// <summary>Images per forward pass at most.</summary>
+    public int MaxBatch => _maxBatch;
+
+    /// <summary>
+    /// One full batch of blank images at the model's resolution through the worker, so the first client request does not
+    /// pay for JIT compilation, weight packing and buffer allocation. Not recorded in <see cref="Metrics"/>.
+    /// </summary>
+    public async Task WarmUpAsync(CancellationToken ct = default)
+    {
+        int size = _classifier.Model.Config.ImageSize;
+        var blank = new Image(size, size, 3, new byte[size * size * 3]);
+        var kind = _classifier.Model.Config.NumClasses == 0 ? OutputKind.Pooled : OutputKind.Logits;
+        var jobs = Enumerable.Range(0, _maxBatch)
+            .Select(_ => new Job(blank, kind, new TaskCompletionSource<(float[], int)>(TaskCreationOptions.RunContinuationsAsynchronously), Record: false))
+            .ToList();
+        foreach (var j in jobs) await _queue.Writer.WriteAsync(j, ct);
+        await Task.WhenAll(jobs.Select(j => j.Done.Task)).WaitAsync(ct);
+    }
+
     /// <summary>Logits (or pooled features) of one image.</summary>
     public async Task<float[]> RunAsync(Image image, OutputKind kind, CancellationToken ct = default) =>
         (await RunWithBatchAsync(image, kind, ct)).Output;
@@ -37,7 +59,9 @@ public sealed class BatchingClassifier : IAsyncDisposable
     public async Task<(float[] Output, int BatchSize)> RunWithBatchAsync(Image image, OutputKind kind, CancellationToken ct = default)
     {
         var job = new Job(image, kind, new TaskCompletionSource<(float[], int)>(TaskCreationOptions.RunContinuationsAsynchronously));
-        await _queue.Writer.WriteAsync(job, ct);
+        Metrics?.Queue(1);
+        try { await _queue.Writer.WriteAsync(job, ct); }
+        catch { Metrics?.Queue(-1); throw; }
         return await job.Done.Task.WaitAsync(ct);
     }
 
@@ -51,7 +75,12 @@ public sealed class BatchingClassifier : IAsyncDisposable
             var deadline = DateTime.UtcNow + _maxDelay;
             while (batch.Count < _maxBatch)
             {
-                if (reader.TryRead(out var job)) { batch.Add(job); continue; }
+                if (reader.TryRead(out var job))
+                {
+                    batch.Add(job);
+                    if (job.Record) Metrics?.Queue(-1);
+                    continue;
+                }
                 var left = deadline - DateTime.UtcNow;
                 if (batch.Count > 0 && left <= TimeSpan.Zero) break;
                 using var cts = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1));
@@ -64,6 +93,8 @@ public sealed class BatchingClassifier : IAsyncDisposable
                 try
                 {
                     var result = _classifier.Run(jobs.Select(j => j.Image).ToList(), group.Key);
+                    int recorded = jobs.Count(j => j.Record);
+                    if (recorded > 0) Metrics?.Batch(jobs.Count);
                     int width = result.Shape[1];
                     for (int i = 0; i < jobs.Count; i++) jobs[i].Done.SetResult((result.Data.AsSpan(i * width, width).ToArray(), jobs.Count));
                 }
