@@ -24,8 +24,11 @@ public sealed record ServeOptions
     public long MaxBodyBytes { get; init; } = 32L << 20;
     /// <summary>Largest width × height decoded (40 megapixels by default).</summary>
     public long MaxPixels { get; init; } = 40_000_000;
-    /// <summary>Requests decoding or classifying at once (the core count by default); the others wait.</summary>
+    /// <summary>Requests decoding and preprocessing at once (the core count by default); the others wait.</summary>
     public int MaxConcurrent { get; init; } = Environment.ProcessorCount;
+    /// <summary>Preprocessed images (model-sized inputs) waiting for or in a forward pass (64 by default); further
+    /// requests wait before decoding. Batches gather from these, so keep it at least --max-batch.</summary>
+    public int MaxQueued { get; init; } = 64;
     /// <summary>Largest number of multipart form fields and files.</summary>
     public int MaxFormFields { get; init; } = 1024;
     /// <summary>Longest a client may take to send its request line and headers (10 s by default); then the connection
@@ -92,6 +95,7 @@ public static class ClassifierServer
         var metrics = app.Services.GetRequiredService<ServeMetrics>();
         var readiness = app.Services.GetRequiredService<ServeReadiness>();
         var gate = new SemaphoreSlim(Math.Max(1, o.MaxConcurrent));
+        var queued = new SemaphoreSlim(Math.Max(1, o.MaxQueued));
         var decode = DecodeOptions.Default with { MaxPixels = o.MaxPixels, MaxFileBytes = o.MaxBodyBytes };
 
         app.Use(async (ctx, next) =>
@@ -170,21 +174,30 @@ public static class ClassifierServer
         {
             var (bytes, name, error) = await ReadBody(req, o);
             if (error is not null) return error;
-            // One gate over decode and forward pass: at most MaxConcurrent decoded images are held at once.
-            await gate.WaitAsync(req.HttpContext.RequestAborted);
+            // Two bounds: at most MaxConcurrent requests decode and preprocess at once (full-size decoded images), and at
+            // most MaxQueued preprocessed (model-sized) inputs wait for or are in a forward pass; the gate is released
+            // before the forward, so waiting inputs gather into batches of up to --max-batch.
+            await queued.WaitAsync(req.HttpContext.RequestAborted);
             try
             {
-                Data.Image image;
-                try { image = ImageCodecs.Decode(bytes!, name!, decode); }
-                catch (ImageFormatException e) when (e.Message.Contains("exceeds the limit of"))
-                { return Error(413, e.Message + " (serve --max-pixels)"); }
-                catch (ImageFormatException e) { return Error(400, e.Message); }
-                bytes = null;
-                var (result, batch) = await model.Result.RunWithBatchAsync(image, kind, req.HttpContext.RequestAborted);
+                float[] input;
+                await gate.WaitAsync(req.HttpContext.RequestAborted);
+                try
+                {
+                    Data.Image image;
+                    try { image = ImageCodecs.Decode(bytes!, name!, decode); }
+                    catch (ImageFormatException e) when (e.Message.Contains("exceeds the limit of"))
+                    { return Error(413, e.Message + " (serve --max-pixels)"); }
+                    catch (ImageFormatException e) { return Error(400, e.Message); }
+                    bytes = null;
+                    input = model.Result.Prepare(image);
+                }
+                finally { gate.Release(); }
+                var (result, batch) = await model.Result.RunPreparedAsync(input, kind, req.HttpContext.RequestAborted);
                 req.HttpContext.Items[BatchKey] = batch;
                 return Results.Text(answer(result).ToJsonString(), "application/json");
             }
-            finally { gate.Release(); }
+            finally { queued.Release(); }
         }
     }
 
