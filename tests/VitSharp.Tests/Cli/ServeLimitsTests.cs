@@ -474,6 +474,23 @@ public class ServeCliTests
     }
 
     [Fact]
+    public void ACheckpointThatFailsToLoadIsOneLine()
+    {
+        // serve listens before it loads (so /healthz answers while a large model loads); a load failure still ends it
+        // with one line and exit code 1, and the port is free again.
+        int port = ServeTests.FreePort();
+        var missing = Path.Combine(Path.GetTempPath(), $"vitsharp-missing-{Guid.NewGuid():N}.safetensors");
+        var (code, stdout, stderr) = CliRunner.Run("serve", "--checkpoint", missing, "--urls", port.ToString());
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("error: ", line);
+        Assert.Contains(Path.GetFileName(missing), line);
+        using var again = new TcpListener(IPAddress.Loopback, port);
+        again.Start();
+    }
+
+    [Fact]
     public void HelpSaysWhatABarePortMeans()
     {
         var (code, stdout, _) = CliRunner.Run("serve", "--help");
@@ -481,6 +498,9 @@ public class ServeCliTests
         Assert.Contains("a bare port N means http://127.0.0.1:N", stdout);
         Assert.Contains("--max-pixels", stdout);
         Assert.Contains("--max-body", stdout);
+        Assert.Contains("--max-queued", stdout);
+        Assert.Contains("/readyz", stdout);
+        Assert.Contains("/metrics", stdout);
         Assert.Contains("--port", stdout);
         Assert.Contains("--host", stdout);
     }
