@@ -43,15 +43,16 @@ public sealed class ServeBench : IBench
                 int port = FreePort();
                 url = $"http://127.0.0.1:{port}";
                 var vit = GemmBench.OptS(args, "--vit") ?? Path.Combine(repo, "src", "VitSharp.Cli", "bin", "Release", "net10.0", "vit");
-                var serveArgs = $"serve --urls {url} --checkpoint \"{GemmBench.OptS(args, "--checkpoint") ?? "default"}\" {GemmBench.OptS(args, "--serve-args") ?? ""}";
-                if (serveArgs.Contains("--checkpoint \"default\"")) serveArgs = serveArgs.Replace("--checkpoint \"default\" ", "");
-                server = Process.Start(new ProcessStartInfo(vit, serveArgs) { RedirectStandardOutput = true, RedirectStandardError = true })
-                    ?? throw new InvalidOperationException($"cannot start {vit}");
+                var start = new ProcessStartInfo(vit) { RedirectStandardOutput = true, RedirectStandardError = true };
+                foreach (var a in new[] { "serve", "--urls", url }) start.ArgumentList.Add(a);
+                if (GemmBench.OptS(args, "--checkpoint") is { } ck and not "default") { start.ArgumentList.Add("--checkpoint"); start.ArgumentList.Add(ck); }
+                foreach (var a in (GemmBench.OptS(args, "--serve-args") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)) start.ArgumentList.Add(a);
+                server = Process.Start(start) ?? throw new InvalidOperationException($"cannot start {vit}");
                 server.OutputDataReceived += (_, _) => { };   // the access log: drained, not kept
                 server.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("serve: " + e.Data); };
                 server.BeginOutputReadLine();
                 server.BeginErrorReadLine();
-                Console.WriteLine($"started: {vit} {serveArgs}");
+                Console.WriteLine($"started: {vit} {string.Join(' ', start.ArgumentList)}");
             }
             var target = new Uri(url);
             if (!IPAddress.TryParse(target.Host, out var ip) ? target.Host != "localhost" : !IPAddress.IsLoopback(ip))
