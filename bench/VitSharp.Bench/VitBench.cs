@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using VitSharp.Backends;
 using VitSharp.Backends.Cpu;
+using VitSharp.Inference;
 using VitSharp.Models;
 
 namespace VitSharp.Bench;
@@ -41,16 +41,12 @@ public sealed class VitBench : IBench
                 for (int w = 0; w < 2; w++) model.Forward(x).Dispose();   // warm-up: JIT, buffers
                 timing.Times.Clear();   // the profile is of the timed forwards only (no JIT, no first allocations)
                 int n = reps > 0 ? reps : b == 1 ? 15 : 5;
-                var ms = new List<double>();
-                for (int r = 0; r < n; r++)
-                {
-                    var sw = Stopwatch.StartNew();
-                    model.Forward(x).Dispose();
-                    ms.Add(sw.Elapsed.TotalMilliseconds);
-                }
+                // One forward a round, as many rounds as reps: the library's harness (Benchmark), so best and median
+                // are of single forwards.
+                var ms = Benchmark.TimeForwards(model, x, iters: 1, rounds: n);
                 ms.Sort();
                 if (profile) { Console.WriteLine($"{name} batch {b}, {n} forwards:"); timing.Print(); }
-                double med = ms[ms.Count / 2], gflop = b * ForwardGflop(config);
+                double med = Benchmark.Median(ms), gflop = b * ForwardGflop(config);
                 Console.WriteLine($"vitsharp {name} batch {b} threads {CpuThreads.Count}: median {med:F1} ms, best {ms[0]:F1} ms " +
                                   $"(n={n}), {b * 1000 / med:F1} images/s, {gflop / med * 1000:F0} GFLOP/s");
             }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using VitSharp.Cli.Serving;
 using VitSharp.Inference;
@@ -24,33 +25,55 @@ public sealed class ServeCommand : ICliCommand
         var defaults = new ServeOptions();
         var maxBody = new Option<long>("--max-body") { Description = "largest request body in bytes (larger: 413)", DefaultValueFactory = _ => defaults.MaxBodyBytes };
         var maxPixels = new Option<long>("--max-pixels") { Description = "largest image width x height decoded (larger: 413)", DefaultValueFactory = _ => defaults.MaxPixels };
-        var maxConcurrent = new Option<int>("--max-concurrent") { Description = "requests decoding/classifying at once (default: the core count)", DefaultValueFactory = _ => defaults.MaxConcurrent };
-        var cmd = new Command("serve", "serve a checkpoint over HTTP: POST /v1/classify, /v1/embed; GET /v1/model, /healthz");
+        var maxConcurrent = new Option<int>("--max-concurrent") { Description = "requests decoding/preprocessing at once (default: the core count)", DefaultValueFactory = _ => defaults.MaxConcurrent };
+        var maxQueued = new Option<int>("--max-queued") { Description = "preprocessed images waiting for or in a forward pass (batches gather from these)", DefaultValueFactory = _ => defaults.MaxQueued };
+        var cmd = new Command("serve", "serve a checkpoint over HTTP: POST /v1/classify, /v1/embed; GET /v1/model, /healthz, /readyz, /metrics");
         ck.AddTo(cmd);
-        foreach (var o in new Option[] { urls, host, port, labels, recipe, maxBatch, maxBody, maxPixels, maxConcurrent }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { urls, host, port, labels, recipe, maxBatch, maxBody, maxPixels, maxConcurrent, maxQueued }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var listen = NormalizeUrls(r.GetValue(host) is null && r.GetValue(port) is null ? r.GetValue(urls)!
                 : HostPort(r.GetValue(host) ?? "127.0.0.1", r.GetValue(port) ?? 8080));
-            if (r.GetValue(maxBody) <= 0 || r.GetValue(maxPixels) <= 0 || r.GetValue(maxConcurrent) <= 0 || r.GetValue(maxBatch) <= 0)
-                throw new VitSharpException("--max-body, --max-pixels, --max-concurrent and --max-batch must be positive");
+            if (r.GetValue(maxBody) <= 0 || r.GetValue(maxPixels) <= 0 || r.GetValue(maxConcurrent) <= 0 || r.GetValue(maxBatch) <= 0 || r.GetValue(maxQueued) <= 0)
+                throw new VitSharpException("--max-body, --max-pixels, --max-concurrent, --max-queued and --max-batch must be positive");
             var backend = ck.Backend(r);
-            using var classifier = Classifier.Load(ck.CheckpointPath(r), ck.Load(r), backend,
-                ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null);
-            var batching = new BatchingClassifier(classifier, r.GetValue(maxBatch));
+            var options = new ServeOptions
+            {
+                MaxBodyBytes = r.GetValue(maxBody), MaxPixels = r.GetValue(maxPixels), MaxConcurrent = r.GetValue(maxConcurrent),
+                MaxQueued = r.GetValue(maxQueued),
+            };
+            // Listen first (/healthz answers while the model loads, /readyz once it is loaded and warmed).
+            var loading = new TaskCompletionSource<BatchingClassifier>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var app = ClassifierServer.Build(loading.Task, listen, options);
+            try { app.StartAsync().GetAwaiter().GetResult(); }
+            catch (IOException e)
+            {
+                app.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                throw new VitSharpException($"cannot listen on {listen}: {FirstLine(e)}");
+            }
+            Classifier? classifier = null;
+            BatchingClassifier? batching = null;
             try
             {
-                var app = ClassifierServer.Build(batching, listen, new ServeOptions
+                try
                 {
-                    MaxBodyBytes = r.GetValue(maxBody), MaxPixels = r.GetValue(maxPixels), MaxConcurrent = r.GetValue(maxConcurrent),
-                });
-                try { app.StartAsync().GetAwaiter().GetResult(); }
-                catch (IOException e) { throw new VitSharpException($"cannot listen on {listen}: {FirstLine(e)}"); }
+                    classifier = Classifier.Load(ck.CheckpointPath(r), ck.Load(r), backend,
+                        ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null);
+                    batching = new BatchingClassifier(classifier, r.GetValue(maxBatch));
+                    loading.SetResult(batching);
+                }
+                catch (Exception e) { loading.TrySetException(e); throw; }
+                app.Services.GetRequiredService<ServeReadiness>().Ready.GetAwaiter().GetResult();
                 Console.Error.WriteLine($"serving {Path.GetFileName(classifier.Checkpoint.Path.TrimEnd('/', '\\'))} on {listen}");
                 app.WaitForShutdownAsync().GetAwaiter().GetResult();
-                app.DisposeAsync().AsTask().GetAwaiter().GetResult();
             }
-            finally { batching.DisposeAsync().AsTask().Wait(); }
+            finally
+            {
+                app.StopAsync().GetAwaiter().GetResult();
+                app.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                batching?.DisposeAsync().AsTask().Wait();
+                classifier?.Dispose();
+            }
             return 0;
         }));
         return cmd;

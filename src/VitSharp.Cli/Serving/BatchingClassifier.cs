@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using VitSharp.Checkpoints;
 using VitSharp.Data;
 using VitSharp.Inference;
 using VitSharp.Models;
@@ -11,7 +12,7 @@ namespace VitSharp.Cli.Serving;
 /// </summary>
 public sealed class BatchingClassifier : IAsyncDisposable
 {
-    private sealed record Job(Image Image, OutputKind Kind, TaskCompletionSource<(float[], int)> Done);
+    private sealed record Job(float[] Input, OutputKind Kind, TaskCompletionSource<(float[], int)> Done, bool Record = true);
 
     private readonly Classifier _classifier;
     private readonly Channel<Job> _queue = Channel.CreateBounded<Job>(new BoundedChannelOptions(1024) { SingleReader = true });
@@ -29,15 +30,47 @@ public sealed class BatchingClassifier : IAsyncDisposable
 
     public Classifier Classifier => _classifier;
 
+    /// <summary>Where batch sizes and queue depth are recorded (the server sets its own; null: nowhere).</summary>
+    public ServeMetrics? Metrics { get; set; }
+
+    /// <summary>Images per forward pass at most.</summary>
+    public int MaxBatch => _maxBatch;
+
+    /// <summary>
+    /// One full batch of blank images at the model's resolution through the worker, so the first client request does not
+    /// pay for JIT compilation, weight packing and buffer allocation. Not recorded in <see cref="Metrics"/>.
+    /// </summary>
+    public async Task WarmUpAsync(CancellationToken ct = default)
+    {
+        int size = _classifier.Model.Config.ImageSize;
+        var blank = Prepare(new Image(size, size, 3, new byte[size * size * 3]));
+        var kind = _classifier.Model.Config.NumClasses == 0 ? OutputKind.Pooled : OutputKind.Logits;
+        var jobs = Enumerable.Range(0, _maxBatch)
+            .Select(_ => new Job(blank, kind, new TaskCompletionSource<(float[], int)>(TaskCreationOptions.RunContinuationsAsynchronously), Record: false))
+            .ToList();
+        foreach (var j in jobs) await _queue.Writer.WriteAsync(j, ct);
+        await Task.WhenAll(jobs.Select(j => j.Done.Task)).WaitAsync(ct);
+    }
+
     /// <summary>Logits (or pooled features) of one image.</summary>
     public async Task<float[]> RunAsync(Image image, OutputKind kind, CancellationToken ct = default) =>
         (await RunWithBatchAsync(image, kind, ct)).Output;
 
     /// <summary>Logits (or pooled features) of one image, and how many images shared its forward pass.</summary>
-    public async Task<(float[] Output, int BatchSize)> RunWithBatchAsync(Image image, OutputKind kind, CancellationToken ct = default)
+    public Task<(float[] Output, int BatchSize)> RunWithBatchAsync(Image image, OutputKind kind, CancellationToken ct = default) =>
+        RunPreparedAsync(Prepare(image), kind, ct);
+
+    /// <summary>The classifier's eval transform of one image (CHW floats at the model's resolution), on the caller's
+    /// thread: requests preprocess in parallel, and only model-sized inputs wait for the worker.</summary>
+    public float[] Prepare(Image image) => _classifier.Recipe.Apply(image);
+
+    /// <summary>Logits (or pooled features) of one <see cref="Prepare"/>d image, and how many images shared its forward pass.</summary>
+    public async Task<(float[] Output, int BatchSize)> RunPreparedAsync(float[] input, OutputKind kind, CancellationToken ct = default)
     {
-        var job = new Job(image, kind, new TaskCompletionSource<(float[], int)>(TaskCreationOptions.RunContinuationsAsynchronously));
-        await _queue.Writer.WriteAsync(job, ct);
+        var job = new Job(input, kind, new TaskCompletionSource<(float[], int)>(TaskCreationOptions.RunContinuationsAsynchronously));
+        Metrics?.Queue(1);
+        try { await _queue.Writer.WriteAsync(job, ct); }
+        catch { Metrics?.Queue(-1); throw; }
         return await job.Done.Task.WaitAsync(ct);
     }
 
@@ -51,7 +84,12 @@ public sealed class BatchingClassifier : IAsyncDisposable
             var deadline = DateTime.UtcNow + _maxDelay;
             while (batch.Count < _maxBatch)
             {
-                if (reader.TryRead(out var job)) { batch.Add(job); continue; }
+                if (reader.TryRead(out var job))
+                {
+                    batch.Add(job);
+                    if (job.Record) Metrics?.Queue(-1);
+                    continue;
+                }
                 var left = deadline - DateTime.UtcNow;
                 if (batch.Count > 0 && left <= TimeSpan.Zero) break;
                 using var cts = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1));
@@ -63,7 +101,13 @@ public sealed class BatchingClassifier : IAsyncDisposable
                 var jobs = group.ToList();
                 try
                 {
-                    var result = _classifier.Run(jobs.Select(j => j.Image).ToList(), group.Key);
+                    int per = jobs[0].Input.Length, size = _classifier.Recipe.ImageSize;
+                    var stacked = new float[jobs.Count * per];
+                    for (int i = 0; i < jobs.Count; i++) jobs[i].Input.CopyTo(stacked, i * per);
+                    // The same numbers as Classifier.Run over these images: its batch is these transforms, stacked.
+                    var result = _classifier.Model.Run(new HostArray([jobs.Count, per / (size * size), size, size], stacked), group.Key);
+                    int recorded = jobs.Count(j => j.Record);
+                    if (recorded > 0) Metrics?.Batch(jobs.Count);
                     int width = result.Shape[1];
                     for (int i = 0; i < jobs.Count; i++) jobs[i].Done.SetResult((result.Data.AsSpan(i * width, width).ToArray(), jobs.Count));
                 }

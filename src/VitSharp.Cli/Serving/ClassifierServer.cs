@@ -1,11 +1,16 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Net.Http.Headers;
+using OpenTelemetry.Metrics;
 using VitSharp.Data.Codecs;
 using VitSharp.Inference;
 using VitSharp.Models;
@@ -19,8 +24,11 @@ public sealed record ServeOptions
     public long MaxBodyBytes { get; init; } = 32L << 20;
     /// <summary>Largest width × height decoded (40 megapixels by default).</summary>
     public long MaxPixels { get; init; } = 40_000_000;
-    /// <summary>Requests decoding or classifying at once (the core count by default); the others wait.</summary>
+    /// <summary>Requests decoding and preprocessing at once (the core count by default); the others wait.</summary>
     public int MaxConcurrent { get; init; } = Environment.ProcessorCount;
+    /// <summary>Preprocessed images (model-sized inputs) waiting for or in a forward pass (64 by default); further
+    /// requests wait before decoding. Batches gather from these, so keep it at least --max-batch.</summary>
+    public int MaxQueued { get; init; } = 64;
     /// <summary>Largest number of multipart form fields and files.</summary>
     public int MaxFormFields { get; init; } = 1024;
     /// <summary>Longest a client may take to send its request line and headers (10 s by default); then the connection
@@ -38,14 +46,24 @@ public sealed record ServeOptions
 /// <summary>
 /// The HTTP service: POST an image (raw body of any content type, sniffed from its bytes; multipart field "image";
 /// or JSON <c>{"image": BASE64}</c>)
-/// to /v1/classify or /v1/embed; GET /v1/model, /healthz. Bad requests get 400/413/415 with <c>{"error": "..."}</c>;
+/// to /v1/classify or /v1/embed; GET /v1/model, /healthz (liveness), /readyz (model loaded and warmed), /metrics
+/// (Prometheus text: <see cref="ServeMetrics"/> and ASP.NET Core's meters). Bad requests get 400/413/415 with <c>{"error": "..."}</c>;
 /// nothing a client sends can stop the process.
 /// </summary>
 public static class ClassifierServer
 {
     private const string BatchKey = "vitsharp.batch";
 
-    public static WebApplication Build(BatchingClassifier model, string urls, ServeOptions? options = null)
+    /// <summary>The service over a loaded model: <c>StartAsync</c> returns once the model is warmed and /readyz is 200.</summary>
+    public static WebApplication Build(BatchingClassifier model, string urls, ServeOptions? options = null) =>
+        Build(Task.FromResult(model), urls, options);
+
+    /// <summary>
+    /// The service over a model still loading: it listens at once (/healthz 200), answers 503 on /readyz and the model
+    /// endpoints until <paramref name="model"/> has completed and one warm-up batch has run, then serves. A model that
+    /// fails to load or warm keeps /readyz at 503 with the reason; <see cref="ServeReadiness.Ready"/> carries the failure.
+    /// </summary>
+    public static WebApplication Build(Task<BatchingClassifier> model, string urls, ServeOptions? options = null)
     {
         var o = options ?? new ServeOptions();
         var builder = WebApplication.CreateSlimBuilder();
@@ -57,9 +75,27 @@ public static class ClassifierServer
             k.Limits.MinRequestBodyDataRate = new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(o.MinBodyBytesPerSecond, o.BodyGracePeriod);
         });
         builder.Logging.ClearProviders();
+        builder.Services.AddMetrics();
+        builder.Services.AddSingleton(sp => new ServeMetrics(sp.GetRequiredService<IMeterFactory>()));
+        builder.Services.AddSingleton(sp => new ServeReadiness(model, sp.GetRequiredService<ServeMetrics>()));
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ServeReadiness>());
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m
+            .AddMeter(ServeMetrics.MeterName)
+            .AddAspNetCoreInstrumentation()
+            // every scrape reads the instruments afresh (the exporter's default caches an answer for 300 ms)
+            .AddPrometheusExporter(p => p.ScrapeResponseCacheDurationMilliseconds = 0));
+        // Meters of one name are process-wide: export only this host's (made by its IMeterFactory), so two services in
+        // one process (tests, an app hosting several) each count their own requests.
+        builder.Services.ConfigureOpenTelemetryMeterProvider((sp, m) =>
+        {
+            var factory = sp.GetRequiredService<IMeterFactory>();
+            m.AddView(i => i.Meter.Scope is { } scope && !ReferenceEquals(scope, factory) ? MetricStreamConfiguration.Drop : null);
+        });
         var app = builder.Build();
-        var c = model.Classifier;
+        var metrics = app.Services.GetRequiredService<ServeMetrics>();
+        var readiness = app.Services.GetRequiredService<ServeReadiness>();
         var gate = new SemaphoreSlim(Math.Max(1, o.MaxConcurrent));
+        var queued = new SemaphoreSlim(Math.Max(1, o.MaxQueued));
         var decode = DecodeOptions.Default with { MaxPixels = o.MaxPixels, MaxFileBytes = o.MaxBodyBytes };
 
         app.Use(async (ctx, next) =>
@@ -82,25 +118,38 @@ public static class ClassifierServer
             }
             finally
             {
+                var ms = sw.Elapsed.TotalMilliseconds;
+                var route = (ctx.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "other";
+                metrics.Request(route, ctx.Response.StatusCode, ms);
                 var batch = ctx.Items.TryGetValue(BatchKey, out var b) ? b : "-";
-                o.Log?.WriteLine($"{ctx.Request.Method} {ctx.Request.Path} {ctx.Response.StatusCode} {sw.Elapsed.TotalMilliseconds:F1}ms batch={batch}");
+                o.Log?.WriteLine($"{ctx.Request.Method} {ctx.Request.Path} {ctx.Response.StatusCode} {ms:F1}ms batch={batch}");
             }
         });
 
         app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/readyz", () => readiness.Ready.IsCompletedSuccessfully ? Results.Text("ready")
+            : Error(503, readiness.Ready.Exception is { } e ? "not ready: " + (e.InnerException ?? e).Message : "not ready: the model is loading"));
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/openapi.json", () => Results.Text(OpenApi(o), "application/json"));
-        app.MapGet("/v1/model", () => Results.Text(new JsonObject
+        app.MapGet("/v1/model", () =>
         {
-            ["checkpoint"] = Path.GetFileName(c.Checkpoint.Path.TrimEnd('/', '\\')),
-            ["format"] = c.Checkpoint.Format,
-            ["config"] = c.Model.Config.ToJson(),
-            ["recipe"] = JsonNode.Parse(c.Recipe.ToJson()),
-            ["labels"] = c.Labels?.Length ?? 0,
-            ["metadata"] = c.Metadata.ToJsonObject(),
-        }.ToJsonString(), "application/json"));
+            if (NotReady() is { } wait) return wait;
+            var c = model.Result.Classifier;
+            return Results.Text(new JsonObject
+            {
+                ["checkpoint"] = Path.GetFileName(c.Checkpoint.Path.TrimEnd('/', '\\')),
+                ["format"] = c.Checkpoint.Format,
+                ["config"] = c.Model.Config.ToJson(),
+                ["recipe"] = JsonNode.Parse(c.Recipe.ToJson()),
+                ["labels"] = c.Labels?.Length ?? 0,
+                ["metadata"] = c.Metadata.ToJsonObject(),
+            }.ToJsonString(), "application/json");
+        });
 
         app.MapPost("/v1/classify", async (HttpRequest req) =>
         {
+            if (NotReady() is { } wait) return wait;
+            var c = model.Result.Classifier;
             int topK = 5;
             if (req.Query.TryGetValue("top_k", out var tk))
                 if (!int.TryParse(tk, out topK) || topK <= 0)
@@ -115,29 +164,40 @@ public static class ClassifierServer
             });
         });
 
-        app.MapPost("/v1/embed", (HttpRequest req) => Run(req, OutputKind.Pooled,
+        app.MapPost("/v1/embed", (HttpRequest req) => NotReady() is { } wait ? Task.FromResult(wait) : Run(req, OutputKind.Pooled,
             features => new JsonObject { ["embedding"] = new JsonArray(features.Select(v => (JsonNode)v).ToArray()) }));
         return app;
+
+        IResult? NotReady() => readiness.Ready.IsCompletedSuccessfully ? null : Error(503, "not ready: the model is loading (GET /readyz)");
 
         async Task<IResult> Run(HttpRequest req, OutputKind kind, Func<float[], JsonObject> answer)
         {
             var (bytes, name, error) = await ReadBody(req, o);
             if (error is not null) return error;
-            // One gate over decode and forward pass: at most MaxConcurrent decoded images are held at once.
-            await gate.WaitAsync(req.HttpContext.RequestAborted);
+            // Two bounds: at most MaxConcurrent requests decode and preprocess at once (full-size decoded images), and at
+            // most MaxQueued preprocessed (model-sized) inputs wait for or are in a forward pass; the gate is released
+            // before the forward, so waiting inputs gather into batches of up to --max-batch.
+            await queued.WaitAsync(req.HttpContext.RequestAborted);
             try
             {
-                Data.Image image;
-                try { image = ImageCodecs.Decode(bytes!, name!, decode); }
-                catch (ImageFormatException e) when (e.Message.Contains("exceeds the limit of"))
-                { return Error(413, e.Message + " (serve --max-pixels)"); }
-                catch (ImageFormatException e) { return Error(400, e.Message); }
-                bytes = null;
-                var (result, batch) = await model.RunWithBatchAsync(image, kind, req.HttpContext.RequestAborted);
+                float[] input;
+                await gate.WaitAsync(req.HttpContext.RequestAborted);
+                try
+                {
+                    Data.Image image;
+                    try { image = ImageCodecs.Decode(bytes!, name!, decode); }
+                    catch (ImageFormatException e) when (e.Message.Contains("exceeds the limit of"))
+                    { return Error(413, e.Message + " (serve --max-pixels)"); }
+                    catch (ImageFormatException e) { return Error(400, e.Message); }
+                    bytes = null;
+                    input = model.Result.Prepare(image);
+                }
+                finally { gate.Release(); }
+                var (result, batch) = await model.Result.RunPreparedAsync(input, kind, req.HttpContext.RequestAborted);
                 req.HttpContext.Items[BatchKey] = batch;
                 return Results.Text(answer(result).ToJsonString(), "application/json");
             }
-            finally { gate.Release(); }
+            finally { queued.Release(); }
         }
     }
 
@@ -213,6 +273,7 @@ public static class ClassifierServer
                     ["400"] = Json("a malformed request or image", Ref("Error")),
                     ["413"] = Json("a body over the byte limit, an image over the pixel limit, or too many form fields", Ref("Error")),
                     ["415"] = Json("a multipart type other than form-data", Ref("Error")),
+                    ["503"] = Json("the model is still loading (see /readyz)", Ref("Error")),
                 },
             },
         };
@@ -230,6 +291,15 @@ public static class ClassifierServer
                 ["/v1/embed"] = Post("the pooled features of one image", "Embedding", []),
                 ["/v1/model"] = new JsonObject { ["get"] = new JsonObject { ["summary"] = "the model, its preprocessing and metadata", ["responses"] = new JsonObject { ["200"] = Json("the model", new JsonObject { ["type"] = "object" }) } } },
                 ["/healthz"] = new JsonObject { ["get"] = new JsonObject { ["summary"] = "liveness", ["responses"] = new JsonObject { ["200"] = new JsonObject { ["description"] = "ok" } } } },
+                ["/readyz"] = new JsonObject { ["get"] = new JsonObject { ["summary"] = "readiness: the model is loaded and warmed", ["responses"] = new JsonObject
+                {
+                    ["200"] = new JsonObject { ["description"] = "ready" },
+                    ["503"] = Json("loading, or the model failed to load", Ref("Error")),
+                } } },
+                ["/metrics"] = new JsonObject { ["get"] = new JsonObject { ["summary"] = "Prometheus metrics: vitsharp_serve_* and ASP.NET Core's", ["responses"] = new JsonObject
+                {
+                    ["200"] = new JsonObject { ["description"] = "Prometheus text exposition", ["content"] = new JsonObject { ["text/plain"] = new JsonObject { ["schema"] = new JsonObject { ["type"] = "string" } } } },
+                } } },
             },
             ["components"] = new JsonObject
             {

@@ -219,7 +219,7 @@ public class ServeLimitsTests
         // An OpenAPI document lists the endpoints and the limits in force.
         var openapi = JsonNode.Parse(await http.GetStringAsync("/openapi.json"))!;
         Assert.Equal("3.0.3", (string?)openapi["openapi"]);
-        Assert.Equal(["/v1/classify", "/v1/embed", "/v1/model", "/healthz"], openapi["paths"]!.AsObject().Select(p => p.Key));
+        Assert.Equal(["/v1/classify", "/v1/embed", "/v1/model", "/healthz", "/readyz", "/metrics"], openapi["paths"]!.AsObject().Select(p => p.Key));
         Assert.Equal(1, (int)openapi["paths"]!["/v1/classify"]!["post"]!["parameters"]![0]!["schema"]!["minimum"]!);
         Assert.Contains($"at most {8 << 20} bytes and 40000000 pixels", (string?)openapi["paths"]!["/v1/embed"]!["post"]!["requestBody"]!["description"]);
         Assert.NotNull(openapi["paths"]!["/v1/classify"]!["post"]!["responses"]!["413"]);
@@ -418,17 +418,18 @@ public class ServeLimitsTests
         await using var batching = new BatchingClassifier(classifier, maxBatch: 8, maxDelay: TimeSpan.FromMilliseconds(50));
         var url = $"http://127.0.0.1:{FreePort()}";
         var log = new StringWriter();
-        await using var app = ClassifierServer.Build(batching, url, new ServeOptions { MaxConcurrent = 1, Log = TextWriter.Synchronized(log) });
+        await using var app = ClassifierServer.Build(batching, url, new ServeOptions { MaxConcurrent = 1, MaxQueued = 2, Log = TextWriter.Synchronized(log) });
         await app.StartAsync();
         using var http = new HttpClient { BaseAddress = new Uri(url) };
         var png = await File.ReadAllBytesAsync(ImagePath);
         var responses = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => http.PostAsync("/v1/classify", new ByteArrayContent(png))));
         Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
         await app.StopAsync();
-        // With one slot, no two decoded images are ever held together: every forward pass had one image.
+        // One decode slot and two queued inputs: every request is answered, and no forward pass held more than the two
+        // preprocessed inputs the queue bound lets wait (the decode gate is released before the forward pass).
         var lines = log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(4, lines.Length);
-        Assert.All(lines, l => Assert.EndsWith(" batch=1", l));
+        Assert.All(lines, l => Assert.Matches(" batch=[12]$", l));
     }
 
     [Theory]
@@ -473,6 +474,23 @@ public class ServeCliTests
     }
 
     [Fact]
+    public void ACheckpointThatFailsToLoadIsOneLine()
+    {
+        // serve listens before it loads (so /healthz answers while a large model loads); a load failure still ends it
+        // with one line and exit code 1, and the port is free again.
+        int port = ServeTests.FreePort();
+        var missing = Path.Combine(Path.GetTempPath(), $"vitsharp-missing-{Guid.NewGuid():N}.safetensors");
+        var (code, stdout, stderr) = CliRunner.Run("serve", "--checkpoint", missing, "--urls", port.ToString());
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("error: ", line);
+        Assert.Contains(Path.GetFileName(missing), line);
+        using var again = new TcpListener(IPAddress.Loopback, port);
+        again.Start();
+    }
+
+    [Fact]
     public void HelpSaysWhatABarePortMeans()
     {
         var (code, stdout, _) = CliRunner.Run("serve", "--help");
@@ -480,6 +498,9 @@ public class ServeCliTests
         Assert.Contains("a bare port N means http://127.0.0.1:N", stdout);
         Assert.Contains("--max-pixels", stdout);
         Assert.Contains("--max-body", stdout);
+        Assert.Contains("--max-queued", stdout);
+        Assert.Contains("/readyz", stdout);
+        Assert.Contains("/metrics", stdout);
         Assert.Contains("--port", stdout);
         Assert.Contains("--host", stdout);
     }
