@@ -8,6 +8,7 @@ using VitSharp.Models;
 
 namespace VitSharp.Inference;
 
+/// <summary>One class of a classification: its index, name (when the model has class names), softmax probability and logit.</summary>
 public sealed record Prediction(int Index, string? Label, float Probability, float Logit);
 
 /// <summary>

@@ -90,6 +90,7 @@ public abstract class Optimizer : IDisposable
     public abstract void Dispose();
 }
 
+/// <summary>AdamW (decoupled weight decay), with fp32 moments.</summary>
 public sealed class AdamW : Optimizer
 {
     private readonly ParameterSet _m, _v;

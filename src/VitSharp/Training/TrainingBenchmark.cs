@@ -13,6 +13,7 @@ namespace VitSharp.Training;
 /// </summary>
 public static class TrainingBenchmark
 {
+    /// <summary>One training benchmark: time and images per second per step, and the loss at the first and last step.</summary>
     public sealed record Result(string Model, int Batch, DType ComputeType, double MsPerStep, double ImagesPerSecond, float FirstLoss, float LastLoss, string? Profile);
 
     /// <summary>A preset name, or "cifar": the CIFAR ViT of the GPU peer figures (32², patch 4, width 192, depth 9, 3 heads).</summary>
