@@ -21,6 +21,9 @@ public static class TrainingBenchmark
         ? new VitConfig { ImageSize = 32, PatchSize = 4, EmbedDim = 192, Depth = 9, NumHeads = 3, MlpDim = 768, NumClasses = 10 }
         : Presets.Get(name);
 
+    /// <param name="name">a preset name or "cifar" (<see cref="Config"/>).</param><param name="be">the backend it trains on.</param>
+    /// <param name="batch">images per step.</param><param name="steps">timed steps per round.</param>
+    /// <param name="rounds">timed rounds (the median is reported).</param><param name="warmup">steps before timing (the first gives the first loss).</param>
     /// <param name="profiler">when given, runs one more step through it (e.g. CudaBackend.ProfileOnce) and returns its report.</param>
     public static Result Run(string name, ITrainingBackend be, int batch, int steps = 20, int rounds = 3, int warmup = 3, Func<Action, string>? profiler = null)
     {
