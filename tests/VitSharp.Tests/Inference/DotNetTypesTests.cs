@@ -94,6 +94,27 @@ public class DotNetTypesTests
     }
 
     [Fact]
+    public void StridedTensorViewsRunAsTheirDenseCopy()
+    {
+        // an NHWC buffer seen as (1, 3, 32, 32) through strides: Run reads the view, not the buffer's order
+        using var c = Classifier.Load(DefaultModel.BundledPath);
+        var nchw = c.Preprocess(ImageCodecs.Decode(Cat));
+        var dense = new float[3 * 32 * 32];
+        nchw.FlattenTo(dense);
+        var nhwc = new float[dense.Length];
+        for (int ch = 0; ch < 3; ch++)
+            for (int i = 0; i < 32 * 32; i++) nhwc[i * 3 + ch] = dense[ch * 32 * 32 + i];
+        var view = Tensor.Create(nhwc, [1, 3, 32, 32], [0, 1, 32 * 3, 3]); // NHWC: (n, c, h, w) at h·96 + w·3 + c
+        Assert.False(view.IsDense);
+
+        var expected = new float[10];
+        c.Run(nchw).FlattenTo(expected);
+        var got = new float[10];
+        c.Run(view).FlattenTo(got);
+        Assert.Equal(expected, got);
+    }
+
+    [Fact]
     public void WrongShapesAreInputErrors()
     {
         using var c = Classifier.Load(DefaultModel.BundledPath);
