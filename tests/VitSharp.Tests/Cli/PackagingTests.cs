@@ -5,8 +5,9 @@ namespace VitSharp.Tests.Cli;
 /// <summary>
 /// `dotnet pack` as README shows it: the library package carries its XML docs, and the VitSharp.Cli tool package installs
 /// with `dotnet tool install` from a local folder, offline (a temp nuget.config with only that folder, a temp package
-/// cache), and its `vit` classifies with the model shipped inside the package. Category Slow (~30 s: two packs of the
-/// already built projects, one install, two runs); leave it out with --filter "Category!=Slow".
+/// cache), and its `vit` classifies with the model shipped inside the package; an app outside the repository builds on
+/// the library package and classifies. Category Slow (10–40 s: two packs of the already built projects, one install,
+/// one small build, four runs); leave it out with --filter "Category!=Slow".
 /// </summary>
 [Collection("cli")]
 public class PackagingTests : IDisposable
@@ -88,5 +89,38 @@ public class PackagingTests : IDisposable
         (code, stdout, stderr) = Repo.Run(vit, ["info"], Limit, env, cwd: _tmp);
         Assert.True(code == 0, $"vit info exited {code}: {stderr}");
         Assert.Contains(Path.Combine(tools, ".store", "vitsharp.cli"), stdout);
+
+        // The library package as an application outside the repository takes it: a PackageReference restored from the
+        // local folder alone (its dependency, System.Numerics.Tensors, from the machine's package cache as a fallback folder).
+        var app = Directory.CreateDirectory(Path.Combine(_tmp, "consumer")).FullName;
+        var cache = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } c
+            ? c : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        File.WriteAllText(Path.Combine(app, "Consumer.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <ImplicitUsings>enable</ImplicitUsings>
+                <Nullable>enable</Nullable>
+                <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
+                <RestoreFallbackFolders>{cache}</RestoreFallbackFolders>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="VitSharp" Version="0.1.0" />
+              </ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Combine(app, "Program.cs"), """
+            using VitSharp.Inference;
+            using var classifier = Classifier.Load(args[0]);
+            var top = classifier.Classify(File.ReadAllBytes(args[1]), topK: 1);
+            Console.WriteLine($"{top[0].Label} {top[0].Probability:F4}");
+            """);
+        File.Copy(config, Path.Combine(app, "nuget.config"));
+        (code, stdout, stderr) = Repo.Run(Repo.Dotnet, ["build", app, "-c", "Release", "-o", Path.Combine(app, "out")], Limit, env, cwd: app);
+        Assert.True(code == 0, $"building an app on the VitSharp package exited {code}: {stdout}{stderr}");
+        (code, stdout, stderr) = Repo.Run(Repo.Dotnet, [Path.Combine(app, "out", "Consumer.dll"), Repo.At("models", "cifar10_vit.bf16.safetensors"), cat], Limit, env, cwd: app);
+        Assert.True(code == 0, $"the app exited {code}: {stderr}");
+        Assert.Equal("cat 0.7950", stdout.Trim());
     }
 }

@@ -6,7 +6,9 @@ namespace VitSharp.Tests.Cli;
 /// <summary>
 /// docs/CSHARP.md's two programs (samples/csharp/), built with the tests through ProjectReferences that neither reference
 /// nor copy them: the console app classifies the cat, and the ASP.NET Core app answers POST /classify on a loopback port.
+/// Collection cli: their child processes do not compete with the timing-sensitive tests of other collections.
 /// </summary>
+[Collection("cli")]
 public class SamplesTests
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
