@@ -112,6 +112,12 @@ public sealed class Classifier : IDisposable
     /// <summary>Pooled features (F) of one image.</summary>
     public float[] Embed(Image image) => Embed([image]).Data;
 
+    /// <summary>Pooled features (F) of an encoded image (PNG, JPEG, BMP, PPM…); <paramref name="name"/> is what a decoding error calls it.</summary>
+    public float[] Embed(byte[] encoded, string name = "image") => Embed(ImageCodecs.Decode(encoded, name));
+
+    /// <summary>Pooled features (F) of an encoded image read from <paramref name="stream"/> to its end.</summary>
+    public float[] Embed(Stream stream, string name = "stream") => Embed(ImageCodecs.Decode(stream, name));
+
     /// <summary>Preprocesses the images as the model expects and runs them: logits (B, K), pooled features (B, F) or tokens (B, T, D).</summary>
     public HostArray Run(IReadOnlyList<Image> images, OutputKind kind) => Model.Run(PreprocessHost(images), kind);
 

@@ -91,6 +91,10 @@ public class DotNetTypesTests
         var f = new float[192];
         features.FlattenTo(f);
         Assert.Equal(c.Embed(image), f);
+        Assert.Equal(f, c.Embed(File.ReadAllBytes(Cat)));
+        using var stream = File.OpenRead(Cat);
+        Assert.Equal(f, c.Embed(stream));
+        Assert.Contains(f, v => v != 0);
     }
 
     [Fact]
