@@ -3,7 +3,8 @@ namespace VitSharp.Cli;
 /// <summary>
 /// The model `vit classify`, `vit eval`, `vit info` and `vit serve` use without --checkpoint: the CIFAR-10 ViT shipped in
 /// the repository's models/ folder (docs/MODELS.md). The CLI project copies it next to the assembly, into models/ of the
-/// build and publish output, so it is found wherever `vit` runs from; VITSHARP_DEFAULT_MODEL names another file.
+/// build and publish output and of the .NET tool package (tools/net10.0/any/models/), so it is found wherever `vit` runs
+/// from, installed with `dotnet tool install` too; VITSHARP_DEFAULT_MODEL names another file.
 /// </summary>
 public static class DefaultModel
 {

@@ -17,6 +17,7 @@ public sealed record Diagnosis
     public IReadOnlyList<Unplaced> UnplacedTensors { get; init; } = [];
     public string? Advice { get; init; }
 
+    /// <summary>A tensor the model has no place for: its name and shape, and the nearest names the model does take.</summary>
     public sealed record Unplaced(string Name, int[] Shape, IReadOnlyList<string> Nearest);
 
     /// <summary>Loads the checkpoint as <see cref="Checkpoint.Load"/> does, then checks every tensor against the layout

@@ -36,6 +36,7 @@ public sealed record NameMap
     public int InChans { get; init; } = 3;
     public string? PosEmbed { get; init; }
 
+    /// <summary>One rule of a name map: names matching <c>From</c> are renamed to <c>To</c> (null: dropped), and the tensor optionally reshaped by a named transform.</summary>
     public sealed record Rule(Regex From, string? To, string? Transform);
 
     private static readonly string[] Transforms = ["as_tokens", "patch_linear_to_conv", "patch_vector_to_conv_order"];

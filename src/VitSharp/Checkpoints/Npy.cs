@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 
 namespace VitSharp.Checkpoints;
 
-/// <summary>NumPy .npy arrays (format 1.0–3.0): little/big-endian float16/32/64, bfloat16 (as 'V2' or '<bf16'), ints.
+/// <summary>NumPy .npy arrays (format 1.0–3.0): little/big-endian float16/32/64, bfloat16 (as 'V2' or '&lt;bf16'), ints.
 /// Reads widen to float32; writes are float32 and atomic.</summary>
 public static partial class Npy
 {

@@ -10,6 +10,10 @@ namespace VitSharp.Checkpoints;
 public static class PositionEmbedding
 {
     /// <param name="pos">(1, prefix + oldH·oldW, D)</param>
+    /// <param name="prefix">the leading class/distillation/register tokens, copied unchanged.</param>
+    /// <param name="oldGrid">the patch grid <paramref name="pos"/> was trained for.</param>
+    /// <param name="newGrid">the patch grid to resample it to.</param>
+    /// <param name="mode">the interpolation filter.</param>
     public static HostArray Resample(HostArray pos, int prefix, (int H, int W) oldGrid, (int H, int W) newGrid,
         Interpolation mode = Interpolation.Bicubic)
     {

@@ -12,6 +12,7 @@ public static class SafeTensors
 {
     private const long MaxHeader = 100L << 20;
 
+    /// <summary>One tensor in a safetensors header: name, dtype, shape and its byte range in the data section.</summary>
     public sealed record Entry(string Name, string DType, int[] Shape, long Begin, long End);
 
     public static bool LooksLike(string path)

@@ -86,6 +86,8 @@ public static class Inspection
     /// weighted by its attention, averaged over queries and images (prefix tokens are left out, as in the paper).
     /// </summary>
     /// <param name="probs">per layer, attention weights (B, H, T, T)</param>
+    /// <param name="prefix">the leading non-patch tokens of T.</param>
+    /// <param name="grid">patches per side.</param><param name="patch">the patch size in pixels.</param>
     public static double[][] AttentionDistance(IReadOnlyList<HostArray> probs, int prefix, int grid, int patch)
     {
         int n = grid * grid;

@@ -168,4 +168,5 @@ public abstract class VisionModel : IDisposable
     }
 }
 
+/// <summary>What a forward pass returns: class logits (B, classes), pooled features (B, F) or all tokens (B, T, D).</summary>
 public enum OutputKind { Logits, Pooled, Tokens }

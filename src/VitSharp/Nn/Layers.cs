@@ -398,6 +398,8 @@ public sealed class TokenEmbed(IReadOnlyList<Tensor> prefix, Tensor pos)
         yield return ("pos_embed", [1, tokens, dim]);
     }
 
+    /// <param name="p">the pass.</param><param name="patches">the patch embeddings (B, N, D).</param>
+    /// <param name="x">where to write the tokens (B, T, D), or null for a new tensor from the pass.</param>
     /// <param name="pos">The position embedding to add: <see cref="Pos"/>, or one resampled for another grid (inference).</param>
     public Tensor Forward(Pass p, Tensor patches, Tensor? x = null, Tensor? pos = null)
     {

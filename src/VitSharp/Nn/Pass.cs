@@ -157,6 +157,7 @@ public sealed class Pass
     /// </summary>
     public ScopeHandle Scope() => new(_keep ? null : Ws, Ws.Mark);
 
+    /// <summary>Releases the workspace memory taken since the scope began (a no-op when the pass keeps its activations).</summary>
     public readonly struct ScopeHandle(Workspace? ws, int mark) : IDisposable
     {
         public void Dispose() => ws?.Release(mark);

@@ -40,14 +40,14 @@ public sealed class Workspace(IBackend backend) : IDisposable
     /// <summary>A position to <see cref="Release"/> back to.</summary>
     public int Mark => _owned.Count;
 
-    /// <summary>Makes the tensors handed out since <paramref name="mark"/> available to <see cref="Get"/> again in this pass.</summary>
+    /// <summary>Makes the tensors handed out since <paramref name="mark"/> available to <see cref="Get(DType, int[])"/> again in this pass.</summary>
     public void Release(int mark)
     {
         for (int i = mark; i < _owned.Count; i++) _released.Add(_owned[i]);
         _owned.RemoveRange(mark, _owned.Count - mark);
     }
 
-    /// <summary>Makes every tensor handed out so far available to <see cref="Get"/> again. Spare tensors that were not
+    /// <summary>Makes every tensor handed out so far available to <see cref="Get(DType, int[])"/> again. Spare tensors that were not
     /// asked for since the previous reset are freed, so memory follows the latest shapes (e.g. batch size).</summary>
     public void Reset()
     {

@@ -3,6 +3,7 @@ namespace VitSharp.Tensors;
 /// <summary>Element types a tensor can store. Compute is fp32 on the CPU; bf16/f16 are storage formats.</summary>
 public enum DType { F32, BF16, F16, I8, I64 }
 
+/// <summary>Element sizes and names of the data types.</summary>
 public static class DTypeExtensions
 {
     public static int SizeOf(this DType dtype) => dtype switch

@@ -1,5 +1,6 @@
 namespace VitSharp.Tensors;
 
+/// <summary>Where a tensor's memory lives.</summary>
 public enum DeviceKind { Cpu, Cuda }
 
 /// <summary>Where a tensor's storage lives: host memory or the memory of CUDA device <see cref="Index"/>.</summary>

@@ -16,6 +16,7 @@ public abstract class Storage : IDisposable
     public abstract void Dispose();
 }
 
+/// <summary>Pinned, 64-byte aligned host memory behind a CPU tensor.</summary>
 public sealed unsafe class HostStorage : Storage
 {
     private void* _ptr;

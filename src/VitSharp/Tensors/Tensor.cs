@@ -92,6 +92,7 @@ public sealed unsafe class Tensor : IDisposable
     public void Dispose() { if (_ownsStorage) Storage.Dispose(); }
 }
 
+/// <summary>Helpers over tensor shapes: element counts and printing.</summary>
 public static class Shape
 {
     public static long Count(ReadOnlySpan<int> shape)

@@ -20,6 +20,7 @@ public sealed record EvalResult(int Count, double Top1, double Top5, double Loss
     }
 }
 
+/// <summary>Top-1/top-5 accuracy and loss of a model over a data set.</summary>
 public static class Evaluator
 {
     /// <summary>

@@ -1,5 +1,6 @@
 namespace VitSharp.Training;
 
+/// <summary>The shape of the learning-rate decay after warm-up.</summary>
 public enum DecayKind { Cosine, Linear, Constant }
 
 /// <summary>

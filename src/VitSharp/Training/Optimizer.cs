@@ -7,7 +7,7 @@ namespace VitSharp.Training;
 
 /// <summary>
 /// An optimizer over the flat parameter buffer. Parameters are grouped into contiguous runs that share a weight decay
-/// (timm's rule when <paramref name="excludeFromDecay"/>: no decay for 1-D tensors — biases, norm scales — nor for
+/// (timm's rule when <c>excludeFromDecay</c> is set: no decay for 1-D tensors — biases, norm scales — nor for
 /// pos_embed and cls_token), so one sweep per run updates everything. State buffers share the parameters' layout.
 /// </summary>
 public abstract class Optimizer : IDisposable
@@ -90,6 +90,7 @@ public abstract class Optimizer : IDisposable
     public abstract void Dispose();
 }
 
+/// <summary>AdamW (decoupled weight decay), with fp32 moments.</summary>
 public sealed class AdamW : Optimizer
 {
     private readonly ParameterSet _m, _v;

@@ -297,6 +297,7 @@ public sealed record TrainConfig
     }
 }
 
+/// <summary>The training and evaluation data: data set, folders, resolution and augmentation.</summary>
 public sealed record DataConfig
 {
     /// <summary>A folder (<c>[split/]class/*.jpg</c>), a .tar/.tar.gz archive, or a folder of MNIST-style idx files.</summary>
@@ -347,6 +348,7 @@ public sealed record DataConfig
     }
 }
 
+/// <summary>The optimizer and its hyper-parameters.</summary>
 public sealed record OptimizerConfig
 {
     /// <summary>adamw or sgd.</summary>
@@ -362,6 +364,7 @@ public sealed record OptimizerConfig
     public bool ExcludeFromDecay { get; init; } = true;
 }
 
+/// <summary>The learning-rate schedule: warm-up and decay.</summary>
 public sealed record ScheduleConfig
 {
     public DecayKind Decay { get; init; } = DecayKind.Cosine;

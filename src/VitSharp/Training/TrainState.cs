@@ -49,6 +49,7 @@ public static class TrainCheckpoint
         SafeTensors.Write(path, all, meta);
     }
 
+    /// <summary>A training state read back from disk: counters, the model's config, weights, optimizer moments and EMA weights.</summary>
     public sealed record Loaded(TrainState State, string ModelConfigJson, Dictionary<string, HostArray> Weights,
         Dictionary<string, HostArray> Optimizer, Dictionary<string, HostArray>? Ema)
     {

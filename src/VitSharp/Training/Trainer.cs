@@ -16,6 +16,7 @@ public sealed record TrainEvent(string Kind, long Step, long TotalSteps, int Epo
     public double WallSeconds { get; init; } = double.NaN;
 }
 
+/// <summary>What a training run did: steps taken, whether it was interrupted, the last evaluation and the loss per step.</summary>
 public sealed record TrainResult(long Steps, bool Interrupted, EvalResult? LastEval, IReadOnlyList<float> StepLosses);
 
 /// <summary>

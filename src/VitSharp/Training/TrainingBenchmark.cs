@@ -13,6 +13,7 @@ namespace VitSharp.Training;
 /// </summary>
 public static class TrainingBenchmark
 {
+    /// <summary>One training benchmark: time and images per second per step, and the loss at the first and last step.</summary>
     public sealed record Result(string Model, int Batch, DType ComputeType, double MsPerStep, double ImagesPerSecond, float FirstLoss, float LastLoss, string? Profile)
     {
         /// <summary>Whether the timed steps replayed a recorded graph.</summary>
@@ -24,6 +25,9 @@ public static class TrainingBenchmark
         ? new VitConfig { ImageSize = 32, PatchSize = 4, EmbedDim = 192, Depth = 9, NumHeads = 3, MlpDim = 768, NumClasses = 10 }
         : Presets.Get(name);
 
+    /// <param name="name">a preset name or "cifar" (<see cref="Config"/>).</param><param name="be">the backend it trains on.</param>
+    /// <param name="batch">images per step.</param><param name="steps">timed steps per round.</param>
+    /// <param name="rounds">timed rounds (the median is reported).</param><param name="warmup">steps before timing (the first gives the first loss).</param>
     /// <param name="profiler">when given, runs one more step through it (e.g. CudaBackend.ProfileOnce) and returns its report.</param>
     /// <param name="replay">record the forward, loss, backward and clipping once and replay them (CUDA graphs), as the
     /// trainer does.</param>

@@ -24,6 +24,8 @@ internal static unsafe class FusedAttention
 
     /// <param name="qkv">(B, N, 3, H, d) floats.</param><param name="y">(B, N, H·d).</param>
     /// <param name="probs">(B, H, N, N) or null.</param>
+    /// <param name="batch">B.</param><param name="n">N, tokens.</param><param name="heads">H.</param><param name="hd">d, the head width.</param>
+    /// <param name="scale">the factor on q·k before the softmax (1/√d).</param>
     public static void Run(float* qkv, float* y, float* probs, int batch, int n, int heads, int hd, float scale)
     {
         int blocks = (n + Rows - 1) / Rows;

@@ -86,6 +86,7 @@ public abstract class AutoAugment
 /// </summary>
 public sealed class RandAugment : AutoAugment
 {
+    /// <summary>The image operations RandAugment draws from.</summary>
     public enum Op
     {
         AutoContrast, Equalize, Invert, Rotate, Posterize, Solarize, SolarizeAdd, Color, Contrast, Brightness, Sharpness,

@@ -4,6 +4,7 @@ using VitSharp.Tensors;
 
 namespace VitSharp.Data.Transforms;
 
+/// <summary>How an image is brought to the model's resolution before normalisation.</summary>
 public enum ResizeMode
 {
     /// <summary>timm eval: resize the shorter side to floor(size / crop_pct), then centre-crop size×size.</summary>

@@ -8,6 +8,7 @@ namespace VitSharp.Data.Transforms;
 /// </summary>
 public static class RandomResizedCrop
 {
+    /// <summary>A crop rectangle in source pixels.</summary>
     public readonly record struct Box(int Left, int Top, int Width, int Height);
 
     public static Box Sample(int width, int height, Random rng, double scaleMin = 0.08, double scaleMax = 1.0,

@@ -2,6 +2,7 @@ using System.Runtime.Intrinsics;
 
 namespace VitSharp.Data.Transforms;
 
+/// <summary>The resampling filter of a resize.</summary>
 public enum Interpolation { Bilinear, Bicubic }
 
 /// <summary>

@@ -15,6 +15,7 @@ namespace VitSharp.Backends.Cuda.Testing;
 /// </summary>
 public static class CudaSelfTest
 {
+    /// <summary>One CUDA kernel checked against the CPU reference: relative and absolute error against its tolerance.</summary>
     public sealed record Result(string Name, double RelErr, double MaxAbs, double Tolerance, string Note = "")
     {
         public bool Pass => RelErr <= Tolerance && !double.IsNaN(RelErr);
