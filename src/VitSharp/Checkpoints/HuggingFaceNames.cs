@@ -9,6 +9,7 @@ namespace VitSharp.Checkpoints;
 /// </summary>
 public static class HuggingFaceNames
 {
+    /// <summary>Which Hugging Face model class a folder holds (its name layout and config.json fields).</summary>
     public enum Kind
     {
         /// <summary>weight and (if present) bias under the same layout.</summary>

@@ -38,6 +38,7 @@ public sealed record BenchmarkResult(string Model, string Device, string DType, 
 /// <summary>Device time of one op kind in one eager forward.</summary>
 public sealed record OpTime(string Op, int Calls, double Ms);
 
+/// <summary>A benchmark run: one result per measured case, and the per-op device profile when one was asked for.</summary>
 public sealed record BenchmarkReport(IReadOnlyList<BenchmarkResult> Results, IReadOnlyList<OpTime>? Profile);
 
 /// <summary>
