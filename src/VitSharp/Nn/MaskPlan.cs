@@ -46,7 +46,7 @@ public sealed class MaskPlan : IDisposable
         int at = 0;
         foreach (var (batch, rate) in _sites)
             for (int b = 0; b < batch; b++)
-                _host[at++] = rng is null ? 1f : rng.NextDouble() < rate ? 0f : 1f / (1 - rate);
+                _host[at++] = rng is null ? 1f : Pass.DropPathFactor(rng, rate);
         if (_used > 0) _be.CopyFromHost(_host.AsSpan(0, _used), _arena.View([_used], 0));
     }
 

@@ -119,7 +119,7 @@ public sealed class Pass
             // Drop path alone: one F32 factor per sample (the same draws, so the same numbers), applied as a row scale by
             // ApplyMask — no full-size mask is drawn on the host or uploaded.
             var rows = new float[batch];
-            for (int b = 0; b < batch; b++) rows[b] = rng.NextDouble() < dropPath ? 0f : 1f / (1 - dropPath);
+            for (int b = 0; b < batch; b++) rows[b] = DropPathFactor(rng, dropPath);
             var r = Get(DType.F32, batch);
             Be.CopyFromHost(rows, r);
             return r;
@@ -129,7 +129,7 @@ public sealed class Pass
         float keepScale = dropRate > 0 ? 1f / (1 - dropRate) : 1f;
         for (int b = 0; b < batch; b++)
         {
-            float sample = dropPath > 0 ? (rng.NextDouble() < dropPath ? 0f : 1f / (1 - dropPath)) : 1f;
+            float sample = dropPath > 0 ? DropPathFactor(rng, dropPath) : 1f;
             for (long i = 0; i < per; i++)
             {
                 float e = dropRate > 0 ? (rng.NextDouble() < dropRate ? 0f : keepScale) : 1f;
@@ -140,6 +140,10 @@ public sealed class Pass
         Be.CopyFromHost(host, t);
         return t;
     }
+
+    /// <summary>One sample's drop-path factor: one draw, 0 (dropped) with probability <paramref name="rate"/>, else
+    /// 1/(1−rate). Eager masks and a recorded step's <see cref="MaskPlan"/> both draw through it.</summary>
+    internal static float DropPathFactor(Random rng, float rate) => rng.NextDouble() < rate ? 0f : 1f / (1 - rate);
 
     /// <summary>y = x ⊙ mask: elementwise, or per sample for a drop-path row mask (see <see cref="Mask"/>).</summary>
     public void ApplyMask(Tensor x, Tensor mask, Tensor y)

@@ -333,12 +333,18 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
         LaunchTrain("clip_by_norm", grads.Length, grads.Pointer, grads.Length, sumsq.Pointer, Bits(maxNorm), stats.Pointer);
     }
 
+    /// <summary>A step's scalars as torch.optim.AdamW computes them (bias corrections in double, like Python floats):
+    /// lr/bc1, √bc2 and the decoupled decay factor 1 − lr·wd (exactly 1 without decay).</summary>
+    private static (float StepSize, float Bc2Sqrt, float Decay) AdamWScalars(AdamWArgs a)
+    {
+        double bc1 = 1 - Math.Pow(a.Beta1, a.Step), bc2 = 1 - Math.Pow(a.Beta2, a.Step);
+        return ((float)(a.Lr / bc1), (float)Math.Sqrt(bc2), (float)(1 - (double)a.Lr * a.WeightDecay));
+    }
+
     public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWArgs a)
     {
         foreach (var t in new[] { param, grad, m, v }) CheckType(t, DType.F32);
-        double bc1 = 1 - Math.Pow(a.Beta1, a.Step), bc2 = 1 - Math.Pow(a.Beta2, a.Step);
-        float stepSize = (float)(a.Lr / bc1), bc2Sqrt = (float)Math.Sqrt(bc2);
-        float decay = (float)(1 - (double)a.Lr * a.WeightDecay);
+        var (stepSize, bc2Sqrt, decay) = AdamWScalars(a);
         LaunchTrain("adamw_step", param.Length, param.Pointer, grad.Pointer, m.Pointer, v.Pointer, param.Length,
             Bits(a.Beta1), Bits(a.Beta2), Bits(a.Eps), Bits(stepSize), Bits(bc2Sqrt), Bits(decay), a.WeightDecay != 0 ? 1 : 0);
     }
@@ -367,10 +373,7 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
             CopyFromHost(host, mask);
             _decayMasks.Add(runs, mask);
         }
-        double bc1 = 1 - Math.Pow(a.Beta1, a.Step), bc2 = 1 - Math.Pow(a.Beta2, a.Step);
-        float stepSize = (float)(a.Lr / bc1), bc2Sqrt = (float)Math.Sqrt(bc2);
-        float decayFactor = (float)(1 - (double)a.Lr * a.WeightDecay);
-        if (a.WeightDecay == 0) decayFactor = 1f;
+        var (stepSize, bc2Sqrt, decayFactor) = AdamWScalars(a);
         LaunchTrain("adamw_step_masked", n, param.Pointer, grad.Pointer, m.Pointer, v.Pointer, mask.Pointer, n,
             Bits(a.Beta1), Bits(a.Beta2), Bits(a.Eps), Bits(stepSize), Bits(bc2Sqrt), Bits(decayFactor));
     }
