@@ -4,8 +4,8 @@ using VitSharp.Training;
 namespace VitSharp.Cli.Commands;
 
 /// <summary>
-/// `vit finetune`: a pre-trained checkpoint on new data at a new resolution: new zero-initialised head, position embeddings
-/// resampled. Defaults follow the ViT paper's fine-tuning recipe (SGD momentum 0.9, lr 0.03, warmup, cosine, clip 1.0, no
+/// `vit finetune`: a pre-trained checkpoint on new data at a new resolution: position embeddings resampled, the head kept
+/// when it has the data's classes (else, or with --new-head, a new zero-initialised one). Defaults follow the ViT paper's fine-tuning recipe (SGD momentum 0.9, lr 0.03, warmup, cosine, clip 1.0, no
 /// weight decay); a --config file or --set overrides them.
 /// </summary>
 public sealed class FinetuneCommand : ICliCommand
@@ -25,12 +25,14 @@ public sealed class FinetuneCommand : ICliCommand
         var fresh = new Option<bool>("--no-resume") { Description = "start afresh even if the output folder has a checkpoint" };
         var device = new Option<string?>("--device", "-d") { Description = "cpu (default), cuda[:N], or auto (CUDA when present)" };
         var batch = new Option<int?>("--batch-size", "-b") { Description = "images per optimizer micro-batch (sets batch_size)" };
+        var newHead = new Option<bool>("--new-head") { Description = "a new zero head even when the checkpoint's head has the data's classes" };
         var dtype = new Option<string?>("--dtype") { Description = "compute type on cuda: bf16 (mixed precision, default) or f32" };
-        var cmd = new Command("finetune", "fine-tune a checkpoint on new data with a new head");
-        foreach (var o in new Option[] { checkpoint, data, size, classes, config, output, batch, set, fresh, device, dtype }) cmd.Options.Add(o);
+        var cmd = new Command("finetune", "fine-tune a checkpoint on new data, at a new resolution");
+        foreach (var o in new Option[] { checkpoint, data, size, classes, config, output, batch, set, fresh, newHead, device, dtype }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var overrides = TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output), r.GetValue(batch));
+            if (r.GetValue(newHead)) overrides.Add("new_head=true");
             var cfg = FineTune.Configure(r.GetValue(checkpoint)!, r.GetValue(config), overrides, r.GetValue(size));
             var (train, val) = FineTune.OpenData(cfg, r.GetValue(classes));
             TrainingConsole.DescribeData(train, val);

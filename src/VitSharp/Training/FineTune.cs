@@ -43,15 +43,31 @@ public static class FineTune
         return (train, val);
     }
 
-    public static (ModelConfig Config, Dictionary<string, HostArray> Weights) Prepare(string checkpoint, int? imageSize, int classes, int? heads = null)
+    /// <summary>The model and starting weights of a fine-tuning run. The checkpoint's head is kept when it classifies the
+    /// same classes as the data — same count and, where the checkpoint names its classes, the same names in the same
+    /// order (fine-tuning at a higher resolution on the pre-training data, as timm does when num_classes is unchanged);
+    /// otherwise, or when <paramref name="newHead"/> is set, the head starts at zero for the new classes.</summary>
+    public static (ModelConfig Config, Dictionary<string, HostArray> Weights) Prepare(string checkpoint, int? imageSize, int classes, int? heads = null,
+        IReadOnlyList<string>? classNames = null, bool newHead = false)
     {
         var ck = Checkpoint.Load(checkpoint, new LoadOptions { ImageSize = imageSize, Heads = heads });
         var config = ck.Config with { NumClasses = classes };
+        int features = config is VitConfig v ? v.FeatureDim : config.EmbedDim;
+        if (!newHead && KeepsHead(ck, classes, classNames, features)) return (config, new Dictionary<string, HostArray>(ck.Weights));
         var weights = ck.Weights.Where(kv => !kv.Key.StartsWith("head.", StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key, kv => kv.Value);
-        int features = config is VitConfig v ? v.FeatureDim : config.EmbedDim;
         weights["head.weight"] = new HostArray([classes, features], new float[classes * features]);
         weights["head.bias"] = new HostArray([classes], new float[classes]);
         return (config, weights);
+    }
+
+    /// <summary>Whether the checkpoint's head already maps onto the data's classes.</summary>
+    public static bool KeepsHead(Checkpoint ck, int classes, IReadOnlyList<string>? classNames, int features)
+    {
+        if (ck.Config.NumClasses != classes) return false;
+        if (!ck.Weights.TryGetValue("head.weight", out var w) || !w.Shape.SequenceEqual([classes, features])) return false;
+        if (!ck.Weights.TryGetValue("head.bias", out var b) || !b.Shape.SequenceEqual([classes])) return false;
+        if (ck.Labels is { } labels && classNames is not null && !labels.SequenceEqual(classNames, StringComparer.Ordinal)) return false;
+        return true;
     }
 }

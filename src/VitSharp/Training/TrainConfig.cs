@@ -45,8 +45,11 @@ public sealed record TrainConfig
     /// <summary>Save the end-of-epoch checkpoint after every this many epochs (and always after the last).</summary>
     public int CheckpointEveryEpochs { get; init; } = 1;
     public string Output { get; init; } = "runs/train";
-    /// <summary>Fine-tuning: start from this checkpoint (a new zero-initialised head, position embeddings resampled).</summary>
+    /// <summary>Fine-tuning: start from this checkpoint, position embeddings resampled; its head is kept when it has the
+    /// data's classes (<see cref="Training.FineTune.KeepsHead"/>), else a new zero-initialised head.</summary>
     public string? InitCheckpoint { get; init; }
+    /// <summary>Fine-tuning: a new zero-initialised head even when the checkpoint's head has the data's classes.</summary>
+    public bool NewHead { get; init; }
 
     public static readonly JsonSerializerOptions Json = new()
     {

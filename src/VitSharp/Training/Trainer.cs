@@ -53,7 +53,7 @@ public sealed class Trainer : IDisposable
         {
             int? size = config.Model["img_size"] is { } s ? (int)s : null;
             int? heads = config.Model["num_heads"] is { } h ? (int)h : null;
-            (mc, init) = FineTune.Prepare(ck, size, classes, heads);
+            (mc, init) = FineTune.Prepare(ck, size, classes, heads, train.Classes, config.NewHead);
         }
         else
         {

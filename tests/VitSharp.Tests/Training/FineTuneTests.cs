@@ -6,9 +6,9 @@ using Xunit.Abstractions;
 
 namespace VitSharp.Tests.Training;
 
-/// <summary>A ViT trained at 32×32 is fine-tuned at 64×64: position embeddings resampled, a new zero head, the paper's
-/// SGD recipe; its accuracy on held-out images is measured (31.2% top-1 on 500 images, chance 10%; pre-training
-/// alone reached 30.2% at 32×32).</summary>
+/// <summary>A ViT trained at 32×32 is fine-tuned at 64×64: position embeddings resampled, the trained head kept (the
+/// same classes) or a new zero head (other classes), the paper's SGD recipe; its accuracy on held-out images is measured
+/// (chance 10%).</summary>
 public class FineTuneTests(ITestOutputHelper output)
 {
     [SharedFact]
@@ -27,11 +27,23 @@ public class FineTuneTests(ITestOutputHelper output)
             output.WriteLine($"pre-training at 32×32: top-1 {t.Run().LastEval!.Top1:P1}");
 
         var source = Path.Combine(pre, Trainer.ModelFile);
+        var trained = Checkpoint.Load(source);
         var (config, weights) = FineTune.Prepare(source, 64, 10);
         var v = (VitConfig)config;
         Assert.Equal(64, v.ImageSize);
         Assert.Equal([1, 65, 48], weights["pos_embed"].Shape); // 8×8 patches + class token, resampled from 4×4
-        Assert.All(weights["head.weight"].Data, x => Assert.Equal(0f, x));
+        // The same ten classes: the trained head is kept, as timm keeps it when num_classes is unchanged.
+        Assert.Equal(trained.Weights["head.weight"].Data, weights["head.weight"].Data);
+        Assert.Equal(trained.Weights["head.bias"].Data, weights["head.bias"].Data);
+        Assert.Contains(trained.Weights["head.weight"].Data, x => x != 0f);
+        Assert.Equal(trained.Weights["head.weight"].Data, FineTune.Prepare(source, 64, 10, classNames: trained.Labels).Weights["head.weight"].Data);
+        // Other classes (another count, other names, or --new-head): a new zero head.
+        var five = FineTune.Prepare(source, 64, 5).Weights;
+        Assert.Equal([5, 48], five["head.weight"].Shape);
+        Assert.All(five["head.weight"].Data, x => Assert.Equal(0f, x));
+        var renamed = trained.Labels!.Reverse().ToArray();
+        Assert.All(FineTune.Prepare(source, 64, 10, classNames: renamed).Weights["head.weight"].Data, x => Assert.Equal(0f, x));
+        Assert.All(FineTune.Prepare(source, 64, 10, newHead: true).Weights["head.bias"].Data, x => Assert.Equal(0f, x));
 
         var ft = Directory.CreateTempSubdirectory("vitsharp-ft-").FullName;
         var cfg = TrainConfig.Parse(FineTune.PaperRecipe,
