@@ -30,7 +30,9 @@ public sealed class ConvertCommand : ICliCommand
             string src = r.GetValue(ck.Checkpoint)!, dst = r.GetValue(output)!;
             var named = r.GetValue(format) is { } f ? CheckpointWriter.ParseFormat(f) : (CheckpointFormat?)null;
             ConversionResult result;
-            if (named is null && dst.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) && File.Exists(src) && SafeTensors.LooksLike(src))
+            // A plain dtype rewrite keeps the file's own record; --labels or --recipe write a new one (the path below).
+            if (named is null && r.GetValue(labels) is null && r.GetValue(recipe) is null
+                && dst.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) && File.Exists(src) && SafeTensors.LooksLike(src))
                 result = CheckpointWriter.RewriteDType(src, dst, CheckpointWriter.ParseDType(r.GetValue(dtype) ?? "bf16"));
             else
             {

@@ -307,7 +307,7 @@ public static class CheckpointWriter
         Directory.CreateDirectory(output);
         SafeTensors.Write(System.IO.Path.Combine(output, "model.safetensors"), hf, new Dictionary<string, string> { ["format"] = "pt" }, dtype);
         var recipe = ckpt.Metadata?.Preprocess ?? Recipes.For(ckpt);
-        if (recipe.Resize == ResizeMode.Square && recipe.Antialias)
+        if (recipe.Resize == ResizeMode.Square && recipe.Antialias && recipe.SourceSize <= 0)
             WriteJson(System.IO.Path.Combine(output, "preprocessor_config.json"), new JsonObject
             {
                 ["image_processor_type"] = "ViTImageProcessor",
@@ -322,7 +322,9 @@ public static class CheckpointWriter
             });
         else
         {
-            notes.Add($"no preprocessor_config.json: the '{recipe.Name}' preprocessing ({(recipe.Resize == ResizeMode.Square ? "a resize without antialias" : "a resize then a centre crop")}) is not what ViTImageProcessor does");
+            var what = recipe.Resize != ResizeMode.Square ? "a resize then a centre crop"
+                : recipe.SourceSize > 0 ? $"a resize to {recipe.SourceSize}² then to {recipe.ImageSize}²" : "a resize without antialias";
+            notes.Add($"no preprocessor_config.json: the '{recipe.Name}' preprocessing ({what}) is not what ViTImageProcessor does");
             // One left from an earlier write would state another model's preprocessing.
             var stale = System.IO.Path.Combine(output, "preprocessor_config.json");
             if (File.Exists(stale))

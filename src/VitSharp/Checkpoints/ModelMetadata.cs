@@ -93,7 +93,7 @@ public sealed record ModelMetadata
 
     /// <summary>The eval transform of what training used: a named recipe's, or the simple small-image pipeline (Pillow
     /// bicubic to the model's size when an image differs from it, then the given mean/std).</summary>
-    public static PreprocessRecipe TrainingPreprocess(int imageSize, float[] mean, float[] std, string? recipe, string file = "training data")
+    public static PreprocessRecipe TrainingPreprocess(int imageSize, float[] mean, float[] std, string? recipe, string file = "training data", int sourceSize = 0)
     {
         if (recipe is not null)
         {
@@ -102,27 +102,33 @@ public sealed record ModelMetadata
         }
         return new PreprocessRecipe
         {
-            Name = "simple", ImageSize = imageSize, Resize = ResizeMode.Square, Interpolation = Interpolation.Bicubic, Antialias = true,
-            CropPct = 1.0, Mean = PerChannel(mean), Std = PerChannel(std),
+            Name = "simple", ImageSize = imageSize, SourceSize = sourceSize == imageSize ? 0 : sourceSize, Resize = ResizeMode.Square,
+            Interpolation = Interpolation.Bicubic, Antialias = true, CropPct = 1.0, Mean = PerChannel(mean), Std = PerChannel(std),
         };
     }
 
-    private static JsonObject PreprocessJson(PreprocessRecipe p) => new()
+    private static JsonObject PreprocessJson(PreprocessRecipe p)
     {
-        ["name"] = p.Name,
-        ["resize"] = p.Resize == ResizeMode.Square ? "square" : "shorter_side_then_center_crop",
-        ["image_size"] = p.ImageSize,
-        ["interpolation"] = p.Interpolation == Interpolation.Bilinear ? "bilinear" : "bicubic",
-        ["antialias"] = p.Antialias,
-        ["crop_pct"] = p.CropPct,
-        ["mean"] = new JsonArray(p.Mean.Select(x => (JsonNode?)x).ToArray()),
-        ["std"] = new JsonArray(p.Std.Select(x => (JsonNode?)x).ToArray()),
-    };
+        var o = new JsonObject
+        {
+            ["name"] = p.Name,
+            ["resize"] = p.Resize == ResizeMode.Square ? "square" : "shorter_side_then_center_crop",
+            ["image_size"] = p.ImageSize,
+            ["interpolation"] = p.Interpolation == Interpolation.Bilinear ? "bilinear" : "bicubic",
+            ["antialias"] = p.Antialias,
+            ["crop_pct"] = p.CropPct,
+            ["mean"] = new JsonArray(p.Mean.Select(x => (JsonNode?)x).ToArray()),
+            ["std"] = new JsonArray(p.Std.Select(x => (JsonNode?)x).ToArray()),
+        };
+        // Written only when set, so that the records of models without it stay as they were.
+        if (p.SourceSize > 0) o["source_size"] = p.SourceSize;
+        return o;
+    }
 
     private static PreprocessRecipe ParsePreprocess(JsonObject o, string file, int defaultSize)
     {
         const string at = "preprocess.";
-        Known(o, file, at, "name", "resize", "image_size", "interpolation", "antialias", "crop_pct", "mean", "std");
+        Known(o, file, at, "name", "resize", "image_size", "source_size", "interpolation", "antialias", "crop_pct", "mean", "std");
         JsonNode Need(string k) => o[k] ?? throw Error(file, $"missing key '{at}{k}'");
         var resize = Str(Need("resize"), file, at + "resize") switch
         {
@@ -143,6 +149,7 @@ public sealed record ModelMetadata
             Name = name,
             Resize = resize,
             ImageSize = o["image_size"] is JsonNode size ? Int(size, file, at + "image_size") : defaultSize,
+            SourceSize = o["source_size"] is JsonNode src ? Int(src, file, at + "source_size") : 0,
             Interpolation = interpolation,
             Antialias = o["antialias"] is JsonNode a ? Bool(a, file, at + "antialias") : true,
             CropPct = o["crop_pct"] is JsonNode c ? Num(c, file, at + "crop_pct")
@@ -151,6 +158,8 @@ public sealed record ModelMetadata
             Std = PerChannel(Floats(Need("std"), file, at + "std")),
         };
         if (r.ImageSize is <= 0 or > PreprocessRecipe.MaxImageSize) throw Error(file, $"key '{at}image_size': {r.ImageSize} is not in 1..{PreprocessRecipe.MaxImageSize}");
+        if (r.SourceSize is <= 0 or > PreprocessRecipe.MaxImageSize && o["source_size"] is not null) throw Error(file, $"key '{at}source_size': {r.SourceSize} is not in 1..{PreprocessRecipe.MaxImageSize}");
+        if (r.SourceSize > 0 && r.Resize != ResizeMode.Square) throw Error(file, $"key '{at}source_size' goes with a square resize");
         if (!r.Antialias && (r.Resize == ResizeMode.ShorterSideThenCenterCrop || r.Interpolation != Interpolation.Bilinear))
             throw Error(file, $"key '{at}antialias': false is implemented only for a square bilinear resize");
         if (r.Resize == ResizeMode.ShorterSideThenCenterCrop && r.CropPct is <= 0 or > 1) throw Error(file, $"key '{at}crop_pct': {r.CropPct} is not in (0, 1]");

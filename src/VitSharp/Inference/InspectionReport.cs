@@ -319,7 +319,7 @@ public sealed class InspectionReport
     // ---- HTML ---------------------------------------------------------------------------------------------------
 
     private static string Steps(PreprocessRecipe? r) => r is null ? "none stated" : r.Resize == ResizeMode.Square
-        ? $"{r.Interpolation.ToString().ToLowerInvariant()} resize to {r.ImageSize}×{r.ImageSize}"
+        ? (r.SourceSize > 0 ? $"{r.Interpolation.ToString().ToLowerInvariant()} resize to {r.SourceSize}×{r.SourceSize}, then " : "") + $"{r.Interpolation.ToString().ToLowerInvariant()} resize to {r.ImageSize}×{r.ImageSize}"
         : $"{r.Interpolation.ToString().ToLowerInvariant()} resize of the shorter side to ⌊{r.ImageSize}/{F(r.CropPct)}⌋, centre crop {r.ImageSize}×{r.ImageSize}";
 
     private static string E(string s) => WebUtility.HtmlEncode(s);

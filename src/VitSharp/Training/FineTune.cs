@@ -6,7 +6,8 @@ namespace VitSharp.Training;
 
 /// <summary>
 /// Starting weights for fine-tuning (the ViT paper's recipe): the pre-trained body, position embeddings resampled to the
-/// new resolution (Checkpoint.Load with LoadOptions.ImageSize), and a new zero-initialised head for the new classes.
+/// new resolution (Checkpoint.Load with LoadOptions.ImageSize), and the pre-trained head where it has the data's classes,
+/// else a new zero-initialised head for the new classes.
 /// </summary>
 public static class FineTune
 {

@@ -315,6 +315,10 @@ public sealed record DataConfig
     public float[] Mean { get; init; } = [0.5f, 0.5f, 0.5f];
     public float[] Std { get; init; } = [0.5f, 0.5f, 0.5f];
     public int CropPadding { get; init; }
+    /// <summary>The square size the images are first resized to when the model takes another (0: none): the data's own
+    /// resolution when a model is fine-tuned on it at a higher one (CIFAR-10 at 32 for a 64² model). Recorded in the
+    /// model's preprocessing, so that a photo goes through the same two resizes as the training images.</summary>
+    public int SourceSize { get; init; }
     /// <summary>A named preprocessing recipe (timm, google, hf) for training and evaluation instead of mean/std,
     /// crop_padding and horizontal_flip: random resized crop and flip, as those libraries fine-tune.</summary>
     public string? Recipe { get; init; }
@@ -348,6 +352,8 @@ public sealed record DataConfig
         if (Workers < 0) throw new VitSharpException($"data.workers: {Workers} (0 means every core)");
         if (Prefetch < 1) throw new VitSharpException($"data.prefetch: {Prefetch} must be at least 1");
         if (CropPadding < 0) throw new VitSharpException($"data.crop_padding: {CropPadding} must not be negative");
+        if (SourceSize is < 0 or > Data.Transforms.PreprocessRecipe.MaxImageSize) throw new VitSharpException($"data.source_size: {SourceSize} must be in 0..{Data.Transforms.PreprocessRecipe.MaxImageSize}");
+        if (SourceSize > 0 && Recipe is not null) throw new VitSharpException("data.source_size goes with the simple pipeline (mean/std), not with data.recipe");
     }
 }
 

@@ -36,7 +36,7 @@ public static class TrainData
         d.Validate();
         var aug = new Augmentation
         {
-            ImageSize = imageSize, Channels = channels, Mean = d.Mean, Std = d.Std, CropPadding = d.CropPadding, HorizontalFlip = d.HorizontalFlip,
+            ImageSize = imageSize, SourceSize = d.SourceSize, Channels = channels, Mean = d.Mean, Std = d.Std, CropPadding = d.CropPadding, HorizontalFlip = d.HorizontalFlip,
             AutoAugment = AutoAugment.Parse(d.AutoAugment),
             RandomErasing = d.RandomErasing > 0 ? new RandomErasing(d.RandomErasing, RandomErasing.ParseMode(d.RandomErasingMode)) : null,
         };

@@ -23,15 +23,15 @@ public static class TrainCheckpoint
     /// <see cref="ModelMetadata"/>: the config, the labels and the eval transform of what training used (a named recipe, or
     /// the simple pipeline with this mean/std).</summary>
     public static void ExportModel(string path, ModelConfig config, Dictionary<string, HostArray> weights, IReadOnlyList<string> classes,
-        float[] mean, float[] std, string? recipe = null) =>
-        Checkpoint.Save(path, Metadata(config, classes, mean, std, recipe), weights);
+        float[] mean, float[] std, string? recipe = null, int sourceSize = 0) =>
+        Checkpoint.Save(path, Metadata(config, classes, mean, std, recipe, sourceSize), weights);
 
     /// <summary>The record a model trained with this data pipeline carries.</summary>
-    public static ModelMetadata Metadata(ModelConfig config, IReadOnlyList<string> classes, float[] mean, float[] std, string? recipe) => new()
+    public static ModelMetadata Metadata(ModelConfig config, IReadOnlyList<string> classes, float[] mean, float[] std, string? recipe, int sourceSize = 0) => new()
     {
         Config = config,
         Labels = [.. classes],
-        Preprocess = ModelMetadata.TrainingPreprocess(config.ImageSize, mean, std, recipe),
+        Preprocess = ModelMetadata.TrainingPreprocess(config.ImageSize, mean, std, recipe, sourceSize: sourceSize),
     };
 
     /// <summary>The training checkpoint: weights, "optim." and "ema." tensors, and in the metadata the record (as the
@@ -43,7 +43,7 @@ public static class TrainCheckpoint
         foreach (var (k, v) in optimizer) all["optim." + k] = v;
         if (ema is not null) foreach (var (k, v) in ema) all["ema." + k] = v;
         var d = TrainConfig.Parse(runConfig, source: path).Data;
-        var meta = Metadata(config, classes, d.Mean, d.Std, d.Recipe).ToSafeTensorsMetadata();
+        var meta = Metadata(config, classes, d.Mean, d.Std, d.Recipe, d.SourceSize).ToSafeTensorsMetadata();
         meta[StateKey] = new JsonObject { ["step"] = state.Step, ["epoch"] = state.Epoch, ["batch"] = state.Batch }.ToJsonString();
         meta[RunConfigKey] = runConfig;
         SafeTensors.Write(path, all, meta);

@@ -290,8 +290,8 @@ public sealed class Trainer : IDisposable
             if (!Array.TrueForAll(w.Data, float.IsFinite))
                 throw Diverged($"weight '{name}'", w.Data.First(v => !float.IsFinite(v)), s.Step - 1, s.Epoch, lastSaved);
         TrainCheckpoint.Save(Out(CheckpointFile), _model.Config, s, _cfg.ToJson(), weights, _opt.State(), _ema?.Weights.ToHost(), _train.Classes);
-        TrainCheckpoint.ExportModel(Out(ModelFile), _model.Config, weights, _train.Classes, _aug.Mean, _aug.Std, _cfg.Data.Recipe);
-        if (_ema is not null) TrainCheckpoint.ExportModel(Out("model_ema.safetensors"), _model.Config, _ema.Weights.ToHost(), _train.Classes, _aug.Mean, _aug.Std, _cfg.Data.Recipe);
+        TrainCheckpoint.ExportModel(Out(ModelFile), _model.Config, weights, _train.Classes, _aug.Mean, _aug.Std, _cfg.Data.Recipe, _cfg.Data.SourceSize);
+        if (_ema is not null) TrainCheckpoint.ExportModel(Out("model_ema.safetensors"), _model.Config, _ema.Weights.ToHost(), _train.Classes, _aug.Mean, _aug.Std, _cfg.Data.Recipe, _cfg.Data.SourceSize);
         Log(log, new TrainEvent("checkpoint", s.Step, TotalSteps, s.Epoch, Path: Out(CheckpointFile)));
     }
 

@@ -32,7 +32,7 @@ public class ShippedModelTests : IDisposable
         var ckpt = Checkpoint.Load(path);
         Assert.Equal(Cifar10, ckpt.Labels);
         var vit = Assert.IsType<VitConfig>(ckpt.Config);
-        Assert.Equal((32, 4, 192, 9, 3, 10), (vit.ImageSize, vit.PatchSize, vit.EmbedDim, vit.Depth, vit.NumHeads, vit.NumClasses));
+        Assert.Equal((64, 4, 256, 7, 4, 10), (vit.ImageSize, vit.PatchSize, vit.EmbedDim, vit.Depth, vit.NumHeads, vit.NumClasses));
         var pre = ckpt.Metadata?.Preprocess ?? throw new Xunit.Sdk.XunitException("no preprocessing in the metadata record");
         Assert.Equal([0.4914f, 0.4822f, 0.4465f], pre.Mean);
         Assert.Equal([0.247f, 0.2435f, 0.2616f], pre.Std);
@@ -41,15 +41,15 @@ public class ShippedModelTests : IDisposable
     [Fact]
     public void ShippedModelClassifiesTheCommittedTestSlice()
     {
-        // `vit eval`'s code path on 200 committed test images. Measured: 87.5 % (175/200) for the bf16 model, 87.0 % for
-        // the f32 one it was made from. The floor catches a broken model or preprocessing: [-1, 1] normalisation instead
-        // of the recorded CIFAR mean/std (the google or hf recipe) gives 83.0 % here.
+        // `vit eval`'s code path on 200 committed test images. Measured: 88.0 % (176/200) for the bf16 model and for the
+        // f32 one it was made from. The floor catches a broken model or preprocessing: [-1, 1] normalisation instead of
+        // the recorded CIFAR mean/std (the hf recipe) gives 79.5 % here.
         var (result, names) = VitSharp.Training.Evaluator.EvaluateCheckpoint(DefaultModel.BundledPath, Slice, null, 0, 64, null, CpuBackend.Instance);
         Assert.Equal(200, result.Count);
         Assert.Equal(Cifar10, names);
-        Assert.True(result.Top1 >= 0.85, $"top-1 {result.Top1:P1} on the committed slice, below the 85 % floor (measured 87.5 %)");
+        Assert.True(result.Top1 >= 0.85, $"top-1 {result.Top1:P1} on the committed slice, below the 85 % floor (measured 88.0 %)");
         for (int c = 0; c < 10; c++)
-            Assert.True(result.ClassAccuracy(c) >= 0.6, $"{Cifar10[c]}: {result.ClassAccuracy(c):P0} (measured 75 % to 100 % per class)");
+            Assert.True(result.ClassAccuracy(c) >= 0.6, $"{Cifar10[c]}: {result.ClassAccuracy(c):P0} (measured 70 % to 100 % per class)");
     }
 
     [Fact]
@@ -61,7 +61,7 @@ public class ShippedModelTests : IDisposable
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.Equal(cat, lines[0]);
         Assert.Equal(4, lines.Length);
-        Assert.EndsWith(" cat", lines[1]); // measured: 79.50 % cat, then dog 7.26 %
+        Assert.EndsWith(" cat", lines[1]); // measured: 56.66 % cat, then dog 24.03 %
         Assert.Contains("%", lines[1]);
 
         // The whole samples folder, as README's first command runs it: a class name for each of the four photos.
@@ -110,15 +110,15 @@ public class ShippedModelTests : IDisposable
         Assert.Equal(1, CliRunner.Run("convert", "-c", f32, "-o", bf16, "--dtype", "int8").code);
     }
 
-    /// <summary>The model card's figure: `vit eval`'s code path on the full shared test split (10,000 images, ~20 s on two
-    /// cores). Category Slow: leave it out with --filter "Category!=Slow".</summary>
+    /// <summary>The model card's figure: `vit eval`'s code path on the full shared test split (10,000 images at 64², about
+    /// two minutes on two cores). Category Slow: leave it out with --filter "Category!=Slow".</summary>
     [SharedFact]
     [Trait("Category", "Slow")]
     public void ReproducesTheModelCardOnTheFullTestSplit()
     {
         var (result, _) = VitSharp.Training.Evaluator.EvaluateCheckpoint(DefaultModel.BundledPath, TestData.Shared("datasets", "cifar10-jpeg.tar.gz"), "test", 0, 64, null, CpuBackend.Instance);
         Assert.Equal(10000, result.Count);
-        Assert.InRange(result.Top1, 0.8686 - 0.001, 0.8686 + 0.001); // docs/MODELS.md: 86.86 % (bf16; the f32 original 86.80 %)
-        Assert.InRange(result.ClassAccuracy(3), 0.70, 0.72);         // cat, the weakest class: 71.1 %
+        Assert.InRange(result.Top1, 0.8826 - 0.001, 0.8826 + 0.001); // docs/MODELS.md: 88.26 % (bf16; the f32 original 88.30 %)
+        Assert.InRange(result.ClassAccuracy(3), 0.73, 0.75);         // cat, the weakest class: 73.8 %
     }
 }

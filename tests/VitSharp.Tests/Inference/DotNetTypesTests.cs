@@ -23,7 +23,7 @@ public class DotNetTypesTests
     {
         using var c = Classifier.Load(DefaultModel.BundledPath);
         var expected = c.Classify(ImageCodecs.Decode(Cat), topK: 3);
-        Assert.Equal("cat", expected[0].Label); // measured: 79.5 % cat
+        Assert.Equal("cat", expected[0].Label); // measured: 56.7 % cat
 
         var fromBytes = c.Classify(File.ReadAllBytes(Cat), topK: 3);
         using var stream = File.OpenRead(Cat);

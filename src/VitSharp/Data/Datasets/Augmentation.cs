@@ -10,6 +10,9 @@ namespace VitSharp.Data.Datasets;
 public sealed record Augmentation
 {
     public int ImageSize { get; init; } = 32;
+    /// <summary>When positive and not <see cref="ImageSize"/>: images are resized to this square size first, then to
+    /// <see cref="ImageSize"/> (the data's own resolution for a model fine-tuned at a higher one).</summary>
+    public int SourceSize { get; init; }
     public int Channels { get; init; } = 3;
     public float[] Mean { get; init; } = [0.5f, 0.5f, 0.5f];
     public float[] Std { get; init; } = [0.5f, 0.5f, 0.5f];
@@ -66,6 +69,8 @@ public sealed record Augmentation
         // Another size is resized first as timm does (Pillow bicubic with antialiasing), then cropped and flipped.
         int s = ImageSize, plane = s * s, C = Channels;
         img = img.To8Bit();
+        if (SourceSize > 0 && SourceSize != s && (img.Width != SourceSize || img.Height != SourceSize))
+            img = Transforms.Resize.Pil(img, SourceSize, SourceSize, Transforms.Interpolation.Bicubic);
         if (img.Width != s || img.Height != s) img = Transforms.Resize.Pil(img, s, s, Transforms.Interpolation.Bicubic);
         int ox = 0, oy = 0;
         bool flip = false;
@@ -143,7 +148,7 @@ public sealed record Augmentation
             var (w, h) = Transforms.Resize.ShorterSideSize(img.Width, img.Height, scaleSize);
             img = Transforms.CenterCrop.Apply(Transforms.Resize.Pil(img, w, h, r.Interpolation), s, s);
         }
-        else img = Transforms.Resize.Pil(img, s, s, r.Interpolation);
+        else img = Transforms.Resize.Pil(r.ToSourceSize(img), s, s, r.Interpolation);
         NormalizeRecipe(img.Pixels!, dst);
     }
 

@@ -23,6 +23,10 @@ public sealed record PreprocessRecipe
 {
     public string Name { get; set; } = "custom";
     public int ImageSize { get; set; } = 224;
+    /// <summary>Square resize only: when positive and not <see cref="ImageSize"/>, images are resized to this square
+    /// size first (same interpolation), then to <see cref="ImageSize"/>: the resolution of the data a model was
+    /// fine-tuned on at a higher one (a 64² CIFAR-10 model sees 32×32 images upsampled). 0: none.</summary>
+    public int SourceSize { get; set; }
     public ResizeMode Resize { get; set; } = ResizeMode.ShorterSideThenCenterCrop;
     public double CropPct { get; set; } = 0.875;
     public Interpolation Interpolation { get; set; } = Interpolation.Bicubic;
@@ -72,7 +76,19 @@ public sealed record PreprocessRecipe
             img = CenterCrop.Apply(Transforms.Resize.Pil(img, w, h, Interpolation), ImageSize, ImageSize);
             return Normalize.ToChw(img, Mean, Std);
         }
-        return ResizeAndNormalize(img);
+        return ResizeAndNormalize(ToSourceSize(img));
+    }
+
+    /// <summary>The first of the two square resizes when <see cref="SourceSize"/> is set (an image already of that size,
+    /// or a recipe without one, is returned as it is).</summary>
+    public Image ToSourceSize(Image img)
+    {
+        if (SourceSize <= 0 || SourceSize == ImageSize || img.Width == SourceSize && img.Height == SourceSize) return img;
+        if (Antialias) return Transforms.Resize.Pil(img, SourceSize, SourceSize, Interpolation);
+        var hwc = Transforms.Resize.BilinearNoAntialias(img, SourceSize, SourceSize);
+        var px = new byte[hwc.Length];
+        for (int i = 0; i < px.Length; i++) px[i] = (byte)Math.Clamp(Math.Round(hwc[i]), 0, 255);
+        return new Image(SourceSize, SourceSize, 3, px);
     }
 
     /// <summary>Training transform: random resized crop (from <paramref name="rng"/>), resize, random flip, normalise.</summary>
@@ -119,6 +135,8 @@ public sealed record PreprocessRecipe
         if (!double.IsFinite(CropPct) || !double.IsFinite(TrainHFlip) || Mean.Concat(Std).Any(v => !float.IsFinite(v))
             || TrainScale.Concat(TrainRatio).Any(v => !double.IsFinite(v)))
             throw new ArgumentException($"recipe '{Name}': crop_pct, train_hflip, mean, std, train_scale and train_ratio must be finite numbers");
+        if (SourceSize is < 0 or > MaxImageSize) throw new ArgumentException($"recipe '{Name}': source size {SourceSize}; it must be in 0..{MaxImageSize}");
+        if (SourceSize > 0 && Resize != ResizeMode.Square) throw new ArgumentException($"recipe '{Name}': source_size goes with a square resize");
         if (CropPct is <= 0 or > 1 && Resize == ResizeMode.ShorterSideThenCenterCrop) throw new ArgumentException($"recipe '{Name}': crop_pct {CropPct}");
         if (Mean.Length != 3 || Std.Length != 3 || Std.Any(s => s == 0)) throw new ArgumentException($"recipe '{Name}': mean and std need 3 non-zero values");
         if (TrainScale.Length != 2 || TrainRatio.Length != 2) throw new ArgumentException($"recipe '{Name}': train scale/ratio need 2 values");
