@@ -58,7 +58,7 @@ public sealed class ServeCommand : ICliCommand
                 try
                 {
                     classifier = Classifier.Load(ck.CheckpointPath(r), ck.Load(r), backend,
-                        ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null);
+                        ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null, ck.DType(r));
                     batching = new BatchingClassifier(classifier, r.GetValue(maxBatch));
                     loading.SetResult(batching);
                 }

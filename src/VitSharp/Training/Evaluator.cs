@@ -62,6 +62,14 @@ public static class Evaluator
         return (Evaluate(model, loader, progress), ckpt.Labels ?? dataset.Classes.ToArray());
     }
 
+    /// <summary>The share of images two evaluations of the same data predict the same top-1 class for.</summary>
+    public static double Agreement(EvalResult a, EvalResult b)
+    {
+        if (a.Predictions.Length != b.Predictions.Length || a.Predictions.Length == 0)
+            throw new VitSharpException($"cannot compare {a.Predictions.Length} predictions with {b.Predictions.Length}");
+        return (double)a.Predictions.Zip(b.Predictions).Count(p => p.First == p.Second) / a.Predictions.Length;
+    }
+
     /// <summary>The split to evaluate: <paramref name="split"/> when given (or the test split of an idx folder), else the
     /// data's "test" split, else its "val" split, else the data itself.</summary>
     public static IImageDataset OpenSplit(string path, string? split)
