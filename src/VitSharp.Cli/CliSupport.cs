@@ -86,7 +86,7 @@ public sealed class CheckpointOptions
 
     public void AddDType(Command command) => command.Options.Add(InferenceDType);
 
-    public DType? DType(ParseResult r) => r.GetValue(InferenceDType)!.ToLowerInvariant() switch
+    public DType? DType(ParseResult r) => (r.GetValue(InferenceDType) ?? "f32").ToLowerInvariant() switch
     {
         "f32" or "fp32" => null,
         "int8" or "i8" => Tensors.DType.I8,

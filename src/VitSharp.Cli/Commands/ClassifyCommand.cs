@@ -21,6 +21,7 @@ public sealed class ClassifyCommand : ICliCommand
         var batch = SharedOptions.BatchSize(16, legacyBatch: true);
         var cmd = new Command("classify", "classify images with a checkpoint");
         ck.AddTo(cmd);
+        ck.AddDType(cmd);
         cmd.Arguments.Add(images);
         foreach (var o in new Option[] { topK, labels, recipe, json, batch }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
