@@ -76,6 +76,23 @@ public sealed class CheckpointOptions
         AllowNonFinite = r.GetValue(AllowNonFinite),
     };
 
+    /// <summary>--dtype f32|int8 of the inference commands (run, classify, serve, eval): int8 quantises the blocks'
+    /// Linear layers on load (docs/QUANTIZATION.md); a quantised checkpoint runs int8 either way.</summary>
+    public Option<string> InferenceDType { get; } = new("--dtype")
+    {
+        Description = "f32 (default) or int8: int8 weights and per-token activations in the blocks' Linear layers (CPU; a quantised file is int8 anyway)",
+        DefaultValueFactory = _ => "f32",
+    };
+
+    public void AddDType(Command command) => command.Options.Add(InferenceDType);
+
+    public DType? DType(ParseResult r) => (r.GetValue(InferenceDType) ?? "f32").ToLowerInvariant() switch
+    {
+        "f32" or "fp32" => null,
+        "int8" or "i8" => Tensors.DType.I8,
+        var other => throw new VitSharpException($"--dtype must be f32 or int8, not '{other}'"),
+    };
+
     public IBackend Backend(ParseResult r) => Backends.Create(Tensors.Device.Parse(Backends.ResolveDevice(r.GetValue(Device))));
 }
 

@@ -33,7 +33,8 @@ public sealed class BenchCommand : ICliCommand
             {
                 "bf16" => DType.BF16,
                 "f32" or "fp32" => DType.F32,
-                var other => throw new VitSharpException($"--dtype must be bf16 or f32, not '{other}'"),
+                "int8" or "i8" => DType.I8,
+                var other => throw new VitSharpException($"--dtype must be bf16, f32 or int8 (CPU), not '{other}'"),
             };
             var options = new BenchmarkOptions
             {

@@ -21,6 +21,7 @@ public sealed class ClassifyCommand : ICliCommand
         var batch = SharedOptions.BatchSize(16, legacyBatch: true);
         var cmd = new Command("classify", "classify images with a checkpoint");
         ck.AddTo(cmd);
+        ck.AddDType(cmd);
         cmd.Arguments.Add(images);
         foreach (var o in new Option[] { topK, labels, recipe, json, batch }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
@@ -30,7 +31,7 @@ public sealed class ClassifyCommand : ICliCommand
             if (files.Count == 0) throw new VitSharpException("no image files found");
             using var backend = ck.Backend(r);
             using var classifier = Classifier.Load(ck.CheckpointPath(r), ck.Load(r), backend,
-                RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null);
+                RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null, ck.DType(r));
             var output = new JsonArray();
             int failed = 0;
             // A file that does not decode is reported on its own line (and in --json); the others still run.

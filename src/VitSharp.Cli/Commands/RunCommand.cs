@@ -18,6 +18,7 @@ public sealed class RunCommand : ICliCommand
         var features = new Option<bool>("--features") { Description = "write the tokens after the final norm (B,T,D) instead of logits" };
         var cmd = new Command("run", "run a checkpoint on an input array");
         ck.AddTo(cmd);
+        ck.AddDType(cmd);
         cmd.Options.Add(input);
         cmd.Options.Add(output);
         cmd.Options.Add(features);
@@ -35,12 +36,14 @@ public sealed class RunCommand : ICliCommand
                 var ckpt = Checkpoint.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r));
                 using var model = ckpt.CreateModel(backend);
                 model.PrepareForInference();
+                if (ckpt.Int8Weights is { } stored) model.UseInt8(stored);
+                else if (ck.DType(r) == Tensors.DType.I8) model.UseInt8();
                 y = model.Run(Npy.Read(inputPath), kind);
             }
             else
             {
                 // Images: decoded and preprocessed in file order, stacked into one batch.
-                using var classifier = Classifier.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r), backend, ClassifyCommand.RecipeOption(r.GetValue(recipe)));
+                using var classifier = Classifier.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r), backend, ClassifyCommand.RecipeOption(r.GetValue(recipe)), dtype: ck.DType(r));
                 var files = Classifier.ExpandImagePaths([inputPath]);
                 if (files.Count == 0) throw new VitSharpException($"{inputPath}: no image files");
                 // A file that does not decode is reported on its own line; the others still run (their rows only,

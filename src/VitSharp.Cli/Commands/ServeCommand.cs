@@ -29,6 +29,7 @@ public sealed class ServeCommand : ICliCommand
         var maxQueued = new Option<int>("--max-queued") { Description = "preprocessed images waiting for or in a forward pass (batches gather from these)", DefaultValueFactory = _ => defaults.MaxQueued };
         var cmd = new Command("serve", "serve a checkpoint over HTTP: POST /v1/classify, /v1/embed; GET /v1/model, /healthz, /readyz, /metrics");
         ck.AddTo(cmd);
+        ck.AddDType(cmd);
         foreach (var o in new Option[] { urls, host, port, labels, recipe, maxBatch, maxBody, maxPixels, maxConcurrent, maxQueued }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
@@ -58,7 +59,7 @@ public sealed class ServeCommand : ICliCommand
                 try
                 {
                     classifier = Classifier.Load(ck.CheckpointPath(r), ck.Load(r), backend,
-                        ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null);
+                        ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null, ck.DType(r));
                     batching = new BatchingClassifier(classifier, r.GetValue(maxBatch));
                     loading.SetResult(batching);
                 }

@@ -30,6 +30,9 @@ public sealed partial record Checkpoint
     public string? FamilyReason { get; init; }
     /// <summary>The record a VitSharp-written file carries (config, preprocessing, class names), if any.</summary>
     public ModelMetadata? Metadata { get; init; }
+    /// <summary>A quantised file's int8 weights (values and per-channel scales) by name; <see cref="Weights"/> then holds
+    /// their dequantised floats. Null for any other file.</summary>
+    public IReadOnlyDictionary<string, (sbyte[] Values, float[] Scales)>? Int8Weights { get; init; }
 
     public static Checkpoint Load(string path, LoadOptions? options = null)
     {
@@ -38,8 +41,22 @@ public sealed partial record Checkpoint
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         if (SafeTensors.LooksLike(path))
         {
-            var w = Finite(SafeTensors.Read(path, out var meta, (e, m) => Wanted(e, m, path, options.NameMap), options.MaxTotalBytes), path, options);
+            QuantizationInfo? quant = null;
+            bool headerRead = false;
+            var w = Finite(SafeTensors.Read(path, out var meta, (e, m) =>
+            {
+                if (!headerRead) { headerRead = true; quant = ModelMetadata.Read(m, path)?.Quantization; }
+                return quant?.Wanted(e, path) ?? Wanted(e, m, path, options.NameMap);
+            }, options.MaxTotalBytes), path, options);
             var md = ModelMetadata.Read(meta, path);
+            if (md?.Quantization is { } q)
+            {
+                // A quantised file (VitSharp writes it, timm names): int8 tensors become q·scale floats, their int8 copies kept.
+                var int8 = q.Dequantize(w, path);
+                if (options.NameMap is not null) throw new CheckpointException(path, "a quantised file holds timm names: --name-map does not apply");
+                return Build(path, "vitsharp-int8-safetensors", w, ParseJson(md.Config.ToJson().ToJsonString(), path), md.Labels, options)
+                    with { Metadata = md, Int8Weights = int8 };
+            }
             if (options.NameMap is { } userMap) return ByMap(path, "safetensors", w, userMap, options, user: true) with { Metadata = md };
             JsonObject? hint = md is null ? null : ParseJson(md.Config.ToJson().ToJsonString(), path); // parsed: numbers read as any type
             string[]? labels = md?.Labels;

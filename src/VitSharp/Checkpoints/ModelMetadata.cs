@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using VitSharp.Backends;
 using VitSharp.Data.Transforms;
 using VitSharp.Models;
+using VitSharp.Tensors;
 
 namespace VitSharp.Checkpoints;
 
@@ -35,12 +36,15 @@ public sealed record ModelMetadata
     /// (the format's convention applies then).</summary>
     public PreprocessRecipe? Preprocess { get; init; }
     public string[]? Labels { get; init; }
+    /// <summary>Present in a quantised file: which tensors are stored as int8 (each with a NAME_scale tensor).</summary>
+    public QuantizationInfo? Quantization { get; init; }
 
     public JsonObject ToJsonObject()
     {
         var o = new JsonObject { ["format_version"] = CurrentVersion, ["config"] = Config.ToJson() };
         if (Preprocess is { } p) o["preprocess"] = PreprocessJson(p);
         if (Labels is not null) o["labels"] = new JsonArray(Labels.Select(l => (JsonNode?)JsonValue.Create(l)).ToArray());
+        if (Quantization is { } q) o["quantization"] = q.ToJson();
         return o;
     }
 
@@ -77,7 +81,7 @@ public sealed record ModelMetadata
     public static ModelMetadata Parse(string json, string file)
     {
         var o = Object(ParseNode(json, file, MetadataKey), file, MetadataKey);
-        Known(o, file, "", "format_version", "config", "preprocess", "labels");
+        Known(o, file, "", "format_version", "config", "preprocess", "labels", "quantization");
         int version = o["format_version"] is JsonNode v ? Int(v, file, "format_version")
             : throw Error(file, "missing key 'format_version'");
         if (version < 1 || version > CurrentVersion)
@@ -88,7 +92,26 @@ public sealed record ModelMetadata
         var labels = o["labels"] is JsonNode l ? Strings(l, file, "labels") : null;
         if (labels is not null && config.NumClasses > 0 && labels.Length != config.NumClasses)
             throw Error(file, $"{labels.Length} labels for a model with {config.NumClasses} classes");
-        return new ModelMetadata { FormatVersion = version, Config = config, Preprocess = pre, Labels = labels };
+        var quant = o["quantization"] is JsonNode qn ? ParseQuantization(qn, file) : null;
+        return new ModelMetadata { FormatVersion = version, Config = config, Preprocess = pre, Labels = labels, Quantization = quant };
+    }
+
+    private static QuantizationInfo ParseQuantization(JsonNode n, string file)
+    {
+        const string at = "quantization.";
+        var o = n as JsonObject ?? throw Error(file, "key 'quantization' must be an object");
+        Known(o, file, at, "weights", "activations", "tensors");
+        JsonNode Need(string k) => o[k] ?? throw Error(file, $"missing key '{at}{k}'");
+        var weights = Str(Need("weights"), file, at + "weights");
+        if (weights != QuantizationInfo.WeightScheme)
+            throw Error(file, $"key '{at}weights': '{weights}' is not '{QuantizationInfo.WeightScheme}', the one scheme this VitSharp reads");
+        var acts = Str(Need("activations"), file, at + "activations");
+        if (acts != QuantizationInfo.ActivationScheme)
+            throw Error(file, $"key '{at}activations': '{acts}' is not '{QuantizationInfo.ActivationScheme}', the one scheme this VitSharp runs");
+        var tensors = Strings(Need("tensors"), file, at + "tensors");
+        if (tensors.Length == 0) throw Error(file, $"key '{at}tensors' is empty");
+        if (tensors.Distinct(StringComparer.Ordinal).Count() != tensors.Length) throw Error(file, $"key '{at}tensors' names a tensor twice");
+        return new QuantizationInfo { Tensors = tensors };
     }
 
     /// <summary>The eval transform of what training used: a named recipe's, or the simple small-image pipeline (Pillow
@@ -265,4 +288,78 @@ public sealed record ModelMetadata
 
     /// <summary>One value per channel: a single value is repeated for the three of RGB (as the data pipeline does).</summary>
     private static float[] PerChannel(float[] v) => v.Length == 1 ? [v[0], v[0], v[0]] : v;
+}
+
+/// <summary>
+/// The <c>quantization</c> entry of <see cref="ModelMetadata"/>: <c>{"weights": "int8_symmetric_per_output_channel",
+/// "activations": "int8_dynamic_per_token", "tensors": [names]}</c>. Each named tensor is stored as safetensors I8
+/// (N, K) beside an F32 tensor <c>NAME_scale</c> (N): w[n, k] = q[n, k] · scale[n]. Unknown keys or schemes are errors.
+/// </summary>
+public sealed record QuantizationInfo
+{
+    public const string WeightScheme = "int8_symmetric_per_output_channel";
+    public const string ActivationScheme = "int8_dynamic_per_token";
+    /// <summary>The suffix of each int8 tensor's scale tensor.</summary>
+    public const string ScaleSuffix = "_scale";
+
+    public required string[] Tensors { get; init; }
+
+    private HashSet<string>? _names;
+    private HashSet<string> Names => _names ??= new HashSet<string>(Tensors, StringComparer.Ordinal);
+
+    /// <summary>Whether a quantised file's tensor is read (true), or null when this record does not cover it (the usual
+    /// checks apply). An int8 tensor must be I8 of rank 2, its scale F32 of rank 1.</summary>
+    public bool? Wanted(SafeTensors.Entry e, string path)
+    {
+        if (Names.Contains(e.Name))
+        {
+            if (e.DType != "I8") throw new CheckpointException(path, $"dtype {e.DType} where the quantised weight must be I8 (metadata 'quantization' lists it)", e.Name);
+            if (e.Shape.Length != 2) throw new CheckpointException(path, $"a quantised weight must be (out, in), not {Shape.Format(e.Shape)}", e.Name);
+            return true;
+        }
+        if (e.Name.EndsWith(ScaleSuffix, StringComparison.Ordinal) && Names.Contains(e.Name[..^ScaleSuffix.Length]))
+        {
+            if (e.DType != "F32") throw new CheckpointException(path, $"dtype {e.DType} where a quantisation scale must be F32", e.Name);
+            if (e.Shape.Length != 1) throw new CheckpointException(path, $"a quantisation scale must be (out), not {Shape.Format(e.Shape)}", e.Name);
+            return true;
+        }
+        return null;
+    }
+
+    /// <summary>Replaces each int8 tensor read from <paramref name="path"/> by its dequantised floats q·scale (what the
+    /// model's parameters hold), removes the scale tensors, and returns the int8 values and scales by name.</summary>
+    public Dictionary<string, (sbyte[] Values, float[] Scales)> Dequantize(Dictionary<string, HostArray> w, string path)
+    {
+        var result = new Dictionary<string, (sbyte[], float[])>(StringComparer.Ordinal);
+        foreach (var name in Tensors)
+        {
+            if (!w.TryGetValue(name, out var q))
+                throw new CheckpointException(path, "metadata 'quantization' lists this tensor but the file does not hold it", name);
+            if (!w.Remove(name + ScaleSuffix, out var scale))
+                throw new CheckpointException(path, $"missing its scale tensor '{name}{ScaleSuffix}' (F32, one value per output channel)", name);
+            int n = q.Shape[0], k = q.Shape[1];
+            if (scale.Shape[0] != n)
+                throw new CheckpointException(path, $"scale {Shape.Format(scale.Shape)} for a weight with {n} output channels", name + ScaleSuffix);
+            foreach (var v in scale.Data)
+                if (!(v >= 0) || !float.IsFinite(v))
+                    throw new CheckpointException(path, $"scale {v} is not a finite non-negative number", name + ScaleSuffix);
+            var values = new sbyte[q.Data.Length];
+            for (int r = 0; r < n; r++)
+                for (int i = 0; i < k; i++)
+                {
+                    long at = (long)r * k + i;
+                    values[at] = (sbyte)q.Data[at];
+                    q.Data[at] = values[at] * scale.Data[r];
+                }
+            result[name] = (values, scale.Data);
+        }
+        return result;
+    }
+
+    public JsonObject ToJson() => new()
+    {
+        ["weights"] = WeightScheme,
+        ["activations"] = ActivationScheme,
+        ["tensors"] = new JsonArray(Tensors.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
+    };
 }

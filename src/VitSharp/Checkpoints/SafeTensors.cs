@@ -128,6 +128,14 @@ public static class SafeTensors
     private static byte[] Encode(float[] data, string dtype)
     {
         if (dtype == "F32") return System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()).ToArray();
+        if (dtype == "I8")
+        {
+            var q = new byte[data.Length];
+            for (int i = 0; i < data.Length; i++)
+                q[i] = data[i] is >= -128 and <= 127 && data[i] == MathF.Round(data[i]) ? (byte)(sbyte)data[i]
+                    : throw new ArgumentException($"{data[i]} is not an int8 value");
+            return q;
+        }
         var o = new byte[data.Length * 2];
         for (int i = 0; i < data.Length; i++)
         {
@@ -168,9 +176,13 @@ public static class SafeTensors
 
     /// <summary>Writes tensors (sorted by name) as F32, F16 or BF16 with string metadata, atomically.</summary>
     public static void Write(string path, IReadOnlyDictionary<string, HostArray> tensors, IReadOnlyDictionary<string, string>? metadata = null,
-        string dtype = "F32")
+        string dtype = "F32") => Write(path, tensors, metadata, _ => dtype);
+
+    /// <summary>As above with a dtype per tensor: F32, F16, BF16, or I8 (the values must be integers in [−128, 127]).</summary>
+    public static void Write(string path, IReadOnlyDictionary<string, HostArray> tensors, IReadOnlyDictionary<string, string>? metadata,
+        Func<string, string> dtypeOf)
     {
-        int size = dtype switch { "F32" => 4, "F16" or "BF16" => 2, _ => throw new ArgumentException($"cannot write dtype {dtype}") };
+        static int Size(string dtype) => dtype switch { "F32" => 4, "F16" or "BF16" => 2, "I8" => 1, _ => throw new ArgumentException($"cannot write dtype {dtype}") };
         var names = tensors.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
         using var headerStream = new MemoryStream();
         using (var w = new Utf8JsonWriter(headerStream))
@@ -187,6 +199,8 @@ public static class SafeTensors
             {
                 var t = tensors[name];
                 w.WriteStartObject(name);
+                string dtype = dtypeOf(name);
+                int size = Size(dtype);
                 w.WriteString("dtype", dtype);
                 w.WriteStartArray("shape");
                 foreach (var d in t.Shape) w.WriteNumberValue(d);
@@ -208,7 +222,7 @@ public static class SafeTensors
             BinaryPrimitives.WriteInt64LittleEndian(len, header.Count);
             s.Write(len);
             s.Write(header.ToArray());
-            foreach (var name in names) s.Write(Encode(tensors[name].Data, dtype));
+            foreach (var name in names) s.Write(Encode(tensors[name].Data, dtypeOf(name)));
         });
     }
 }

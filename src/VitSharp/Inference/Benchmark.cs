@@ -53,6 +53,7 @@ public static class Benchmark
         IReadOnlyDictionary<string, HostArray>? weights = null)
     {
         if (o.Batch <= 0 || o.Iters <= 0 || o.Rounds <= 0) throw new VitSharpException("--batch-size, --iters and --rounds must be positive");
+        if (o.DType == DType.I8 && !device.IsCpu) throw new VitSharpException("--dtype int8 runs on the CPU only");
         var input = RandomInput(config, o.Batch);
         double flops = ModelCost.ForwardFlops(config);
         weights ??= Initializer.Init(config, o.Seed);
@@ -61,11 +62,12 @@ public static class Benchmark
         using var model = VisionModel.Create(config, be);
         model.Load(weights, "benchmark weights");
         model.PrepareForInference();
+        if (o.DType == DType.I8) model.UseInt8();
         using var img = be.Allocate([o.Batch, config.InChannels, config.ImageSize, config.ImageSize], be.ComputeType);
         be.CopyFromHost(input, img);
         model.Forward(img).Dispose();
         be.Synchronize();
-        string dt = be.ComputeType == DType.BF16 ? "bf16" : "f32";
+        string dt = model.IsInt8 ? "int8" : be.ComputeType == DType.BF16 ? "bf16" : "f32";
 
         if (be is not CudaBackend cuda)
         {

@@ -37,13 +37,23 @@ public sealed class Classifier : IDisposable
     public PreprocessRecipe Recipe => Metadata.Preprocess!;
     public string[]? Labels => Metadata.Labels;
 
+    /// <summary>Loads a checkpoint for inference. <c>dtype</c> <see cref="Tensors.DType.I8"/> runs int8
+    /// (<see cref="VisionModel.UseInt8"/>, CPU); any other value or null, the backend's compute type. A quantised
+    /// checkpoint runs int8 whatever is asked (its weights are int8).</summary>
     public static Classifier Load(string path, LoadOptions? options = null, IBackend? backend = null,
-        PreprocessRecipe? recipe = null, string[]? labels = null)
+        PreprocessRecipe? recipe = null, string[]? labels = null, Tensors.DType? dtype = null)
     {
         var ckpt = Checkpoint.Load(path, options);
         var metadata = Recipes.Resolve(ckpt, recipe, labels);
         var model = ckpt.CreateModel(backend ?? CpuBackend.Instance);
-        model.PrepareForInference();   // weights never change in a Classifier
+        try
+        {
+            model.PrepareForInference();   // weights never change in a Classifier
+            // A quantised file runs int8 as it is stored; DType.I8 quantises any other model on load.
+            if (ckpt.Int8Weights is { } stored) model.UseInt8(stored);
+            else if (dtype == Tensors.DType.I8) model.UseInt8();
+        }
+        catch { model.Dispose(); throw; }
         return new Classifier(ckpt, model, metadata);
     }
 

@@ -78,11 +78,13 @@ public abstract class VisionModel : IDisposable
     {
         lock (ForwardLock)
         {
-            bool prepared = _prepacked.Count > 0;
+            bool prepared = _prepacked.Count > 0, int8 = _int8.Count > 0;
             ReleasePrepacked();
+            ReleaseInt8();
             Parameters.Load(weights, source);
             WeightsChanged();
             if (prepared) PrepareForInference();
+            if (int8) UseInt8();
         }
     }
 
@@ -113,6 +115,7 @@ public abstract class VisionModel : IDisposable
             {
                 if (shape.Length < 2 || !name.EndsWith(".weight", StringComparison.Ordinal)) continue;
                 var w = Parameters[name];
+                if (_int8.Contains(w)) continue;   // runs int8: its fp32 packed copy would never be read
                 packer.Prepack(w);
                 _prepacked.Add(w);
             }
@@ -120,6 +123,65 @@ public abstract class VisionModel : IDisposable
     }
 
     public bool IsPreparedForInference => _prepacked.Count > 0;
+
+    private readonly List<Tensor> _int8 = new();
+
+    /// <summary>The weights int8 applies to: every block's Linear weights (attention qkv and proj, MLP fc1 and fc2; a
+    /// Mixer's token and channel MLPs). The patch projection and the head stay in floating point (they see the raw
+    /// pixels and make the decision; together a small share of the products).</summary>
+    public IEnumerable<string> Int8Targets => Parameters.Layout
+        .Where(l => l.Shape.Length == 2 && IsInt8Target(l.Name))
+        .Select(l => l.Name);
+
+    /// <summary>Whether a parameter name is one <see cref="Int8Targets"/> would hold (blocks.*.{qkv,proj,fc1,fc2}.weight).</summary>
+    public static bool IsInt8Target(string name) =>
+        name.StartsWith("blocks.", StringComparison.Ordinal) &&
+        (name.EndsWith(".qkv.weight", StringComparison.Ordinal) || name.EndsWith(".proj.weight", StringComparison.Ordinal) ||
+         name.EndsWith(".fc1.weight", StringComparison.Ordinal) || name.EndsWith(".fc2.weight", StringComparison.Ordinal));
+
+    /// <summary>
+    /// For inference only: runs <see cref="Int8Targets"/> as int8 products on a backend with <see cref="IInt8Linear"/>
+    /// (weights symmetric per output channel, activations quantised per token at run time, int32 sums; LayerNorm,
+    /// softmax, GELU and the residual stream stay fp32). Each weight is quantised from the model's parameters unless
+    /// <paramref name="stored"/> holds its int8 copy (a quantised checkpoint's, used as is). Their floating-point packed
+    /// copies are dropped. A backend without the capability is a <see cref="VitSharpException"/>.
+    /// </summary>
+    public void UseInt8(IReadOnlyDictionary<string, (sbyte[] Values, float[] Scales)>? stored = null)
+    {
+        if (Backend is not IInt8Linear q)
+            throw new VitSharpException($"int8 inference runs on the CPU backend only, not on {Backend.Device}");
+        lock (ForwardLock)
+        {
+            ReleaseInt8();
+            foreach (var name in Int8Targets)
+            {
+                var w = Parameters[name];
+                int n = w.Dim(0), k = w.Dim(1);
+                var m = stored is not null && stored.TryGetValue(name, out var s)
+                    ? Int8Matrix.FromQuantized(s.Values, s.Scales, n, k)
+                    : Int8Matrix.Quantize(HostFloats(w), n, k);
+                if (Backend is IWeightPrepacking packer && _prepacked.Remove(w)) packer.Release(w);
+                q.UseInt8(w, m);
+                _int8.Add(w);
+            }
+        }
+    }
+
+    /// <summary>Whether <see cref="UseInt8"/> is in effect.</summary>
+    public bool IsInt8 => _int8.Count > 0;
+
+    private float[] HostFloats(Tensor t)
+    {
+        var data = new float[t.Length];
+        Backend.CopyToHost(t, data);
+        return data;
+    }
+
+    private void ReleaseInt8()
+    {
+        if (Backend is IInt8Linear q) foreach (var w in _int8) q.ReleaseInt8(w);
+        _int8.Clear();
+    }
 
     private void ReleasePrepacked()
     {
@@ -160,6 +222,7 @@ public abstract class VisionModel : IDisposable
         lock (ForwardLock)
         {
             ReleasePrepacked();
+            ReleaseInt8();
             _activations?.Dispose();
             WeightsChanged();
         }

@@ -47,7 +47,7 @@ public static class Evaluator
     /// the dataset's order) and the class names (the checkpoint's, else the dataset's).</summary>
     public static (EvalResult Result, IReadOnlyList<string> Classes) EvaluateCheckpoint(string checkpoint, string data, string? split,
         int perClass, int batchSize, LoadOptions? options, Backends.IBackend backend, PreprocessRecipe? recipe = null,
-        float[]? mean = null, float[]? std = null, Action<int, int>? progress = null)
+        float[]? mean = null, float[]? std = null, Action<int, int>? progress = null, Tensors.DType? dtype = null)
     {
         var ckpt = Checkpoint.Load(checkpoint, options);
         var dataset = OpenSplit(data, split);
@@ -55,8 +55,19 @@ public static class Evaluator
         dataset = LabelMap.Align(dataset, ckpt.Labels, ckpt.Config.NumClasses);
         var aug = Preprocessing(ckpt, recipe, mean, std);
         using var model = ckpt.CreateModel(backend);
+        // As Classifier.Load: a quantised file runs int8; DType.I8 quantises any other model.
+        if (ckpt.Int8Weights is { } stored) model.UseInt8(stored);
+        else if (dtype == Tensors.DType.I8) model.UseInt8();
         var loader = new DataLoader(dataset, Math.Max(1, batchSize), aug, shuffle: false, dropLast: false, seed: 0);
         return (Evaluate(model, loader, progress), ckpt.Labels ?? dataset.Classes.ToArray());
+    }
+
+    /// <summary>The share of images two evaluations of the same data predict the same top-1 class for.</summary>
+    public static double Agreement(EvalResult a, EvalResult b)
+    {
+        if (a.Predictions.Length != b.Predictions.Length || a.Predictions.Length == 0)
+            throw new VitSharpException($"cannot compare {a.Predictions.Length} predictions with {b.Predictions.Length}");
+        return (double)a.Predictions.Zip(b.Predictions).Count(p => p.First == p.Second) / a.Predictions.Length;
     }
 
     /// <summary>The split to evaluate: <paramref name="split"/> when given (or the test split of an idx folder), else the

@@ -45,6 +45,7 @@ public sealed unsafe partial class CpuBackend : IBackend
         var (m, n, k) = LinearShape.Check(x, w, y);
         // Bias and activation are applied to each output tile right after its last K slice, while it is in L1.
         float* bp = bias is null ? null : bias.Data;
+        if (Int8For(w, n, k) is { } q) { Int8Gemm.Run(m, x.Data, k, q, y.Data, n, accumulate, bp, act); return; }
         if (PackedFor(w, n, k) is { } packed) Gemm.Run(m, x.Data, k, packed, y.Data, n, accumulate, bp, act);
         else Gemm.Run(false, true, m, n, k, x.Data, k, w.Data, k, y.Data, n, accumulate, bp, act);
     }
