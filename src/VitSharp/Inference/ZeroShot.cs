@@ -362,3 +362,52 @@ public static class PromptTemplates
         return o;
     }
 }
+
+/// <summary>The JSON that <c>vit embed</c> prints and <c>/v1/embed-text</c> answers: embeddings, and with both texts and
+/// images their cosine similarities and logits_per_image.</summary>
+public static class ZeroShotJsonOutput
+{
+    public static JsonObject Embeddings(ZeroShotModel model, IReadOnlyList<string> texts, IReadOnlyList<string> imageNames, IReadOnlyList<Image> images)
+    {
+        var o = new JsonObject { ["model"] = model.Family, ["dim"] = model.EmbeddingDim, ["logit_scale"] = model.LogitScale };
+        if (model.Sigmoid) o["logit_bias"] = model.LogitBias;
+        HostArray? t = null, im = null;
+        if (texts.Count > 0)
+        {
+            t = model.EmbedTexts(texts);
+            o["texts"] = Rows(t, texts.Select(x => (JsonNode)new JsonObject { ["text"] = x }).ToList(), model.Tokenizer, texts);
+        }
+        if (images.Count > 0)
+        {
+            im = model.EmbedImages(images);
+            o["images"] = Rows(im, imageNames.Select(x => (JsonNode)new JsonObject { ["image"] = x }).ToList(), null, null);
+        }
+        if (t is not null && im is not null)
+        {
+            var logits = model.Logits(im, t);
+            float s = MathF.Exp(model.LogitScale);
+            o["similarity"] = Matrix(logits, v => (v - model.LogitBias) / s);
+            o["logits_per_image"] = Matrix(logits, v => v);
+        }
+        return o;
+    }
+
+    private static JsonArray Rows(HostArray a, List<JsonNode> heads, Text.ITextTokenizer? tok, IReadOnlyList<string>? texts)
+    {
+        int d = a.Shape[1];
+        for (int i = 0; i < heads.Count; i++)
+        {
+            var row = (JsonObject)heads[i];
+            if (tok is not null) row["input_ids"] = new JsonArray(tok.Encode(texts![i]).Select(x => (JsonNode)x).ToArray());
+            row["embedding"] = new JsonArray(a.Data.Skip(i * d).Take(d).Select(x => (JsonNode)x).ToArray());
+        }
+        return new JsonArray([.. heads]);
+    }
+
+    private static JsonArray Matrix(HostArray a, Func<float, float> f)
+    {
+        int n = a.Shape[1];
+        return new JsonArray(Enumerable.Range(0, a.Shape[0])
+            .Select(i => (JsonNode)new JsonArray(a.Data.Skip(i * n).Take(n).Select(v => (JsonNode)f(v)).ToArray())).ToArray());
+    }
+}

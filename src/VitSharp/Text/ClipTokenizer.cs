@@ -61,7 +61,7 @@ public sealed partial class ClipTokenizer : ITextTokenizer
     public int EosId { get; }
     public int PadId { get; }
     public int ContextLength { get; }
-    public int VocabSize => _bpe.Vocabulary.Count;
+    public int VocabSize => _bpe.Vocabulary.Values.Max() + 1;
 
     [GeneratedRegex(@"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+", RegexOptions.IgnoreCase)]
     private static partial Regex Pattern();
@@ -106,14 +106,16 @@ public sealed partial class ClipTokenizer : ITextTokenizer
         var bytes = ByteChars();
         var vocab = new Dictionary<string, int>();
         foreach (var t in bytes.Concat(bytes.Select(b => b + "</w>"))) vocab[t] = vocab.Count;
+        // As OpenAI's dict(zip(vocab, range(len(vocab)))): ids are positions in the list, a repeated token keeps its last.
+        int next = vocab.Count;
         for (int i = 0; i < lines.Count; i++)
         {
             var parts = lines[i].Split(' ');
             if (parts.Length != 2) throw new VitSharpException($"{path}: line {i + 2} is not a merge of two tokens: '{lines[i]}'");
-            vocab.TryAdd(parts[0] + parts[1], vocab.Count);
+            vocab[parts[0] + parts[1]] = next++;
         }
-        vocab[StartOfText] = vocab.Count;
-        vocab[EndOfText] = vocab.Count;
+        vocab[StartOfText] = next++;
+        vocab[EndOfText] = next;
         return new ClipTokenizer(vocab, lines, path, contextLength);
     }
 
@@ -150,7 +152,10 @@ public sealed partial class ClipTokenizer : ITextTokenizer
     }
 
     /// <summary>CLIPTokenizerFast's normalizer: NFC, whitespace runs → one space, lower case.</summary>
-    public static string Normalize(string text) => Whitespace().Replace(Nfc.Normalize(text), " ").ToLowerInvariant();
+    /// <remarks>Lower case as the tokenizers library's (Rust's char::to_lowercase, per character): .NET's invariant mapping but
+    /// for U+0130, whose lower case is two characters there.</remarks>
+    public static string Normalize(string text) =>
+        Whitespace().Replace(Nfc.Normalize(text), " ").Replace("\u0130", "i\u0307", StringComparison.Ordinal).ToLowerInvariant();
 
     /// <summary>The BPE ids of a text without the special tokens around it and untruncated.</summary>
     public IReadOnlyList<int> EncodeRaw(string text) => _bpe.EncodeToIds(Normalize(text), considerPreTokenization: true, considerNormalization: false);
