@@ -85,6 +85,104 @@ public static class TinyTwoTower
         return dir;
     }
 
+    /// <summary>The pieces of the tiny SentencePiece unigram model (after &lt;pad&gt;, &lt;/s&gt;, &lt;unk&gt;): whole words
+    /// score higher than their letters.</summary>
+    public static readonly string[] Pieces = ["\u2581", "\u2581a", "\u2581photo", "\u2581of", "\u2581cat", "\u2581dog", "a", "c", "d", "f", "g", "h", "o", "p", "t", "s"];
+
+    /// <summary>A serialized SentencePiece ModelProto (unigram, identity normalizer) with <see cref="Pieces"/>.</summary>
+    public static byte[] SentencePieceModel()
+    {
+        var m = new VitSharp.Export.ProtoWriter();
+        void Piece(string text, float score, int type)
+        {
+            var p = new VitSharp.Export.ProtoWriter();
+            p.String(1, text);
+            p.Float(2, score);
+            p.Varint(3, type);
+            m.Message(1, p);
+        }
+        Piece("<pad>", 0, 3);
+        Piece("</s>", 0, 3);
+        Piece("<unk>", 0, 2);
+        foreach (var t in Pieces) Piece(t, t.Length > 2 ? -1f : -5f - t.Length, 1);
+        var trainer = new VitSharp.Export.ProtoWriter();
+        trainer.Varint(3, 1);    // model_type UNIGRAM
+        trainer.Varint(40, 2);   // unk_id
+        trainer.Varint(41, -1);  // bos_id
+        trainer.Varint(42, 1);   // eos_id
+        trainer.Varint(43, 0);   // pad_id
+        m.Message(2, trainer);
+        var norm = new VitSharp.Export.ProtoWriter();
+        norm.String(1, "identity");
+        norm.Varint(3, 1);       // add_dummy_prefix
+        norm.Varint(4, 1);       // remove_extra_whitespaces
+        norm.Varint(5, 1);       // escape_whitespaces
+        m.Message(3, norm);
+        return m.ToArray();
+    }
+
+    public static string WriteSiglip(string dir, int seed = 0, int depth = 2)
+    {
+        Directory.CreateDirectory(dir);
+        int vocabSize = 3 + Pieces.Length, ctx = 64;
+        var rng = new Random(seed);
+        HostArray R(params int[] shape)
+        {
+            var d = new float[shape.Aggregate(1, (a, b) => a * b)];
+            for (int i = 0; i < d.Length; i++) d[i] = (float)(rng.NextDouble() * 2 - 1) * 0.3f;
+            return new HostArray(shape, d);
+        }
+        HostArray Ones(int n) => new([n], Enumerable.Range(0, n).Select(_ => 1f + (float)(rng.NextDouble() - 0.5) * 0.2f).ToArray());
+        var w = new Dictionary<string, HostArray>();
+        void Lin(string p, int o, int i) { w[p + ".weight"] = R(o, i); w[p + ".bias"] = R(o); }
+        void Ln(string p) { w[p + ".weight"] = Ones(Width); w[p + ".bias"] = R(Width); }
+        void Layers(string prefix)
+        {
+            for (int i = 0; i < depth; i++)
+            {
+                string p = $"{prefix}encoder.layers.{i}.";
+                Ln(p + "layer_norm1"); Ln(p + "layer_norm2");
+                foreach (var proj in new[] { "q_proj", "k_proj", "v_proj", "out_proj" }) Lin(p + "self_attn." + proj, Width, Width);
+                Lin(p + "mlp.fc1", Mlp, Width); Lin(p + "mlp.fc2", Width, Mlp);
+            }
+        }
+        w["text_model.embeddings.token_embedding.weight"] = R(vocabSize, Width);
+        w["text_model.embeddings.position_embedding.weight"] = R(ctx, Width);
+        Layers("text_model.");
+        Ln("text_model.final_layer_norm");
+        Lin("text_model.head", Width, Width);
+        int grid = Image / Patch;
+        w["vision_model.embeddings.patch_embedding.weight"] = R(Width, 3, Patch, Patch);
+        w["vision_model.embeddings.patch_embedding.bias"] = R(Width);
+        w["vision_model.embeddings.position_embedding.weight"] = R(grid * grid, Width);
+        Layers("vision_model.");
+        Ln("vision_model.post_layernorm");
+        w["vision_model.head.probe"] = R(1, 1, Width);
+        w["vision_model.head.attention.in_proj_weight"] = R(3 * Width, Width);
+        w["vision_model.head.attention.in_proj_bias"] = R(3 * Width);
+        Lin("vision_model.head.attention.out_proj", Width, Width);
+        Ln("vision_model.head.layernorm");
+        Lin("vision_model.head.mlp.fc1", Mlp, Width); Lin("vision_model.head.mlp.fc2", Width, Mlp);
+        w["logit_scale"] = new HostArray([1], [MathF.Log(10)]);
+        w["logit_bias"] = new HostArray([1], [-2.5f]);
+        SafeTensors.Write(Path.Combine(dir, "model.safetensors"), w);
+        var tower = new JsonObject
+        {
+            ["hidden_size"] = Width, ["intermediate_size"] = Mlp, ["num_hidden_layers"] = depth, ["num_attention_heads"] = Heads,
+            ["hidden_act"] = "gelu_pytorch_tanh", ["layer_norm_eps"] = 1e-6,
+        };
+        var text = (JsonObject)tower.DeepClone();
+        text["vocab_size"] = vocabSize;
+        text["max_position_embeddings"] = ctx;
+        var vision = (JsonObject)tower.DeepClone();
+        vision["image_size"] = Image;
+        vision["patch_size"] = Patch;
+        var cfg = new JsonObject { ["model_type"] = "siglip", ["text_config"] = text, ["vision_config"] = vision };
+        File.WriteAllText(Path.Combine(dir, "config.json"), cfg.ToJsonString());
+        File.WriteAllBytes(Path.Combine(dir, "spiece.model"), SentencePieceModel());
+        return dir;
+    }
+
     public static string TempDir(string name)
     {
         var d = Path.Combine(Path.GetTempPath(), "vitsharp-zeroshot-" + name + "-" + Environment.ProcessId + "-" + Guid.NewGuid().ToString("N")[..8]);

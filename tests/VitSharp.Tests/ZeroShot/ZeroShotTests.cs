@@ -220,3 +220,46 @@ public sealed class ZeroShotModelTests
         Assert.Throws<InputException>(() => PromptTemplates.Get("NoSuchDataset"));
     }
 }
+
+public sealed class SiglipTests
+{
+    private static readonly Lazy<string> Folder = new(() => TinyTwoTower.WriteSiglip(TinyTwoTower.TempDir("siglip")));
+
+    [Fact]
+    public void Tokenizer_lowercases_drops_punctuation_and_pads_with_end_of_text()
+    {
+        var t = SiglipTokenizer.FromFolder(Folder.Value);
+        Assert.Equal(64, t.ContextLength);
+        int Id(string piece) => 3 + Array.IndexOf(TinyTwoTower.Pieces, piece);
+        var ids = t.Encode("A Photo, of a  CAT!! ");
+        Assert.Equal(64, ids.Length);
+        Assert.Equal([Id("\u2581a"), Id("\u2581photo"), Id("\u2581of"), Id("\u2581a"), Id("\u2581cat"), 1], ids[..6]);
+        Assert.All(ids[6..], id => Assert.Equal(1, id));   // </s> is SigLIP's pad
+        Assert.Equal("a photo of a cat", SiglipTokenizer.Canonicalize("A photo... of a {cat}?"));
+        var longIds = t.Encode(string.Join(" ", Enumerable.Repeat("dog", 100)));
+        Assert.Equal(64, longIds.Length);
+        Assert.Equal(1, longIds[^1]);
+        Assert.All(longIds[..^1], id => Assert.Equal(Id("\u2581dog"), id));
+    }
+
+    [Fact]
+    public void Sigmoid_scores_with_logit_bias()
+    {
+        using var m = ZeroShotModel.Load(Folder.Value);
+        Assert.Equal("siglip", m.Family);
+        Assert.False(m.Text.Config.Causal);
+        Assert.Equal(TextPooling.LastToken, m.Text.Config.Pooling);
+        Assert.Equal(-2.5f, m.LogitBias);
+        var px = new byte[32 * 32 * 3];
+        new Random(5).NextBytes(px);
+        var img = new Image(32, 32, 3, px);
+        string[] labels = ["cat", "dog"];
+        var logits = m.Logits(m.EmbedImages([img]), m.EmbedTexts(labels));
+        var ie = m.EmbedImages([img]);
+        var te = m.EmbedTexts(["dog"]);
+        double cos = Enumerable.Range(0, ie.Shape[1]).Sum(k => (double)ie.Data[k] * te.Data[k]);
+        Assert.Equal(10 * cos - 2.5, logits.Data[1], 4);
+        var s = m.Classify([img], labels)[0];
+        foreach (var x in s) Assert.Equal(1 / (1 + Math.Exp(-logits.Data[x.Index])), x.Probability, 5);
+    }
+}
