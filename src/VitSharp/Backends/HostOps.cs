@@ -303,4 +303,40 @@ internal static class HostOps
         Write(be, dqs.Select(x => (float)x).ToArray(), dq);
         Write(be, dks, dkv);
     }
+
+    /// <summary>softmax over keys 0…i of q_i·k·scale, in double per row (the text tower's only attention: rows are short).</summary>
+    public static void CausalAttention(IBackend be, Tensor qkv, Tensor y, int heads, float scale)
+    {
+        int batch = qkv.Dim(0), n = qkv.Dim(1), width = qkv.Dim(2) / 3, hd = width / heads;
+        if (qkv.Rank != 3 || qkv.Dim(2) != 3 * heads * hd || y.Length != (long)batch * n * width)
+            throw new ArgumentException($"CausalAttention: {qkv} with {heads} heads into {y}");
+        var a = Read(be, qkv);
+        var o = new float[y.Length];
+        var s = new double[n];
+        for (int b = 0; b < batch; b++)
+            for (int h = 0; h < heads; h++)
+                for (int i = 0; i < n; i++)
+                {
+                    long qi = ((long)(b * n + i) * 3) * width + h * hd;
+                    double max = double.NegativeInfinity;
+                    for (int j = 0; j <= i; j++)
+                    {
+                        long kj = ((long)(b * n + j) * 3 + 1) * width + h * hd;
+                        double dot = 0;
+                        for (int c = 0; c < hd; c++) dot += (double)a[qi + c] * a[kj + c];
+                        s[j] = dot * scale;
+                        max = Math.Max(max, s[j]);
+                    }
+                    double sum = 0;
+                    for (int j = 0; j <= i; j++) sum += s[j] = Math.Exp(s[j] - max);
+                    long yi = (long)(b * n + i) * width + h * hd;
+                    for (int j = 0; j <= i; j++)
+                    {
+                        long vj = ((long)(b * n + j) * 3 + 2) * width + h * hd;
+                        double w = s[j] / sum;
+                        for (int c = 0; c < hd; c++) o[yi + c] += (float)(w * a[vj + c]);
+                    }
+                }
+        Write(be, o, y);
+    }
 }

@@ -96,4 +96,8 @@ public interface IBackend : IDisposable
 
     /// <summary>Multi-head attention of queries q (1 or B, L, H·d) over kv (B, N, 2·H·d) laid out (B, N, 2, H, d): y (B, L, H·d).</summary>
     void CrossAttention(Tensor q, Tensor kv, Tensor y, int heads, float scale) => HostOps.CrossAttention(this, q, kv, y, heads, scale);
+
+    /// <summary>Causal multi-head self-attention (a text tower's, CLIP's): as <see cref="Attention"/>, but token i attends
+    /// only to tokens 0…i. qkv (B, N, 3·H·d) laid out (B, N, 3, H, d); y (B, N, H·d).</summary>
+    void CausalAttention(Tensor qkv, Tensor y, int heads, float scale) => HostOps.CausalAttention(this, qkv, y, heads, scale);
 }

@@ -64,6 +64,12 @@ public static class Recipes
         if ((int?)cfg["resample"] == 3) r = r with { Interpolation = Interpolation.Bicubic };
         if (Floats(cfg["image_mean"]) is { } mean) r = r with { Mean = mean };
         if (Floats(cfg["image_std"]) is { } std) r = r with { Std = std };
+        // CLIPImageProcessor: the shorter side resized to size.shortest_edge, then a crop_size centre crop.
+        if (cfg["size"] is JsonObject sz && sz["shortest_edge"] is JsonValue se && se.TryGetValue<int>(out var edge) && edge > 0)
+        {
+            int crop = cfg["crop_size"] is JsonObject cs && cs["height"] is JsonValue ch && ch.TryGetValue<int>(out var h) ? h : edge;
+            r = r with { Resize = ResizeMode.ShorterSideThenCenterCrop, CropPct = Math.Min(1.0, (double)crop / edge) };
+        }
         return r;
     }
 

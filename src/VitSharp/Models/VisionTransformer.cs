@@ -275,9 +275,10 @@ public sealed class Block(LayerNorm norm1, Attention attn, LayerNorm norm2, Mlp 
     public LayerScale? Ls2 { get; } = ls2;
     private readonly Residual _attnResidual = new(), _mlpResidual = new();
 
-    public static Block From(ParameterSet p, string prefix, VitConfig c) => new(
+    /// <summary>The block at <paramref name="prefix"/>; <paramref name="causal"/>: a text tower's (token i sees 0…i).</summary>
+    public static Block From(ParameterSet p, string prefix, VitConfig c, bool causal = false) => new(
         LayerNorm.From(p, prefix + ".norm1", c.LayerNormEps),
-        Attention.From(p, prefix + ".attn", c.NumHeads, c.QkvBias, c.ProjBias, c.QkNorm, c.LayerNormEps),
+        Attention.From(p, prefix + ".attn", c.NumHeads, c.QkvBias, c.ProjBias, c.QkNorm, c.LayerNormEps, causal),
         LayerNorm.From(p, prefix + ".norm2", c.LayerNormEps),
         Mlp.From(p, prefix + ".mlp", c.Gelu),
         c.LayerScale ? LayerScale.From(p, prefix + ".ls1") : null,

@@ -136,9 +136,11 @@ public sealed class Mlp(Linear fc1, Linear fc2, Activation act)
 }
 
 /// <summary>Multi-head self-attention with one fused qkv projection (timm layout) and an output projection. The inner
-/// width (heads × head width) need not be the model width; qk_norm (timm) normalises each head's q and k.</summary>
-public sealed class Attention(Linear qkv, Linear proj, int heads, LayerNorm? qNorm = null, LayerNorm? kNorm = null)
+/// width (heads × head width) need not be the model width; qk_norm (timm) normalises each head's q and k. A causal
+/// attention (a text tower's) lets token i see tokens 0…i only; it runs in inference only.</summary>
+public sealed class Attention(Linear qkv, Linear proj, int heads, LayerNorm? qNorm = null, LayerNorm? kNorm = null, bool causal = false)
 {
+    public bool Causal { get; } = causal;
     public Linear Qkv { get; } = qkv;
     public Linear Proj { get; } = proj;
     public int Heads { get; } = heads;
@@ -150,9 +152,10 @@ public sealed class Attention(Linear qkv, Linear proj, int heads, LayerNorm? qNo
 
     private Tensor? _qkv, _qkvRaw, _probs; // saved by a training forward (_qkvRaw: before qk_norm)
 
-    public static Attention From(ParameterSet p, string prefix, int heads, bool qkvBias, bool projBias = true, bool qkNorm = false, float eps = 1e-6f) =>
+    public static Attention From(ParameterSet p, string prefix, int heads, bool qkvBias, bool projBias = true, bool qkNorm = false, float eps = 1e-6f,
+        bool causal = false) =>
         new(Linear.From(p, prefix + ".qkv", qkvBias), Linear.From(p, prefix + ".proj", projBias), heads,
-            qkNorm ? LayerNorm.From(p, prefix + ".q_norm", eps) : null, qkNorm ? LayerNorm.From(p, prefix + ".k_norm", eps) : null);
+            qkNorm ? LayerNorm.From(p, prefix + ".q_norm", eps) : null, qkNorm ? LayerNorm.From(p, prefix + ".k_norm", eps) : null, causal);
 
     public static IEnumerable<(string, int[])> Layout(string prefix, int dim, bool qkvBias, int inner = 0, int heads = 1,
         bool projBias = true, bool qkNorm = false)
@@ -180,6 +183,12 @@ public sealed class Attention(Linear qkv, Linear proj, int heads, LayerNorm? qNo
             p.Be.QkNorm(qkv, Heads, QNorm.Gamma, QNorm.Beta, KNorm!.Gamma, KNorm.Beta, QNorm.Eps);
         }
         var ctx = p.Get(b, n, InnerDim);
+        if (Causal)
+        {
+            if (p.Training) throw new NotSupportedException("causal attention (a text tower) runs in inference only");
+            p.Be.CausalAttention(qkv, ctx, Heads, Scale);
+            return Proj.Forward(p, ctx, residual, accumulate: residual is not null);
+        }
         var probs = p.AttentionProbs(b, Heads, n);
         p.Be.Attention(qkv, ctx, Heads, Scale, probs);
         if (p.Training) { _qkv = qkv; _probs = probs; }
