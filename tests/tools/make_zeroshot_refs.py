@@ -104,15 +104,33 @@ def write_clip_tokenizer(folder, gz_path, n_merges):
 
 
 def load_clip_tokenizer(folder):
+    """transformers 5 builds tokenizers from files through from_pretrained (its constructors take vocab/merges
+    objects and quietly ignore vocab_file=); 4.x accepted the file arguments. Each way is checked: a byte-level BPE
+    never yields <unk> (CLIP's <unk> is <|endoftext|>, the end token) inside plain ASCII, so <unk> between the start
+    and end tokens means the files were not read. The objects come first: from_pretrained would also read a stale
+    tokenizer.json left in the folder."""
     import transformers
     errors = []
+    vocab = json.load(open(os.path.join(folder, "vocab.json"), encoding="utf-8"))
+    with open(os.path.join(folder, "merges.txt"), encoding="utf-8") as f:
+        merges = [tuple(l.split()) for l in f.read().splitlines()[1:] if l.strip()]
+    builders = []
     for name in ("CLIPTokenizerFast", "CLIPTokenizer"):
         cls = getattr(transformers, name, None)
         if cls is None:
             continue
+        builders.append((name + "(vocab=, merges=)", lambda cls=cls: cls(vocab=vocab, merges=merges, model_max_length=77)))
+        builders.append((name + ".from_pretrained", lambda cls=cls: cls.from_pretrained(folder, model_max_length=77)))
+        builders.append((name + "(vocab_file=)", lambda cls=cls: cls(vocab_file=os.path.join(folder, "vocab.json"),
+                                                                     merges_file=os.path.join(folder, "merges.txt"),
+                                                                     model_max_length=77)))
+    for name, build in builders:
         try:
-            tok = cls(vocab_file=os.path.join(folder, "vocab.json"), merges_file=os.path.join(folder, "merges.txt"),
-                      model_max_length=77)
+            tok = build()
+            ids = tok("a photo of a cat")["input_ids"]
+            if tok.unk_token_id is not None and tok.unk_token_id in ids[1:-1]:
+                errors.append(f"{name}: <unk> in {ids}")
+                continue
             return tok
         except Exception as e:  # noqa: BLE001 - try the next constructor
             errors.append(f"{name}: {e!r}")
