@@ -77,7 +77,7 @@ public class DotNetTypesTests
         using var c = Classifier.Load(DefaultModel.BundledPath);
         var image = ImageCodecs.Decode(Cat);
         var x = c.Preprocess(image);
-        Assert.Equal(new nint[] { 1, 3, 32, 32 }, x.Lengths.ToArray());
+        Assert.Equal(new nint[] { 1, 3, 64, 64 }, x.Lengths.ToArray());
 
         var logits = c.Run(x, OutputKind.Logits);
         var viaImages = c.Run([image], OutputKind.Logits);
@@ -87,8 +87,8 @@ public class DotNetTypesTests
         Assert.Equal(viaImages.Data, flat);
 
         var features = c.Run(x, OutputKind.Pooled);
-        Assert.Equal(new nint[] { 1, 192 }, features.Lengths.ToArray());
-        var f = new float[192];
+        Assert.Equal(new nint[] { 1, 256 }, features.Lengths.ToArray()); // the shipped model's width
+        var f = new float[256];
         features.FlattenTo(f);
         Assert.Equal(c.Embed(image), f);
         Assert.Equal(f, c.Embed(File.ReadAllBytes(Cat)));
@@ -100,15 +100,17 @@ public class DotNetTypesTests
     [Fact]
     public void StridedTensorViewsRunAsTheirDenseCopy()
     {
-        // an NHWC buffer seen as (1, 3, 32, 32) through strides: Run reads the view, not the buffer's order
+        // an NHWC buffer seen as (1, 3, 64, 64) through strides: Run reads the view, not the buffer's order
         using var c = Classifier.Load(DefaultModel.BundledPath);
         var nchw = c.Preprocess(ImageCodecs.Decode(Cat));
-        var dense = new float[3 * 32 * 32];
+        const int S = 64; // the shipped model's input side
+        Assert.Equal(new nint[] { 1, 3, S, S }, nchw.Lengths.ToArray());
+        var dense = new float[3 * S * S];
         nchw.FlattenTo(dense);
         var nhwc = new float[dense.Length];
         for (int ch = 0; ch < 3; ch++)
-            for (int i = 0; i < 32 * 32; i++) nhwc[i * 3 + ch] = dense[ch * 32 * 32 + i];
-        var view = Tensor.Create(nhwc, [1, 3, 32, 32], [0, 1, 32 * 3, 3]); // NHWC: (n, c, h, w) at h·96 + w·3 + c
+            for (int i = 0; i < S * S; i++) nhwc[i * 3 + ch] = dense[ch * S * S + i];
+        var view = Tensor.Create(nhwc, [1, 3, S, S], [0, 1, S * 3, 3]); // NHWC: (n, c, h, w) at h·3S + w·3 + c
         Assert.False(view.IsDense);
 
         var expected = new float[10];
@@ -122,12 +124,12 @@ public class DotNetTypesTests
     public void WrongShapesAreInputErrors()
     {
         using var c = Classifier.Load(DefaultModel.BundledPath);
-        var rank3 = Tensor.Create(new float[3 * 32 * 32], [3, 32, 32]);
+        var rank3 = Tensor.Create(new float[3 * 64 * 64], [3, 64, 64]);
         Assert.Contains("rank 3", Assert.Throws<InputException>(() => c.Run(rank3)).Message);
         var wrongSize = Tensor.Create(new float[3 * 16 * 16], [1, 3, 16, 16]);
-        Assert.Contains("(B,3,32,32)", Assert.Throws<InputException>(() => c.Run(wrongSize)).Message);
-        Assert.Contains("3072", Assert.Throws<InputException>(() => c.Run(new float[3000], new float[10])).Message);
-        Assert.Contains("destination", Assert.Throws<InputException>(() => c.Run(new float[3072], new float[9])).Message);
+        Assert.Contains("(B,3,64,64)", Assert.Throws<InputException>(() => c.Run(wrongSize)).Message);
+        Assert.Contains("12288", Assert.Throws<InputException>(() => c.Run(new float[3000], new float[10])).Message);
+        Assert.Contains("destination", Assert.Throws<InputException>(() => c.Run(new float[12288], new float[9])).Message);
     }
 
     [Fact]

@@ -59,7 +59,7 @@ public class InspectReportBrowserTests : IDisposable
             Assert.Equal("data:image/png;base64,", i.Src);
             Assert.True(i.Complete && i.NaturalWidth > 0 && i.NaturalHeight > 0, $"an image did not decode ({i.NaturalWidth}×{i.NaturalHeight})");
         });
-        Assert.Equal(9 * 3, await page.Locator("svg circle title").CountAsync()); // a dot per (layer, head): 9 layers of 3 heads
+        Assert.Equal(7 * 4, await page.Locator("svg circle title").CountAsync()); // a dot per (layer, head): the shipped model's 7 layers of 4 heads
         Assert.Contains("Mean attention distance per head", await page.InnerTextAsync("h2#distance"));
         Assert.Empty(errors);
         Assert.Empty(fetched);
