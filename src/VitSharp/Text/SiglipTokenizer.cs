@@ -7,30 +7,50 @@ namespace VitSharp.Text;
 /// <summary>
 /// SigLIP's SentencePiece tokenizer (spiece.model), as transformers' SiglipTokenizer computes it, on
 /// Microsoft.ML.Tokenizers' SentencePiece: lower-cased (do_lower_case), ASCII punctuation removed, whitespace runs
-/// made one space and the ends trimmed (big_vision's canonicalize_text), encoded with the model's own normalizer and a
-/// "▁" before the text (special tokens in the text stay tokens), &lt;/s&gt; appended, truncated to <see cref="ContextLength"/> (the &lt;/s&gt; kept) and padded to
+/// made one space and the ends trimmed (big_vision's canonicalize_text), encoded with the model's own normalizer and
+/// dummy prefix (special tokens in the text stay tokens), &lt;/s&gt; appended, truncated to <see cref="ContextLength"/> (the &lt;/s&gt; kept) and padded to
 /// it with the pad id: SigLIP's text tower pools the last position, so every row has the full length.
 /// </summary>
 public sealed partial class SiglipTokenizer : ITextTokenizer
 {
-    private const string Underline = "\u2581";
     private readonly SentencePieceTokenizer _sp;
-    private readonly int _spaceId;
     private readonly Dictionary<string, int> _special;
+    private readonly int _unkId;
+    private readonly bool _nmt;
 
     private SiglipTokenizer(SentencePieceTokenizer sp, SentencePieceModelFile? file, int contextLength, string source)
     {
         _sp = sp;
+        _nmt = file?.NormalizerName.StartsWith("nmt", StringComparison.Ordinal) ?? true;
         ContextLength = contextLength;
         var v = sp.Vocabulary;
         EosId = v.TryGetValue("</s>", out var eos) ? eos : file?.EosId ?? -1;
         if (EosId < 0) throw new VitSharpException($"{source}: the SentencePiece model has no </s>");
         PadId = EosId; // transformers' SiglipTokenizer pads with </s> (its pad_token)
-        _spaceId = v.TryGetValue(Underline, out var sp1) ? sp1 : -1;
         int unk = v.TryGetValue("<unk>", out var u) ? u : file?.UnkId ?? -1;
         // transformers splits the text on its special tokens before anything else: they stay tokens.
         _special = new Dictionary<string, int> { ["</s>"] = EosId };
         if (unk >= 0) _special["<unk>"] = unk;
+        _unkId = unk;
+    }
+
+    /// <summary>sentencepiece's encode on Microsoft.ML.Tokenizers' SentencePiece: the NMT normalizers' control
+    /// characters (U+0001–U+0008, U+000B, U+000E–U+001F, U+007F, U+008F, U+009F) removed first (the precompiled map
+    /// deletes them; Microsoft.ML.Tokenizers 3.0 leaves them as unknown pieces), and a run of unknown pieces made one
+    /// &lt;unk&gt;, as sentencepiece's unigram model emits it. Measured equal to sentencepiece 0.2.2 on the 300 test strings.</summary>
+    public static List<int> EncodeSentencePiece(SentencePieceTokenizer sp, string text, int unkId, bool nmtNormalizer)
+    {
+        if (nmtNormalizer)
+        {
+            var sb = new StringBuilder(text.Length);
+            foreach (var c in text)
+                if (!(c is >= '\u0001' and <= '\u0008' or '\u000B' or >= '\u000E' and <= '\u001F' or '\u007F' or '\u008F' or '\u009F')) sb.Append(c);
+            text = sb.ToString();
+        }
+        var ids = new List<int>();
+        foreach (var id in sp.EncodeToIds(text, false, false))
+            if (!(id == unkId && ids.Count > 0 && ids[^1] == unkId)) ids.Add(id);
+        return ids;
     }
 
     public int ContextLength { get; }
@@ -39,7 +59,7 @@ public sealed partial class SiglipTokenizer : ITextTokenizer
 
     /// <summary>A SentencePiece model file: read by <see cref="SentencePieceModelFile"/> and, for unigram models
     /// (SigLIP's), handed to Microsoft.ML.Tokenizers' unigram SentencePiece as its pieces, scores and normalizer
-    /// settings with the dummy prefix off (transformers adds the "▁" itself); other model types load through
+    /// settings (its dummy prefix: the "▁" before each text, as sentencepiece and transformers 5 put it); other model types load through
     /// Microsoft.ML.Tokenizers' own model reader.</summary>
     public static SiglipTokenizer FromModel(string path, int contextLength = 64)
     {
@@ -50,7 +70,7 @@ public sealed partial class SiglipTokenizer : ITextTokenizer
             SentencePieceTokenizer sp;
             if (m.ModelType == 1)
                 sp = SentencePieceTokenizer.Create(m.Pieces.Select(p => (p.Piece, p.Score)), m.UnkId, false, false,
-                    m.PrecompiledCharsMap.Length > 0 ? m.PrecompiledCharsMap : default, addDummyPrefix: false,
+                    m.PrecompiledCharsMap.Length > 0 ? m.PrecompiledCharsMap : default, addDummyPrefix: m.AddDummyPrefix,
                     escapeWhiteSpaces: m.EscapeWhitespaces, treatWhitespaceAsSuffix: m.TreatWhitespaceAsSuffix, byteFallback: m.ByteFallback);
             else
             {
@@ -116,23 +136,18 @@ public sealed partial class SiglipTokenizer : ITextTokenizer
     }
 
     /// <summary>The SentencePiece ids of a text, without the final &lt;/s&gt; and untruncated: the text split on the
-    /// special tokens; the first part "▁" + the text, each part canonicalised and encoded (transformers'
-    /// SiglipTokenizer.tokenize and _tokenize).</summary>
+    /// special tokens, each other part canonicalised and encoded with the model's dummy prefix (what transformers 5.17's
+    /// SiglipTokenizer computes; tests/tools/make_zeroshot_refs.py).</summary>
     public IReadOnlyList<int> EncodeRaw(string text)
     {
         var ids = new List<int>();
-        bool first = true;
         foreach (var part in Specials().Split(text))
         {
-            if (_special.TryGetValue(part, out var id)) { ids.Add(id); first = false; continue; }
-            var t = Canonicalize(first ? Underline + part.Replace(Underline, " ", StringComparison.Ordinal) : part);
-            first = false;
+            if (_special.TryGetValue(part, out var id)) { ids.Add(id); continue; }
+            var t = Canonicalize(part);
             if (t.Length == 0) continue;
-            if (t == Underline) { if (_spaceId >= 0) ids.Add(_spaceId); continue; }
-            ids.AddRange(_sp.EncodeToIds(t, false, false));
+            ids.AddRange(EncodeSentencePiece(_sp, t, _unkId, _nmt));
         }
-        // transformers: a lone "▁" before a special token is dropped.
-        if (ids.Count > 1 && ids[0] == _spaceId && _special.ContainsValue(ids[1])) ids.RemoveAt(0);
         return ids;
     }
 
