@@ -8,6 +8,7 @@ namespace VitSharp.Text;
 /// </summary>
 public sealed class SentencePieceModelFile
 {
+    /// <summary>sentencepiece.ModelProto.SentencePiece.Type: what a piece is.</summary>
     public enum PieceType { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 }
 
     public List<(string Piece, float Score, PieceType Type)> Pieces { get; } = new();
