@@ -179,6 +179,16 @@ public static class Cli
         catch (IOException e) { return Fail(e.Message); }
     }
 
+    /// <summary>One image's ranked labels as the JSON object `classify --json` and `zeroshot --json` print.</summary>
+    public static System.Text.Json.Nodes.JsonObject TopJson(string file, IEnumerable<(int Index, string? Label, float Probability, float Logit)> top) => new()
+    {
+        ["image"] = file,
+        ["top"] = new System.Text.Json.Nodes.JsonArray(top.Select(p => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject
+        {
+            ["index"] = p.Index, ["label"] = p.Label, ["probability"] = p.Probability, ["logit"] = p.Logit,
+        }).ToArray()),
+    };
+
     /// <summary>One line on stderr for an image file that did not decode (batch commands go on with the rest).</summary>
     public static void ReportFileError(VitSharp.Inference.ImageFileError error) => Console.Error.WriteLine("error: " + error.Message);
 

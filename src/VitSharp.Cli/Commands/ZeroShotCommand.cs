@@ -50,14 +50,7 @@ public sealed class ZeroShotCommand : ICliCommand
                 for (int i = 0; i < chunk.Files.Count; i++)
                 {
                     if (r.GetValue(json))
-                        output.Add(new JsonObject
-                        {
-                            ["image"] = chunk.Files[i],
-                            ["top"] = new JsonArray(results[i].Select(p => (JsonNode)new JsonObject
-                            {
-                                ["index"] = p.Index, ["label"] = p.Label, ["probability"] = p.Probability, ["logit"] = p.Logit,
-                            }).ToArray()),
-                        });
+                        output.Add(Cli.TopJson(chunk.Files[i], results[i].Select(p => (p.Index, (string?)p.Label, p.Probability, p.Logit))));
                     else
                     {
                         Console.WriteLine(chunk.Files[i]);
