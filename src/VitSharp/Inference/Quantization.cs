@@ -40,17 +40,17 @@ public static class Quantization
         long int8 = 0, floats = 0;
         foreach (var (name, shape, _) in model.Parameters.Layout)
         {
-            var t = model.Parameters[name];
-            var data = new float[t.Length];
-            model.Backend.CopyToHost(t, data);
             if (!targets.Contains(name))
             {
+                var data = model.HostFloats(model.Parameters[name]);
                 tensors[name] = new HostArray(shape, data);
                 dtypes[name] = "F32";
                 floats += data.Length;
                 continue;
             }
-            var (q, s) = stored is not null && stored.TryGetValue(name, out var st) ? st : Int8Matrix.QuantizeRows(data, shape[0], shape[1]);
+            // a stored int8 copy is written as it is: its fp32 weights need not leave the backend
+            var (q, s) = stored is not null && stored.TryGetValue(name, out var st)
+                ? st : Int8Matrix.QuantizeRows(model.HostFloats(model.Parameters[name]), shape[0], shape[1]);
             tensors[name] = new HostArray(shape, q.Select(v => (float)v).ToArray());
             dtypes[name] = "I8";
             tensors[name + QuantizationInfo.ScaleSuffix] = new HostArray([shape[0]], s);

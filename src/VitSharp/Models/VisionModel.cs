@@ -170,7 +170,8 @@ public abstract class VisionModel : IDisposable
     /// <summary>Whether <see cref="UseInt8"/> is in effect.</summary>
     public bool IsInt8 => _int8.Count > 0;
 
-    private float[] HostFloats(Tensor t)
+    /// <summary>A copy of one of this model's tensors (a parameter or an output) in host memory.</summary>
+    public float[] HostFloats(Tensor t)
     {
         var data = new float[t.Length];
         Backend.CopyToHost(t, data);
@@ -202,9 +203,7 @@ public abstract class VisionModel : IDisposable
             OutputKind.Pooled => output.Pooled,
             _ => output.Logits ?? output.Pooled,
         };
-        var data = new float[t.Length];
-        Backend.CopyToHost(t, data);
-        return new HostArray(t.Shape, data);
+        return new HostArray(t.Shape, HostFloats(t));
     }
 
     public virtual void CheckInput(int[] shape)
