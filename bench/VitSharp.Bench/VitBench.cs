@@ -8,7 +8,8 @@ namespace VitSharp.Bench;
 /// <summary>
 /// Forward latency of ViT presets on the CPU backend (random timm-style weights, random 224×224 input).
 /// Options: --model vit_small_patch16_224,vit_base_patch16_224  --batch 1,16  --reps N  --threads T  --profile (time per op)
-/// --no-prepack (re-pack weights every product, as training does).
+/// --no-prepack (re-pack weights every product, as training does)  --dtype f32|int8 (int8: the blocks' Linear layers
+/// quantised per output channel, activations per token, <see cref="VisionModel.UseInt8"/>).
 /// Prints one line per (model, batch): median and best latency, images/s and the effective GFLOP/s of the forward.
 /// </summary>
 public sealed class VitBench : IBench
@@ -23,6 +24,8 @@ public sealed class VitBench : IBench
         int reps = GemmBench.Opt(args, "--reps", 0);
         CpuThreads.Count = GemmBench.Opt(args, "--threads", CpuThreads.Count);
         bool profile = args.Contains("--profile"), prepack = !args.Contains("--no-prepack");
+        string dtype = GemmBench.OptS(args, "--dtype") ?? "f32";
+        if (dtype is not ("f32" or "int8")) { Console.Error.WriteLine($"--dtype: expected f32 or int8, got '{dtype}'"); return 2; }
         var timing = new TimingBackend(CpuBackend.Instance);
         IBackend be = profile ? timing : CpuBackend.Instance;
         foreach (var name in models)
@@ -31,6 +34,7 @@ public sealed class VitBench : IBench
             using var model = new VisionTransformer(config, be);
             model.Load(Initializer.Init(config, seed: 0), "random init");
             if (prepack) model.PrepareForInference();
+            if (dtype == "int8") model.UseInt8();
             foreach (int b in batches)
             {
                 var rng = new Random(1);
@@ -47,7 +51,7 @@ public sealed class VitBench : IBench
                 ms.Sort();
                 if (profile) { Console.WriteLine($"{name} batch {b}, {n} forwards:"); timing.Print(); }
                 double med = Benchmark.Median(ms), gflop = b * ForwardGflop(config);
-                Console.WriteLine($"vitsharp {name} batch {b} threads {CpuThreads.Count}: median {med:F1} ms, best {ms[0]:F1} ms " +
+                Console.WriteLine($"vitsharp{(dtype == "int8" ? " int8" : "")} {name} batch {b} threads {CpuThreads.Count}: median {med:F1} ms, best {ms[0]:F1} ms " +
                                   $"(n={n}), {b * 1000 / med:F1} images/s, {gflop / med * 1000:F0} GFLOP/s");
             }
         }

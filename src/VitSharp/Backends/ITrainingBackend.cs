@@ -32,6 +32,20 @@ public interface ITrainingBackend : IBackend
     /// <summary>Backward of <see cref="IBackend.Attention"/> from its saved probabilities (B, H, N, N): dqkv (=) laid out like qkv.</summary>
     void AttentionBackward(Tensor dy, Tensor qkv, Tensor probs, Tensor dqkv, int heads, float scale);
 
+    /// <summary>Whether self-attention of this shape trains flash-style: the forward saves each score row's log-sum-exp
+    /// (B, H, N) instead of the (B, H, N, N) probabilities, and the backward recomputes them tile by tile
+    /// (<see cref="AttentionTrainLse"/>, <see cref="AttentionBackwardLse"/>). Default: no, probabilities are saved.</summary>
+    bool TrainsAttentionFromLse(int heads, int headDim, int tokens) => false;
+
+    /// <summary>The training forward of flash attention: y as <see cref="IBackend.Attention"/> computes it, and lse (B, H, N)
+    /// F32, each row's log2 Σ exp2(scale·log2(e)·s) of the scores s = q·k (the backward's only saved statistic).</summary>
+    void AttentionTrainLse(Tensor qkv, Tensor y, Tensor lse, int heads, float scale) =>
+        throw new NotSupportedException($"{GetType().Name} does not train attention from a log-sum-exp");
+
+    /// <summary>Backward of <see cref="AttentionTrainLse"/> from qkv, the output y and lse: dqkv (=) laid out like qkv.</summary>
+    void AttentionBackwardLse(Tensor dy, Tensor qkv, Tensor y, Tensor lse, Tensor dqkv, int heads, float scale) =>
+        throw new NotSupportedException($"{GetType().Name} does not train attention from a log-sum-exp");
+
     /// <summary>Backward of <see cref="IBackend.PatchEmbed"/> for the parameters only (images need no gradient): dW +=, db +=.</summary>
     void PatchEmbedBackward(Tensor dy, Tensor images, Tensor dw, Tensor db, int patch);
 

@@ -150,7 +150,7 @@ public sealed class Attention(Linear qkv, Linear proj, int heads, LayerNorm? qNo
     /// <summary>1/√(head width), as in timm (the one definition: inference, training and export all read it).</summary>
     public float Scale => 1f / MathF.Sqrt(InnerDim / Heads);
 
-    private Tensor? _qkv, _qkvRaw, _probs; // saved by a training forward (_qkvRaw: before qk_norm)
+    private Tensor? _qkv, _qkvRaw, _probs, _ctx, _lse; // saved by a training forward (_qkvRaw: before qk_norm; _ctx and _lse: flash)
 
     public static Attention From(ParameterSet p, string prefix, int heads, bool qkvBias, bool projBias = true, bool qkNorm = false, float eps = 1e-6f,
         bool causal = false) =>
@@ -189,9 +189,17 @@ public sealed class Attention(Linear qkv, Linear proj, int heads, LayerNorm? qNo
             p.Be.CausalAttention(qkv, ctx, Heads, Scale);
             return Proj.Forward(p, ctx, residual, accumulate: residual is not null);
         }
+        if (p.Training && p.Tb.TrainsAttentionFromLse(Heads, InnerDim / Heads, n))
+        {
+            // Flash attention: the backward recomputes the probabilities from each row's log-sum-exp.
+            var lse = p.Get(DType.F32, b, Heads, n);
+            p.Tb.AttentionTrainLse(qkv, ctx, lse, Heads, Scale);
+            (_qkv, _ctx, _lse, _probs) = (qkv, ctx, lse, null);
+            return Proj.Forward(p, ctx, residual, accumulate: residual is not null);
+        }
         var probs = p.AttentionProbs(b, Heads, n);
         p.Be.Attention(qkv, ctx, Heads, Scale, probs);
-        if (p.Training) { _qkv = qkv; _probs = probs; }
+        if (p.Training) (_qkv, _probs, _ctx, _lse) = (qkv, probs, null, null);
         return Proj.Forward(p, ctx, residual, accumulate: residual is not null);
     }
 
@@ -200,7 +208,8 @@ public sealed class Attention(Linear qkv, Linear proj, int heads, LayerNorm? qNo
         var dctx = p.Get(dy.Dim(0), dy.Dim(1), InnerDim);
         Proj.Backward(p, dy, dctx);
         var dqkv = p.Get(_qkv!.Shape);
-        p.Tb.AttentionBackward(dctx, _qkv, _probs!, dqkv, Heads, Scale);
+        if (_lse is not null) p.Tb.AttentionBackwardLse(dctx, _qkv, _ctx!, _lse, dqkv, Heads, Scale);
+        else p.Tb.AttentionBackward(dctx, _qkv, _probs!, dqkv, Heads, Scale);
         if (QNorm is not null)
             p.Tb.QkNormBackward(dqkv, _qkvRaw!, Heads, QNorm.Gamma, KNorm!.Gamma, QNorm.Eps,
                 p.Grad(QNorm.Gamma), p.Grad(QNorm.Beta), p.Grad(KNorm.Gamma), p.Grad(KNorm.Beta));

@@ -193,6 +193,51 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
         SplitHeads(dqkv, dqh, batch, n, 3, heads, hd, toHeads: false);
     }
 
+    /// <summary>Flash-attention training (attention.cu's flash_attn_fwd_lse / flash_bwd_*) for bf16 heads of 64; off with
+    /// VITSHARP_FLASH_TRAIN=0 (then probabilities are materialised as before, for comparisons).</summary>
+    internal bool FlashTraining { get; set; } = Environment.GetEnvironmentVariable("VITSHARP_FLASH_TRAIN") != "0";
+
+    public bool TrainsAttentionFromLse(int heads, int headDim, int tokens) => FlashTraining && ComputeType == DType.BF16 && headDim == 64;
+
+    private const float Log2E = 1.4426950408889634f;
+    private const int FlashRows = 64; // 4 warps × 16 query (or key) rows a block
+
+    public void AttentionTrainLse(Tensor qkv, Tensor y, Tensor lse, int heads, float scale)
+    {
+        var (batch, n) = CheckFlash(qkv, y, lse, heads, "AttentionTrainLse");
+        Launch("attention.cu", "flash_attn_fwd_lse_bf16_hd64_w4", (uint)((n + FlashRows - 1) / FlashRows), (uint)heads, (uint)batch, 128, 1, 1, 0,
+            qkv.Pointer, y.Pointer, lse.Pointer, n, heads, Bits(scale * Log2E));
+    }
+
+    public void AttentionBackwardLse(Tensor dy, Tensor qkv, Tensor y, Tensor lse, Tensor dqkv, int heads, float scale)
+    {
+        var (batch, n) = CheckFlash(qkv, y, lse, heads, "AttentionBackwardLse");
+        CheckCompute(dy, dqkv);
+        if (dy.Length != y.Length || dqkv.Length != qkv.Length || !Aligned16(dy, dqkv))
+            throw new ArgumentException($"AttentionBackwardLse: dy {dy}, dqkv {dqkv} for {qkv}");
+        long rows = (long)batch * n * heads;
+        using var dsum = Allocate([(int)rows], DType.F32);
+        Launch("attention.cu", "attn_bwd_dot_bf16", (uint)((rows + 255) / 256), 1, 1, 256, 1, 1, 0,
+            dy.Pointer, y.Pointer, dsum.Pointer, n, heads, 64, rows);                                                   // D = Σ dO∘O
+        uint blocks = (uint)((n + FlashRows - 1) / FlashRows);
+        Launch("attention.cu", "flash_bwd_dq_bf16_hd64_w4", blocks, (uint)heads, (uint)batch, 128, 1, 1, 0,
+            qkv.Pointer, dy.Pointer, lse.Pointer, dsum.Pointer, dqkv.Pointer, n, heads, Bits(scale * Log2E), Bits(scale));   // dQ
+        Launch("attention.cu", "flash_bwd_dkv_bf16_hd64_w4", blocks, (uint)heads, (uint)batch, 128, 1, 1, 0,
+            qkv.Pointer, dy.Pointer, lse.Pointer, dsum.Pointer, dqkv.Pointer, n, heads, Bits(scale * Log2E), Bits(scale));   // dK, dV
+    }
+
+    private (int Batch, int N) CheckFlash(Tensor qkv, Tensor y, Tensor lse, int heads, string op)
+    {
+        CheckCompute(qkv, y);
+        CheckDevice(lse);
+        int batch = qkv.Dim(0), n = qkv.Dim(1), width = qkv.Dim(2) / 3;
+        if (!TrainsAttentionFromLse(heads, width / heads, n) || qkv.Dim(2) != 3 * heads * 64)
+            throw new NotSupportedException($"{op}: flash training runs bf16 heads of 64, got {qkv} with {heads} heads ({ComputeType})");
+        if (y.Length != (long)batch * n * width || lse.DType != DType.F32 || lse.Length != (long)batch * heads * n || !Aligned16(qkv, y))
+            throw new ArgumentException($"{op}: {qkv} -> {y}, lse {lse}");
+        return (batch, n);
+    }
+
     public void PatchEmbedBackward(Tensor dy, Tensor images, Tensor dw, Tensor db, int patch)
     {
         CheckCompute(dy, images);

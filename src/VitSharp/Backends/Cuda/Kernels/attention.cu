@@ -44,7 +44,7 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int byt
 
 template <int HD, int BK, int WARPS>
 __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, unsigned short* __restrict__ y, int n, int heads,
-                                     float scale_log2)
+                                     float scale_log2, float* __restrict__ lse = nullptr)
 {
     constexpr int BQ = WARPS * 16, STR = HD + 8; // +8 elements (16 bytes) per row: conflict-free fragment reads
     constexpr int KS = HD / 16, DT = HD / 8;
@@ -183,6 +183,13 @@ __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, uns
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     float i0 = 1.f / l0, i1 = 1.f / l1;
     long ow = (long)heads * HD;
+    if (lse != nullptr && t4 == 0)
+    {
+        // The training forward keeps each row's log2-sum-exp2 of the scaled scores: P = exp2(s·scale_log2 − lse).
+        long lr = ((long)b * heads + h) * n;
+        if (r0 < n) lse[lr + r0] = m0 * scale_log2 + log2f(l0);
+        if (r1 < n) lse[lr + r1] = m1 * scale_log2 + log2f(l1);
+    }
 #pragma unroll
     for (int d = 0; d < DT; d++)
     {
@@ -202,6 +209,328 @@ VS_FLASH_ALL(32, 64)
 VS_FLASH_ALL(64, 64)
 VS_FLASH_ALL(80, 64)
 VS_FLASH_ALL(128, 32)
+
+// ---- Training: flash-attention forward with log-sum-exp, and its backward (FlashAttention-2, Dao 2023) ----
+// The forward above, also writing lse (B, H, N) fp32 in log2 units. The backward recomputes P = exp2(s·scale_log2 − lse)
+// tile by tile, so neither P nor dP reaches device memory, in three kernels with no atomics (deterministic):
+//   attn_bwd_dot_bf16:   D[b, h, i] = Σ_d dO[i, d]·O[i, d] (the softmax backward's row term);
+//   flash_bwd_dq_*:      a warp per 16 query rows (the forward's shape): S = Q·Kᵀ, dP = dO·Vᵀ, dS = P∘(dP − D),
+//                        dQ = scale·dS·K over all key tiles;
+//   flash_bwd_dkv_*:     a warp per 16 key rows, query tiles streamed: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dSᵀ = Pᵀ∘(dPᵀ − D),
+//                        dV = Pᵀ·dO, dK = scale·dSᵀ·Q.
+// dq/dk/dv are written straight into dqkv's (B, N, 3, H, hd) layout. P and dS enter the tensor cores as bf16.
+extern "C" __global__ void __launch_bounds__(128) flash_attn_fwd_lse_bf16_hd64_w4(const unsigned short* qkv, unsigned short* y,
+    float* lse, int n, int heads, float scale_log2) { flash_attn_bf16_impl<64, 64, 4>(qkv, y, n, heads, scale_log2, lse); }
+
+extern "C" __global__ void attn_bwd_dot_bf16(const unsigned short* __restrict__ dy, const unsigned short* __restrict__ y,
+                                             float* __restrict__ dsum, int n, int heads, int hd, long rows)
+{
+    long i = blockIdx.x * (long)blockDim.x + threadIdx.x; // i = (b·n + row)·heads + h
+    if (i >= rows) return;
+    long tok = i / heads;
+    int h = (int)(i % heads);
+    long b = tok / n;
+    int row = (int)(tok % n);
+    const unsigned short* a = dy + i * hd;
+    const unsigned short* o = y + i * hd;
+    float s = 0.f;
+    for (int c = 0; c < hd; c += 8)
+    {
+        uint4 u = *(const uint4*)(a + c), v = *(const uint4*)(o + c);
+        const unsigned* uu = (const unsigned*)&u;
+        const unsigned* vv = (const unsigned*)&v;
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+        {
+            s = fmaf(__uint_as_float(uu[k] << 16), __uint_as_float(vv[k] << 16), s);
+            s = fmaf(__uint_as_float(uu[k] & 0xffff0000u), __uint_as_float(vv[k] & 0xffff0000u), s);
+        }
+    }
+    dsum[(b * heads + h) * n + row] = s;
+}
+
+template <int HD, int BK, int WARPS>
+__device__ void flash_bwd_dq_impl(const unsigned short* __restrict__ qkv, const unsigned short* __restrict__ dy,
+                                  const float* __restrict__ lse, const float* __restrict__ dsum, unsigned short* __restrict__ dqkv,
+                                  int n, int heads, float scale_log2, float scale)
+{
+    constexpr int BQ = WARPS * 16, STR = HD + 8, KS = HD / 16, DT = HD / 8;
+    __shared__ __align__(16) unsigned short Ks[2][BK * STR];
+    __shared__ __align__(16) unsigned short Vs[2][BK * STR];
+    int h = blockIdx.y, b = blockIdx.z;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    long rs = 3L * heads * HD, ow = (long)heads * HD;
+    const unsigned short* base = qkv + (long)b * n * rs + h * HD;
+    const unsigned short* Kg = base + ow;
+    const unsigned short* Vg = base + 2 * ow;
+    const unsigned short* dOg = dy + (long)b * n * ow + h * HD;
+    int r0 = blockIdx.x * BQ + warp * 16 + g, r1 = r0 + 8;
+    bool active = blockIdx.x * BQ + warp * 16 < n;
+
+    uint32_t qf[KS][4], df[KS][4];
+#pragma unroll
+    for (int kk = 0; kk < KS; kk++)
+    {
+        int c = kk * 16 + t4 * 2;
+        qf[kk][0] = r0 < n ? *(const uint32_t*)(base + r0 * rs + c) : 0u;
+        qf[kk][1] = r1 < n ? *(const uint32_t*)(base + r1 * rs + c) : 0u;
+        qf[kk][2] = r0 < n ? *(const uint32_t*)(base + r0 * rs + c + 8) : 0u;
+        qf[kk][3] = r1 < n ? *(const uint32_t*)(base + r1 * rs + c + 8) : 0u;
+        df[kk][0] = r0 < n ? *(const uint32_t*)(dOg + r0 * ow + c) : 0u;
+        df[kk][1] = r1 < n ? *(const uint32_t*)(dOg + r1 * ow + c) : 0u;
+        df[kk][2] = r0 < n ? *(const uint32_t*)(dOg + r0 * ow + c + 8) : 0u;
+        df[kk][3] = r1 < n ? *(const uint32_t*)(dOg + r1 * ow + c + 8) : 0u;
+    }
+    long lr = ((long)b * heads + h) * n;
+    float L0 = r0 < n ? lse[lr + r0] : 0.f, L1 = r1 < n ? lse[lr + r1] : 0.f;
+    float D0 = r0 < n ? dsum[lr + r0] : 0.f, D1 = r1 < n ? dsum[lr + r1] : 0.f;
+    float dq[DT][4];
+#pragma unroll
+    for (int d = 0; d < DT; d++) dq[d][0] = dq[d][1] = dq[d][2] = dq[d][3] = 0.f;
+
+    auto load_tile = [&](int k0, int buf)
+    {
+        for (int i = threadIdx.x; i < BK * DT; i += blockDim.x)
+        {
+            int r = i / DT, c = (i % DT) * 8;
+            bool ok = k0 + r < n;
+            cp_async16(&Ks[buf][r * STR + c], ok ? Kg + (k0 + r) * rs + c : Kg, ok ? 16 : 0);
+            cp_async16(&Vs[buf][r * STR + c], ok ? Vg + (k0 + r) * rs + c : Vg, ok ? 16 : 0);
+        }
+        asm volatile("cp.async.commit_group;");
+    };
+
+    int tiles = (n + BK - 1) / BK;
+    load_tile(0, 0);
+    for (int t = 0; t < tiles; t++)
+    {
+        int k0 = t * BK, buf = t & 1, valid = n - k0;
+        if (t + 1 < tiles) { load_tile(k0 + BK, buf ^ 1); asm volatile("cp.async.wait_group 1;"); }
+        else asm volatile("cp.async.wait_group 0;");
+        __syncthreads();
+        if (active)
+        {
+#pragma unroll
+            for (int kb = 0; kb < BK; kb += 32)
+            {
+                if (kb >= valid) break;
+                float s[4][4], dp[4][4];
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                {
+                    s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+                    dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.f;
+                    if (kb + j * 8 < valid)
+#pragma unroll
+                        for (int kk = 0; kk < KS; kk++)
+                        {
+                            int o = (kb + j * 8 + g) * STR + kk * 16 + t4 * 2;
+                            const unsigned short* kp = &Ks[buf][o];
+                            const unsigned short* vp = &Vs[buf][o];
+                            mma_bf16(s[j], qf[kk], *(const uint32_t*)kp, *(const uint32_t*)(kp + 8));
+                            mma_bf16(dp[j], df[kk], *(const uint32_t*)vp, *(const uint32_t*)(vp + 8));
+                        }
+                }
+                if (valid < kb + 32)
+#pragma unroll
+                    for (int j = 0; j < 4; j++)
+                    {
+                        int key = kb + j * 8 + t4 * 2;
+                        if (key >= valid) s[j][0] = s[j][2] = -VS_INF;
+                        if (key + 1 >= valid) s[j][1] = s[j][3] = -VS_INF;
+                    }
+                uint32_t sf[2][4];
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                {
+                    float p0 = fast_exp2(fmaf(s[j][0], scale_log2, -L0)), p1 = fast_exp2(fmaf(s[j][1], scale_log2, -L0));
+                    float p2 = fast_exp2(fmaf(s[j][2], scale_log2, -L1)), p3 = fast_exp2(fmaf(s[j][3], scale_log2, -L1));
+                    sf[j >> 1][(j & 1) * 2 + 0] = pack_bf16x2(p0 * (dp[j][0] - D0), p1 * (dp[j][1] - D0));
+                    sf[j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2 * (dp[j][2] - D1), p3 * (dp[j][3] - D1));
+                }
+#pragma unroll
+                for (int kk = 0; kk < 2; kk++)
+                {
+                    if (kb + kk * 16 >= valid) break;
+                    uint32_t addr = smem_addr(&Ks[buf][(kb + kk * 16 + (lane & 15)) * STR]);
+#pragma unroll
+                    for (int d = 0; d < DT; d++)
+                    {
+                        uint32_t b0, b1;
+                        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
+                                     : "=r"(b0), "=r"(b1) : "r"(addr + d * 16));
+                        mma_bf16(dq[d], sf[kk], b0, b1);
+                    }
+                }
+            }
+        }
+        __syncthreads();
+    }
+    if (!active) return;
+#pragma unroll
+    for (int d = 0; d < DT; d++)
+    {
+        int c = h * HD + d * 8 + t4 * 2;
+        if (r0 < n) *(uint32_t*)(dqkv + ((long)b * n + r0) * rs + c) = pack_bf16x2(dq[d][0] * scale, dq[d][1] * scale);
+        if (r1 < n) *(uint32_t*)(dqkv + ((long)b * n + r1) * rs + c) = pack_bf16x2(dq[d][2] * scale, dq[d][3] * scale);
+    }
+}
+
+template <int HD, int BQT, int WARPS>
+__device__ void flash_bwd_dkv_impl(const unsigned short* __restrict__ qkv, const unsigned short* __restrict__ dy,
+                                   const float* __restrict__ lse, const float* __restrict__ dsum, unsigned short* __restrict__ dqkv,
+                                   int n, int heads, float scale_log2, float scale)
+{
+    constexpr int BKW = WARPS * 16, STR = HD + 8, KS = HD / 16, DT = HD / 8;
+    __shared__ __align__(16) unsigned short Qs[2][BQT * STR];
+    __shared__ __align__(16) unsigned short Os[2][BQT * STR]; // dO
+    __shared__ float Ls[2][BQT], Ds[2][BQT];
+    int h = blockIdx.y, b = blockIdx.z;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    long rs = 3L * heads * HD, ow = (long)heads * HD;
+    const unsigned short* Qg = qkv + (long)b * n * rs + h * HD;
+    const unsigned short* Kg = Qg + ow;
+    const unsigned short* Vg = Qg + 2 * ow;
+    const unsigned short* dOg = dy + (long)b * n * ow + h * HD;
+    int r0 = blockIdx.x * BKW + warp * 16 + g, r1 = r0 + 8; // this thread's key rows
+    bool active = blockIdx.x * BKW + warp * 16 < n;
+
+    uint32_t kf[KS][4], vf[KS][4];
+#pragma unroll
+    for (int kk = 0; kk < KS; kk++)
+    {
+        int c = kk * 16 + t4 * 2;
+        kf[kk][0] = r0 < n ? *(const uint32_t*)(Kg + r0 * rs + c) : 0u;
+        kf[kk][1] = r1 < n ? *(const uint32_t*)(Kg + r1 * rs + c) : 0u;
+        kf[kk][2] = r0 < n ? *(const uint32_t*)(Kg + r0 * rs + c + 8) : 0u;
+        kf[kk][3] = r1 < n ? *(const uint32_t*)(Kg + r1 * rs + c + 8) : 0u;
+        vf[kk][0] = r0 < n ? *(const uint32_t*)(Vg + r0 * rs + c) : 0u;
+        vf[kk][1] = r1 < n ? *(const uint32_t*)(Vg + r1 * rs + c) : 0u;
+        vf[kk][2] = r0 < n ? *(const uint32_t*)(Vg + r0 * rs + c + 8) : 0u;
+        vf[kk][3] = r1 < n ? *(const uint32_t*)(Vg + r1 * rs + c + 8) : 0u;
+    }
+    float dk[DT][4], dv[DT][4];
+#pragma unroll
+    for (int d = 0; d < DT; d++)
+    {
+        dk[d][0] = dk[d][1] = dk[d][2] = dk[d][3] = 0.f;
+        dv[d][0] = dv[d][1] = dv[d][2] = dv[d][3] = 0.f;
+    }
+    long lr = ((long)b * heads + h) * n;
+
+    auto load_tile = [&](int q0, int buf)
+    {
+        for (int i = threadIdx.x; i < BQT * DT; i += blockDim.x)
+        {
+            int r = i / DT, c = (i % DT) * 8;
+            bool ok = q0 + r < n;
+            cp_async16(&Qs[buf][r * STR + c], ok ? Qg + (q0 + r) * rs + c : Qg, ok ? 16 : 0);
+            cp_async16(&Os[buf][r * STR + c], ok ? dOg + (q0 + r) * ow + c : dOg, ok ? 16 : 0);
+        }
+        // Queries past N: lse = +∞ makes their P (and so dS) exactly 0.
+        for (int i = threadIdx.x; i < BQT; i += blockDim.x)
+        {
+            bool ok = q0 + i < n;
+            Ls[buf][i] = ok ? lse[lr + q0 + i] : VS_INF;
+            Ds[buf][i] = ok ? dsum[lr + q0 + i] : 0.f;
+        }
+        asm volatile("cp.async.commit_group;");
+    };
+
+    int tiles = (n + BQT - 1) / BQT;
+    load_tile(0, 0);
+    for (int t = 0; t < tiles; t++)
+    {
+        int q0 = t * BQT, buf = t & 1, valid = n - q0;
+        if (t + 1 < tiles) { load_tile(q0 + BQT, buf ^ 1); asm volatile("cp.async.wait_group 1;"); }
+        else asm volatile("cp.async.wait_group 0;");
+        __syncthreads();
+        if (active)
+        {
+#pragma unroll
+            for (int qb = 0; qb < BQT; qb += 32)
+            {
+                if (qb >= valid) break;
+                float st[4][4], dpt[4][4];
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                {
+                    st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.f;
+                    dpt[j][0] = dpt[j][1] = dpt[j][2] = dpt[j][3] = 0.f;
+                    if (qb + j * 8 < valid)
+#pragma unroll
+                        for (int kk = 0; kk < KS; kk++)
+                        {
+                            int o = (qb + j * 8 + g) * STR + kk * 16 + t4 * 2;
+                            const unsigned short* qp = &Qs[buf][o];
+                            const unsigned short* op = &Os[buf][o];
+                            mma_bf16(st[j], kf[kk], *(const uint32_t*)qp, *(const uint32_t*)(qp + 8));
+                            mma_bf16(dpt[j], vf[kk], *(const uint32_t*)op, *(const uint32_t*)(op + 8));
+                        }
+                }
+                uint32_t pf[2][4], sf[2][4];
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                {
+                    int q = qb + j * 8 + t4 * 2;
+                    float La = Ls[buf][q], Lb = Ls[buf][q + 1], Da = Ds[buf][q], Db = Ds[buf][q + 1];
+                    // rows g, g+8 are keys; columns q, q+1 are queries
+                    float p0 = fast_exp2(fmaf(st[j][0], scale_log2, -La)), p1 = fast_exp2(fmaf(st[j][1], scale_log2, -Lb));
+                    float p2 = fast_exp2(fmaf(st[j][2], scale_log2, -La)), p3 = fast_exp2(fmaf(st[j][3], scale_log2, -Lb));
+                    pf[j >> 1][(j & 1) * 2 + 0] = pack_bf16x2(p0, p1);
+                    pf[j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2, p3);
+                    sf[j >> 1][(j & 1) * 2 + 0] = pack_bf16x2(p0 * (dpt[j][0] - Da), p1 * (dpt[j][1] - Db));
+                    sf[j >> 1][(j & 1) * 2 + 1] = pack_bf16x2(p2 * (dpt[j][2] - Da), p3 * (dpt[j][3] - Db));
+                }
+#pragma unroll
+                for (int kk = 0; kk < 2; kk++)
+                {
+                    if (qb + kk * 16 >= valid) break;
+                    uint32_t ao = smem_addr(&Os[buf][(qb + kk * 16 + (lane & 15)) * STR]);
+                    uint32_t aq = smem_addr(&Qs[buf][(qb + kk * 16 + (lane & 15)) * STR]);
+#pragma unroll
+                    for (int d = 0; d < DT; d++)
+                    {
+                        uint32_t b0, b1, c0, c1;
+                        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
+                                     : "=r"(b0), "=r"(b1) : "r"(ao + d * 16));
+                        mma_bf16(dv[d], pf[kk], b0, b1);
+                        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
+                                     : "=r"(c0), "=r"(c1) : "r"(aq + d * 16));
+                        mma_bf16(dk[d], sf[kk], c0, c1);
+                    }
+                }
+            }
+        }
+        __syncthreads();
+    }
+    if (!active) return;
+#pragma unroll
+    for (int d = 0; d < DT; d++)
+    {
+        int c = h * HD + d * 8 + t4 * 2;
+        if (r0 < n)
+        {
+            unsigned short* row = dqkv + ((long)b * n + r0) * rs + c;
+            *(uint32_t*)(row + ow) = pack_bf16x2(dk[d][0] * scale, dk[d][1] * scale);
+            *(uint32_t*)(row + 2 * ow) = pack_bf16x2(dv[d][0], dv[d][1]);
+        }
+        if (r1 < n)
+        {
+            unsigned short* row = dqkv + ((long)b * n + r1) * rs + c;
+            *(uint32_t*)(row + ow) = pack_bf16x2(dk[d][2] * scale, dk[d][3] * scale);
+            *(uint32_t*)(row + 2 * ow) = pack_bf16x2(dv[d][2], dv[d][3]);
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(128) flash_bwd_dq_bf16_hd64_w4(const unsigned short* qkv, const unsigned short* dy,
+    const float* lse, const float* dsum, unsigned short* dqkv, int n, int heads, float scale_log2, float scale)
+{ flash_bwd_dq_impl<64, 64, 4>(qkv, dy, lse, dsum, dqkv, n, heads, scale_log2, scale); }
+
+extern "C" __global__ void __launch_bounds__(128) flash_bwd_dkv_bf16_hd64_w4(const unsigned short* qkv, const unsigned short* dy,
+    const float* lse, const float* dsum, unsigned short* dqkv, int n, int heads, float scale_log2, float scale)
+{ flash_bwd_dkv_impl<64, 64, 4>(qkv, dy, lse, dsum, dqkv, n, heads, scale_log2, scale); }
 
 // Dynamic shared memory: 32×hd queries (pre-scaled), 32×(hd+1) keys (padded: lane j reads row j without bank
 // conflicts), 32×hd values, as floats.

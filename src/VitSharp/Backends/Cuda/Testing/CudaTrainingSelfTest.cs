@@ -21,6 +21,27 @@ public static class CudaTrainingSelfTest
     private static Spec S(float scale, params int[] shape) => new(shape, scale);
     private static Spec F(float scale, params int[] shape) => new(shape, scale, DType.F32);
 
+    /// <summary>Attention as <c>Nn.Attention</c> trains it: from a log-sum-exp where the backend does, else from saved
+    /// probabilities; y (when given) gets the forward output, dqkv (when given) the backward of dy.</summary>
+    private static void TrainAttention(ITrainingBackend be, Tensor qkv, Tensor? y, int heads, float scale, Tensor? dy, Tensor? dqkv)
+    {
+        int b = qkv.Dim(0), n = qkv.Dim(1), width = qkv.Dim(2) / 3;
+        using var ctx = be.Allocate([b, n, width], be.ComputeType);
+        if (be.TrainsAttentionFromLse(heads, width / heads, n))
+        {
+            using var lse = be.Allocate([b, heads, n], DType.F32);
+            be.AttentionTrainLse(qkv, ctx, lse, heads, scale);
+            if (dy is not null) be.AttentionBackwardLse(dy, qkv, ctx, lse, dqkv!, heads, scale);
+        }
+        else
+        {
+            using var probs = be.Allocate([b, heads, n, n], be.ComputeType);
+            be.Attention(qkv, ctx, heads, scale, probs);
+            if (dy is not null) be.AttentionBackward(dy, qkv, probs, dqkv!, heads, scale);
+        }
+        if (y is not null) be.Copy(ctx, y);
+    }
+
     public static List<CudaSelfTest.Result> OpParity(DType dtype, int seed = 4321)
     {
         var cases = new List<Case>();
@@ -43,13 +64,19 @@ public static class CudaTrainingSelfTest
         foreach (var act in new[] { Activation.Gelu, Activation.GeluTanh, Activation.Tanh, Activation.QuickGelu, Activation.Relu, Activation.Silu, Activation.None })
             cases.Add(new($"ActivationBackward {act}", [S(1, 77, 96), S(3, 77, 96)], [S(1, 77, 96)],
                 (be, i, o) => be.ActivationBackward(act, i[0], i[1], o[0])));
-        foreach (var (b, n, h, hd) in new[] { (2, 65, 3, 64), (2, 197, 2, 64), (3, 17, 4, 16), (2, 50, 2, 32) })
+        foreach (var (b, n, h, hd) in new[] { (2, 65, 3, 64), (2, 197, 2, 64), (3, 17, 4, 16), (2, 50, 2, 32), (3, 17, 2, 64), (2, 130, 3, 64) })
         {
             float scale = 1f / MathF.Sqrt(hd);
             cases.Add(new($"Attention+probs (training) B{b} N{n} H{h} hd{hd}", [S(1.5f, b, n, 3 * h * hd)], [S(1, b, n, h * hd), S(1, b, h, n, n)],
                 (be, i, o) => be.Attention(i[0], o[0], h, scale, o[1])));
             cases.Add(new($"AttentionBackward B{b} N{n} H{h} hd{hd}", [S(1, b, n, h * hd), S(1.5f, b, n, 3 * h * hd), S(0.1f, b, h, n, n)],
                 [S(1, b, n, 3 * h * hd)], (be, i, o) => be.AttentionBackward(i[0], i[1], i[2], o[0], h, scale)));
+            // The layer's training path on each backend (flash on CUDA bf16 heads of 64, probabilities elsewhere): the
+            // forward output and the whole backward, against the CPU's materialised probabilities.
+            cases.Add(new($"Attention training forward (layer path) B{b} N{n} H{h} hd{hd}", [S(1.5f, b, n, 3 * h * hd)], [S(1, b, n, h * hd)],
+                (be, i, o) => TrainAttention(be, i[0], o[0], h, scale, null, null)));
+            cases.Add(new($"Attention training backward (layer path) B{b} N{n} H{h} hd{hd}", [S(1, b, n, h * hd), S(1.5f, b, n, 3 * h * hd)],
+                [S(1, b, n, 3 * h * hd)], (be, i, o) => TrainAttention(be, i[1], null, h, scale, i[0], o[0])));
         }
         cases.Add(new("PatchEmbedBackward B2 3x32x48 p8 D64", [S(1, 2, 24, 64), S(1, 2, 3, 32, 48)], [F(1, 64, 3, 8, 8), F(1, 64)],
             (be, i, o) => be.PatchEmbedBackward(i[0], i[1], o[0], o[1], 8)));
