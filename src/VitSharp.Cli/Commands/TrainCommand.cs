@@ -1,5 +1,6 @@
 using System.CommandLine;
 using VitSharp.Training;
+using VitSharp.Training.Distributed;
 
 namespace VitSharp.Cli.Commands;
 
@@ -28,7 +29,9 @@ public sealed class TrainCommand : ICliCommand
             var (train, val) = TrainData.Open(cfg.Data, cfg.Seed);
             TrainingConsole.DescribeData(train, val);
             var backend = Backends.CreateTraining(r.GetValue(device) ?? "cpu", r.GetValue(dtype) ?? DefaultDType(r.GetValue(device)));
-            using var trainer = new Trainer(cfg, train, val, backend);
+            // RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT set (torchrun, Slurm, Kubernetes): this process is one rank.
+            using var comm = Launch.FromEnvironment() is { } job ? Launch.Join(job, backend) : null;
+            using var trainer = new Trainer(cfg, train, val, backend, comm);
             if (r.GetValue(fresh) && r.GetValue(force)) throw new VitSharpException("--resume and --no-resume exclude each other");
             trainer.ResumeOtherConfig = r.GetValue(force);
             var result = TrainingConsole.Run(trainer, resume: !r.GetValue(fresh));

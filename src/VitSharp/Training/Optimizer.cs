@@ -58,6 +58,14 @@ public abstract class Optimizer : IDisposable
         _model.Load(weights, source);
     }
 
+    /// <summary>Data parallelism: every rank takes rank 0's full-precision weights (and the model's copy follows), as
+    /// PyTorch DDP broadcasts the module's parameters when it wraps it.</summary>
+    public void BroadcastWeights(Distributed.ICommunicator comm)
+    {
+        comm.Broadcast(Be, Weights.Buffer, 0);
+        SyncModel();
+    }
+
     /// <summary>After a step on the master weights: the model's compute copy follows.</summary>
     protected void SyncModel()
     {

@@ -45,6 +45,9 @@ public sealed record TrainConfig
     /// <summary>Save the end-of-epoch checkpoint after every this many epochs (and always after the last).</summary>
     public int CheckpointEveryEpochs { get; init; } = 1;
     public string Output { get; init; } = "runs/train";
+    /// <summary>Data-parallel training (several GPUs or ranks): how gradients travel and where the optimizer state lives.
+    /// Not part of what a checkpoint's run must match: a run resumes under other values and on any world size.</summary>
+    public DistributedConfig Distributed { get; init; } = new();
     /// <summary>Fine-tuning: start from this checkpoint, position embeddings resampled; its head is kept when it has the
     /// data's classes (<see cref="Training.FineTune.KeepsHead"/>), else a new zero-initialised head.</summary>
     public string? InitCheckpoint { get; init; }
@@ -212,6 +215,9 @@ public sealed record TrainConfig
         Check(EvalEveryEpochs >= 1, "eval_every_epochs", EvalEveryEpochs, "it must be ≥ 1");
         Check(CheckpointEveryEpochs >= 1, "checkpoint_every_epochs", CheckpointEveryEpochs, "it must be ≥ 1");
         Check(CheckpointEverySteps >= 0, "checkpoint_every_steps", CheckpointEverySteps, "it must be ≥ 0");
+        Check(Distributed.BucketMb > 0 && float.IsFinite(Distributed.BucketMb), "distributed.bucket_mb", Distributed.BucketMb, "it must be > 0");
+        Check(!Distributed.Zero1 || Optimizer.Name.Equals("adamw", StringComparison.OrdinalIgnoreCase), "distributed.zero1", Distributed.Zero1,
+            "optimizer state sharding (ZeRO-1) is implemented for adamw only");
         Check(Data.Workers >= 0, "data.workers", Data.Workers, "it must be ≥ 0 (0: every core)");
         Check(Data.ValFraction is >= 0 and < 1, "data.val_fraction", Data.ValFraction, "it must be in [0, 1)");
     }
@@ -355,6 +361,18 @@ public sealed record DataConfig
         if (SourceSize is < 0 or > Data.Transforms.PreprocessRecipe.MaxImageSize) throw new VitSharpException($"data.source_size: {SourceSize} must be in 0..{Data.Transforms.PreprocessRecipe.MaxImageSize}");
         if (SourceSize > 0 && Recipe is not null) throw new VitSharpException("data.source_size goes with the simple pipeline (mean/std), not with data.recipe");
     }
+}
+
+/// <summary>Data-parallel options (<c>"distributed"</c>); the world size comes from the launch (<c>vit train --gpus N</c>
+/// or RANK/WORLD_SIZE), not from the configuration. <c>batch_size</c> stays the global batch: each of N ranks takes
+/// batch_size/N of it.</summary>
+public sealed record DistributedConfig
+{
+    /// <summary>Gradients are all-reduced in buckets of at most this many MiB of fp32 (PyTorch DDP's bucket_cap_mb, 25).</summary>
+    public float BucketMb { get; init; } = 25f;
+    /// <summary>Shard the AdamW moments over the ranks (ZeRO stage 1): each rank steps 1/N of the weights, then the
+    /// shards are broadcast. Same weights as without it; optimizer state memory ÷ N.</summary>
+    public bool Zero1 { get; init; }
 }
 
 /// <summary>The optimizer and its hyper-parameters.</summary>

@@ -52,9 +52,11 @@ public static class TrainData
     }
 
     /// <summary>A loader with <c>data.workers</c> and <c>data.prefetch</c>: shuffled, full batches only, for training;
-    /// in order, every image, for evaluation.</summary>
-    public static DataLoader Loader(DataConfig d, IImageDataset data, int batchSize, Augmentation aug, bool training, int seed) =>
-        new(data, batchSize, training ? aug : aug.ForEvaluation(), shuffle: training, dropLast: training, seed, d.Workers, d.Prefetch);
+    /// in order, every image, for evaluation. <paramref name="rank"/> of <paramref name="world"/>: data parallelism, this rank's slice of each global batch of
+    /// world × <paramref name="batchSize"/> (<see cref="DataLoader.ShardRank"/>; training only).</summary>
+    public static DataLoader Loader(DataConfig d, IImageDataset data, int batchSize, Augmentation aug, bool training, int seed, int rank = 0, int world = 1) =>
+        new(data, batchSize, training ? aug : aug.ForEvaluation(), shuffle: training, dropLast: training, seed, d.Workers, d.Prefetch)
+            { ShardRank = rank, ShardCount = world };
 
     private static string? Split(string s) => string.IsNullOrEmpty(s) ? null : s;
 }

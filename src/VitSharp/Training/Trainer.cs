@@ -5,6 +5,7 @@ using VitSharp.Checkpoints;
 using VitSharp.Data.Datasets;
 using VitSharp.Models;
 using VitSharp.Tensors;
+using VitSharp.Training.Distributed;
 
 namespace VitSharp.Training;
 
@@ -23,6 +24,10 @@ public sealed record TrainResult(long Steps, bool Interrupted, EvalResult? LastE
 /// The training loop: micro-batches from a seeded loader, optional mixup/cutmix, forward, softmax cross-entropy with label
 /// smoothing, backward, gradient accumulation, global-norm clipping, a scheduled optimizer step, optional EMA; logs to
 /// output/log.jsonl, evaluates each epoch, checkpoints atomically, and resumes exactly from output/checkpoint.safetensors.
+/// Data parallel with a communicator of N ranks (one Trainer per rank): <c>batch_size</c> is the global batch, each rank
+/// reads its disjoint batch_size/N slice of every global batch, gradients are averaged over the ranks in buckets before
+/// clipping, every rank takes the same optimizer step (or its ZeRO-1 shard of it), and rank 0 alone evaluates, logs
+/// and writes checkpoints; see docs/TRAINING.md, "Multi-GPU".
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -39,10 +44,21 @@ public sealed class Trainer : IDisposable
     private readonly Augmentation _aug;
     private readonly LrSchedule _schedule;
     private readonly Mixup? _mixup;
+    private readonly ICommunicator _comm;
+    // Data parallel: a communicator other than the single rank (a world of one over NCCL runs the real collectives).
+    private readonly bool _parallel;
 
-    public Trainer(TrainConfig config, IImageDataset train, IImageDataset? val, ITrainingBackend? backend = null)
+    /// <summary>A trainer of <paramref name="config"/> on <paramref name="train"/> (evaluated on <paramref name="val"/>),
+    /// on <paramref name="backend"/> (null: the CPU), as one rank of <paramref name="communicator"/> (null: a single rank,
+    /// no collectives at all).</summary>
+    public Trainer(TrainConfig config, IImageDataset train, IImageDataset? val, ITrainingBackend? backend = null, ICommunicator? communicator = null)
     {
         _cfg = config;
+        _comm = communicator ?? SingleRank.Instance;
+        _parallel = _comm is not SingleRank;
+        int world = _comm.WorldSize;
+        if (config.BatchSize % world != 0)
+            throw new VitSharpException($"batch_size {config.BatchSize} is the global batch and must divide by the {world} ranks");
         _train = train;
         _val = val;
         var be = backend ?? CpuBackend.Instance;
@@ -67,6 +83,8 @@ public sealed class Trainer : IDisposable
         var o = config.Optimizer;
         _opt = o.Name.ToLowerInvariant() switch
         {
+            "adamw" when config.Distributed.Zero1 => new Zero1AdamW(_model.Parameters, _tm.Grads, _comm, o.ExcludeFromDecay)
+                { Beta1 = o.Beta1, Beta2 = o.Beta2, Eps = o.Eps, WeightDecay = o.WeightDecay },
             "adamw" => new AdamW(_model.Parameters, _tm.Grads, o.ExcludeFromDecay) { Beta1 = o.Beta1, Beta2 = o.Beta2, Eps = o.Eps, WeightDecay = o.WeightDecay },
             "sgd" => new Sgd(_model.Parameters, _tm.Grads, o.ExcludeFromDecay) { Momentum = o.Momentum, WeightDecay = o.WeightDecay, Nesterov = o.Nesterov },
             _ => throw new VitSharpException($"optimizer.name must be adamw or sgd, not '{o.Name}'"),
@@ -77,9 +95,11 @@ public sealed class Trainer : IDisposable
         var d = config.Data;
         _aug = TrainData.Augmentation(d, mc.ImageSize, mc.InChannels);
         if (config.AccumulationSteps < 1 || config.BatchSize < 1) throw new VitSharpException("batch_size and accumulation_steps must be at least 1");
-        _loader = TrainData.Loader(d, train, config.BatchSize, _aug, training: true, config.Seed);
+        _loader = TrainData.Loader(d, train, config.BatchSize / world, _aug, training: true, config.Seed, _comm.Rank, world);
         StepsPerEpoch = _loader.BatchesPerEpoch / config.AccumulationSteps;
         if (StepsPerEpoch == 0) throw new VitSharpException($"{train.Count} training images do not fill one step of {config.BatchSize}×{config.AccumulationSteps}");
+        int bucket = (int)Math.Clamp(config.Distributed.BucketMb * (1 << 20) / 4, Nn.ParameterSet.Alignment, int.MaxValue / 2);
+        Buckets = GradientBuckets(_tm.Grads.Count, bucket);
         TotalSteps = (long)StepsPerEpoch * config.Epochs;
         if (config.MaxSteps > 0) TotalSteps = Math.Min(TotalSteps, config.MaxSteps);
         long warmup = config.Schedule.WarmupSteps > 0 ? config.Schedule.WarmupSteps : (long)Math.Round(config.Schedule.WarmupEpochs * StepsPerEpoch);
@@ -88,6 +108,25 @@ public sealed class Trainer : IDisposable
     }
 
     public VisionModel Model => _model;
+    /// <summary>This trainer's rank and world (a single rank unless constructed with a communicator).</summary>
+    public ICommunicator Communicator => _comm;
+    /// <summary>The [offset, offset + length) element ranges of the flat gradient buffer all-reduced one after another,
+    /// last layers first (the order the backward produces them, as PyTorch DDP's buckets), each at most
+    /// distributed.bucket_mb.</summary>
+    public IReadOnlyList<(long Offset, int Length)> Buckets { get; }
+
+    /// <summary>The flat buffer of <paramref name="count"/> elements cut into buckets of at most <paramref name="bucket"/>
+    /// elements, from the end.</summary>
+    public static List<(long Offset, int Length)> GradientBuckets(long count, int bucket)
+    {
+        var list = new List<(long, int)>();
+        for (long end = count; end > 0; end -= bucket)
+        {
+            long start = Math.Max(0, end - bucket);
+            list.Add((start, checked((int)(end - start))));
+        }
+        return list;
+    }
     public int StepsPerEpoch { get; }
     public long TotalSteps { get; }
     public Action<TrainEvent>? OnEvent { get; set; }
@@ -103,14 +142,31 @@ public sealed class Trainer : IDisposable
     public TrainResult Run(bool resume = true)
     {
         _wall.Restart();
+        bool lead = _comm.Rank == 0;
         Directory.CreateDirectory(_cfg.Output);
         // Temporary files of a run killed mid-write (checkpoint, model, log): gone before this run writes anything.
-        foreach (var orphan in AtomicFile.RemoveOrphans(_cfg.Output))
-            OnEvent?.Invoke(new TrainEvent("orphan_removed", 0, TotalSteps, 0, Path: orphan));
+        if (lead)
+            foreach (var orphan in AtomicFile.RemoveOrphans(_cfg.Output))
+                OnEvent?.Invoke(new TrainEvent("orphan_removed", 0, TotalSteps, 0, Path: orphan));
         var state = new TrainState(0, 0, 0);
+        // Every rank reads the checkpoint itself (a multi-node run keeps its output on a shared file system); nobody writes
+        // before the first step, which needs every rank.
         if (resume && File.Exists(Out(CheckpointFile))) state = Restore();
-        TrimLog(state.Step);
-        using var log = new StreamWriter(Out(LogFile), append: true);
+        if (_parallel)
+        {
+            // Rank 0's weights everywhere (as DDP does), and a check that every rank resumes at the same position.
+            _opt.BroadcastWeights(_comm);
+            using var pos = _tm.Be.Allocate([3], DType.F32);
+            float[] mine = [state.Step, state.Epoch, state.Batch], got = new float[3];
+            _tm.Be.CopyFromHost(mine, pos);
+            _comm.Broadcast(_tm.Be, pos, 0);
+            _tm.Be.CopyToHost(pos, got);
+            if (!mine.AsSpan().SequenceEqual(got))
+                throw new VitSharpException($"rank {_comm.Rank} would resume at step {state.Step} (epoch {state.Epoch}) but rank 0 at step {got[0]} " +
+                    $"(epoch {got[1]}): every rank must see the same {Out(CheckpointFile)} (a shared file system)");
+        }
+        if (lead) TrimLog(state.Step);
+        using var log = lead ? new StreamWriter(Out(LogFile), append: true) : new StreamWriter(Stream.Null);
         var losses = new List<float>();
         EvalResult? lastEval = null;
         var cfg = _cfg;
@@ -131,7 +187,10 @@ public sealed class Trainer : IDisposable
         // Reads (and clears) the step statistics into the log window; stops on a non-finite loss or gradient norm.
         void Drain(long atStep, int atEpoch)
         {
+            // The global loss (mean over the ranks) and correct count (sum); the gradient norm is already global.
+            if (_parallel) _comm.AllReduce(be, io.Stats.View([2], 0), ReduceOp.Sum);
             be.CopyToHost(io.Stats, host);
+            if (_parallel) host[0] /= _comm.WorldSize;
             be.Zero(io.Stats);
             if (!float.IsFinite(host[0])) throw Diverged("loss", host[0], atStep, atEpoch, lastSaved);
             if (!float.IsFinite(host[2])) throw Diverged("gradient norm", host[2], atStep, atEpoch, lastSaved);
@@ -139,6 +198,15 @@ public sealed class Trainer : IDisposable
         }
         _tm.ZeroGrad();
         void clip() => be.ClipGradNorm(_tm.Grads.Buffer, cfg.ClipGradNorm, io.Stats);
+        // Data parallel: the gradients averaged over the ranks, bucket by bucket, then clipped by the global norm.
+        void reduceAndClip()
+        {
+            foreach (var (off, len) in Buckets) _comm.AllReduce(be, _tm.Grads.Buffer.View([len], off), ReduceOp.Average);
+            clip();
+        }
+        Action closeStep = _parallel ? reduceAndClip : clip;
+        // Per-rank masks: rank r > 0 draws dropout and drop path from its own streams (rank 0 keeps the one-rank streams).
+        int maskStream = 2 + 16 * _comm.Rank;
 
         for (int epoch = state.Epoch; step < TotalSteps; epoch++)
         {
@@ -155,9 +223,10 @@ public sealed class Trainer : IDisposable
                 var (x, t, labels, dl) = io.Upload(batch, targets, mc);
                 // Clipping closes the last micro-batch of a step; a step of one micro-batch replays as one graph on CUDA.
                 bool closes = (bi + 1) % accum == 0;
-                _tm.TrainStep(new TrainableModel.StepIo(x, t, labels, dl, io.Stats, 1f / accum), new Random(Seed(micro, 2)),
-                    closes ? clip : null, replay: accum == 1 && cfg.CudaGraphs);
-                windowImages += batch.Count;
+                // Collectives are not recorded into CUDA graphs: a data-parallel step runs eagerly (the same numbers).
+                _tm.TrainStep(new TrainableModel.StepIo(x, t, labels, dl, io.Stats, 1f / accum), new Random(Seed(micro, maskStream)),
+                    closes ? closeStep : null, replay: accum == 1 && cfg.CudaGraphs && !_parallel);
+                windowImages += (long)batch.Count * _comm.WorldSize;
                 _loader.Recycle(batch); // its pixels and labels are on the device now
                 bi++;
                 if (!closes) continue;
@@ -194,13 +263,16 @@ public sealed class Trainer : IDisposable
                     lastSaved = step;
                 }
                 if (InterruptAfterStep > 0 && step == InterruptAfterStep && lastSaved == step)
+                {
+                    _comm.Barrier();
                     return new TrainResult(step, true, lastEval, losses);
+                }
             }
             // End of an epoch (or of the run): evaluate, then checkpoint at the start of the next epoch. The images/s clock
             // pauses meanwhile, so the next logged rate covers training only.
             sw.Stop();
             bool last = step >= TotalSteps, epochDone = bi >= microPerEpoch;
-            if (_val is not null && (last || (epochDone && (epoch + 1) % cfg.EvalEveryEpochs == 0)))
+            if (lead && _val is not null && (last || (epochDone && (epoch + 1) % cfg.EvalEveryEpochs == 0)))
             {
                 lastEval = Evaluate();
                 Log(log, new TrainEvent("eval", step, TotalSteps, epoch, (float)lastEval.Loss, lastEval.Top1, Eval: lastEval));
@@ -216,9 +288,10 @@ public sealed class Trainer : IDisposable
                 Save(next, log, lastSaved);
                 lastSaved = step;
             }
-            if (InterruptAfterStep > 0 && step == InterruptAfterStep) return new TrainResult(step, true, lastEval, losses);
+            if (InterruptAfterStep > 0 && step == InterruptAfterStep) { _comm.Barrier(); return new TrainResult(step, true, lastEval, losses); }
             sw.Start();
         }
+        _comm.Barrier(); // when Run returns on any rank, rank 0's last checkpoint is written
         return new TrainResult(step, false, lastEval, losses);
     }
 
@@ -282,14 +355,18 @@ public sealed class Trainer : IDisposable
                 : "No checkpoint was written yet. ") +
             "Lower the learning rate, add warmup, or enable clip_grad_norm.");
 
+    /// <summary>Called by every rank at the same points: the optimizer state is gathered first (a collective under ZeRO-1),
+    /// then rank 0 alone writes.</summary>
     private void Save(TrainState s, StreamWriter log, long lastSaved)
     {
+        var optState = _opt.State();
+        if (_comm.Rank != 0) return;
         var weights = _opt.Weights.ToHost();
         // Never replace a good checkpoint with one whose weights have already blown up.
         foreach (var (name, w) in weights)
             if (!Array.TrueForAll(w.Data, float.IsFinite))
                 throw Diverged($"weight '{name}'", w.Data.First(v => !float.IsFinite(v)), s.Step - 1, s.Epoch, lastSaved);
-        TrainCheckpoint.Save(Out(CheckpointFile), _model.Config, s, _cfg.ToJson(), weights, _opt.State(), _ema?.Weights.ToHost(), _train.Classes);
+        TrainCheckpoint.Save(Out(CheckpointFile), _model.Config, s, _cfg.ToJson(), weights, optState, _ema?.Weights.ToHost(), _train.Classes);
         TrainCheckpoint.ExportModel(Out(ModelFile), _model.Config, weights, _train.Classes, _aug.Mean, _aug.Std, _cfg.Data.Recipe, _cfg.Data.SourceSize);
         if (_ema is not null) TrainCheckpoint.ExportModel(Out("model_ema.safetensors"), _model.Config, _ema.Weights.ToHost(), _train.Classes, _aug.Mean, _aug.Std, _cfg.Data.Recipe, _cfg.Data.SourceSize);
         Log(log, new TrainEvent("checkpoint", s.Step, TotalSteps, s.Epoch, Path: Out(CheckpointFile)));
@@ -325,7 +402,7 @@ public sealed class Trainer : IDisposable
             foreach (var k in oa.Select(kv => kv.Key).Union(ob.Select(kv => kv.Key)).Order(StringComparer.Ordinal))
             {
                 string name = prefix.Length == 0 ? k : prefix + "." + k;
-                if (name == "output") continue;
+                if (name is "output" or "distributed") continue;
                 keys.AddRange(ConfigDifferences(oa[k], ob[k], name));
             }
             return keys;
@@ -340,6 +417,7 @@ public sealed class Trainer : IDisposable
 
     private void Log(StreamWriter log, TrainEvent e)
     {
+        if (_comm.Rank != 0) return;
         e = e with { WallSeconds = Math.Round(_wall.Elapsed.TotalSeconds, 2) };
         TrainLog.Write(log, e);
         OnEvent?.Invoke(e);

@@ -39,7 +39,40 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, Augmentatio
         _labels.Add(batch.Labels);
     }
 
-    public int BatchesPerEpoch => dropLast ? dataset.Count / batchSize : (dataset.Count + batchSize - 1) / batchSize;
+    /// <summary>Data parallelism: this loader is rank <see cref="ShardRank"/> of <see cref="ShardCount"/>. Batch b of an
+    /// epoch is then the rank's slice [ShardRank·B, (ShardRank+1)·B) of the global batch b of ShardCount·B samples, as a
+    /// one-rank loader with batch ShardCount·B would make it (same order, same per-sample augmentation RNG, seeded by the
+    /// global position): the ranks' batches are disjoint and together read every sample of the epoch's full global
+    /// batches once. Needs drop_last (training).</summary>
+    public int ShardRank { get; init; }
+    /// <inheritdoc cref="ShardRank"/>
+    public int ShardCount
+    {
+        get => _shards;
+        init
+        {
+            if (value < 1) throw new ArgumentOutOfRangeException(nameof(ShardCount), "at least one shard");
+            if (value > 1 && !dropLast) throw new ArgumentException("a sharded loader drops the last partial batch (training only)");
+            _shards = value;
+        }
+    }
+    private readonly int _shards = 1;
+
+    public int BatchesPerEpoch => dropLast ? dataset.Count / (batchSize * ShardCount) : (dataset.Count + batchSize - 1) / batchSize;
+
+    /// <summary>The dataset indices of this rank's batch <paramref name="bi"/> of <paramref name="epoch"/>.</summary>
+    public int[] SampleIndices(int epoch, int bi)
+    {
+        var order = Order(epoch);
+        int start = Start(bi);
+        return order[start..Math.Min(start + batchSize, order.Length)];
+    }
+
+    private int Start(int bi)
+    {
+        if (ShardRank < 0 || ShardRank >= ShardCount) throw new InvalidOperationException($"shard {ShardRank} of {ShardCount}");
+        return (bi * ShardCount + ShardRank) * batchSize;
+    }
 
     public int[] Order(int epoch)
     {
@@ -87,7 +120,7 @@ public sealed class DataLoader(IImageDataset dataset, int batchSize, Augmentatio
 
     private Batch Make(int[] order, int epoch, int bi)
     {
-        int start = bi * batchSize, count = Math.Min(batchSize, order.Length - start);
+        int start = Start(bi), count = Math.Min(batchSize, order.Length - start);
         int per = augmentation.Channels * augmentation.ImageSize * augmentation.ImageSize;
         // Every element is overwritten, so a recycled array needs no clearing; a short last batch gets exact-size arrays.
         var images = count == batchSize && _images.TryTake(out var im) ? im : GC.AllocateUninitializedArray<float>(count * per);

@@ -1,0 +1,38 @@
+using System.Globalization;
+using VitSharp.Backends;
+
+namespace VitSharp.Training.Distributed;
+
+/// <summary>Joins a job described by the torchrun-style environment: RANK, WORLD_SIZE (both or neither), LOCAL_RANK
+/// (the GPU index on this host, default RANK), MASTER_ADDR (default 127.0.0.1), MASTER_PORT (default 29500),
+/// VITSHARP_RENDEZVOUS_TIMEOUT seconds (default 300).</summary>
+public static class Launch
+{
+    public sealed record Environment(int Rank, int WorldSize, int LocalRank, string MasterAddr, int MasterPort, TimeSpan Timeout);
+
+    /// <summary>The job this process belongs to, or null when RANK and WORLD_SIZE are unset.</summary>
+    public static Environment? FromEnvironment()
+    {
+        string? Get(string n) => System.Environment.GetEnvironmentVariable(n) is { Length: > 0 } v ? v : null;
+        var rank = Get("RANK");
+        var world = Get("WORLD_SIZE");
+        if (rank is null && world is null) return null;
+        int Int(string name, string? v, int fallback) => v is null ? fallback
+            : int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var x) ? x
+            : throw new VitSharpException($"{name}={v} is not an integer");
+        if (rank is null || world is null) throw new VitSharpException("RANK and WORLD_SIZE go together (torchrun-style launch); one of them is unset");
+        int r = Int("RANK", rank, 0), w = Int("WORLD_SIZE", world, 1);
+        if (w < 1 || r < 0 || r >= w) throw new VitSharpException($"RANK={r} is not in WORLD_SIZE={w}");
+        return new Environment(r, w, Int("LOCAL_RANK", Get("LOCAL_RANK"), r), Get("MASTER_ADDR") ?? "127.0.0.1", Int("MASTER_PORT", Get("MASTER_PORT"), 29500),
+            TimeSpan.FromSeconds(Int("VITSHARP_RENDEZVOUS_TIMEOUT", Get("VITSHARP_RENDEZVOUS_TIMEOUT"), 300)));
+    }
+
+    /// <summary>The communicator of <paramref name="env"/> on <paramref name="backend"/>: NCCL on a CUDA backend (a world of
+    /// one included: the real NCCL path); the CPU has no multi-process communicator yet.</summary>
+    public static ICommunicator Join(Environment env, ITrainingBackend backend) => backend switch
+    {
+        Backends.Cuda.CudaBackend cuda => Backends.Cuda.NcclCommunicator.Create(cuda, env.Rank, env.WorldSize, env.MasterAddr, env.MasterPort, env.Timeout),
+        _ when env.WorldSize == 1 => SingleRank.Instance,
+        _ => throw new VitSharpException($"WORLD_SIZE={env.WorldSize} on the {backend.Device} backend: multi-process data parallelism needs --device cuda (NCCL) for now"),
+    };
+}
