@@ -377,6 +377,25 @@ public static class ClassifierServer
                 },
             },
         };
+        JsonObject ZeroShotPost()
+        {
+            var p = Post("two-tower models: one image's ranked free-text labels", "ZeroShot", new JsonArray(
+                new JsonObject { ["name"] = "labels", ["in"] = "query", ["required"] = false, ["description"] = $"comma-separated labels (or a form field, or the JSON body's \"labels\"); 1 to {o.MaxLabels}, each at most {o.MaxTextChars} characters", ["schema"] = new JsonObject { ["type"] = "string" } },
+                new JsonObject { ["name"] = "templates", ["in"] = "query", ["required"] = false, ["description"] = $"none (default), or a dataset of CLIP's prompts.md: its templates averaged per label; labels x templates at most {o.MaxPrompts}", ["schema"] = new JsonObject { ["type"] = "string", ["default"] = "none" } },
+                new JsonObject { ["name"] = "top_k", ["in"] = "query", ["required"] = false, ["schema"] = new JsonObject { ["type"] = "integer", ["minimum"] = 1, ["default"] = 5 } }));
+            var post = (JsonObject)p["post"]!;
+            var body = (JsonObject)post["requestBody"]!;
+            body["description"] = $"the image as for /v1/classify; the parameters in the query, as multipart fields, or in a JSON body {{\"image\": BASE64, \"labels\": [...], \"templates\": NAME or [...], \"top_k\": N}} (other keys and parameters are errors; each parameter from one place); at most {o.MaxBodyBytes} bytes and {o.MaxPixels} pixels";
+            var json = (JsonObject)body["content"]!["application/json"]!["schema"]!;
+            json["additionalProperties"] = false;
+            var props = (JsonObject)json["properties"]!;
+            props["labels"] = new JsonObject { ["oneOf"] = new JsonArray(new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["type"] = "string" }, ["maxItems"] = o.MaxLabels }, new JsonObject { ["type"] = "string" }) };
+            props["templates"] = new JsonObject { ["oneOf"] = new JsonArray(new JsonObject { ["type"] = "string" }, new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["type"] = "string" } }) };
+            props["top_k"] = new JsonObject { ["type"] = "integer", ["minimum"] = 1 };
+            post["responses"]!["200"]!.AsObject()["headers"] = new JsonObject { [LabelCacheHeader] = new JsonObject { ["description"] = "hit: the label set's text embeddings were cached; miss: the text tower ran", ["schema"] = new JsonObject { ["type"] = "string", ["enum"] = new JsonArray("hit", "miss") } } };
+            post["responses"]!["400"]!.AsObject()["description"] = "a malformed request or image, no labels, too many or too long labels, an unknown parameter or key, or not a two-tower model";
+            return p;
+        }
         var doc = new JsonObject
         {
             ["openapi"] = "3.0.3",
@@ -388,7 +407,33 @@ public static class ClassifierServer
                     ["name"] = "top_k", ["in"] = "query", ["required"] = false,
                     ["schema"] = new JsonObject { ["type"] = "integer", ["minimum"] = 1, ["default"] = 5 },
                 })),
-                ["/v1/embed"] = Post("the pooled features of one image", "Embedding", []),
+                ["/v1/embed"] = Post("the pooled features of one image (a two-tower model: its normalised, projected image embedding)", "Embedding", []),
+                ["/v1/zeroshot"] = ZeroShotPost(),
+                ["/v1/embed-text"] = new JsonObject
+                {
+                    ["post"] = new JsonObject
+                    {
+                        ["summary"] = "two-tower models: L2-normalised text embeddings and their token ids (the JSON `vit embed --text` prints)",
+                        ["requestBody"] = new JsonObject
+                        {
+                            ["required"] = true,
+                            ["description"] = $"{{\"texts\": [...]}}: 1 to {o.MaxTexts} strings of at most {o.MaxTextChars} characters; other keys are errors",
+                            ["content"] = new JsonObject { ["application/json"] = new JsonObject { ["schema"] = new JsonObject
+                            {
+                                ["type"] = "object", ["required"] = new JsonArray("texts"), ["additionalProperties"] = false,
+                                ["properties"] = new JsonObject { ["texts"] = new JsonObject { ["type"] = "array", ["minItems"] = 1, ["maxItems"] = o.MaxTexts, ["items"] = new JsonObject { ["type"] = "string", ["maxLength"] = o.MaxTextChars } } },
+                            } } },
+                        },
+                        ["responses"] = new JsonObject
+                        {
+                            ["200"] = Json("the embeddings", Ref("TextEmbeddings")),
+                            ["400"] = Json("malformed JSON, an unknown key, no texts, too many or too long texts, or not a two-tower model", Ref("Error")),
+                            ["413"] = Json("a body over the byte limit", Ref("Error")),
+                            ["415"] = Json("a content type other than application/json", Ref("Error")),
+                            ["503"] = Json("the model is still loading (see /readyz)", Ref("Error")),
+                        },
+                    },
+                },
                 ["/v1/model"] = new JsonObject { ["get"] = new JsonObject { ["summary"] = "the model, its preprocessing and metadata", ["responses"] = new JsonObject { ["200"] = Json("the model", new JsonObject { ["type"] = "object" }) } } },
                 ["/healthz"] = new JsonObject { ["get"] = new JsonObject { ["summary"] = "liveness", ["responses"] = new JsonObject { ["200"] = new JsonObject { ["description"] = "ok" } } } },
                 ["/readyz"] = new JsonObject { ["get"] = new JsonObject { ["summary"] = "readiness: the model is loaded and warmed", ["responses"] = new JsonObject
@@ -424,6 +469,31 @@ public static class ClassifierServer
                                     },
                                 },
                             },
+                        },
+                    },
+                    ["ZeroShot"] = new JsonObject
+                    {
+                        ["type"] = "object",
+                        ["description"] = "one image's ranked labels, as `vit zeroshot --json` prints them: CLIP's softmax over the labels, SigLIP's sigmoid of each logit",
+                        ["properties"] = new JsonObject
+                        {
+                            ["image"] = new JsonObject { ["type"] = "string" },
+                            ["top"] = new JsonObject { ["$ref"] = "#/components/schemas/Classification/properties/top" },
+                        },
+                    },
+                    ["TextEmbeddings"] = new JsonObject
+                    {
+                        ["type"] = "object",
+                        ["properties"] = new JsonObject
+                        {
+                            ["model"] = new JsonObject { ["type"] = "string" }, ["dim"] = new JsonObject { ["type"] = "integer" },
+                            ["logit_scale"] = new JsonObject { ["type"] = "number" }, ["logit_bias"] = new JsonObject { ["type"] = "number" },
+                            ["texts"] = new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["type"] = "object", ["properties"] = new JsonObject
+                            {
+                                ["text"] = new JsonObject { ["type"] = "string" },
+                                ["input_ids"] = new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["type"] = "integer" } },
+                                ["embedding"] = new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["type"] = "number" } },
+                            } } },
                         },
                     },
                     ["Embedding"] = new JsonObject { ["type"] = "object", ["properties"] = new JsonObject { ["embedding"] = new JsonObject { ["type"] = "array", ["items"] = new JsonObject { ["type"] = "number" } } } },
