@@ -134,7 +134,7 @@ public static class ClassifierServer
                 ctx.Response.Clear();
                 ctx.Response.StatusCode = status;
                 ctx.Response.ContentType = "application/json";
-                await ctx.Response.WriteAsync(new JsonObject { ["error"] = message }.ToJsonString());
+                await ctx.Response.WriteAsync(new JsonObject { ["error"] = OneLine(message) }.ToJsonString());
             }
             finally
             {
@@ -308,7 +308,10 @@ public static class ClassifierServer
                 IFormCollection form;
                 try { form = await req.ReadFormAsync(req.HttpContext.RequestAborted); }
                 catch (InvalidDataException e) when (e.Message.Contains("limit"))
-                { return Body.Fail(Error(413, $"multipart form over its limits ({o.MaxFormFields} fields, {o.MaxBodyBytes} bytes): {e.Message}")); }
+                {
+                    req.HttpContext.Response.Headers.Connection = "close"; // the rest of the body is left unread
+                    return Body.Fail(Error(413, $"multipart form over its limits ({o.MaxFormFields} fields, {o.MaxBodyBytes} bytes): {e.Message}"));
+                }
                 catch (Exception e) when (e is InvalidDataException or IOException)
                 { return Body.Fail(Error(400, "malformed multipart body: " + e.Message)); }
                 var file = form.Files.GetFile("image") ?? form.Files.FirstOrDefault();
@@ -324,7 +327,7 @@ public static class ClassifierServer
             if (ImageCodecs.FindDecoder(bytes) is null && LooksLikeJson(bytes)) return FromJson(bytes, jsonKeys);
             return new Body(bytes, "request body", null);
         }
-        catch (BadHttpRequestException e) when (e.StatusCode == 413) { return Body.Fail(TooLarge(o)); }
+        catch (BadHttpRequestException e) when (e.StatusCode == 413) { return Body.Fail(TooLarge(req, o)); }
         catch (BadHttpRequestException e) { return Body.Fail(Error(e.StatusCode, e.Message)); }
     }
 
@@ -333,14 +336,14 @@ public static class ClassifierServer
     {
         try
         {
-            if (req.ContentLength > o.MaxBodyBytes) return ([], TooLarge(o));
+            if (req.ContentLength > o.MaxBodyBytes) return ([], TooLarge(req, o));
             using var body = new MemoryStream();
             await req.Body.CopyToAsync(body, req.HttpContext.RequestAborted);
-            if (body.Length > o.MaxBodyBytes) return ([], TooLarge(o));
+            if (body.Length > o.MaxBodyBytes) return ([], TooLarge(req, o));
             if (body.Length == 0) return ([], Error(400, "empty request body: POST the image bytes"));
             return (body.ToArray(), null);
         }
-        catch (BadHttpRequestException e) when (e.StatusCode == 413) { return ([], TooLarge(o)); }
+        catch (BadHttpRequestException e) when (e.StatusCode == 413) { return ([], TooLarge(req, o)); }
         catch (BadHttpRequestException e) { return ([], Error(e.StatusCode, e.Message)); }
     }
 
@@ -568,12 +571,21 @@ public static class ClassifierServer
 
     private static void Normalize(float[] v) => ZeroShotModel.NormalizeRows(new HostArray([1, v.Length], v));
 
-    private static IResult TooLarge(ServeOptions o) =>
-        Error(413, $"request body over the limit of {o.MaxBodyBytes} bytes (serve --max-body)");
+    /// <summary>413 for a body over the limit. The body is left unread, so Kestrel cannot drain it and drops the
+    /// connection after answering: "Connection: close" says so, or a client reusing the connection has its next request
+    /// cut off.</summary>
+    private static IResult TooLarge(HttpRequest req, ServeOptions o)
+    {
+        req.HttpContext.Response.Headers.Connection = "close";
+        return Error(413, $"request body over the limit of {o.MaxBodyBytes} bytes (serve --max-body)");
+    }
 
     /// <summary>A one-line error answer (a message with line breaks keeps its first line).</summary>
     private static IResult Error(int status, string message) =>
-        Results.Text(new JsonObject { ["error"] = message.Split('\n')[0].TrimEnd('\r') }.ToJsonString(), "application/json", statusCode: status);
+        Results.Text(new JsonObject { ["error"] = OneLine(message) }.ToJsonString(), "application/json", statusCode: status);
+
+    /// <summary>The first line of a message (an exception's can have several).</summary>
+    private static string OneLine(string message) => message.Split('\n')[0].TrimEnd('\r');
 }
 
 internal static class Softmax

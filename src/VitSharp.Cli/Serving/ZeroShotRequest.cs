@@ -21,14 +21,15 @@ internal sealed record ZeroShotRequest(string[] Labels, string[] Templates, int 
         var given = new Dictionary<string, (object Value, string Where)>(StringComparer.Ordinal);
         foreach (var (key, values) in query)
         {
-            if (!Parameters.Contains(key)) return (null, $"unknown query parameter '{key}' (known: {string.Join(", ", Parameters)})");
+            if (!Parameters.Contains(key)) return (null, $"unknown query parameter '{Clip(key)}' (known: {string.Join(", ", Parameters)})");
             if (key != "labels" && values.Count > 1) return (null, $"query parameter '{key}' given {values.Count} times");
             given[key] = (string.Join(',', values.ToArray()), "query");
         }
         if (form is not null)
             foreach (var (key, values) in form)
             {
-                if (!Parameters.Contains(key)) return (null, $"unknown form field '{key}' (known: image, {string.Join(", ", Parameters)})");
+                if (key == "image") return (null, "form field 'image' is text: send the image as a file part (curl -F image=@cat.png)");
+                if (!Parameters.Contains(key)) return (null, $"unknown form field '{Clip(key)}' (known: image, {string.Join(", ", Parameters)})");
                 if (given.ContainsKey(key)) return (null, $"'{key}' given twice (query and form)");
                 if (key != "labels" && values.Count > 1) return (null, $"form field '{key}' given {values.Count} times");
                 given[key] = (string.Join(',', values.ToArray()), "form");
