@@ -27,21 +27,36 @@ public sealed class ServeCommand : ICliCommand
         var maxPixels = new Option<long>("--max-pixels") { Description = "largest image width x height decoded (larger: 413)", DefaultValueFactory = _ => defaults.MaxPixels };
         var maxConcurrent = new Option<int>("--max-concurrent") { Description = "requests decoding/preprocessing at once (default: the core count)", DefaultValueFactory = _ => defaults.MaxConcurrent };
         var maxQueued = new Option<int>("--max-queued") { Description = "preprocessed images waiting for or in a forward pass (batches gather from these)", DefaultValueFactory = _ => defaults.MaxQueued };
-        var cmd = new Command("serve", "serve a checkpoint over HTTP: POST /v1/classify, /v1/embed; GET /v1/model, /healthz, /readyz, /metrics");
+        var maxLabels = new Option<int>("--max-labels") { Description = "two-tower models: most labels in one /v1/zeroshot request", DefaultValueFactory = _ => defaults.MaxLabels };
+        var maxPrompts = new Option<int>("--max-prompts") { Description = "two-tower models: most labels x templates one /v1/zeroshot label set embeds", DefaultValueFactory = _ => defaults.MaxPrompts };
+        var maxTexts = new Option<int>("--max-texts") { Description = "two-tower models: most texts in one /v1/embed-text request", DefaultValueFactory = _ => defaults.MaxTexts };
+        var maxTextChars = new Option<int>("--max-text-chars") { Description = "two-tower models: longest label, template or text in characters", DefaultValueFactory = _ => defaults.MaxTextChars };
+        var labelCache = new Option<int>("--label-cache") { Description = "two-tower models: label sets whose text embeddings are kept (least recently used evicted)", DefaultValueFactory = _ => defaults.LabelCacheSets };
+        var clipBpe = new Option<string?>("--clip-bpe") { Description = "CLIP folders: the tokenizer from OpenAI's bpe_simple_vocab_16e6.txt.gz instead of the folder's vocab.json/merges.txt" };
+        var cmd = new Command("serve", "serve a checkpoint over HTTP: POST /v1/classify, /v1/embed (a CLIP or SigLIP folder: /v1/zeroshot, /v1/embed-text, /v1/embed); GET /v1/model, /healthz, /readyz, /metrics");
         ck.AddTo(cmd);
         ck.AddDType(cmd);
-        foreach (var o in new Option[] { urls, host, port, labels, recipe, maxBatch, maxBody, maxPixels, maxConcurrent, maxQueued }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { urls, host, port, labels, recipe, maxBatch, maxBody, maxPixels, maxConcurrent, maxQueued, maxLabels, maxPrompts, maxTexts, maxTextChars, labelCache, clipBpe }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var listen = NormalizeUrls(r.GetValue(host) is null && r.GetValue(port) is null ? r.GetValue(urls)!
                 : HostPort(r.GetValue(host) ?? "127.0.0.1", r.GetValue(port) ?? 8080));
             if (r.GetValue(maxBody) <= 0 || r.GetValue(maxPixels) <= 0 || r.GetValue(maxConcurrent) <= 0 || r.GetValue(maxBatch) <= 0 || r.GetValue(maxQueued) <= 0)
                 throw new VitSharpException("--max-body, --max-pixels, --max-concurrent, --max-queued and --max-batch must be positive");
+            if (r.GetValue(maxLabels) <= 0 || r.GetValue(maxPrompts) <= 0 || r.GetValue(maxTexts) <= 0 || r.GetValue(maxTextChars) <= 0 || r.GetValue(labelCache) <= 0)
+                throw new VitSharpException("--max-labels, --max-prompts, --max-texts, --max-text-chars and --label-cache must be positive");
+            var path = ck.CheckpointPath(r);
+            bool twoTower = ZeroShotModel.IsTwoTowerFolder(path);
+            if (twoTower && r.GetValue(labels) is not null) throw new VitSharpException("--labels is for classifier checkpoints: a two-tower model takes its labels per /v1/zeroshot request");
+            if (twoTower && r.GetValue(recipe) is not null) throw new VitSharpException("--recipe is for classifier checkpoints: a two-tower folder's preprocessing is its preprocessor_config.json");
+            if (twoTower && ck.DType(r) is not null) throw new VitSharpException("--dtype int8 is for classifier checkpoints: a two-tower model serves in f32");
+            if (!twoTower && r.GetValue(clipBpe) is not null) throw new VitSharpException("--clip-bpe is for CLIP folders (config.json model_type clip)");
             var backend = ck.Backend(r);
             var options = new ServeOptions
             {
                 MaxBodyBytes = r.GetValue(maxBody), MaxPixels = r.GetValue(maxPixels), MaxConcurrent = r.GetValue(maxConcurrent),
-                MaxQueued = r.GetValue(maxQueued),
+                MaxQueued = r.GetValue(maxQueued), MaxLabels = r.GetValue(maxLabels), MaxPrompts = r.GetValue(maxPrompts),
+                MaxTexts = r.GetValue(maxTexts), MaxTextChars = r.GetValue(maxTextChars), LabelCacheSets = r.GetValue(labelCache),
             };
             // Listen first (/healthz answers while the model loads, /readyz once it is loaded and warmed).
             var loading = new TaskCompletionSource<BatchingClassifier>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -53,19 +68,29 @@ public sealed class ServeCommand : ICliCommand
                 throw new VitSharpException($"cannot listen on {listen}: {FirstLine(e)}");
             }
             Classifier? classifier = null;
+            ZeroShotModel? zeroShot = null;
             BatchingClassifier? batching = null;
             try
             {
                 try
                 {
-                    classifier = Classifier.Load(ck.CheckpointPath(r), ck.Load(r), backend,
-                        ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null, ck.DType(r));
-                    batching = new BatchingClassifier(classifier, r.GetValue(maxBatch));
+                    if (twoTower)
+                    {
+                        zeroShot = ZeroShotModel.Load(path, new ZeroShotOptions { ClipBpe = r.GetValue(clipBpe), Load = ck.Load(r) }, backend);
+                        classifier = zeroShot.Image;
+                        batching = new BatchingClassifier(zeroShot, r.GetValue(maxBatch));
+                    }
+                    else
+                    {
+                        classifier = Classifier.Load(path, ck.Load(r), backend,
+                            ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null, ck.DType(r));
+                        batching = new BatchingClassifier(classifier, r.GetValue(maxBatch));
+                    }
                     loading.SetResult(batching);
                 }
                 catch (Exception e) { loading.TrySetException(e); throw; }
                 app.Services.GetRequiredService<ServeReadiness>().Ready.GetAwaiter().GetResult();
-                Console.Error.WriteLine($"serving {Path.GetFileName(classifier.Checkpoint.Path.TrimEnd('/', '\\'))} on {listen}");
+                Console.Error.WriteLine($"serving {Path.GetFileName(classifier.Checkpoint.Path.TrimEnd('/', '\\'))}{(zeroShot is null ? "" : $" ({zeroShot.Family} two-tower)")} on {listen}");
                 app.WaitForShutdownAsync().GetAwaiter().GetResult();
             }
             finally
@@ -73,7 +98,8 @@ public sealed class ServeCommand : ICliCommand
                 app.StopAsync().GetAwaiter().GetResult();
                 app.DisposeAsync().AsTask().GetAwaiter().GetResult();
                 batching?.DisposeAsync().AsTask().Wait();
-                classifier?.Dispose();
+                if (zeroShot is not null) zeroShot.Dispose();
+                else classifier?.Dispose();
             }
             return 0;
         }));

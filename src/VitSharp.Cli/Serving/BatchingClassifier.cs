@@ -28,7 +28,19 @@ public sealed class BatchingClassifier : IAsyncDisposable
         _worker = Task.Run(WorkAsync);
     }
 
+    /// <summary>Batching in front of a two-tower model's image tower: /v1/zeroshot, /v1/embed-text and /v1/embed
+    /// (the normalised image embedding) serve it; its text tower runs outside the worker (it has its own lock).</summary>
+    public BatchingClassifier(ZeroShotModel twoTower, int maxBatch = 16, TimeSpan? maxDelay = null)
+        : this(twoTower.Image, maxBatch, maxDelay) => TwoTower = twoTower;
+
     public Classifier Classifier => _classifier;
+
+    /// <summary>The two-tower model whose image tower this batches, or null for a classifier checkpoint.</summary>
+    public ZeroShotModel? TwoTower { get; }
+
+    /// <summary>The output a two-tower model's image embedding comes from (CLIP: the visual projection as the head;
+    /// SigLIP: the pooled features), as <see cref="ZeroShotModel.EmbedImages"/> runs it.</summary>
+    public const OutputKind ImageEmbeddingKind = OutputKind.Logits;
 
     /// <summary>Where batch sizes and queue depth are recorded (the server sets its own; null: nowhere).</summary>
     public ServeMetrics? Metrics { get; set; }
@@ -44,12 +56,13 @@ public sealed class BatchingClassifier : IAsyncDisposable
     {
         int size = _classifier.Model.Config.ImageSize;
         var blank = Prepare(new Image(size, size, 3, new byte[size * size * 3]));
-        var kind = _classifier.Model.Config.NumClasses == 0 ? OutputKind.Pooled : OutputKind.Logits;
+        var kind = TwoTower is not null ? ImageEmbeddingKind : _classifier.Model.Config.NumClasses == 0 ? OutputKind.Pooled : OutputKind.Logits;
         var jobs = Enumerable.Range(0, _maxBatch)
             .Select(_ => new Job(blank, kind, new TaskCompletionSource<(float[], int)>(TaskCreationOptions.RunContinuationsAsynchronously), Record: false))
             .ToList();
         foreach (var j in jobs) await _queue.Writer.WriteAsync(j, ct);
         await Task.WhenAll(jobs.Select(j => j.Done.Task)).WaitAsync(ct);
+        if (TwoTower is { } t) await Task.Run(() => t.EmbedTexts(["a photo of a cat."]), ct);
     }
 
     /// <summary>Logits (or pooled features) of one image.</summary>

@@ -6,7 +6,7 @@ namespace VitSharp.Cli.Serving;
 /// <summary>
 /// The service's instruments on the <see cref="MeterName"/> meter (System.Diagnostics.Metrics), exported through
 /// OpenTelemetry's Prometheus exporter at /metrics: requests by route and status, request latency, images per forward
-/// pass and the batching queue's depth.
+/// pass, the batching queue's depth and the label-set cache's hits and misses.
 /// </summary>
 public sealed class ServeMetrics : IDisposable
 {
@@ -24,6 +24,7 @@ public sealed class ServeMetrics : IDisposable
     private readonly Histogram<double> _latency;
     private readonly Histogram<int> _batch;
     private readonly UpDownCounter<long> _queue;
+    private readonly Counter<long> _labelCache;
 
     /// <summary>Instruments on a meter made by <paramref name="factory"/> (the host's, so each host's meter is its own),
     /// or on a new process-wide meter without one.</summary>
@@ -37,6 +38,8 @@ public sealed class ServeMetrics : IDisposable
         _batch = _meter.CreateHistogram<int>("vitsharp.serve.batch.size", "{image}", "images in one forward pass of the batching worker",
             advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = BatchBuckets });
         _queue = _meter.CreateUpDownCounter<long>("vitsharp.serve.queue.depth", "{image}", "images waiting for a forward pass");
+        _labelCache = _meter.CreateCounter<long>("vitsharp.serve.label_cache.lookups", "{lookup}",
+            "/v1/zeroshot label sets looked up in the text-embedding cache, by result (hit, miss)");
     }
 
     /// <summary>One answered request: <paramref name="route"/> is the endpoint's pattern (or "other"), so unknown paths
@@ -53,6 +56,9 @@ public sealed class ServeMetrics : IDisposable
 
     /// <summary>Images entering (+n) or leaving (−n) the batching queue.</summary>
     public void Queue(int delta) => _queue.Add(delta);
+
+    /// <summary>One /v1/zeroshot label set found in the text-embedding cache (hit) or embedded by the text tower (miss).</summary>
+    public void LabelCache(bool hit) => _labelCache.Add(1, new KeyValuePair<string, object?>("result", hit ? "hit" : "miss"));
 
     /// <summary>Disposes the meter unless the factory owns it (the host disposes those).</summary>
     public void Dispose()

@@ -55,6 +55,16 @@ public sealed class ZeroShotModel : IDisposable
     public bool Sigmoid => Family == "siglip";
     public int EmbeddingDim => Text.Config.ProjectionDim;
 
+    /// <summary>Whether <paramref name="path"/> is a folder whose config.json names a two-tower model (model_type clip
+    /// or siglip), what <see cref="Load"/> takes; false for anything else (a file, a ViT folder, an unreadable config).</summary>
+    public static bool IsTwoTowerFolder(string path)
+    {
+        var config = Path.Combine(path, "config.json");
+        if (!Directory.Exists(path) || !File.Exists(config)) return false;
+        try { return JsonNode.Parse(File.ReadAllText(config)) is JsonObject o && o["model_type"] is JsonValue v && v.TryGetValue<string>(out var t) && t is "clip" or "siglip"; }
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException) { return false; }
+    }
+
     /// <summary>Loads a Hugging Face CLIPModel or SiglipModel folder.</summary>
     public static ZeroShotModel Load(string dir, ZeroShotOptions? options = null, IBackend? backend = null)
     {
@@ -221,14 +231,12 @@ public sealed class ZeroShotModel : IDisposable
     /// <summary>
     /// One embedding per label: each template (a string with "{}", where the label goes) embedded and normalised, the
     /// mean renormalised (CLIP's prompt ensembling). Cached per (label, templates): a label set costs one text pass.
+    /// The cache is unbounded; a caller embedding labels it does not control (a server) bounds its own cache over
+    /// <see cref="EmbedLabels"/>.
     /// </summary>
     public HostArray LabelEmbeddings(IReadOnlyList<string> labels, IReadOnlyList<string>? templates = null)
     {
-        if (labels.Count == 0) throw new InputException("no labels");
-        templates ??= ["{}"];
-        if (templates.Count == 0) throw new InputException("no templates");
-        foreach (var t in templates)
-            if (!t.Contains("{}", StringComparison.Ordinal)) throw new InputException($"template '{t}' has no {{}} for the label");
+        templates = CheckLabels(labels, templates);
         string key = string.Join("\u0001", templates);
         int d = EmbeddingDim;
         var o = new float[labels.Count * d];
@@ -237,20 +245,44 @@ public sealed class ZeroShotModel : IDisposable
             var missing = labels.Distinct().Where(l => !_labelCache.ContainsKey((l, key))).ToList();
             if (missing.Count > 0)
             {
-                var prompts = missing.SelectMany(l => templates.Select(t => t.Replace("{}", l, StringComparison.Ordinal))).ToList();
-                var e = EmbedTexts(prompts);
-                for (int m = 0; m < missing.Count; m++)
-                {
-                    var mean = new float[d];
-                    for (int k = 0; k < templates.Count; k++)
-                        System.Numerics.Tensors.TensorPrimitives.Add(mean, e.Data.AsSpan((m * templates.Count + k) * d, d), mean);
-                    Normalize(mean);
-                    _labelCache[(missing[m], key)] = mean;
-                }
+                var e = EmbedLabels(missing, templates);
+                for (int m = 0; m < missing.Count; m++) _labelCache[(missing[m], key)] = e.Data.AsSpan(m * d, d).ToArray();
             }
             for (int i = 0; i < labels.Count; i++) _labelCache[(labels[i], key)].CopyTo(o, i * d);
         }
         return new HostArray([labels.Count, d], o);
+    }
+
+    /// <summary>
+    /// <see cref="LabelEmbeddings"/> without its cache: (labels, D), each row the renormalised mean of the label's
+    /// templates' embeddings. The prompts (labels × templates) go through the text tower at most
+    /// <paramref name="chunk"/> at a time, so a large label set does not hold all its activations at once.
+    /// </summary>
+    public HostArray EmbedLabels(IReadOnlyList<string> labels, IReadOnlyList<string>? templates = null, int chunk = 256)
+    {
+        templates = CheckLabels(labels, templates);
+        int d = EmbeddingDim, nt = templates.Count;
+        var o = new float[labels.Count * d];
+        var prompts = labels.SelectMany(l => templates.Select(t => t.Replace("{}", l, StringComparison.Ordinal))).ToList();
+        chunk = Math.Max(nt, chunk / nt * nt); // whole labels per chunk
+        for (int start = 0; start < prompts.Count; start += chunk)
+        {
+            var e = EmbedTexts(prompts.GetRange(start, Math.Min(chunk, prompts.Count - start)));
+            for (int p = 0; p < e.Shape[0]; p++)
+                System.Numerics.Tensors.TensorPrimitives.Add(o.AsSpan((start + p) / nt * d, d), e.Data.AsSpan(p * d, d), o.AsSpan((start + p) / nt * d, d));
+        }
+        for (int i = 0; i < labels.Count; i++) Normalize(o.AsSpan(i * d, d));
+        return new HostArray([labels.Count, d], o);
+    }
+
+    private static IReadOnlyList<string> CheckLabels(IReadOnlyList<string> labels, IReadOnlyList<string>? templates)
+    {
+        if (labels.Count == 0) throw new InputException("no labels");
+        templates ??= ["{}"];
+        if (templates.Count == 0) throw new InputException("no templates");
+        foreach (var t in templates)
+            if (!t.Contains("{}", StringComparison.Ordinal)) throw new InputException($"template '{t}' has no {{}} for the label");
+        return templates;
     }
 
     /// <summary>Each image's scores for every label, best first: CLIP's softmax over the labels, SigLIP's sigmoid.</summary>
@@ -285,7 +317,9 @@ public sealed class ZeroShotModel : IDisposable
         return result;
     }
 
-    internal static void NormalizeRows(HostArray a)
+    /// <summary>Each row of <paramref name="a"/> (its last axis) scaled to unit length in place: the image tower's raw
+    /// output becomes the embedding <see cref="EmbedPixels"/> returns.</summary>
+    public static void NormalizeRows(HostArray a)
     {
         int d = a.Shape[^1];
         for (int i = 0; i < a.Data.Length / d; i++) Normalize(a.Data.AsSpan(i * d, d));

@@ -219,7 +219,7 @@ public class ServeLimitsTests
         // An OpenAPI document lists the endpoints and the limits in force.
         var openapi = JsonNode.Parse(await http.GetStringAsync("/openapi.json"))!;
         Assert.Equal("3.0.3", (string?)openapi["openapi"]);
-        Assert.Equal(["/v1/classify", "/v1/embed", "/v1/model", "/healthz", "/readyz", "/metrics"], openapi["paths"]!.AsObject().Select(p => p.Key));
+        Assert.Equal(["/v1/classify", "/v1/embed", "/v1/zeroshot", "/v1/embed-text", "/v1/model", "/healthz", "/readyz", "/metrics"], openapi["paths"]!.AsObject().Select(p => p.Key));
         Assert.Equal(1, (int)openapi["paths"]!["/v1/classify"]!["post"]!["parameters"]![0]!["schema"]!["minimum"]!);
         Assert.Contains($"at most {8 << 20} bytes and 40000000 pixels", (string?)openapi["paths"]!["/v1/embed"]!["post"]!["requestBody"]!["description"]);
         Assert.NotNull(openapi["paths"]!["/v1/classify"]!["post"]!["responses"]!["413"]);
