@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # VitSharp's CPU backend against ONNX Runtime (2 intra-op threads) on the same timm ViT-S/16 and ViT-B/16 graphs,
 # back to back in one run (same thread count for both), interleaved per (model, batch) and repeated for two rounds (the machines are shared/noisy).
-# usage: [THREADS=2] [MODELS="vit_small_patch16_224 vit_base_patch16_224"] [BATCHES="1 16"] [BASELINE=path/to/VitSharp.Bench] bench/peers/cpu_vs_ort.sh
+# usage: [THREADS=2] [MODELS="vit_small_patch16_224 vit_base_patch16_224"] [BATCHES="1 16"] [BASELINE=path/to/VitSharp.Bench] [INT8=1] bench/peers/cpu_vs_ort.sh
+# INT8=1: also int8 — ORT's dynamic quantisation of the same graph (bench/peers/models/<model>.int8.onnx.gz, made by
+# ort_quantize.py) beside `VitSharp.Bench vit --dtype int8`, for the models that have such a file.
 # BASELINE: another build of the bench (e.g. of main) run right after this one's, to compare versions in the same run.
 # (ORT_DIR defaults to /tmp/ort, a scratch folder outside the repo)
 set -euo pipefail
@@ -18,6 +20,9 @@ for m in $models; do
     gunzip -c "$root/bench/peers/models/$m.onnx.gz" > "$ORT_DIR/$m.onnx"
     python3 "$root/bench/peers/unshare_onnx.py" "$ORT_DIR/$m.onnx" "$ORT_DIR/$m.full.onnx"
   fi
+  if [ -n "${INT8:-}" ] && [ -f "$root/bench/peers/models/$m.int8.onnx.gz" ] && [ ! -f "$ORT_DIR/$m.int8.onnx" ]; then
+    gunzip -c "$root/bench/peers/models/$m.int8.onnx.gz" > "$ORT_DIR/$m.int8.onnx"
+  fi
 done
 dotnet build "$root/bench/VitSharp.Bench" -c Release 2>&1 | grep -E "error|Warn|Elapsed" || true
 bench="$root/bench/VitSharp.Bench/bin/Release/net10.0/VitSharp.Bench"
@@ -31,6 +36,10 @@ for round in 1 2; do
       reps=$([ "$b" = 1 ] && echo 15 || echo 5)
       node "$root/bench/peers/ort_cpu.js" "$ORT_DIR/$m.full.onnx" $b $reps $threads
       "$bench" vit --model $m --batch $b --reps $reps --threads $threads
+      if [ -n "${INT8:-}" ] && [ -f "$ORT_DIR/$m.int8.onnx" ]; then
+        node "$root/bench/peers/ort_cpu.js" "$ORT_DIR/$m.int8.onnx" $b $reps $threads
+        "$bench" vit --model $m --batch $b --reps $reps --threads $threads --dtype int8
+      fi
       if [ -n "${BASELINE:-}" ]; then echo -n "baseline: "; "$BASELINE" vit --model $m --batch $b --reps $reps --threads $threads; fi
     done
   done
