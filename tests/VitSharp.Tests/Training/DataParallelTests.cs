@@ -72,7 +72,7 @@ public class DataParallelTests
     private static Dictionary<string, HostArray> Checkpoint(string dir) => SafeTensors.Read(Path.Combine(dir, Trainer.CheckpointFile));
 
     /// <summary>max |a − b| over every tensor (weights and optimizer moments), relative to the largest |a| of each kind.</summary>
-    private static (double Weights, double Moments) MaxRelDiff(Dictionary<string, HostArray> a, Dictionary<string, HostArray> b)
+    internal static (double Weights, double Moments) MaxRelDiff(Dictionary<string, HostArray> a, Dictionary<string, HostArray> b)
     {
         Assert.Equal(a.Keys.Order(), b.Keys.Order());
         double dw = 0, dm = 0, sw = 0, sm = 0;
