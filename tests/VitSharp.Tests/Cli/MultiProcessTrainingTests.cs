@@ -55,6 +55,16 @@ public class MultiProcessTrainingTests : IDisposable
         Assert.True(w <= DataParallelTests.Tolerance, $"weights differ by {w:E2} of their largest magnitude (tolerance {DataParallelTests.Tolerance:E0})");
         Assert.True(m <= DataParallelTests.Tolerance, $"Adam moments differ by {m:E2}");
         Assert.Equal(Checkpoint.Load(Path.Combine(one, Trainer.ModelFile)).Labels, Checkpoint.Load(Path.Combine(two, Trainer.ModelFile)).Labels);
+
+        // --gpus 1: one child process, a world of one, i.e. the plain single rank: the same bytes as the plain run.
+        var single = Path.Combine(_tmp, "single");
+        (code, stdout, err) = Repo.Run(Repo.Dotnet, [vit, "train", "--gpus", "1", "--device", "cpu", "-C", config, "--data", data, "-o", single],
+            TimeSpan.FromSeconds(120), NoJob);
+        Assert.True(code == 0, $"exit {code}: {err}");
+        Assert.DoesNotContain("data parallel", stdout);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(one, Trainer.ModelFile)), File.ReadAllBytes(Path.Combine(single, Trainer.ModelFile)));
+        var c = SafeTensors.Read(Path.Combine(single, Trainer.CheckpointFile));
+        Assert.All(a, kv => Assert.True(kv.Value.Data.AsSpan().SequenceEqual(c[kv.Key].Data), kv.Key));
     }
 
     [Fact]
