@@ -68,6 +68,22 @@ public class MultiProcessTrainingTests : IDisposable
     }
 
     [Fact]
+    public void ARankThatFailsIsNamedWithItsCode()
+    {
+        var data = DataTests.MakeArchive(gzip: false);
+        var config = Path.Combine(_tmp, "odd.json");
+        File.WriteAllText(config, """
+            { "model": { "architecture": "vit", "img_size": 8, "patch_size": 4, "embed_dim": 8, "depth": 1, "num_heads": 2, "mlp_dim": 16 }, "batch_size": 3 }
+            """);
+        var vit = Path.Combine(AppContext.BaseDirectory, "vit.dll");
+        var (code, _, err) = Repo.Run(Repo.Dotnet, [vit, "train", "--gpus", "2", "--device", "cpu", "-C", config, "--data", data, "-o", Path.Combine(_tmp, "odd")],
+            TimeSpan.FromSeconds(120), NoJob);
+        Assert.Equal(1, code);
+        Assert.Contains("batch_size 3 is the global batch and must divide by the 2 ranks", err);
+        Assert.Matches(@"error: rank [01] of 2 exited with code 1; stopped the other ranks\s*$", err);
+    }
+
+    [Fact]
     public void GpusOutOfRangeIsOneLine()
     {
         var (code, _, err) = CliRunner.Run("train", "-C", "missing.json", "--gpus", "0");
