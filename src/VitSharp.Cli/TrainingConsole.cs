@@ -23,6 +23,8 @@ public static class TrainingConsole
     {
         var console = Terminal.Create();
         Terminal.Line(console, $"[grey]{trainer.TotalSteps} steps ({trainer.StepsPerEpoch} per epoch); model {Markup.Escape(trainer.Model.Config.ToJson().ToJsonString())}[/]");
+        if (trainer.Communicator is { WorldSize: > 1 } c)
+            Terminal.Line(console, $"[grey]data parallel: rank {c.Rank} of {c.WorldSize} ({c.Kind}); batch_size is the global batch[/]");
         void Print(TrainEvent e)
         {
             switch (e.Kind)

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using VitSharp.Training;
 using VitSharp.Training.Distributed;
 
@@ -19,10 +20,22 @@ public sealed class TrainCommand : ICliCommand
         var force = new Option<bool>("--resume") { Description = "resume the output folder's checkpoint even if it was written under another configuration" };
         var device = new Option<string?>("--device", "-d") { Description = "cpu (default), cuda[:N], or auto (CUDA when present)" };
         var dtype = new Option<string?>("--dtype") { Description = "compute type on cuda: bf16 (mixed precision, default) or f32" };
+        var gpus = new Option<int?>("--gpus")
+        {
+            Description = "data parallel on this host: start N ranks (cuda:0…N−1; with --device cpu, N CPU processes), batch_size being the global batch",
+        };
         var cmd = new Command("train", "train a model from a JSON configuration");
-        foreach (var o in new Option[] { config, checkpoint, data, output, batch, set, fresh, force, device, dtype }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, checkpoint, data, output, batch, set, fresh, force, device, dtype, gpus }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
+            // --gpus N: this process only starts and watches the N ranks (each of them runs the lines below).
+            if (r.GetValue(gpus) is { } ranks)
+                return LocalLaunch.Run(new LocalLaunch.Options
+                {
+                    Ranks = ranks,
+                    Arguments = ["train", .. r.Tokens.Where(t => t.Type is TokenType.Option or TokenType.Argument or TokenType.DoubleDash).Select(t => t.Value)],
+                    Device = r.GetValue(device),
+                });
             var overrides = TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output), r.GetValue(batch));
             if (r.GetValue(checkpoint) is { } init) overrides.Add($"init_checkpoint={System.Text.Json.Nodes.JsonValue.Create(init)!.ToJsonString()}");
             var cfg = TrainConfig.Load(r.GetValue(config)!, overrides);

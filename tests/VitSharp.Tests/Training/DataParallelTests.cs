@@ -72,7 +72,7 @@ public class DataParallelTests
     private static Dictionary<string, HostArray> Checkpoint(string dir) => SafeTensors.Read(Path.Combine(dir, Trainer.CheckpointFile));
 
     /// <summary>max |a − b| over every tensor (weights and optimizer moments), relative to the largest |a| of each kind.</summary>
-    private static (double Weights, double Moments) MaxRelDiff(Dictionary<string, HostArray> a, Dictionary<string, HostArray> b)
+    internal static (double Weights, double Moments) MaxRelDiff(Dictionary<string, HostArray> a, Dictionary<string, HostArray> b)
     {
         Assert.Equal(a.Keys.Order(), b.Keys.Order());
         double dw = 0, dm = 0, sw = 0, sm = 0;
@@ -266,5 +266,38 @@ public class DataParallelTests
         var b = RunWorld(1, _ => Config(group))[0];
         Assert.Equal(a.StepLosses, b.StepLosses);
         foreach (var (k, v) in Checkpoint(plain)) Assert.True(v.Data.AsSpan().SequenceEqual(Checkpoint(group)[k].Data), $"{k} differs");
+    }
+    /// <summary>The trainer over the TCP communicator (2 ranks on threads over localhost; in production separate
+    /// processes, see MultiProcessTrainingTests) writes the in-process group's checkpoint bit for bit, ZeRO-1 included
+    /// (its broadcasts come from every rank).</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void OverTcpIsBitIdenticalToInProcess(bool zero1)
+    {
+        var local = TempDir();
+        var a = RunWorld(2, _ => Config(local, zero1));
+        var tcp = TempDir();
+        int port = LocalLaunch.FreePort();
+        var results = new TrainResult[2];
+        var errors = new Exception?[2];
+        var threads = Enumerable.Range(0, 2).Select(r => new Thread(() =>
+        {
+            try
+            {
+                using var comm = TcpCommunicator.Create(r, 2, "127.0.0.1", port, TimeSpan.FromSeconds(30));
+                using var t = new Trainer(Config(tcp, zero1), Train, Val, communicator: comm);
+                results[r] = t.Run();
+            }
+            catch (Exception e) { errors[r] = e; }
+        })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) Assert.True(t.Join(TimeSpan.FromSeconds(120)), "a rank hung");
+        Assert.All(errors, e => Assert.Null(e));
+        Assert.Equal(a[0].StepLosses, results[0].StepLosses);
+        Assert.Equal(a[1].StepLosses, results[1].StepLosses);
+        var (x, y) = (Checkpoint(local), Checkpoint(tcp));
+        Assert.Equal(x.Keys.Order(), y.Keys.Order());
+        foreach (var (k, v) in x) Assert.True(v.Data.AsSpan().SequenceEqual(y[k].Data), $"{k} differs between TCP and in-process");
     }
 }

@@ -4,11 +4,11 @@ using VitSharp.Backends;
 namespace VitSharp.Training.Distributed;
 
 /// <summary>Joins a job described by the torchrun-style environment: RANK, WORLD_SIZE (both or neither), LOCAL_RANK
-/// (the GPU index on this host, default RANK), MASTER_ADDR (default 127.0.0.1), MASTER_PORT (default 29500),
-/// VITSHARP_RENDEZVOUS_TIMEOUT seconds (default 300).</summary>
+/// (the GPU index on this host, default RANK), LOCAL_WORLD_SIZE (ranks on this host, default 1), MASTER_ADDR (default
+/// 127.0.0.1), MASTER_PORT (default 29500), VITSHARP_RENDEZVOUS_TIMEOUT seconds (default 300).</summary>
 public static class Launch
 {
-    public sealed record Environment(int Rank, int WorldSize, int LocalRank, string MasterAddr, int MasterPort, TimeSpan Timeout);
+    public sealed record Environment(int Rank, int WorldSize, int LocalRank, string MasterAddr, int MasterPort, TimeSpan Timeout, int LocalWorldSize = 1);
 
     /// <summary>The job this process belongs to, or null when RANK and WORLD_SIZE are unset.</summary>
     public static Environment? FromEnvironment()
@@ -23,16 +23,29 @@ public static class Launch
         if (rank is null || world is null) throw new VitSharpException("RANK and WORLD_SIZE go together (torchrun-style launch); one of them is unset");
         int r = Int("RANK", rank, 0), w = Int("WORLD_SIZE", world, 1);
         if (w < 1 || r < 0 || r >= w) throw new VitSharpException($"RANK={r} is not in WORLD_SIZE={w}");
+        int localWorld = Int("LOCAL_WORLD_SIZE", Get("LOCAL_WORLD_SIZE"), 1);
+        if (localWorld < 1) throw new VitSharpException($"LOCAL_WORLD_SIZE={localWorld} must be at least 1");
         return new Environment(r, w, Int("LOCAL_RANK", Get("LOCAL_RANK"), r), Get("MASTER_ADDR") ?? "127.0.0.1", Int("MASTER_PORT", Get("MASTER_PORT"), 29500),
-            TimeSpan.FromSeconds(Int("VITSHARP_RENDEZVOUS_TIMEOUT", Get("VITSHARP_RENDEZVOUS_TIMEOUT"), 300)));
+            TimeSpan.FromSeconds(Int("VITSHARP_RENDEZVOUS_TIMEOUT", Get("VITSHARP_RENDEZVOUS_TIMEOUT"), 300)), localWorld);
     }
 
     /// <summary>The communicator of <paramref name="env"/> on <paramref name="backend"/>: NCCL on a CUDA backend (a world of
-    /// one included: the real NCCL path); the CPU has no multi-process communicator yet.</summary>
-    public static ICommunicator Join(Environment env, ITrainingBackend backend) => backend switch
+    /// one included: the real NCCL path); on the CPU a <see cref="TcpCommunicator"/> (a world of one: the single rank, so
+    /// the run is the plain one). CPU ranks that share a host split its cores: each uses ProcessorCount / LOCAL_WORLD_SIZE
+    /// threads (at least one).</summary>
+    public static ICommunicator Join(Environment env, ITrainingBackend backend)
     {
-        Backends.Cuda.CudaBackend cuda => Backends.Cuda.NcclCommunicator.Create(cuda, env.Rank, env.WorldSize, env.MasterAddr, env.MasterPort, env.Timeout),
-        _ when env.WorldSize == 1 => SingleRank.Instance,
-        _ => throw new VitSharpException($"WORLD_SIZE={env.WorldSize} on the {backend.Device} backend: multi-process data parallelism needs --device cuda (NCCL) for now"),
-    };
+        switch (backend)
+        {
+            case Backends.Cuda.CudaBackend cuda:
+                return Backends.Cuda.NcclCommunicator.Create(cuda, env.Rank, env.WorldSize, env.MasterAddr, env.MasterPort, env.Timeout);
+            case ITrainingBackend when env.WorldSize == 1:
+                return SingleRank.Instance;
+            case Backends.Cpu.CpuBackend:
+                if (env.LocalWorldSize > 1) Backends.Cpu.CpuThreads.Count = Math.Max(1, System.Environment.ProcessorCount / env.LocalWorldSize);
+                return TcpCommunicator.Create(env.Rank, env.WorldSize, env.MasterAddr, env.MasterPort, env.Timeout);
+            default:
+                throw new VitSharpException($"WORLD_SIZE={env.WorldSize} on the {backend.Device} backend: multi-process data parallelism runs on cuda (NCCL) or cpu (TCP)");
+        }
+    }
 }
