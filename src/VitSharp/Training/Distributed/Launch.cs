@@ -8,6 +8,7 @@ namespace VitSharp.Training.Distributed;
 /// 127.0.0.1), MASTER_PORT (default 29500), VITSHARP_RENDEZVOUS_TIMEOUT seconds (default 300).</summary>
 public static class Launch
 {
+    /// <summary>One process's place in a job: its global and local rank, the world sizes, and where rank 0's rendezvous listens.</summary>
     public sealed record Environment(int Rank, int WorldSize, int LocalRank, string MasterAddr, int MasterPort, TimeSpan Timeout, int LocalWorldSize = 1);
 
     /// <summary>The job this process belongs to, or null when RANK and WORLD_SIZE are unset.</summary>

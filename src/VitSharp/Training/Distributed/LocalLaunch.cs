@@ -15,6 +15,7 @@ namespace VitSharp.Training.Distributed;
 /// </summary>
 public static class LocalLaunch
 {
+    /// <summary>What <c>vit train --gpus N</c> asked for: the number of ranks, the device kind and the arguments each rank gets.</summary>
     public sealed class Options
     {
         /// <summary>Ranks to start (GPUs on cuda, processes on cpu).</summary>
