@@ -42,6 +42,57 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int byt
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(smem_addr(smem)), "l"(gmem), "r"(bytes));
 }
 
+// Rows r0 and r1 = r0 + 8 (zero past n) of a row-major bf16 matrix (rows rs elements apart) as the A fragments of
+// KS k-steps of 16 columns: the layout the forward keeps Q in and the backward Q, dO, K and V.
+template <int KS>
+__device__ __forceinline__ void load_a_frags(uint32_t (&f)[KS][4], const unsigned short* base, long rs, int r0, int r1, int n, int t4)
+{
+#pragma unroll
+    for (int kk = 0; kk < KS; kk++)
+    {
+        int c = kk * 16 + t4 * 2;
+        f[kk][0] = r0 < n ? *(const uint32_t*)(base + r0 * rs + c) : 0u;
+        f[kk][1] = r1 < n ? *(const uint32_t*)(base + r1 * rs + c) : 0u;
+        f[kk][2] = r0 < n ? *(const uint32_t*)(base + r0 * rs + c + 8) : 0u;
+        f[kk][3] = r1 < n ? *(const uint32_t*)(base + r1 * rs + c + 8) : 0u;
+    }
+}
+
+// Rows [r0, r0 + ROWS) of two row-major bf16 matrices (HD columns) into shared tiles of row stride STR with cp.async,
+// rows past n zero-filled. The caller commits the group.
+template <int ROWS, int HD, int STR>
+__device__ __forceinline__ void load_tile_pair(unsigned short* sa, unsigned short* sb, const unsigned short* ga, long lda,
+                                               const unsigned short* gb, long ldb, int r0, int n)
+{
+    constexpr int DT = HD / 8;
+    for (int i = threadIdx.x; i < ROWS * DT; i += blockDim.x)
+    {
+        int r = i / DT, c = (i % DT) * 8;
+        bool ok = r0 + r < n;
+        cp_async16(&sa[r * STR + c], ok ? ga + (r0 + r) * lda + c : ga, ok ? 16 : 0);
+        cp_async16(&sb[r * STR + c], ok ? gb + (r0 + r) * ldb + c : gb, ok ? 16 : 0);
+    }
+}
+
+// Scores of keys at or past `valid` (relative to the chunk's first key kb) set to −∞.
+__device__ __forceinline__ void mask_keys(float (&s)[4][4], int kb, int valid, int t4)
+{
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+    {
+        int key = kb + j * 8 + t4 * 2;
+        if (key >= valid) s[j][0] = s[j][2] = -VS_INF;
+        if (key + 1 >= valid) s[j][1] = s[j][3] = -VS_INF;
+    }
+}
+
+// The B fragments of one 16 (k) × 8 (n) block of a row-major [k][n] shared tile, by the transposing load; addr is the
+// shared address of row (lane & 15) of the block.
+__device__ __forceinline__ void ldmatrix_trans_b(uint32_t& b0, uint32_t& b1, uint32_t addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(b0), "=r"(b1) : "r"(addr));
+}
+
 template <int HD, int BK, int WARPS>
 __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, unsigned short* __restrict__ y, int n, int heads,
                                      float scale_log2, float* __restrict__ lse = nullptr)
@@ -62,15 +113,7 @@ __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, uns
     bool active = blockIdx.x * BQ + warp * 16 < n;
 
     uint32_t qf[KS][4];
-#pragma unroll
-    for (int kk = 0; kk < KS; kk++)
-    {
-        int c = kk * 16 + t4 * 2;
-        qf[kk][0] = r0 < n ? *(const uint32_t*)(base + r0 * rs + c) : 0u;
-        qf[kk][1] = r1 < n ? *(const uint32_t*)(base + r1 * rs + c) : 0u;
-        qf[kk][2] = r0 < n ? *(const uint32_t*)(base + r0 * rs + c + 8) : 0u;
-        qf[kk][3] = r1 < n ? *(const uint32_t*)(base + r1 * rs + c + 8) : 0u;
-    }
+    load_a_frags<KS>(qf, base, rs, r0, r1, n, t4);
     float o[DT][4];
 #pragma unroll
     for (int d = 0; d < DT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
@@ -78,13 +121,7 @@ __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, uns
 
     auto load_tile = [&](int k0, int buf)
     {
-        for (int i = threadIdx.x; i < BK * DT; i += blockDim.x)
-        {
-            int r = i / DT, c = (i % DT) * 8;
-            bool ok = k0 + r < n;
-            cp_async16(&Ks[buf][r * STR + c], ok ? Kg + (k0 + r) * rs + c : Kg, ok ? 16 : 0);
-            cp_async16(&Vs[buf][r * STR + c], ok ? Vg + (k0 + r) * rs + c : Vg, ok ? 16 : 0);
-        }
+        load_tile_pair<BK, HD, STR>(Ks[buf], Vs[buf], Kg, rs, Vg, rs, k0, n);
         asm volatile("cp.async.commit_group;");
     };
 
@@ -117,14 +154,7 @@ __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, uns
                             mma_bf16(s[j], qf[kk], *(const uint32_t*)kp, *(const uint32_t*)(kp + 8));
                         }
                 }
-                if (valid < kb + 32) // only the last tile has keys past N
-#pragma unroll
-                    for (int j = 0; j < 4; j++)
-                    {
-                        int key = kb + j * 8 + t4 * 2;
-                        if (key >= valid) s[j][0] = s[j][2] = -VS_INF;
-                        if (key + 1 >= valid) s[j][1] = s[j][3] = -VS_INF;
-                    }
+                if (valid < kb + 32) mask_keys(s, kb, valid, t4); // only the last tile has keys past N
                 // Running max in raw score units (scale > 0 commutes with max); the scale rides in the exp2's FMA.
                 float mx0 = m0, mx1 = m1;
 #pragma unroll
@@ -167,8 +197,7 @@ __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, uns
                         uint32_t b0, b1;
                         // V rows are keys; the transposing load hands each thread V[2·t4 (+1)][g] of an 8×8 block:
                         // the B layout.
-                        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
-                                     : "=r"(b0), "=r"(b1) : "r"(addr + d * 16));
+                        ldmatrix_trans_b(b0, b1, addr + d * 16);
                         mma_bf16(o[d], pf[kk], b0, b1);
                     }
                 }
@@ -268,19 +297,8 @@ __device__ void flash_bwd_dq_impl(const unsigned short* __restrict__ qkv, const 
     bool active = blockIdx.x * BQ + warp * 16 < n;
 
     uint32_t qf[KS][4], df[KS][4];
-#pragma unroll
-    for (int kk = 0; kk < KS; kk++)
-    {
-        int c = kk * 16 + t4 * 2;
-        qf[kk][0] = r0 < n ? *(const uint32_t*)(base + r0 * rs + c) : 0u;
-        qf[kk][1] = r1 < n ? *(const uint32_t*)(base + r1 * rs + c) : 0u;
-        qf[kk][2] = r0 < n ? *(const uint32_t*)(base + r0 * rs + c + 8) : 0u;
-        qf[kk][3] = r1 < n ? *(const uint32_t*)(base + r1 * rs + c + 8) : 0u;
-        df[kk][0] = r0 < n ? *(const uint32_t*)(dOg + r0 * ow + c) : 0u;
-        df[kk][1] = r1 < n ? *(const uint32_t*)(dOg + r1 * ow + c) : 0u;
-        df[kk][2] = r0 < n ? *(const uint32_t*)(dOg + r0 * ow + c + 8) : 0u;
-        df[kk][3] = r1 < n ? *(const uint32_t*)(dOg + r1 * ow + c + 8) : 0u;
-    }
+    load_a_frags<KS>(qf, base, rs, r0, r1, n, t4);
+    load_a_frags<KS>(df, dOg, ow, r0, r1, n, t4);
     long lr = ((long)b * heads + h) * n;
     float L0 = r0 < n ? lse[lr + r0] : 0.f, L1 = r1 < n ? lse[lr + r1] : 0.f;
     float D0 = r0 < n ? dsum[lr + r0] : 0.f, D1 = r1 < n ? dsum[lr + r1] : 0.f;
@@ -290,13 +308,7 @@ __device__ void flash_bwd_dq_impl(const unsigned short* __restrict__ qkv, const 
 
     auto load_tile = [&](int k0, int buf)
     {
-        for (int i = threadIdx.x; i < BK * DT; i += blockDim.x)
-        {
-            int r = i / DT, c = (i % DT) * 8;
-            bool ok = k0 + r < n;
-            cp_async16(&Ks[buf][r * STR + c], ok ? Kg + (k0 + r) * rs + c : Kg, ok ? 16 : 0);
-            cp_async16(&Vs[buf][r * STR + c], ok ? Vg + (k0 + r) * rs + c : Vg, ok ? 16 : 0);
-        }
+        load_tile_pair<BK, HD, STR>(Ks[buf], Vs[buf], Kg, rs, Vg, rs, k0, n);
         asm volatile("cp.async.commit_group;");
     };
 
@@ -331,14 +343,7 @@ __device__ void flash_bwd_dq_impl(const unsigned short* __restrict__ qkv, const 
                             mma_bf16(dp[j], df[kk], *(const uint32_t*)vp, *(const uint32_t*)(vp + 8));
                         }
                 }
-                if (valid < kb + 32)
-#pragma unroll
-                    for (int j = 0; j < 4; j++)
-                    {
-                        int key = kb + j * 8 + t4 * 2;
-                        if (key >= valid) s[j][0] = s[j][2] = -VS_INF;
-                        if (key + 1 >= valid) s[j][1] = s[j][3] = -VS_INF;
-                    }
+                if (valid < kb + 32) mask_keys(s, kb, valid, t4);
                 uint32_t sf[2][4];
 #pragma unroll
                 for (int j = 0; j < 4; j++)
@@ -357,8 +362,7 @@ __device__ void flash_bwd_dq_impl(const unsigned short* __restrict__ qkv, const 
                     for (int d = 0; d < DT; d++)
                     {
                         uint32_t b0, b1;
-                        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
-                                     : "=r"(b0), "=r"(b1) : "r"(addr + d * 16));
+                        ldmatrix_trans_b(b0, b1, addr + d * 16);
                         mma_bf16(dq[d], sf[kk], b0, b1);
                     }
                 }
@@ -396,19 +400,8 @@ __device__ void flash_bwd_dkv_impl(const unsigned short* __restrict__ qkv, const
     bool active = blockIdx.x * BKW + warp * 16 < n;
 
     uint32_t kf[KS][4], vf[KS][4];
-#pragma unroll
-    for (int kk = 0; kk < KS; kk++)
-    {
-        int c = kk * 16 + t4 * 2;
-        kf[kk][0] = r0 < n ? *(const uint32_t*)(Kg + r0 * rs + c) : 0u;
-        kf[kk][1] = r1 < n ? *(const uint32_t*)(Kg + r1 * rs + c) : 0u;
-        kf[kk][2] = r0 < n ? *(const uint32_t*)(Kg + r0 * rs + c + 8) : 0u;
-        kf[kk][3] = r1 < n ? *(const uint32_t*)(Kg + r1 * rs + c + 8) : 0u;
-        vf[kk][0] = r0 < n ? *(const uint32_t*)(Vg + r0 * rs + c) : 0u;
-        vf[kk][1] = r1 < n ? *(const uint32_t*)(Vg + r1 * rs + c) : 0u;
-        vf[kk][2] = r0 < n ? *(const uint32_t*)(Vg + r0 * rs + c + 8) : 0u;
-        vf[kk][3] = r1 < n ? *(const uint32_t*)(Vg + r1 * rs + c + 8) : 0u;
-    }
+    load_a_frags<KS>(kf, Kg, rs, r0, r1, n, t4);
+    load_a_frags<KS>(vf, Vg, rs, r0, r1, n, t4);
     float dk[DT][4], dv[DT][4];
 #pragma unroll
     for (int d = 0; d < DT; d++)
@@ -420,13 +413,7 @@ __device__ void flash_bwd_dkv_impl(const unsigned short* __restrict__ qkv, const
 
     auto load_tile = [&](int q0, int buf)
     {
-        for (int i = threadIdx.x; i < BQT * DT; i += blockDim.x)
-        {
-            int r = i / DT, c = (i % DT) * 8;
-            bool ok = q0 + r < n;
-            cp_async16(&Qs[buf][r * STR + c], ok ? Qg + (q0 + r) * rs + c : Qg, ok ? 16 : 0);
-            cp_async16(&Os[buf][r * STR + c], ok ? dOg + (q0 + r) * ow + c : dOg, ok ? 16 : 0);
-        }
+        load_tile_pair<BQT, HD, STR>(Qs[buf], Os[buf], Qg, rs, dOg, ow, q0, n);
         // Queries past N: lse = +∞ makes their P (and so dS) exactly 0.
         for (int i = threadIdx.x; i < BQT; i += blockDim.x)
         {
@@ -492,11 +479,9 @@ __device__ void flash_bwd_dkv_impl(const unsigned short* __restrict__ qkv, const
                     for (int d = 0; d < DT; d++)
                     {
                         uint32_t b0, b1, c0, c1;
-                        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
-                                     : "=r"(b0), "=r"(b1) : "r"(ao + d * 16));
+                        ldmatrix_trans_b(b0, b1, ao + d * 16);
                         mma_bf16(dv[d], pf[kk], b0, b1);
-                        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
-                                     : "=r"(c0), "=r"(c1) : "r"(aq + d * 16));
+                        ldmatrix_trans_b(c0, c1, aq + d * 16);
                         mma_bf16(dk[d], sf[kk], c0, c1);
                     }
                 }
