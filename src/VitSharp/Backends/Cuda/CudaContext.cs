@@ -49,9 +49,20 @@ public sealed unsafe class CudaContext
         }
     }
 
-    private CudaContext(int ordinal)
+    /// <summary>How many GPUs the driver reports (loads the driver; a <see cref="CudaUnavailableException"/> without one).</summary>
+    public static int DeviceCount()
     {
         Driver.EnsureLoaded();
+        int count;
+        Driver.Check(Driver.cuDeviceGetCount(&count), "cuDeviceGetCount");
+        return count;
+    }
+
+    private CudaContext(int ordinal)
+    {
+        int count = DeviceCount();
+        if (ordinal < 0 || ordinal >= count)
+            throw new CudaUnavailableException($"cuda:{ordinal}: this machine has {count} GPU{(count == 1 ? "" : "s")} (cuda:0{(count > 1 ? $" … cuda:{count - 1}" : "")})");
         Ordinal = ordinal;
         int dev;
         Driver.Check(Driver.cuDeviceGet(&dev, ordinal), $"cuDeviceGet({ordinal})");

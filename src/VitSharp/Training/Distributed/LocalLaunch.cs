@@ -106,6 +106,8 @@ public static class LocalLaunch
         var env = o.GetEnvironment ?? System.Environment.GetEnvironmentVariable;
         Validate(o.Ranks, env);
         var kind = DeviceKind(o.Device);
+        if (kind == "cuda" && Backends.Cuda.CudaBackend.IsAvailable(out _) && Backends.Cuda.CudaContext.DeviceCount() is var gpus && o.Ranks > gpus)
+            throw new VitSharpException($"--gpus {o.Ranks}: this machine has {gpus} GPU{(gpus == 1 ? "" : "s")}");
         var (exe, prefix) = o.Command ?? Self();
         TextWriter stdout = o.Out ?? Console.Out, stderr = o.Error ?? Console.Error;
         object outGate = new(), errGate = new();
