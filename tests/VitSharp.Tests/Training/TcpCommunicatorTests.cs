@@ -92,27 +92,23 @@ public class TcpCommunicatorTests
     public void DifferentCollectivesAreAnErrorNotAWrongResult()
     {
         int port = LocalLaunch.FreePort();
-        Exception? e0 = null, e1 = null;
-        var t1 = new Thread(() =>
+        // Each rank all-reduces a buffer of its own length; returns what the collective threw.
+        Exception? AllReduceOf(int rank, int length)
         {
             try
             {
-                using var c = TcpCommunicator.Create(1, 2, "127.0.0.1", port, TimeSpan.FromSeconds(20));
-                using var t = Be.Allocate([12], DType.F32);
+                using var c = TcpCommunicator.Create(rank, 2, "127.0.0.1", port, TimeSpan.FromSeconds(20));
+                using var t = Be.Allocate([length], DType.F32);
                 Be.Zero(t);
                 c.AllReduce(Be, t, ReduceOp.Sum);
+                return null;
             }
-            catch (Exception e) { e1 = e; }
-        });
-        t1.Start();
-        try
-        {
-            using var c = TcpCommunicator.Create(0, 2, "127.0.0.1", port, TimeSpan.FromSeconds(20));
-            using var t = Be.Allocate([10], DType.F32);
-            Be.Zero(t);
-            c.AllReduce(Be, t, ReduceOp.Sum);
+            catch (Exception e) { return e; }
         }
-        catch (Exception e) { e0 = e; }
+        Exception? e1 = null;
+        var t1 = new Thread(() => e1 = AllReduceOf(1, 12));
+        t1.Start();
+        var e0 = AllReduceOf(0, 10);
         Assert.True(t1.Join(TimeSpan.FromSeconds(30)), "rank 1 hung after rank 0 stopped");
         Assert.IsType<VitSharpException>(e0);
         Assert.Equal("tcp communicator: collective 0 is an all-reduce of 10 values on rank 0 but an all-reduce of 12 values (collective 0) on rank 1; " +
