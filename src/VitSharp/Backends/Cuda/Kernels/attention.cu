@@ -74,6 +74,27 @@ __device__ __forceinline__ void load_tile_pair(unsigned short* sa, unsigned shor
     }
 }
 
+// One 32-row chunk of products: acc[j] = A · Bᵀ for the warp's 16 rows (A: KS k-steps of fragments) against rows
+// cb + 8j … cb + 8j + 7 of a shared row-major tile B (row stride STR); 8-row blocks at or past `valid` are skipped (0).
+// S = Q·Kᵀ in the forward and dQ kernels, dP = dO·Vᵀ, and their transposes in the dK/dV kernel.
+template <int KS, int STR>
+__device__ __forceinline__ void chunk_products(float (&acc)[4][4], const uint32_t (&a)[KS][4], const unsigned short* tile, int cb,
+                                               int valid, int g, int t4)
+{
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+    {
+        acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+        if (cb + j * 8 < valid) // skip row blocks wholly past N
+#pragma unroll
+            for (int kk = 0; kk < KS; kk++)
+            {
+                const unsigned short* p = tile + (cb + j * 8 + g) * STR + kk * 16 + t4 * 2;
+                mma_bf16(acc[j], a[kk], *(const uint32_t*)p, *(const uint32_t*)(p + 8));
+            }
+    }
+}
+
 // Scores of keys at or past `valid` (relative to the chunk's first key kb) set to −∞.
 __device__ __forceinline__ void mask_keys(float (&s)[4][4], int kb, int valid, int t4)
 {
@@ -142,18 +163,7 @@ __device__ void flash_attn_bf16_impl(const unsigned short* __restrict__ qkv, uns
             {
                 if (kb >= valid) break;
                 float s[4][4];
-#pragma unroll
-                for (int j = 0; j < 4; j++)
-                {
-                    s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-                    if (kb + j * 8 < valid) // skip key blocks wholly past N
-#pragma unroll
-                        for (int kk = 0; kk < KS; kk++)
-                        {
-                            const unsigned short* kp = &Ks[buf][(kb + j * 8 + g) * STR + kk * 16 + t4 * 2];
-                            mma_bf16(s[j], qf[kk], *(const uint32_t*)kp, *(const uint32_t*)(kp + 8));
-                        }
-                }
+                chunk_products<KS, STR>(s, qf, Ks[buf], kb, valid, g, t4);
                 if (valid < kb + 32) mask_keys(s, kb, valid, t4); // only the last tile has keys past N
                 // Running max in raw score units (scale > 0 commutes with max); the scale rides in the exp2's FMA.
                 float mx0 = m0, mx1 = m1;
@@ -265,15 +275,11 @@ extern "C" __global__ void attn_bwd_dot_bf16(const unsigned short* __restrict__ 
     float s = 0.f;
     for (int c = 0; c < hd; c += 8)
     {
-        uint4 u = *(const uint4*)(a + c), v = *(const uint4*)(o + c);
-        const unsigned* uu = (const unsigned*)&u;
-        const unsigned* vv = (const unsigned*)&v;
+        float u[8], v[8];
+        load8((const bf16*)(a + c), u);
+        load8((const bf16*)(o + c), v);
 #pragma unroll
-        for (int k = 0; k < 4; k++)
-        {
-            s = fmaf(__uint_as_float(uu[k] << 16), __uint_as_float(vv[k] << 16), s);
-            s = fmaf(__uint_as_float(uu[k] & 0xffff0000u), __uint_as_float(vv[k] & 0xffff0000u), s);
-        }
+        for (int k = 0; k < 8; k++) s = fmaf(u[k], v[k], s);
     }
     dsum[(b * heads + h) * n + row] = s;
 }
@@ -327,22 +333,8 @@ __device__ void flash_bwd_dq_impl(const unsigned short* __restrict__ qkv, const 
             {
                 if (kb >= valid) break;
                 float s[4][4], dp[4][4];
-#pragma unroll
-                for (int j = 0; j < 4; j++)
-                {
-                    s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-                    dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.f;
-                    if (kb + j * 8 < valid)
-#pragma unroll
-                        for (int kk = 0; kk < KS; kk++)
-                        {
-                            int o = (kb + j * 8 + g) * STR + kk * 16 + t4 * 2;
-                            const unsigned short* kp = &Ks[buf][o];
-                            const unsigned short* vp = &Vs[buf][o];
-                            mma_bf16(s[j], qf[kk], *(const uint32_t*)kp, *(const uint32_t*)(kp + 8));
-                            mma_bf16(dp[j], df[kk], *(const uint32_t*)vp, *(const uint32_t*)(vp + 8));
-                        }
-                }
+                chunk_products<KS, STR>(s, qf, Ks[buf], kb, valid, g, t4);
+                chunk_products<KS, STR>(dp, df, Vs[buf], kb, valid, g, t4);
                 if (valid < kb + 32) mask_keys(s, kb, valid, t4);
                 uint32_t sf[2][4];
 #pragma unroll
@@ -439,22 +431,8 @@ __device__ void flash_bwd_dkv_impl(const unsigned short* __restrict__ qkv, const
             {
                 if (qb >= valid) break;
                 float st[4][4], dpt[4][4];
-#pragma unroll
-                for (int j = 0; j < 4; j++)
-                {
-                    st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.f;
-                    dpt[j][0] = dpt[j][1] = dpt[j][2] = dpt[j][3] = 0.f;
-                    if (qb + j * 8 < valid)
-#pragma unroll
-                        for (int kk = 0; kk < KS; kk++)
-                        {
-                            int o = (qb + j * 8 + g) * STR + kk * 16 + t4 * 2;
-                            const unsigned short* qp = &Qs[buf][o];
-                            const unsigned short* op = &Os[buf][o];
-                            mma_bf16(st[j], kf[kk], *(const uint32_t*)qp, *(const uint32_t*)(qp + 8));
-                            mma_bf16(dpt[j], vf[kk], *(const uint32_t*)op, *(const uint32_t*)(op + 8));
-                        }
-                }
+                chunk_products<KS, STR>(st, kf, Qs[buf], qb, valid, g, t4);
+                chunk_products<KS, STR>(dpt, vf, Os[buf], qb, valid, g, t4);
                 uint32_t pf[2][4], sf[2][4];
 #pragma unroll
                 for (int j = 0; j < 4; j++)
