@@ -80,7 +80,7 @@ public sealed class CheckpointOptions
     /// Linear layers on load (docs/QUANTIZATION.md); a quantised checkpoint runs int8 either way.</summary>
     public Option<string> InferenceDType { get; } = new("--dtype")
     {
-        Description = "f32 (default) or int8: int8 weights and per-token activations in the blocks' Linear layers (CPU; a quantised file is int8 anyway)",
+        Description = "f32 (default; bf16 compute on CUDA), int8 (CPU: int8 weights and per-token activations in the blocks' Linear layers; a quantised file is int8 anyway) or fp8 (CUDA, eval: E4M3 products with calibrated per-tensor scales, --calibration)",
         DefaultValueFactory = _ => "f32",
     };
 
@@ -90,7 +90,8 @@ public sealed class CheckpointOptions
     {
         "f32" or "fp32" => null,
         "int8" or "i8" => Tensors.DType.I8,
-        var other => throw new VitSharpException($"--dtype must be f32 or int8, not '{other}'"),
+        "fp8" or "e4m3" => Tensors.DType.F8E4M3,
+        var other => throw new VitSharpException($"--dtype must be f32, int8 or fp8, not '{other}'"),
     };
 
     public IBackend Backend(ParseResult r) => Backends.Create(Tensors.Device.Parse(Backends.ResolveDevice(r.GetValue(Device))));

@@ -18,18 +18,25 @@ public sealed class EvalCommand : ICliCommand
         var std = new Option<float[]?>("--std") { Description = "normalisation std per channel", AllowMultipleArgumentsPerToken = true };
         var recipe = new Option<string?>("--recipe") { Description = "preprocessing: timm, google, hf, or a recipe .json (default: what fits the checkpoint, as for classify)" };
         var cmd = new Command("eval", "evaluate a checkpoint on a labelled dataset");
-        var agreement = new Option<bool>("--agreement") { Description = "also run int8 (or, with --dtype int8 or a quantised file, f32) and report how often the two top-1 agree" };
+        var agreement = new Option<bool>("--agreement") { Description = "also run int8 (or, with --dtype int8 or a quantised file, f32; with --dtype fp8, bf16) and report how often the two top-1 agree" };
+        var calibration = new Option<string?>("--calibration") { Description = "--dtype fp8: images (folder or archive; its train split when it has one) whose activations set the FP8 scales (256 of them)" };
         ck.AddTo(cmd);
         ck.AddDType(cmd);
-        foreach (var o in new Option[] { data, split, batch, perClass, mean, std, recipe, agreement }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { data, split, batch, perClass, mean, std, recipe, agreement, calibration }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
             using var backend = ck.Backend(r);
             (EvalResult, IReadOnlyList<string>) Eval(Tensors.DType? dt) => Evaluator.EvaluateCheckpoint(ck.CheckpointPath(r), r.GetValue(data)!, r.GetValue(split),
-                r.GetValue(perClass), r.GetValue(batch), ck.Load(r), backend, ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(mean), r.GetValue(std), dtype: dt);
+                r.GetValue(perClass), r.GetValue(batch), ck.Load(r), backend, ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(mean), r.GetValue(std), dtype: dt,
+                calibration: r.GetValue(calibration));
             var (res, names) = Eval(ck.DType(r));
             Print(res, names);
-            if (r.GetValue(agreement))
+            if (r.GetValue(agreement) && ck.DType(r) == Tensors.DType.F8E4M3)
+            {
+                var (other, _) = Eval(null);
+                Console.WriteLine($"{other.Count} images in {backend.ComputeType.ToString().ToLowerInvariant()}: top-1 {other.Top1:P2}  top-5 {other.Top5:P2}  agreement with fp8 {Evaluator.Agreement(res, other):P2}");
+            }
+            else if (r.GetValue(agreement))
             {
                 if (ck.DType(r) == Tensors.DType.I8) throw new VitSharpException("--agreement compares with int8: leave out --dtype int8 (f32 runs first)");
                 var (other, _) = Eval(Tensors.DType.I8);

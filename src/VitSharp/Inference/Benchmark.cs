@@ -54,20 +54,28 @@ public static class Benchmark
     {
         if (o.Batch <= 0 || o.Iters <= 0 || o.Rounds <= 0) throw new VitSharpException("--batch-size, --iters and --rounds must be positive");
         if (o.DType == DType.I8 && !device.IsCpu) throw new VitSharpException("--dtype int8 runs on the CPU only");
+        if (o.DType == DType.F8E4M3 && device.IsCpu) throw new VitSharpException("--dtype fp8 runs on CUDA GPUs only (FP8 tensor cores)");
         var input = RandomInput(config, o.Batch);
         double flops = ModelCost.ForwardFlops(config);
         weights ??= Initializer.Init(config, o.Seed);
 
-        using IBackend be = device.IsCpu ? CpuBackend.Instance : new CudaBackend(o.DType, device.Index);
+        using IBackend be = device.IsCpu ? CpuBackend.Instance : new CudaBackend(o.DType == DType.F8E4M3 ? DType.BF16 : o.DType, device.Index);
         using var model = VisionModel.Create(config, be);
         model.Load(weights, "benchmark weights");
         model.PrepareForInference();
         if (o.DType == DType.I8) model.UseInt8();
+        if (o.DType == DType.F8E4M3)
+        {
+            // the activation scales from the first images of the timed batch, as a calibration set would give them
+            int c = Math.Min(8, o.Batch), per = config.InChannels * config.ImageSize * config.ImageSize;
+            var calib = new HostArray([c, config.InChannels, config.ImageSize, config.ImageSize], input.AsSpan(0, c * per).ToArray());
+            if (model.UseFp8(model.CalibrateInputs([calib])) == 0) throw new VitSharpException($"no Linear layer of {name} can run FP8");
+        }
         using var img = be.Allocate([o.Batch, config.InChannels, config.ImageSize, config.ImageSize], be.ComputeType);
         be.CopyFromHost(input, img);
         model.Forward(img).Dispose();
         be.Synchronize();
-        string dt = model.IsInt8 ? "int8" : be.ComputeType == DType.BF16 ? "bf16" : "f32";
+        string dt = model.IsInt8 ? "int8" : model.IsFp8 ? "fp8" : be.ComputeType == DType.BF16 ? "bf16" : "f32";
 
         if (be is not CudaBackend cuda)
         {

@@ -79,6 +79,7 @@ public abstract class VisionModel : IDisposable
         lock (ForwardLock)
         {
             bool prepared = _prepacked.Count > 0, int8 = _int8.Count > 0;
+            if (_fp8.Count > 0) throw new InvalidOperationException("Load on a model running FP8: its input scales were calibrated for the old weights");
             ReleasePrepacked();
             ReleaseInt8();
             Parameters.Load(weights, source);
@@ -170,6 +171,71 @@ public abstract class VisionModel : IDisposable
     /// <summary>Whether <see cref="UseInt8"/> is in effect.</summary>
     public bool IsInt8 => _int8.Count > 0;
 
+    private readonly List<Tensor> _fp8 = new();
+
+    /// <summary>
+    /// Calibration for <see cref="UseFp8"/>: runs each batch (B, C, H, W host floats, preprocessed as for inference)
+    /// through the model's own forward and returns, for each of <see cref="Int8Targets"/>, the largest |x| its Linear
+    /// saw at its input — in the compute type of the backend, as the FP8 products will see it.
+    /// </summary>
+    public IReadOnlyDictionary<string, float> CalibrateInputs(IEnumerable<HostArray> batches)
+    {
+        lock (ForwardLock)
+        {
+            var names = Int8Targets.ToDictionary(n => Parameters[n].Pointer, n => n);
+            var recorder = new AbsMaxRecorder(Backend, names);
+            int seen = 0;
+            foreach (var b in batches)
+            {
+                CheckInput(b.Shape);
+                using var x = Backend.Allocate(b.Shape, Backend.ComputeType);
+                Backend.CopyFromHost(b.Data, x);
+                Activations.Reset();
+                using (Forward(Pass.Inference(recorder, Activations), x)) { }
+                seen++;
+            }
+            if (seen == 0) throw new VitSharpException("FP8 calibration needs at least one batch of images");
+            return new Dictionary<string, float>(recorder.AbsMax, StringComparer.Ordinal);
+        }
+    }
+
+    /// <summary>
+    /// For inference only: runs <see cref="Int8Targets"/> (the blocks' Linear layers) as FP8 E4M3 products on a backend
+    /// with <see cref="IFp8Linear"/>: each weight quantised with one per-tensor scale (max |w| / 448, or
+    /// <paramref name="stored"/>'s codes and scale as they are), its input with the calibrated
+    /// <paramref name="inputAbsMax"/> / 448 (<see cref="CalibrateInputs"/>). The patch projection, the head, LayerNorm,
+    /// attention, GELU and the residual stream stay bf16. Returns the number of layers that run FP8 (a shape FP8 products
+    /// cannot take stays bf16).
+    /// </summary>
+    public int UseFp8(IReadOnlyDictionary<string, float> inputAbsMax, IReadOnlyDictionary<string, (byte[] Codes, float Scale)>? stored = null)
+    {
+        if (Backend is not IFp8Linear q)
+            throw new VitSharpException($"FP8 inference runs on CUDA GPUs only, not on {Backend.Device}");
+        if (!q.SupportsFp8(out var why)) throw new VitSharpException(why);
+        lock (ForwardLock)
+        {
+            ReleaseFp8();
+            foreach (var name in Int8Targets)
+            {
+                if (!inputAbsMax.TryGetValue(name, out var amax))
+                    throw new VitSharpException($"FP8: no calibrated input scale for {name}");
+                var w = Parameters[name];
+                var (codes, scale) = stored is not null && stored.TryGetValue(name, out var st) ? st : Fp8.Quantize(HostFloats(w));
+                if (q.UseFp8(w, codes, scale, Fp8.ScaleFor(amax))) _fp8.Add(w);
+            }
+            return _fp8.Count;
+        }
+    }
+
+    /// <summary>Whether <see cref="UseFp8"/> is in effect.</summary>
+    public bool IsFp8 => _fp8.Count > 0;
+
+    private void ReleaseFp8()
+    {
+        if (Backend is IFp8Linear q) foreach (var w in _fp8) q.ReleaseFp8(w);
+        _fp8.Clear();
+    }
+
     /// <summary>A copy of one of this model's tensors (a parameter or an output) in host memory.</summary>
     public float[] HostFloats(Tensor t)
     {
@@ -222,6 +288,7 @@ public abstract class VisionModel : IDisposable
         {
             ReleasePrepacked();
             ReleaseInt8();
+            ReleaseFp8();
             _activations?.Dispose();
             WeightsChanged();
         }

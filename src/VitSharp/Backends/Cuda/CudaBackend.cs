@@ -132,6 +132,11 @@ public sealed unsafe partial class CudaBackend : IBackend, IGraphCapture
         }
         // cuBLASLt's GELU epilogue is the tanh form; exact GELU and tanh run as one pass over y afterwards.
         bool fused = act is Activation.None or Activation.GeluTanh;
+        if (TryLinearFp8(x, w, bias, y, m, n, k, act == Activation.GeluTanh, accumulate))
+        {
+            if (!fused) Apply(act, y, y);
+            return;
+        }
         var start = _profile?.Begin();
         _gemm.Run(m, n, k, ComputeType, x.Pointer, w.Pointer, bias?.Pointer ?? 0, y.Pointer, act == Activation.GeluTanh, accumulate);
         if (start is not null) _profile!.End($"gemm fwd {m}x{n}x{k}{(bias is null ? "" : "+b")}{(accumulate ? "+=" : "")}", start);
@@ -309,6 +314,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IGraphCapture
     {
         foreach (var kv in _decayMasks) kv.Value.Dispose();
         _decayMasks.Clear();
+        DisposeFp8();
         _gemm.Dispose();
     }
 

@@ -15,7 +15,7 @@ internal sealed unsafe class CudaGemm : IDisposable
     private readonly nint _handle;
     private readonly DeviceStorage _workspace;
     private const long WorkspaceBytes = 32L << 20;
-    private readonly Dictionary<PlanKey, Plan> _plans = new();
+    private readonly Dictionary<PlanKey, Plan?> _plans = new();
 
     private readonly record struct PlanKey(int M, int N, int K, DType DType, uint Epilogue, bool Accumulate, int AlignA, int AlignB, int AlignC);
 
@@ -48,7 +48,7 @@ internal sealed unsafe class CudaGemm : IDisposable
             ? (geluTanh ? CublasLt.EpilogueGeluBias : CublasLt.EpilogueBias)
             : (geluTanh ? CublasLt.EpilogueGelu : CublasLt.EpilogueDefault);
         var key = new PlanKey(m, n, k, dtype, epilogue, accumulate, Alignment(w), Alignment(x), Alignment(y));
-        if (!_plans.TryGetValue(key, out var plan)) _plans[key] = plan = MakePlan(key);
+        if (!_plans.TryGetValue(key, out var plan) || plan is null) _plans[key] = plan = MakePlan(key)!;
         if (bias != 0)
             CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(plan.Desc, CublasLt.DescBiasPointer, &bias, (nuint)sizeof(nint)), "set bias");
         float alpha = 1f, beta = accumulate ? 1f : 0f;
@@ -57,9 +57,39 @@ internal sealed unsafe class CudaGemm : IDisposable
             y, plan.LayoutC, algo.Algo, _workspace.Pointer, (nuint)WorkspaceBytes, _ctx.Stream), $"cublasLtMatmul {m}x{n}x{k}");
     }
 
-    private Plan MakePlan(PlanKey key)
+    /// <summary>
+    /// The FP8 product (IFp8Linear): y (bf16) = (sᵥᵥ·w8)·(sₓ·x8)ᵀ (+ bias, + GELU-tanh, + y) with w8 (n × k) and x8 (m × k) in
+    /// E4M3, <paramref name="scales"/> a device float[2] = { sᵥᵥ, sₓ }, fp32 accumulation (cuBLASLt's fast-accumulation
+    /// mode, as Transformer Engine runs forward products). Hopper's FP8 products take exactly this "TN" form. False when
+    /// cuBLASLt has no FP8 algorithm for the shape, alignment or epilogue (the caller then multiplies in bf16).
+    /// </summary>
+    public bool RunFp8(int m, int n, int k, nint x8, nint w8, nint scales, nint bias, nint y, bool geluTanh, bool accumulate)
     {
-        int type = key.DType == DType.BF16 ? CublasLt.R16BF : CublasLt.R32F;
+        uint epilogue = bias != 0
+            ? (geluTanh ? CublasLt.EpilogueGeluBias : CublasLt.EpilogueBias)
+            : (geluTanh ? CublasLt.EpilogueGelu : CublasLt.EpilogueDefault);
+        var key = new PlanKey(m, n, k, DType.F8E4M3, epilogue, accumulate, Alignment(w8), Alignment(x8), Alignment(y));
+        if (!_plans.TryGetValue(key, out var plan)) _plans[key] = plan = MakePlan(key);
+        if (plan is null) return false;
+        if (bias != 0)
+            CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(plan.Desc, CublasLt.DescBiasPointer, &bias, (nuint)sizeof(nint)), "set bias");
+        nint sw = scales, sx = scales + 4;
+        CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(plan.Desc, CublasLt.DescAScalePointer, &sw, (nuint)sizeof(nint)), "set A scale");
+        CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(plan.Desc, CublasLt.DescBScalePointer, &sx, (nuint)sizeof(nint)), "set B scale");
+        float alpha = 1f, beta = accumulate ? 1f : 0f;
+        var algo = plan.Algo;
+        CublasLt.Check(CublasLt.cublasLtMatmul(_handle, plan.Desc, &alpha, w8, plan.LayoutA, x8, plan.LayoutB, &beta, y, plan.LayoutC,
+            y, plan.LayoutC, algo.Algo, _workspace.Pointer, (nuint)WorkspaceBytes, _ctx.Stream), $"cublasLtMatmul fp8 {m}x{n}x{k}");
+        return true;
+    }
+
+    /// <summary>A plan for <see cref="Run"/> (bf16 or f32 throughout) or <see cref="RunFp8"/> (E4M3 operands, bf16 C and
+    /// bias); null for an FP8 plan cuBLASLt has no algorithm for.</summary>
+    private Plan? MakePlan(PlanKey key)
+    {
+        bool fp8 = key.DType == DType.F8E4M3;
+        int type = key.DType == DType.BF16 || fp8 ? CublasLt.R16BF : CublasLt.R32F;
+        int abType = fp8 ? CublasLt.R8F_E4M3 : type;
         var p = new Plan();
         nint d;
         CublasLt.Check(CublasLt.cublasLtMatmulDescCreate(&d, CublasLt.Compute32F, CublasLt.R32F), "cublasLtMatmulDescCreate");
@@ -71,17 +101,29 @@ internal sealed unsafe class CudaGemm : IDisposable
         CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescEpilogue, &ep, 4), "epilogue");
         if (ep == CublasLt.EpilogueBias || ep == CublasLt.EpilogueGeluBias)
             CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescBiasDataType, &type, 4), "bias type");
+        if (fp8)
+        {
+            sbyte fast = 1;
+            CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescFastAccum, &fast, 1), "fast accumulation");
+        }
         nint la, lb, lc;
-        CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(&la, type, (ulong)key.K, (ulong)key.N, key.K), "layout A");
-        CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(&lb, type, (ulong)key.K, (ulong)key.M, key.K), "layout B");
+        CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(&la, abType, (ulong)key.K, (ulong)key.N, key.K), "layout A");
+        CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(&lb, abType, (ulong)key.K, (ulong)key.M, key.K), "layout B");
         CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(&lc, type, (ulong)key.N, (ulong)key.M, key.N), "layout C");
         p.LayoutA = la; p.LayoutB = lb; p.LayoutC = lc;
-        p.Algo = Heuristic(d, la, lb, lc, key.AlignA, key.AlignB, key.AlignC, key.ToString());
+        if (!TryHeuristic(d, la, lb, lc, key.AlignA, key.AlignB, key.AlignC, out p.Algo))
+        {
+            if (fp8) return null;
+            throw new CudaException($"cuBLASLt found no algorithm for {key}");
+        }
         return p;
     }
 
     /// <summary>cuBLASLt's first algorithm for a plan, within our workspace and the operands' alignments (A, B, C = D).</summary>
-    private CublasLt.HeuristicResult Heuristic(nint d, nint la, nint lb, nint lc, int alignA, int alignB, int alignC, string what)
+    private CublasLt.HeuristicResult Heuristic(nint d, nint la, nint lb, nint lc, int alignA, int alignB, int alignC, string what) =>
+        TryHeuristic(d, la, lb, lc, alignA, alignB, alignC, out var r) ? r : throw new CudaException($"cuBLASLt found no algorithm for {what}");
+
+    private bool TryHeuristic(nint d, nint la, nint lb, nint lc, int alignA, int alignB, int alignC, out CublasLt.HeuristicResult result)
     {
         nint pref;
         CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(&pref), "preference");
@@ -93,11 +135,15 @@ internal sealed unsafe class CudaGemm : IDisposable
         CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignC, &ac, 4), "align C");
         CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignD, &ac, 4), "align D");
         CublasLt.HeuristicResult r;
-        int found;
-        CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, d, la, lb, lc, lc, pref, 1, &r, &found), "cublasLtMatmulAlgoGetHeuristic");
-        if (found == 0) throw new CudaException($"cuBLASLt found no algorithm for {what}");
-        return r;
+        int found = 0;
+        int status = CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, d, la, lb, lc, lc, pref, 1, &r, &found);
+        result = r;
+        if (status == NotSupported) return false;
+        CublasLt.Check(status, "cublasLtMatmulAlgoGetHeuristic");
+        return found > 0;
     }
+
+    private const int NotSupported = 15; // CUBLAS_STATUS_NOT_SUPPORTED
 
     private readonly record struct GeneralKey(bool TransA, bool TransB, int M, int N, int K, int Lda, int Ldb, int Ldc,
         long StrideA, long StrideB, long StrideC, int Batch, DType AB, DType C, int AlignA, int AlignB, int AlignC);

@@ -7,13 +7,13 @@ internal static unsafe class CublasLt
     private static Exception? _loadError;
 
     // cudaDataType_t
-    public const int R32F = 0, R16BF = 14;
+    public const int R32F = 0, R16BF = 14, R8F_E4M3 = 28;
     // cublasComputeType_t: plain 32F never uses TF32 (that needs CUBLAS_COMPUTE_32F_FAST_TF32 = 77).
     public const int Compute32F = 68;
     public const int OpN = 0, OpT = 1;
     // cublasLtMatmulDescAttributes_t
     public const int DescComputeType = 0, DescScaleType = 1, DescTransA = 3, DescTransB = 4, DescEpilogue = 7, DescBiasPointer = 8,
-        DescBiasDataType = 26;
+        DescBiasDataType = 26, DescAScalePointer = 17, DescBScalePointer = 18, DescFastAccum = 25;
     // cublasLtEpilogue_t. GELU here is the tanh approximation, so exact (erf) GELU runs as a separate kernel.
     public const uint EpilogueDefault = 1, EpilogueBias = 4, EpilogueGelu = 32, EpilogueGeluBias = 36;
     // cublasLtMatrixLayoutAttribute_t: batch count (int32) and the element stride between batches (int64).

@@ -307,6 +307,7 @@ public static class CudaSelfTest
         var all = new List<Result>();
         foreach (var dt in new[] { DType.F32, DType.BF16 })
             foreach (var r in OpParity(dt)) { log.WriteLine(r); all.Add(r); }
+        foreach (var r in CudaFp8SelfTest.Run(refsDir)) { log.WriteLine(r); all.Add(r); }
         log.WriteLine($"NVRTC compile time {ctx.Kernels.CompileSeconds:F1}s");
         if (refsDir is not null)
         {

@@ -1,0 +1,109 @@
+using VitSharp.Backends.Cuda.Native;
+using VitSharp.Tensors;
+
+namespace VitSharp.Backends.Cuda;
+
+/// <summary>FP8 E4M3 products (<see cref="IFp8Linear"/>): per weight its E4M3 codes and the two per-tensor scales in
+/// device memory; each product quantises its input into one reused buffer (Kernels/fp8.cu), then multiplies on
+/// cuBLASLt's FP8 path with the bias / GELU-tanh / residual epilogue in bf16.</summary>
+public sealed unsafe partial class CudaBackend : IFp8Linear
+{
+    private sealed class Fp8Weight(DeviceStorage codes, DeviceStorage scales, float inverseInputScale) : IDisposable
+    {
+        public DeviceStorage Codes { get; } = codes;
+        /// <summary>float[2]: the weight's scale, the input's scale.</summary>
+        public DeviceStorage Scales { get; } = scales;
+        public float InverseInputScale { get; } = inverseInputScale;
+        public void Dispose() { Codes.Dispose(); Scales.Dispose(); }
+    }
+
+    private readonly Dictionary<nint, Fp8Weight> _fp8 = new();
+    private DeviceStorage? _fp8Input;
+
+    public bool SupportsFp8(out string reason)
+    {
+        reason = "";
+        if (ComputeType != DType.BF16) { reason = "FP8 products run with bf16 compute (--dtype fp8 on CUDA)"; return false; }
+        if (Context.ComputeMajor * 10 + Context.ComputeMinor < 89)
+        {
+            reason = $"{Context.Name} (compute capability {Context.ComputeMajor}.{Context.ComputeMinor}) has no FP8 tensor cores; they need 8.9 (Ada) or later";
+            return false;
+        }
+        return true;
+    }
+
+    public bool UseFp8(Tensor weight, byte[] codes, float weightScale, float inputScale)
+    {
+        if (!SupportsFp8(out var why)) throw new VitSharpException(why);
+        CheckCompute(weight);
+        int n = weight.Dim(0), k = weight.Dim(1);
+        if (codes.Length != (long)n * k) throw new ArgumentException($"UseFp8: {codes.Length} codes for a {n}×{k} weight");
+        if (!(weightScale > 0 && float.IsFinite(weightScale) && inputScale > 0 && float.IsFinite(inputScale)))
+            throw new ArgumentException($"UseFp8: scales must be positive and finite (weight {weightScale}, input {inputScale})");
+        // FP8 operands need 16-byte leading dimensions (k) and cuBLASLt's FP8 kernels tile n by 16.
+        if (k % 16 != 0 || n % 16 != 0) return false;
+        ReleaseFp8(weight);
+        var c = Context.Allocator.Allocate(codes.Length);
+        var s = Context.Allocator.Allocate(8);
+        float* sc = stackalloc float[2];
+        sc[0] = weightScale; sc[1] = inputScale;
+        fixed (byte* p = codes) Driver.Check(Driver.cuMemcpyHtoDAsync(c.Pointer, p, (nuint)codes.Length, Context.Stream), "cuMemcpyHtoD");
+        Driver.Check(Driver.cuMemcpyHtoDAsync(s.Pointer, sc, 8, Context.Stream), "cuMemcpyHtoD");
+        Synchronize(); // the scales came from the stack
+        _fp8[weight.Pointer] = new Fp8Weight(c, s, 1f / inputScale);
+        return true;
+    }
+
+    public void ReleaseFp8(Tensor weight)
+    {
+        if (_fp8.Remove(weight.Pointer, out var f)) { Synchronize(); f.Dispose(); }
+    }
+
+    /// <summary>The FP8 product when <paramref name="w"/> runs FP8 and cuBLASLt takes the shape; false otherwise.</summary>
+    private bool TryLinearFp8(Tensor x, Tensor w, Tensor? bias, Tensor y, int m, int n, int k, bool geluTanh, bool accumulate)
+    {
+        if (_fp8.Count == 0 || !_fp8.TryGetValue(w.Pointer, out var f)) return false;
+        long count = (long)m * k;
+        // grow-only: the buffer sized by the first (eager) forward is the one a captured CUDA graph replays
+        if (_fp8Input is null || _fp8Input.Bytes < count)
+        {
+            Synchronize();
+            _fp8Input?.Dispose();
+            _fp8Input = Context.Allocator.Allocate(Math.Max(count, 1 << 20));
+        }
+        var q = _fp8Input.Pointer;
+        if (count % 8 == 0 && (x.Pointer & 15) == 0)
+            LaunchGridStride("fp8.cu", "fp8_quantize_vec8_bf16", count / 8, [x.Pointer, q, Bits(f.InverseInputScale), count / 8]);
+        else
+            LaunchGridStride("fp8.cu", "fp8_quantize_bf16", count, [x.Pointer, q, Bits(f.InverseInputScale), count]);
+        var start = _profile?.Begin();
+        bool ran = _gemm.RunFp8(m, n, k, q, f.Codes.Pointer, f.Scales.Pointer, bias?.Pointer ?? 0, y.Pointer, geluTanh, accumulate);
+        if (start is not null) _profile!.End($"gemm fp8 {m}x{n}x{k}{(bias is null ? "" : "+b")}{(accumulate ? "+=" : "")}", start);
+        return ran;
+    }
+
+    /// <summary>The quantisation kernel alone: the E4M3 codes of x · <paramref name="inverseScale"/> (the self-test
+    /// compares them with <see cref="Fp8.Encode"/> bit for bit).</summary>
+    internal byte[] Fp8Codes(Tensor x, float inverseScale)
+    {
+        CheckCompute(x);
+        if (ComputeType != DType.BF16) throw new InvalidOperationException("FP8 quantisation reads bf16");
+        using var q = Context.Allocator.Allocate(Math.Max(x.Length, 8));
+        if (x.Length % 8 == 0 && (x.Pointer & 15) == 0)
+            LaunchGridStride("fp8.cu", "fp8_quantize_vec8_bf16", x.Length / 8, [x.Pointer, q.Pointer, Bits(inverseScale), x.Length / 8]);
+        else
+            LaunchGridStride("fp8.cu", "fp8_quantize_bf16", x.Length, [x.Pointer, q.Pointer, Bits(inverseScale), x.Length]);
+        var codes = new byte[x.Length];
+        fixed (byte* p = codes) Driver.Check(Driver.cuMemcpyDtoHAsync(p, q.Pointer, (nuint)codes.Length, Context.Stream), "cuMemcpyDtoH");
+        Synchronize();
+        return codes;
+    }
+
+    private void DisposeFp8()
+    {
+        foreach (var f in _fp8.Values) f.Dispose();
+        _fp8.Clear();
+        _fp8Input?.Dispose();
+        _fp8Input = null;
+    }
+}
