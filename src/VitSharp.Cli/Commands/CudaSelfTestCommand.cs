@@ -12,11 +12,20 @@ public sealed class CudaSelfTestCommand : ICliCommand
         var cmd = new Command("cuda-selftest", "Check every CUDA op against the CPU backend, and reference logits on the GPU") { Hidden = true };
         var train = new Option<string[]>("--train") { Description = "also the training checks; each value a reference training folder (grads.safetensors, …)", AllowMultipleArgumentsPerToken = true };
         var trainOnly = new Option<bool>("--train-only") { Description = "skip the inference checks" };
+        var fp8Only = new Option<bool>("--fp8-only") { Description = "only the FP8 checks (kernels, products, reference models in FP8)" };
         cmd.Options.Add(refs);
+        cmd.Options.Add(fp8Only);
         cmd.Options.Add(train);
         cmd.Options.Add(trainOnly);
         cmd.SetAction(r =>
         {
+            if (r.GetValue(fp8Only))
+            {
+                var results = CudaFp8SelfTest.Run(r.GetValue(refs));
+                foreach (var x in results) Console.WriteLine(x);
+                Console.WriteLine($"{results.Count(x => x.Pass)}/{results.Count} passed");
+                return results.All(x => x.Pass) ? 0 : 1;
+            }
             bool ok = r.GetValue(trainOnly) || CudaSelfTest.RunAll(r.GetValue(refs), Console.Out);
             if (r.GetValue(train) is { } dirs && (dirs.Length > 0 || r.GetValue(trainOnly)))
                 ok &= CudaTrainingSelfTest.RunAll(dirs, Console.Out);

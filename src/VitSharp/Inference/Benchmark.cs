@@ -76,6 +76,7 @@ public static class Benchmark
         model.Forward(img).Dispose();
         be.Synchronize();
         string dt = model.IsInt8 ? "int8" : model.IsFp8 ? "fp8" : be.ComputeType == DType.BF16 ? "bf16" : "f32";
+        if (model.IsFp8 && be is CudaBackend { Fp8RefusedShapes: > 0 and var refused }) dt += $"({refused}-shapes-bf16)";
 
         if (be is not CudaBackend cuda)
         {

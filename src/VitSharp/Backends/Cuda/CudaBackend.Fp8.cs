@@ -18,7 +18,10 @@ public sealed unsafe partial class CudaBackend : IFp8Linear
     }
 
     private readonly Dictionary<nint, Fp8Weight> _fp8 = new();
-    private DeviceStorage? _fp8Input;
+    private DeviceStorage? _fp8Input, _fp8Output;
+
+    /// <summary>Shapes of FP8 products cuBLASLt refused so far; those products ran in bf16.</summary>
+    public int Fp8RefusedShapes => _gemm.Fp8Refused;
 
     public bool SupportsFp8(out string reason)
     {
@@ -76,8 +79,22 @@ public sealed unsafe partial class CudaBackend : IFp8Linear
             LaunchGridStride("fp8.cu", "fp8_quantize_vec8_bf16", count / 8, [x.Pointer, q, Bits(f.InverseInputScale), count / 8]);
         else
             LaunchGridStride("fp8.cu", "fp8_quantize_bf16", count, [x.Pointer, q, Bits(f.InverseInputScale), count]);
+        nint into = 0;
+        long yBytes = (long)m * n * 2;
+        if (accumulate)
+        {
+            if (_fp8Output is null || _fp8Output.Bytes < yBytes)
+            {
+                Synchronize();
+                _fp8Output?.Dispose();
+                _fp8Output = Context.Allocator.Allocate(Math.Max(yBytes, 1 << 20));
+            }
+            into = _fp8Output.Pointer;
+        }
         var start = _profile?.Begin();
-        bool ran = _gemm.RunFp8(m, n, k, q, f.Codes.Pointer, f.Scales.Pointer, bias?.Pointer ?? 0, y.Pointer, geluTanh, accumulate);
+        bool ran = _gemm.RunFp8(m, n, k, q, f.Codes.Pointer, f.Scales.Pointer, bias?.Pointer ?? 0, y.Pointer, geluTanh, accumulate, into);
+        if (ran && accumulate)
+            Driver.Check(Driver.cuMemcpyDtoDAsync(y.Pointer, into, (nuint)yBytes, Context.Stream), "cuMemcpyDtoD");
         if (start is not null) _profile!.End($"gemm fp8 {m}x{n}x{k}{(bias is null ? "" : "+b")}{(accumulate ? "+=" : "")}", start);
         return ran;
     }
@@ -99,11 +116,40 @@ public sealed unsafe partial class CudaBackend : IFp8Linear
         return codes;
     }
 
+    /// <summary>What cuBLASLt answers to one FP8 product under each combination of options (diagnosis).</summary>
+    internal List<string> ProbeFp8(int m, int n, int k)
+    {
+        var lines = new List<string>();
+        using var x = Context.Allocator.Allocate((long)m * k);
+        using var w = Context.Allocator.Allocate((long)n * k);
+        using var y = Context.Allocator.Allocate((long)m * n * 4);
+        using var b = Context.Allocator.Allocate(n * 4);
+        using var s = Context.Allocator.Allocate(8);
+        Driver.Check(Driver.cuMemsetD8Async(x.Pointer, 0x38, (nuint)((long)m * k), Context.Stream), "memset");
+        Driver.Check(Driver.cuMemsetD8Async(w.Pointer, 0x38, (nuint)((long)n * k), Context.Stream), "memset");
+        Driver.Check(Driver.cuMemsetD8Async(b.Pointer, 0, (nuint)(n * 4), Context.Stream), "memset");
+        float* one = stackalloc float[2] { 1f, 1f };
+        Driver.Check(Driver.cuMemcpyHtoDAsync(s.Pointer, one, 8, Context.Stream), "copy");
+        Synchronize();
+        using var y2 = Context.Allocator.Allocate((long)m * n * 4);
+        foreach (var bias in new[] { false, true })
+            foreach (var ct in new[] { 14, 0 })
+                foreach (var cMode in new[] { 0, 1, 2 })
+                {
+                    string r;
+                    try { r = _gemm.ProbeFp8(m, n, k, x.Pointer, w.Pointer, s.Pointer, b.Pointer, y.Pointer, bias, true, true, ct, false, cMode, y2.Pointer); Synchronize(); }
+                    catch (Exception e) { r = e.Message; }
+                    lines.Add($"probe {m}x{n}x{k} bias={bias} C={(ct == 14 ? "bf16" : "f32")} {(cMode == 0 ? "C=D" : cMode == 1 ? "C=null" : "C=other")}: {r}");
+                }
+        return lines;
+    }
+
     private void DisposeFp8()
     {
         foreach (var f in _fp8.Values) f.Dispose();
         _fp8.Clear();
         _fp8Input?.Dispose();
-        _fp8Input = null;
+        _fp8Output?.Dispose();
+        _fp8Input = _fp8Output = null;
     }
 }

@@ -63,29 +63,43 @@ internal sealed unsafe class CudaGemm : IDisposable
     /// mode, as Transformer Engine runs forward products). Hopper's FP8 products take exactly this "TN" form. False when
     /// cuBLASLt has no FP8 algorithm for the shape, alignment or epilogue (the caller then multiplies in bf16).
     /// </summary>
-    public bool RunFp8(int m, int n, int k, nint x8, nint w8, nint scales, nint bias, nint y, bool geluTanh, bool accumulate)
+    public bool RunFp8(int m, int n, int k, nint x8, nint w8, nint scales, nint bias, nint y, bool geluTanh, bool accumulate, nint accumulateInto = 0)
     {
+        if (accumulate && accumulateInto == 0) throw new ArgumentException("RunFp8: a residual add needs an output buffer apart from y");
         uint epilogue = bias != 0
             ? (geluTanh ? CublasLt.EpilogueGeluBias : CublasLt.EpilogueBias)
             : (geluTanh ? CublasLt.EpilogueGelu : CublasLt.EpilogueDefault);
         var key = new PlanKey(m, n, k, DType.F8E4M3, epilogue, accumulate, Alignment(w8), Alignment(x8), Alignment(y));
-        if (!_plans.TryGetValue(key, out var plan)) _plans[key] = plan = MakePlan(key);
+        if (!_plans.TryGetValue(key, out var plan) && (_plans[key] = plan = MakePlan(key, scales)) is null) Fp8Refused++;
         if (plan is null) return false;
         if (bias != 0)
             CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(plan.Desc, CublasLt.DescBiasPointer, &bias, (nuint)sizeof(nint)), "set bias");
-        nint sw = scales, sx = scales + 4;
-        CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(plan.Desc, CublasLt.DescAScalePointer, &sw, (nuint)sizeof(nint)), "set A scale");
-        CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(plan.Desc, CublasLt.DescBScalePointer, &sx, (nuint)sizeof(nint)), "set B scale");
+        SetScales(plan.Desc, scales);
         float alpha = 1f, beta = accumulate ? 1f : 0f;
         var algo = plan.Algo;
-        CublasLt.Check(CublasLt.cublasLtMatmul(_handle, plan.Desc, &alpha, w8, plan.LayoutA, x8, plan.LayoutB, &beta, y, plan.LayoutC,
-            y, plan.LayoutC, algo.Algo, _workspace.Pointer, (nuint)WorkspaceBytes, _ctx.Stream), $"cublasLtMatmul fp8 {m}x{n}x{k}");
+        // cuBLASLt's FP8 kernels write D out of place (C ≠ D): with beta = 0 there is no C; a residual add (beta = 1)
+        // reads C = y and writes D = accumulateInto, which the caller copies back.
+        int status = CublasLt.cublasLtMatmul(_handle, plan.Desc, &alpha, w8, plan.LayoutA, x8, plan.LayoutB, &beta, accumulate ? y : 0, plan.LayoutC,
+            accumulate ? accumulateInto : y, plan.LayoutC, algo.Algo, _workspace.Pointer, (nuint)WorkspaceBytes, _ctx.Stream);
+        if (status == NotSupported) { _plans[key] = null; Fp8Refused++; return false; } // this shape stays on bf16 from now on
+        CublasLt.Check(status, $"cublasLtMatmul fp8 {m}x{n}x{k}");
         return true;
+    }
+
+    /// <summary>FP8 product shapes cuBLASLt refused (no algorithm, or the chosen one not supported at run time): they run bf16.</summary>
+    public int Fp8Refused { get; private set; }
+
+    /// <summary>The two per-tensor scales, set before the heuristic too: an algorithm chosen without them may not take them.</summary>
+    private static void SetScales(nint desc, nint scales)
+    {
+        nint sw = scales, sx = scales + 4;
+        CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLt.DescAScalePointer, &sw, (nuint)sizeof(nint)), "set A scale");
+        CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLt.DescBScalePointer, &sx, (nuint)sizeof(nint)), "set B scale");
     }
 
     /// <summary>A plan for <see cref="Run"/> (bf16 or f32 throughout) or <see cref="RunFp8"/> (E4M3 operands, bf16 C and
     /// bias); null for an FP8 plan cuBLASLt has no algorithm for.</summary>
-    private Plan? MakePlan(PlanKey key)
+    private Plan? MakePlan(PlanKey key, nint fp8Scales = 0)
     {
         bool fp8 = key.DType == DType.F8E4M3;
         int type = key.DType == DType.BF16 || fp8 ? CublasLt.R16BF : CublasLt.R32F;
@@ -105,6 +119,7 @@ internal sealed unsafe class CudaGemm : IDisposable
         {
             sbyte fast = 1;
             CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescFastAccum, &fast, 1), "fast accumulation");
+            SetScales(d, fp8Scales);
         }
         nint la, lb, lc;
         CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(&la, abType, (ulong)key.K, (ulong)key.N, key.K), "layout A");
@@ -203,6 +218,52 @@ internal sealed unsafe class CudaGemm : IDisposable
         // cuBLASLt's A is our B: its alignment requirement is our B's.
         p.Algo = Heuristic(d, la, lb, lc, key.AlignB, key.AlignA, key.AlignC, key.ToString());
         return p;
+    }
+
+    /// <summary>Diagnosis of the FP8 path (`vit cuda-selftest --fp8-only`): builds one FP8 product m×n×k with the given
+    /// options from scratch and says what cuBLASLt answered at each step.</summary>
+    internal string ProbeFp8(int m, int n, int k, nint x8, nint w8, nint scales, nint bias, nint y, bool withBias, bool fast, bool scalesFirst,
+        int cType, bool setAlign, int cMode, nint other)
+    {
+        nint d;
+        CublasLt.Check(CublasLt.cublasLtMatmulDescCreate(&d, CublasLt.Compute32F, CublasLt.R32F), "desc");
+        int opT = CublasLt.OpT, opN = CublasLt.OpN;
+        uint ep = withBias ? CublasLt.EpilogueBias : CublasLt.EpilogueDefault;
+        int bt = CublasLt.R16BF;
+        CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescTransA, &opT, 4);
+        CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescTransB, &opN, 4);
+        CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescEpilogue, &ep, 4);
+        if (withBias) { CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescBiasDataType, &bt, 4); CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescBiasPointer, &bias, 8); }
+        if (fast) { sbyte f = 1; CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescFastAccum, &f, 1); }
+        if (scalesFirst) SetScales(d, scales);
+        nint la, lb, lc;
+        int e4 = CublasLt.R8F_E4M3;
+        CublasLt.cublasLtMatrixLayoutCreate(&la, e4, (ulong)k, (ulong)n, k);
+        CublasLt.cublasLtMatrixLayoutCreate(&lb, e4, (ulong)k, (ulong)m, k);
+        CublasLt.cublasLtMatrixLayoutCreate(&lc, cType, (ulong)n, (ulong)m, n);
+        nint pref;
+        CublasLt.cublasLtMatmulPreferenceCreate(&pref);
+        ulong ws = WorkspaceBytes;
+        CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMaxWorkspaceBytes, &ws, 8);
+        if (setAlign)
+        {
+            uint a = 256;
+            foreach (var attr in new[] { CublasLt.PrefMinAlignA, CublasLt.PrefMinAlignB, CublasLt.PrefMinAlignC, CublasLt.PrefMinAlignD })
+                CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, attr, &a, 4);
+        }
+        CublasLt.HeuristicResult r;
+        int found = 0;
+        int hs = CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, d, la, lb, lc, lc, pref, 1, &r, &found);
+        string res = $"heuristic {hs} found {found}";
+        if (hs == 0 && found > 0)
+        {
+            if (!scalesFirst) SetScales(d, scales);
+            float alpha = 1, beta = 0;
+            nint c = cMode == 0 ? y : cMode == 1 ? 0 : other;
+            int ms = CublasLt.cublasLtMatmul(_handle, d, &alpha, w8, la, x8, lb, &beta, c, lc, y, lc, r.Algo, _workspace.Pointer, (nuint)WorkspaceBytes, _ctx.Stream);
+            res += $" matmul {ms}";
+        }
+        return res;
     }
 
     public void Dispose() => _workspace.Dispose();

@@ -27,6 +27,7 @@ public static class CudaFp8SelfTest
         using var gpu = new CudaBackend(DType.BF16);
         if (!gpu.SupportsFp8(out var why)) { results.Add(new Result("FP8", 0, 0, 0, "skipped: " + why)); return results; }
         var rng = new Random(seed);
+        foreach (var line in gpu.ProbeFp8(256, 256, 256)) results.Add(new Result(line, 0, 0, 0, ""));
         results.Add(Quantisation(gpu, rng));
         foreach (var (m, k, n, bias, act, acc) in new[]
         {
@@ -41,7 +42,8 @@ public static class CudaFp8SelfTest
             foreach (var dir in Directory.GetDirectories(refsDir).Order())
             {
                 var meta = Path.Combine(dir, "meta.json");
-                if (!File.Exists(meta) || !File.ReadAllText(meta).Contains("timm_vit_kwargs") || !File.Exists(Path.Combine(dir, "logits.npy"))) continue;
+                if (!File.Exists(meta) || !File.ReadAllText(meta).Contains("timm_vit_kwargs") || !File.Exists(Path.Combine(dir, "logits.npy"))
+                    || !File.Exists(Path.Combine(dir, "model.safetensors"))) continue;
                 results.Add(Model(gpu, Reference.Load(dir)));
             }
         return results;
