@@ -43,6 +43,8 @@ public sealed class TrainCommand : ICliCommand
             if (r.GetValue(teacher) is { } kd) overrides.Add($"distillation.teacher={System.Text.Json.Nodes.JsonValue.Create(kd)!.ToJsonString()}");
             if (r.GetValue(distillation) is { } kind) overrides.Add($"distillation.type={System.Text.Json.Nodes.JsonValue.Create(kind)!.ToJsonString()}");
             var cfg = TrainConfig.Load(r.GetValue(config)!, overrides);
+            if (r.GetValue(distillation) is not null && cfg.Distillation.Teacher is null)
+                throw new VitSharpException("--distillation needs a teacher: --teacher CKPT (or distillation.teacher in the config)");
             var (train, val) = TrainData.Open(cfg.Data, cfg.Seed);
             TrainingConsole.DescribeData(train, val);
             var backend = Backends.CreateTraining(r.GetValue(device) ?? "cpu", r.GetValue(dtype) ?? DefaultDType(r.GetValue(device)));

@@ -56,6 +56,51 @@ public class TrainingCliTests : IDisposable
     }
 
     [Fact]
+    public void TrainWithTeacherThenEvalAndClassify()
+    {
+        var data = DataTests.MakeArchive(gzip: true);
+        var config = Path.Combine(_tmp, "tiny.json");
+        File.WriteAllText(config, """
+            {
+              "model": { "architecture": "vit", "img_size": 8, "patch_size": 4, "embed_dim": 8, "depth": 1, "num_heads": 2, "mlp_dim": 16 },
+              "batch_size": 4, "epochs": 2, "log_every_steps": 1
+            }
+            """);
+        var teacherRun = Path.Combine(_tmp, "teacher");
+        var (code, _, err) = CliRunner.Run("train", "--config", config, "--data", data, "--output", teacherRun);
+        Assert.True(code == 0, err);
+        var teacher = Path.Combine(teacherRun, Trainer.ModelFile);
+
+        var run = Path.Combine(_tmp, "student");
+        string stdout;
+        (code, stdout, err) = CliRunner.Run("train", "--config", config, "--data", data, "--output", run, "--teacher", teacher,
+            "--distillation", "soft", "--set", "model.dist_token=true", "--set", "distillation.tau=2");
+        Assert.True(code == 0, err);
+        Assert.Contains($"distilling from {teacher}: soft, alpha 0.5, tau 2; distillation token and head", stdout);
+        Assert.Contains("done: 6 steps", stdout);
+        var model = Path.Combine(run, Trainer.ModelFile);
+        var student = Checkpoint.Load(model);
+        Assert.True(((VitSharp.Models.VitConfig)student.Config).DistToken);
+        Assert.Contains("head_dist.weight", student.Weights.Keys);
+
+        (code, stdout, err) = CliRunner.Run("eval", "--checkpoint", model, "--data", data);
+        Assert.True(code == 0, err);
+        Assert.Contains("images 12", stdout);
+        (code, stdout, err) = CliRunner.Run("classify", "--checkpoint", model, Repo.At("samples", "chelsea.png"), "--top-k", "3");
+        Assert.True(code == 0, err);
+        Assert.Contains("chelsea.png", stdout);
+
+        (code, _, err) = CliRunner.Run("train", "--config", config, "--data", data, "--output", Path.Combine(_tmp, "x"),
+            "--teacher", Path.Combine(_tmp, "missing.safetensors"));
+        Assert.Equal(1, code);
+        Assert.Contains("missing.safetensors: teacher checkpoint not found", err);
+        Assert.Single(err.Trim().Split('\n'));
+        (code, _, err) = CliRunner.Run("train", "--config", config, "--data", data, "--output", Path.Combine(_tmp, "y"), "--distillation", "soft");
+        Assert.Equal(1, code);
+        Assert.Contains("--distillation needs a teacher", err);
+    }
+
+    [Fact]
     public void ShippedConfigsParse()
     {
         var cifar = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_vit_tiny.json"));
