@@ -222,6 +222,18 @@ public class DistillationTests
     }
 
     [Fact]
+    public void FineTuningADeiTCheckpointGivesBothHeadsTheNewClasses()
+    {
+        var (cfg, w) = FineTune.Prepare(Path.Combine(FamilyParityTests.Dir("deit_distilled"), "model.safetensors"), null, 3, heads: 2);
+        Assert.True(((VitConfig)cfg).DistToken);
+        Assert.Equal([3, 48], w["head_dist.weight"].Shape);
+        Assert.All(w["head_dist.weight"].Data, v => Assert.Equal(0f, v));
+        using var m = VisionModel.Create(cfg, Cpu);
+        m.Load(w, "fine-tuning start");
+        Assert.Equal(3, m.Config.NumClasses);
+    }
+
+    [Fact]
     public void RenormalisationFoldsIntoThePatchProjection()
     {
         // A teacher trained with ImageNet's mean/std, a student with CIFAR's 0.5/0.5: the folded teacher on the student's
