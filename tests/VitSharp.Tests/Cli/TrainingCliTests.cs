@@ -119,5 +119,18 @@ public class TrainingCliTests : IDisposable
         Assert.Equal((128, 384, 12), (pre.BuildModelConfig(10).ImageSize, pre.BuildModelConfig(10).EmbedDim, pre.BuildModelConfig(10).Depth));
         var ft224 = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "imagenette_vit_s16_finetune224.json"));
         Assert.Equal((30, 1e-4f), (ft224.Epochs, ft224.Optimizer.Lr));
+
+        // The distillation pair (bench/peers/gpu_distill_cifar.sh): the same student and recipe, one with a distillation
+        // token and DeiT's hard distillation (the teacher given by --teacher).
+        var alone = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_student_ti.json"));
+        var distilled = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_student_ti_distilled.json"),
+            ["distillation.teacher=teacher.safetensors"]);
+        var a = Assert.IsType<VitSharp.Models.VitConfig>(alone.BuildModelConfig(10));
+        var d = Assert.IsType<VitSharp.Models.VitConfig>(distilled.BuildModelConfig(10));
+        Assert.Equal((192, 6, 3, false), (a.EmbedDim, a.Depth, a.NumHeads, a.DistToken));
+        Assert.Equal(a with { DistToken = true }, d);
+        Assert.Equal(("hard", 0.5f, "teacher.safetensors"), (distilled.Distillation.Type, distilled.Distillation.Alpha, distilled.Distillation.Teacher));
+        Assert.Null(alone.Distillation.Teacher);
+        Assert.Equal(alone with { Model = distilled.Model, Distillation = distilled.Distillation, Output = distilled.Output, Data = distilled.Data }, distilled);
     }
 }
