@@ -64,6 +64,8 @@ public sealed class TrainableModel : IDisposable
     }
     private StepLoss? _loss;
 
+    /// <summary>A step's loss (see <see cref="Loss"/>): writes dL/dlogits into <see cref="StepIo.DLogits"/> and returns
+    /// dL/d(distillation logits) with separate heads, else null.</summary>
     public delegate Tensor? StepLoss(Pass pass, StepIo io, ModelOutput output);
 
     /// <summary>The distillation head's logits of the last forward when <see cref="SeparateHeads"/> is on, else null.</summary>
