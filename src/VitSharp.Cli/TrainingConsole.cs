@@ -23,6 +23,11 @@ public static class TrainingConsole
     {
         var console = Terminal.Create();
         Terminal.Line(console, $"[grey]{trainer.TotalSteps} steps ({trainer.StepsPerEpoch} per epoch); model {Markup.Escape(trainer.Model.Config.ToJson().ToJsonString())}[/]");
+        if (trainer.Distillation is { } kd)
+            Terminal.Line(console, $"[grey]distilling from {Markup.Escape(kd.TeacherPath)}: {kd.Kind.ToString().ToLowerInvariant()}, alpha {kd.Alpha:G3}" +
+                (kd.Kind == VitSharp.Backends.DistillationKind.Soft ? $", tau {kd.Tau:G3}" : "") +
+                (kd.SeparateHeads ? "; distillation token and head" : "; through the class head (the student has no dist_token)") +
+                (kd.Renormalised ? "; the batch re-normalised for the teacher" : "") + "[/]");
         if (trainer.Communicator is { WorldSize: > 1 } c)
             Terminal.Line(console, $"[grey]data parallel: rank {c.Rank} of {c.WorldSize} ({c.Kind}); batch_size is the global batch[/]");
         void Print(TrainEvent e)

@@ -24,8 +24,10 @@ public sealed class TrainCommand : ICliCommand
         {
             Description = "data parallel on this host: start N ranks (cuda:0…N−1; with --device cpu, N CPU processes), batch_size being the global batch",
         };
+        var teacher = new Option<string?>("--teacher") { Description = "distil from this teacher checkpoint, DeiT-style (sets distillation.teacher)" };
+        var distillation = new Option<string?>("--distillation") { Description = "hard (default) or soft: the distillation loss (sets distillation.type)" };
         var cmd = new Command("train", "train a model from a JSON configuration");
-        foreach (var o in new Option[] { config, checkpoint, data, output, batch, set, fresh, force, device, dtype, gpus }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, checkpoint, data, output, batch, set, fresh, force, device, dtype, gpus, teacher, distillation }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
             // --gpus N: this process only starts and watches the N ranks (each of them runs the lines below).
@@ -38,7 +40,11 @@ public sealed class TrainCommand : ICliCommand
                 });
             var overrides = TrainingConsole.Overrides(r.GetValue(set), r.GetValue(data), r.GetValue(output), r.GetValue(batch));
             if (r.GetValue(checkpoint) is { } init) overrides.Add($"init_checkpoint={System.Text.Json.Nodes.JsonValue.Create(init)!.ToJsonString()}");
+            if (r.GetValue(teacher) is { } kd) overrides.Add($"distillation.teacher={System.Text.Json.Nodes.JsonValue.Create(kd)!.ToJsonString()}");
+            if (r.GetValue(distillation) is { } kind) overrides.Add($"distillation.type={System.Text.Json.Nodes.JsonValue.Create(kind)!.ToJsonString()}");
             var cfg = TrainConfig.Load(r.GetValue(config)!, overrides);
+            if (r.GetValue(distillation) is not null && cfg.Distillation.Teacher is null)
+                throw new VitSharpException("--distillation needs a teacher: --teacher CKPT (or distillation.teacher in the config)");
             var (train, val) = TrainData.Open(cfg.Data, cfg.Seed);
             TrainingConsole.DescribeData(train, val);
             var backend = Backends.CreateTraining(r.GetValue(device) ?? "cpu", r.GetValue(dtype) ?? DefaultDType(r.GetValue(device)));

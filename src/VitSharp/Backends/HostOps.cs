@@ -100,6 +100,60 @@ internal static class HostOps
         Write(be, a, y);
     }
 
+    /// <summary>The reference of <see cref="ITrainingBackend.DistillationLoss"/>: each row in double, log-probabilities
+    /// as differences from the log-sum-exp (never log of an underflowed probability), the batch sum in row order.</summary>
+    public static void DistillationLoss(IBackend be, Tensor student, Tensor teacher, DistillationKind kind, float tau, Tensor dstudent,
+        float gradScale, Tensor stats)
+    {
+        if (student.Rank != 2 || !student.Shape.AsSpan().SequenceEqual(teacher.Shape) || dstudent.Length != student.Length || stats.Length < 2)
+            throw new ArgumentException($"DistillationLoss: student {student}, teacher {teacher} -> {dstudent}, stats {stats}");
+        if (!(tau > 0) || !float.IsFinite(tau)) throw new ArgumentException($"DistillationLoss: temperature {tau} must be > 0");
+        int batch = student.Dim(0), k = student.Dim(1);
+        var s = Read(be, student);
+        var t = Read(be, teacher);
+        var ds = new float[s.Length];
+        var logQ = new double[k];
+        double inv = kind == DistillationKind.Soft ? 1.0 / tau : 1.0, total = 0;
+        for (int b = 0; b < batch; b++)
+        {
+            int row = b * k;
+            double sm = double.NegativeInfinity, tm = double.NegativeInfinity;
+            int arg = 0;
+            for (int j = 0; j < k; j++)
+            {
+                sm = Math.Max(sm, s[row + j] * inv);
+                if (t[row + j] * inv > tm) { tm = t[row + j] * inv; arg = j; }
+            }
+            double sz = 0, tz = 0;
+            for (int j = 0; j < k; j++) { sz += Math.Exp(s[row + j] * inv - sm); tz += Math.Exp(t[row + j] * inv - tm); }
+            double sLse = sm + Math.Log(sz), tLse = tm + Math.Log(tz);
+            for (int j = 0; j < k; j++) logQ[j] = s[row + j] * inv - sLse;
+            double loss = 0;
+            if (kind == DistillationKind.Hard)
+            {
+                loss = -logQ[arg];
+                double g = gradScale / (double)batch;
+                for (int j = 0; j < k; j++) ds[row + j] = (float)((Math.Exp(logQ[j]) - (j == arg ? 1 : 0)) * g);
+            }
+            else
+            {
+                double g = gradScale * (double)tau / ((double)batch * k);
+                for (int j = 0; j < k; j++)
+                {
+                    double logP = t[row + j] * inv - tLse, p = Math.Exp(logP);
+                    loss += p * (logP - logQ[j]);
+                    ds[row + j] = (float)((Math.Exp(logQ[j]) - p) * g);
+                }
+                loss *= (double)tau * tau / k;
+            }
+            total += loss;
+        }
+        var st = Read(be, stats);
+        st[0] += (float)(total / batch * gradScale);
+        Write(be, st, stats);
+        Write(be, ds, dstudent);
+    }
+
     public static void MaxTokens(IBackend be, Tensor x, int start, Tensor y)
     {
         int batch = x.Dim(0), t = x.Dim(1), d = x.Dim(2);

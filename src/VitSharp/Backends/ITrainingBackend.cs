@@ -5,6 +5,10 @@ namespace VitSharp.Backends;
 /// <summary>One AdamW step's hyper-parameters (PyTorch's torch.optim.AdamW arithmetic, decoupled weight decay).</summary>
 public readonly record struct AdamWArgs(float Lr, float Beta1, float Beta2, float Eps, float WeightDecay, long Step);
 
+/// <summary>DeiT's two distillation losses: <see cref="Hard"/> (cross-entropy against the teacher's arg-max) and
+/// <see cref="Soft"/> (KL divergence between the temperature-softened distributions).</summary>
+public enum DistillationKind { Hard, Soft }
+
 /// <summary>One SGD step's hyper-parameters (PyTorch's torch.optim.SGD: weight decay added to the gradient, then momentum).</summary>
 public readonly record struct SgdArgs(float Lr, float Momentum, float WeightDecay, bool Nesterov, bool FirstStep);
 
@@ -70,6 +74,20 @@ public interface ITrainingBackend : IBackend
     /// <paramref name="labels"/> (floats, may be null) to stats[1]. stats: F32 (4) on this device, read only to log.
     /// </summary>
     void CrossEntropyStats(Tensor logits, Tensor targets, Tensor? labels, Tensor dlogits, float gradScale, Tensor stats);
+
+    /// <summary>
+    /// DeiT's distillation term (deit/losses.py, DistillationLoss) on the distillation head's logits
+    /// <paramref name="student"/> (B, K) given the teacher's <paramref name="teacher"/> (B, K), both in the compute type.
+    /// <see cref="DistillationKind.Hard"/>: per row CE(student, argmax teacher) (the first maximum, as torch.argmax);
+    /// <see cref="DistillationKind.Soft"/>: per row τ²/K · KL(softmax(teacher/τ) ‖ softmax(student/τ)), so the batch mean
+    /// is DeiT's <c>kl_div(log_softmax(s/τ), log_softmax(t/τ), reduction='sum', log_target=True) · τ² / s.numel()</c>.
+    /// Like <see cref="CrossEntropyStats"/>: adds (batch-mean loss · <paramref name="gradScale"/>) to stats[0] (stats[1] is
+    /// left alone) and writes dstudent (=), the gradient of that scaled mean: hard (softmax(s) − onehot)·gradScale/B, soft
+    /// (softmax(s/τ) − softmax(t/τ))·gradScale·τ/(B·K). No gradient flows to the teacher. Default: on host floats
+    /// (<see cref="HostOps"/>); a GPU backend keeps it on the device.
+    /// </summary>
+    void DistillationLoss(Tensor student, Tensor teacher, DistillationKind kind, float tau, Tensor dstudent, float gradScale, Tensor stats) =>
+        HostOps.DistillationLoss(this, student, teacher, kind, tau, dstudent, gradScale, stats);
 
     /// <summary>torch.nn.utils.clip_grad_norm_ on the device: stats[2] = ‖grads‖₂; grads ·= max/(‖g‖+1e-6) when ‖g‖ &gt; max &gt; 0.</summary>
     void ClipGradNorm(Tensor grads, float maxNorm, Tensor stats);

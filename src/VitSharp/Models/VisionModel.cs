@@ -14,6 +14,9 @@ public sealed class ModelOutput : IDisposable
     public required Tensor Pooled { get; init; }
     /// <summary>Class scores (B, classes), or null for a features-only model.</summary>
     public Tensor? Logits { get; init; }
+    /// <summary>The distillation head's logits, only from a training pass with <see cref="Pass.SeparateHeads"/> (then
+    /// <see cref="Logits"/> holds the class head's alone); null otherwise.</summary>
+    public Tensor? DistLogits { get; init; }
     /// <summary>Attention weights per layer (B, H, T, T) when asked for.</summary>
     public IReadOnlyList<Tensor> AttentionProbs { get; init; } = [];
 
@@ -22,6 +25,7 @@ public sealed class ModelOutput : IDisposable
         Tokens.Dispose();
         Pooled.Dispose();
         Logits?.Dispose();
+        DistLogits?.Dispose();
         foreach (var p in AttentionProbs) p.Dispose();
     }
 }
@@ -70,6 +74,15 @@ public abstract class VisionModel : IDisposable
     /// <summary>After a training <see cref="Forward(Pass, Tensor)"/> on the same pass: accumulates every parameter
     /// gradient into the pass's gradients, given dL/dlogits.</summary>
     public abstract void Backward(Pass pass, Tensor dlogits);
+
+    /// <summary>The backward of a training pass with <see cref="Pass.SeparateHeads"/>: <paramref name="dDistLogits"/> is
+    /// the gradient of the distillation head's logits (null: a model without one, or a pass without separate heads,
+    /// which is <see cref="Backward(Pass, Tensor)"/>).</summary>
+    public virtual void Backward(Pass pass, Tensor dlogits, Tensor? dDistLogits)
+    {
+        if (dDistLogits is not null) throw new InvalidOperationException($"{GetType().Name} has no distillation head");
+        Backward(pass, dlogits);
+    }
 
     /// <summary>The training pass whose activations the layers hold now (the layers keep one pass's saved tensors).</summary>
     internal Pass? TrainingPass { get; set; }

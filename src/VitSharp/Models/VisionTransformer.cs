@@ -143,19 +143,25 @@ public sealed class VisionTransformer : VisionModel
         Tensor? logits = null;
         if (c.DistToken)
         {
-            // timm's VisionTransformerDistilled at inference: features and logits are the means of the two tokens' own.
+            // timm's VisionTransformerDistilled at inference: features and logits are the means of the two tokens' own;
+            // in distilled training (Pass.SeparateHeads) the two heads' logits come back apart, as timm's tuple.
             var cls = _pool.Forward(p, tokens);
             var dist = p.Get(b, d);
             p.Be.SelectToken(tokens, 1, dist);
             p.Be.Add(cls, dist, pooled);
             p.Be.ScaleInto(pooled, 0.5f, pooled);
+            Tensor? distLogits = null;
             if (_head is not null)
             {
                 logits = _head.Forward(p, cls, p.Output(b, c.NumClasses));
-                _headDist!.Forward(p, dist, logits, accumulate: true);
-                p.Be.ScaleInto(logits, 0.5f, logits);
+                if (p.Training && p.SeparateHeads) distLogits = _headDist!.Forward(p, dist, p.Output(b, c.NumClasses));
+                else
+                {
+                    _headDist!.Forward(p, dist, logits, accumulate: true);
+                    p.Be.ScaleInto(logits, 0.5f, logits);
+                }
             }
-            return new ModelOutput { Tokens = tokens, Pooled = pooled, Logits = logits, AttentionProbs = p.CapturedProbs };
+            return new ModelOutput { Tokens = tokens, Pooled = pooled, Logits = logits, DistLogits = distLogits, AttentionProbs = p.CapturedProbs };
         }
         bool direct = _fcNorm is null && _preLogits is null;
         var feat = _attnPool is not null ? _attnPool.Forward(p, tokens, direct ? pooled : null) : _pool.Forward(p, tokens, direct ? pooled : null);
@@ -209,20 +215,34 @@ public sealed class VisionTransformer : VisionModel
         if (shape[0] <= 0) throw new InputException("input batch is empty");
     }
 
-    public override void Backward(Pass p, Tensor dlogits)
+    public override void Backward(Pass p, Tensor dlogits) => Backward(p, dlogits, null);
+
+    /// <summary>dlogits: the gradient of the logits the forward returned (the mean of the two heads, or with
+    /// <see cref="Pass.SeparateHeads"/> the class head's, with <paramref name="dDistLogits"/> the distillation head's).</summary>
+    public override void Backward(Pass p, Tensor dlogits, Tensor? dDistLogits)
     {
         var c = Config;
+        bool separate = c.DistToken && p.SeparateHeads;
+        if (separate != dDistLogits is not null)
+            throw new InvalidOperationException(separate
+                ? "this pass returned both heads' logits (separate heads): the backward needs the distillation head's gradient too"
+                : "a distillation head's gradient for a pass that returned one set of logits");
         int b = dlogits.Dim(0), t = c.NumTokens, d = c.EmbedDim;
         var dx = p.Get(b, t, d);
         var dTokens = _norm is null ? dx : p.Get(b, t, d);
         if (c.DistToken)
         {
-            var dl = p.Get(dlogits.Shape);
-            p.Be.ScaleInto(dlogits, 0.5f, dl);
+            // The mean of the heads sends half of dlogits into each; separate heads get their own gradients.
+            Tensor dlCls = dlogits, dlDist = dDistLogits ?? dlogits;
+            if (!separate)
+            {
+                dlCls = dlDist = p.Get(dlogits.Shape);
+                p.Be.ScaleInto(dlogits, 0.5f, dlCls);
+            }
             var dCls = p.Get(b, d);
             var dDist = p.Get(b, d);
-            _head!.Backward(p, dl, dCls);
-            _headDist!.Backward(p, dl, dDist);
+            _head!.Backward(p, dlCls, dCls);
+            _headDist!.Backward(p, dlDist, dDist);
             _pool.Backward(p, dCls, dTokens);
             var dOther = p.Get(b, t, d);
             p.Tb.SelectTokenBackward(dDist, 1, dOther);

@@ -41,16 +41,17 @@ public sealed class Pass
         new(be, ws, null, null, null, captureAttention ? new List<Tensor>() : null);
 
     /// <summary>A training pass: gradients of <paramref name="parameters"/> accumulate into <paramref name="grads"/> (same layout).
-    /// <paramref name="rng"/> draws the dropout and drop-path masks (null: none, as in evaluation).</summary>
+    /// <paramref name="rng"/> draws the dropout and drop-path masks (null: none, as in evaluation);
+    /// <paramref name="separateHeads"/>: see <see cref="SeparateHeads"/>.</summary>
     public static Pass Train(ITrainingBackend be, Workspace ws, ParameterSet parameters, ParameterSet grads, Random? rng,
-        float dropRate = 0, float dropPathRate = 0) =>
-        new(be, ws, be, parameters, grads, null) { Rng = rng, DropRate = dropRate, DropPathRate = dropPathRate };
+        float dropRate = 0, float dropPathRate = 0, bool separateHeads = false) =>
+        new(be, ws, be, parameters, grads, null) { Rng = rng, DropRate = dropRate, DropPathRate = dropPathRate, SeparateHeads = separateHeads };
 
     /// <summary>A training pass being recorded for replay (<see cref="IGraphCapture"/>): drop-path masks come from
     /// <paramref name="masks"/>, drawn before each replay; dropout is not supported.</summary>
     public static Pass TrainRecorded(ITrainingBackend be, Workspace ws, ParameterSet parameters, ParameterSet grads, MaskPlan masks,
-        float dropPathRate) =>
-        new(be, ws, be, parameters, grads, null) { Masks = masks, DropPathRate = dropPathRate };
+        float dropPathRate, bool separateHeads = false) =>
+        new(be, ws, be, parameters, grads, null) { Masks = masks, DropPathRate = dropPathRate, SeparateHeads = separateHeads };
 
     public IBackend Be { get; }
     public Workspace Ws { get; }
@@ -58,6 +59,12 @@ public sealed class Pass
 
     /// <summary>The backward operations; only a training pass has them.</summary>
     public ITrainingBackend Tb => _training ?? throw new InvalidOperationException("backward ops outside a training pass");
+
+    /// <summary>timm's <c>distilled_training</c>: a model with a distillation head returns both heads' logits from a training
+    /// forward (<see cref="Models.ModelOutput.Logits"/> the class head's, <see cref="Models.ModelOutput.DistLogits"/> the
+    /// distillation head's) instead of their mean, and its backward takes a gradient for each. Distillation from a teacher
+    /// turns it on; otherwise (and always at inference) the logits are the mean of the two heads.</summary>
+    public bool SeparateHeads { get; private init; }
 
     public Random? Rng { get; private init; }
     /// <summary>Where a recorded pass's drop-path masks live (null: drawn now from <see cref="Rng"/>).</summary>

@@ -55,10 +55,16 @@ public static class FineTune
         var config = ck.Config with { NumClasses = classes };
         int features = config is VitConfig v ? v.FeatureDim : config.EmbedDim;
         if (!newHead && KeepsHead(ck, classes, classNames, features)) return (config, new Dictionary<string, HostArray>(ck.Weights));
-        var weights = ck.Weights.Where(kv => !kv.Key.StartsWith("head.", StringComparison.Ordinal))
+        var weights = ck.Weights.Where(kv => !kv.Key.StartsWith("head.", StringComparison.Ordinal) && !kv.Key.StartsWith("head_dist.", StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key, kv => kv.Value);
         weights["head.weight"] = new HostArray([classes, features], new float[classes * features]);
         weights["head.bias"] = new HostArray([classes], new float[classes]);
+        if (config is VitConfig { DistToken: true } dv)
+        {
+            // A DeiT checkpoint's distillation head is new for the new classes too.
+            weights["head_dist.weight"] = new HostArray([classes, dv.EmbedDim], new float[classes * dv.EmbedDim]);
+            weights["head_dist.bias"] = new HostArray([classes], new float[classes]);
+        }
         return (config, weights);
     }
 

@@ -48,6 +48,9 @@ public sealed record TrainConfig
     /// <summary>Data-parallel training (several GPUs or ranks): how gradients travel and where the optimizer state lives.
     /// Not part of what a checkpoint's run must match: a run resumes under other values and on any world size.</summary>
     public DistributedConfig Distributed { get; init; } = new();
+    /// <summary>DeiT-style knowledge distillation from a teacher checkpoint (<c>"distillation"</c>, <c>vit train --teacher</c>);
+    /// off while <see cref="DistillationConfig.Teacher"/> is null. See <see cref="Training.Distillation"/>.</summary>
+    public DistillationConfig Distillation { get; init; } = new();
     /// <summary>Fine-tuning: start from this checkpoint, position embeddings resampled; its head is kept when it has the
     /// data's classes (<see cref="Training.FineTune.KeepsHead"/>), else a new zero-initialised head.</summary>
     public string? InitCheckpoint { get; init; }
@@ -129,7 +132,7 @@ public sealed record TrainConfig
     [
         "preset", "architecture", "img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_classes", "layer_norm_eps",
         "gelu", "global_pool", "num_heads", "mlp_dim", "qkv_bias", "class_token", "fc_norm", "token_mlp_dim", "channel_mlp_dim",
-        "head_dim", "no_embed_class", "representation_size",
+        "head_dim", "no_embed_class", "representation_size", "dist_token",
     ];
 
     /// <summary>Refuses keys the defaults do not have (or, under model, <see cref="ModelKeys"/> lacks), suggesting the nearest.</summary>
@@ -218,6 +221,12 @@ public sealed record TrainConfig
         Check(Distributed.BucketMb > 0 && float.IsFinite(Distributed.BucketMb), "distributed.bucket_mb", Distributed.BucketMb, "it must be > 0");
         Check(!Distributed.Zero1 || Optimizer.Name.Equals("adamw", StringComparison.OrdinalIgnoreCase), "distributed.zero1", Distributed.Zero1,
             "optimizer state sharding (ZeRO-1) is implemented for adamw only");
+        var kd = Distillation;
+        Check(kd.Teacher is null || kd.Teacher.Trim().Length > 0, "distillation.teacher", kd.Teacher ?? "", "it must name a checkpoint (or be null: no distillation)");
+        Check(kd.Type is "hard" or "soft", "distillation.type", kd.Type, "it must be hard or soft");
+        Check(In(kd.Alpha, 0, 1, hiOpen: false), "distillation.alpha", kd.Alpha, "it must be in [0, 1]");
+        Check(kd.Tau > 0 && float.IsFinite(kd.Tau), "distillation.tau", kd.Tau, "it must be > 0");
+        Check(kd.TeacherHeads is null or > 0, "distillation.teacher_heads", kd.TeacherHeads ?? 0, "it must be ≥ 1 (or null: what the teacher's file states)");
         Check(Data.Workers >= 0, "data.workers", Data.Workers, "it must be ≥ 0 (0: every core)");
         Check(Data.ValFraction is >= 0 and < 1, "data.val_fraction", Data.ValFraction, "it must be in [0, 1)");
     }
@@ -296,6 +305,7 @@ public sealed record TrainConfig
                 NumHeads = I("num_heads", v.NumHeads), MlpDim = I("mlp_dim", m["embed_dim"] is null ? v.MlpDim : 4 * c.EmbedDim),
                 QkvBias = B("qkv_bias", v.QkvBias),
                 ClassToken = B("class_token", v.ClassToken),
+                DistToken = B("dist_token", v.DistToken),
                 Pool = pool, FcNorm = B("fc_norm", pool == Pooling.Avg),
             };
         }
@@ -373,6 +383,33 @@ public sealed record DistributedConfig
     /// <summary>Shard the AdamW moments over the ranks (ZeRO stage 1): each rank steps 1/N of the weights, then the
     /// shards are broadcast. Same weights as without it; optimizer state memory ÷ N.</summary>
     public bool Zero1 { get; init; }
+}
+
+/// <summary>DeiT-style knowledge distillation (<c>"distillation"</c>; facebookresearch/deit's <c>--teacher-path</c>,
+/// <c>--distillation-type</c>, <c>--distillation-alpha</c>, <c>--distillation-tau</c>). The loss is
+/// (1 − α)·CE(class head, targets) + α·(hard: CE(distillation head, argmax teacher) | soft: τ²·KL(softmax(teacher/τ) ‖
+/// softmax(distillation head/τ)) / K), the distillation head being the class head when the student has no dist_token.</summary>
+public sealed record DistillationConfig
+{
+    /// <summary>The teacher: any checkpoint Checkpoint.Load reads (file or folder), with the data's classes and the
+    /// student's image size; null: no distillation.</summary>
+    public string? Teacher { get; init; }
+    /// <summary>hard (DeiT's best: the teacher's arg-max as a label) or soft (KL divergence at temperature tau).</summary>
+    public string Type { get; init; } = "hard";
+    /// <summary>The distillation term's weight; the class head's cross-entropy gets 1 − alpha. DeiT: 0.5.</summary>
+    public float Alpha { get; init; } = 0.5f;
+    /// <summary>The soft distillation's temperature (the hard one ignores it). DeiT: 1.0.</summary>
+    public float Tau { get; init; } = 1f;
+    /// <summary>The teacher's attention heads when its file cannot state them (timm names and heads ≠ width/64).</summary>
+    public int? TeacherHeads { get; init; }
+
+    /// <summary><see cref="Type"/> as the backend's enum.</summary>
+    public Backends.DistillationKind ParseKind() => Type switch
+    {
+        "hard" => Backends.DistillationKind.Hard,
+        "soft" => Backends.DistillationKind.Soft,
+        _ => throw new VitSharpException($"distillation.type must be hard or soft, not '{Type}'"),
+    };
 }
 
 /// <summary>The optimizer and its hyper-parameters.</summary>

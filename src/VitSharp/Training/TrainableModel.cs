@@ -41,26 +41,74 @@ public sealed class TrainableModel : IDisposable
     public ITrainingBackend Be { get; }
     public Regularization Regularization { get; set; } = new();
 
+    /// <summary>timm's <c>distilled_training</c> (<see cref="Pass.SeparateHeads"/>): a distillation-token model's training
+    /// forward returns the class head's logits from <see cref="Forward"/> and the distillation head's in
+    /// <see cref="DistLogits"/>, and <see cref="Backward(Tensor, Tensor?)"/> takes both gradients. Off (the default), the
+    /// logits are the mean of the two heads, as at inference. Changing it drops a recorded step.</summary>
+    public bool SeparateHeads
+    {
+        get => _separateHeads;
+        set { if (value != _separateHeads) DropRecording(); _separateHeads = value; }
+    }
+    private bool _separateHeads;
+
+    /// <summary>The step's loss after the forward, in place of softmax cross-entropy against <see cref="StepIo.Targets"/>:
+    /// given the training pass (its workspace serves as scratch), the micro-batch's buffers and the forward's output, it
+    /// writes <see cref="StepIo.DLogits"/>, adds its statistics to <see cref="StepIo.Stats"/> and returns the distillation
+    /// head's gradient (null without separate heads). Device work only, the same every step (it is recorded into a
+    /// replayed step). Null: <see cref="ITrainingBackend.CrossEntropyStats"/>. See <see cref="Distillation"/>.</summary>
+    public StepLoss? Loss
+    {
+        get => _loss;
+        set { if (value != _loss) DropRecording(); _loss = value; }
+    }
+    private StepLoss? _loss;
+
+    /// <summary>A step's loss (see <see cref="Loss"/>): writes dL/dlogits into <see cref="StepIo.DLogits"/> and returns
+    /// dL/d(distillation logits) with separate heads, else null.</summary>
+    public delegate Tensor? StepLoss(Pass pass, StepIo io, ModelOutput output);
+
+    /// <summary>The distillation head's logits of the last forward when <see cref="SeparateHeads"/> is on, else null.</summary>
+    public Tensor? DistLogits { get; private set; }
+
     /// <summary>Runs a forward pass that saves activations; logits (B, classes) stay valid until the next call.
     /// <paramref name="rng"/> draws dropout and drop-path masks (null: no regularisation, as in evaluation).
-    /// <paramref name="images"/> must stay alive until <see cref="Backward"/>.</summary>
-    public Tensor Forward(Tensor images, Random? rng)
+    /// <paramref name="images"/> must stay alive until <see cref="Backward(Tensor)"/>.</summary>
+    public Tensor Forward(Tensor images, Random? rng) => ForwardOutput(images, rng).Logits!;
+
+    private ModelOutput ForwardOutput(Tensor images, Random? rng)
     {
         Model.CheckInput(images.Shape);
         _acts.Reset();
-        _pass = Pass.Train(Be, _acts, Model.Parameters, Grads, rng, Regularization.DropRate, Regularization.DropPathRate);
+        _pass = Pass.Train(Be, _acts, Model.Parameters, Grads, rng, Regularization.DropRate, Regularization.DropPathRate, SeparateHeads);
         Model.TrainingPass = _pass;
-        return Model.Forward(_pass, images).Logits!;
+        var output = Model.Forward(_pass, images);
+        DistLogits = output.DistLogits;
+        return output;
     }
 
     /// <summary>Accumulates parameter gradients for the last forward, given dL/dlogits.</summary>
-    public void Backward(Tensor dlogits)
+    public void Backward(Tensor dlogits) => Backward(dlogits, null);
+
+    /// <summary>Accumulates parameter gradients for the last forward, given dL/dlogits and, with
+    /// <see cref="SeparateHeads"/>, dL/d(distillation logits).</summary>
+    public void Backward(Tensor dlogits, Tensor? dDistLogits)
     {
         var pass = _pass ?? throw new InvalidOperationException("Backward before Forward");
         if (Model.TrainingPass != pass)
             throw new InvalidOperationException("another training forward ran on this model since this one: its layers hold that pass's activations");
         pass.BeginBackward();
-        Model.Backward(pass, dlogits);
+        Model.Backward(pass, dlogits, dDistLogits);
+    }
+
+    /// <summary>The step's loss: <see cref="Loss"/>, or cross-entropy of the logits against the targets.</summary>
+    private Tensor? RunLoss(Pass pass, StepIo io, ModelOutput output)
+    {
+        if (_loss is not null) return _loss(pass, io, output);
+        if (output.DistLogits is not null)
+            throw new InvalidOperationException("separate heads need a Loss that gives the distillation head its gradient");
+        Be.CrossEntropyStats(output.Logits!, io.Targets, io.Labels, io.DLogits, io.GradScale, io.Stats);
+        return null;
     }
 
     public void ZeroGrad() => Be.Zero(Grads.Buffer);
@@ -89,9 +137,9 @@ public sealed class TrainableModel : IDisposable
             }
             _eagerWith = io;
         }
-        var logits = Forward(io.Images, rng);
-        Be.CrossEntropyStats(logits, io.Targets, io.Labels, io.DLogits, io.GradScale, io.Stats);
-        Backward(io.DLogits);
+        var output = ForwardOutput(io.Images, rng);
+        var dDist = RunLoss(_pass!, io, output);
+        Backward(io.DLogits, dDist);
         epilogue?.Invoke();
     }
 
@@ -112,17 +160,17 @@ public sealed class TrainableModel : IDisposable
         var acts = new Workspace(Be);
         int batch = io.Images.Dim(0);
         var masks = new MaskPlan(Be, batch * (2 * Model.Config.Depth + 8));
-        var pass = Pass.TrainRecorded(Be, acts, Model.Parameters, Grads, masks, Regularization.DropPathRate);
+        var pass = Pass.TrainRecorded(Be, acts, Model.Parameters, Grads, masks, Regularization.DropPathRate, SeparateHeads);
         ICapturedWork work;
         try
         {
             work = capture.Capture(() =>
             {
                 Model.TrainingPass = pass;
-                var logits = Model.Forward(pass, io.Images).Logits!;
-                Be.CrossEntropyStats(logits, io.Targets, io.Labels, io.DLogits, io.GradScale, io.Stats);
+                var output = Model.Forward(pass, io.Images);
+                var dDist = RunLoss(pass, io, output);
                 pass.BeginBackward();
-                Model.Backward(pass, io.DLogits);
+                Model.Backward(pass, io.DLogits, dDist);
                 epilogue?.Invoke();
             });
         }

@@ -44,6 +44,7 @@ public sealed class Trainer : IDisposable
     private readonly Augmentation _aug;
     private readonly LrSchedule _schedule;
     private readonly Mixup? _mixup;
+    private readonly Distillation? _distill;
     private readonly ICommunicator _comm;
     // Data parallel: a communicator other than the single rank (a world of one over NCCL runs the real collectives).
     private readonly bool _parallel;
@@ -94,6 +95,13 @@ public sealed class Trainer : IDisposable
         if (config.EmaDecay > 0) _ema = new Ema(_opt.Weights, config.EmaDecay);
         var d = config.Data;
         _aug = TrainData.Augmentation(d, mc.ImageSize, mc.InChannels);
+        if (config.Distillation.Teacher is not null)
+        {
+            // The teacher on the student's backend; its forward and both losses become part of every step (recorded too).
+            _distill = Distillation.Open(config.Distillation, mc, train.Classes, _aug.Mean, _aug.Std, be);
+            _tm.SeparateHeads = _distill.SeparateHeads;
+            _tm.Loss = _distill.Loss;
+        }
         if (config.AccumulationSteps < 1 || config.BatchSize < 1) throw new VitSharpException("batch_size and accumulation_steps must be at least 1");
         _loader = TrainData.Loader(d, train, config.BatchSize / world, _aug, training: true, config.Seed, _comm.Rank, world);
         StepsPerEpoch = _loader.BatchesPerEpoch / config.AccumulationSteps;
@@ -108,6 +116,8 @@ public sealed class Trainer : IDisposable
     }
 
     public VisionModel Model => _model;
+    /// <summary>The run's teacher and distillation loss (null: plain cross-entropy training).</summary>
+    public Distillation? Distillation => _distill;
     /// <summary>This trainer's rank and world (a single rank unless constructed with a communicator).</summary>
     public ICommunicator Communicator => _comm;
     /// <summary>The [offset, offset + length) element ranges of the flat gradient buffer all-reduced one after another,
@@ -425,6 +435,7 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
+        _distill?.Dispose();
         _ema?.Dispose();
         _opt.Dispose();
         _tm.Dispose();

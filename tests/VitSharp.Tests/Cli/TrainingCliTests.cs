@@ -56,6 +56,51 @@ public class TrainingCliTests : IDisposable
     }
 
     [Fact]
+    public void TrainWithTeacherThenEvalAndClassify()
+    {
+        var data = DataTests.MakeArchive(gzip: true);
+        var config = Path.Combine(_tmp, "tiny.json");
+        File.WriteAllText(config, """
+            {
+              "model": { "architecture": "vit", "img_size": 8, "patch_size": 4, "embed_dim": 8, "depth": 1, "num_heads": 2, "mlp_dim": 16 },
+              "batch_size": 4, "epochs": 2, "log_every_steps": 1
+            }
+            """);
+        var teacherRun = Path.Combine(_tmp, "teacher");
+        var (code, _, err) = CliRunner.Run("train", "--config", config, "--data", data, "--output", teacherRun);
+        Assert.True(code == 0, err);
+        var teacher = Path.Combine(teacherRun, Trainer.ModelFile);
+
+        var run = Path.Combine(_tmp, "student");
+        string stdout;
+        (code, stdout, err) = CliRunner.Run("train", "--config", config, "--data", data, "--output", run, "--teacher", teacher,
+            "--distillation", "soft", "--set", "model.dist_token=true", "--set", "distillation.tau=2");
+        Assert.True(code == 0, err);
+        Assert.Contains($"distilling from {teacher}: soft, alpha 0.5, tau 2; distillation token and head", stdout);
+        Assert.Contains("done: 6 steps", stdout);
+        var model = Path.Combine(run, Trainer.ModelFile);
+        var student = Checkpoint.Load(model);
+        Assert.True(((VitSharp.Models.VitConfig)student.Config).DistToken);
+        Assert.Contains("head_dist.weight", student.Weights.Keys);
+
+        (code, stdout, err) = CliRunner.Run("eval", "--checkpoint", model, "--data", data);
+        Assert.True(code == 0, err);
+        Assert.Contains("images 12", stdout);
+        (code, stdout, err) = CliRunner.Run("classify", "--checkpoint", model, Repo.At("samples", "chelsea.png"), "--top-k", "3");
+        Assert.True(code == 0, err);
+        Assert.Contains("chelsea.png", stdout);
+
+        (code, _, err) = CliRunner.Run("train", "--config", config, "--data", data, "--output", Path.Combine(_tmp, "x"),
+            "--teacher", Path.Combine(_tmp, "missing.safetensors"));
+        Assert.Equal(1, code);
+        Assert.Contains("missing.safetensors: teacher checkpoint not found", err);
+        Assert.Single(err.Trim().Split('\n'));
+        (code, _, err) = CliRunner.Run("train", "--config", config, "--data", data, "--output", Path.Combine(_tmp, "y"), "--distillation", "soft");
+        Assert.Equal(1, code);
+        Assert.Contains("--distillation needs a teacher", err);
+    }
+
+    [Fact]
     public void ShippedConfigsParse()
     {
         var cifar = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_vit_tiny.json"));
@@ -74,5 +119,18 @@ public class TrainingCliTests : IDisposable
         Assert.Equal((128, 384, 12), (pre.BuildModelConfig(10).ImageSize, pre.BuildModelConfig(10).EmbedDim, pre.BuildModelConfig(10).Depth));
         var ft224 = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "imagenette_vit_s16_finetune224.json"));
         Assert.Equal((30, 1e-4f), (ft224.Epochs, ft224.Optimizer.Lr));
+
+        // The distillation pair (bench/peers/gpu_distill_cifar.sh): the same student and recipe, one with a distillation
+        // token and DeiT's hard distillation (the teacher given by --teacher).
+        var alone = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_student_ti.json"));
+        var distilled = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_student_ti_distilled.json"),
+            ["distillation.teacher=teacher.safetensors"]);
+        var a = Assert.IsType<VitSharp.Models.VitConfig>(alone.BuildModelConfig(10));
+        var d = Assert.IsType<VitSharp.Models.VitConfig>(distilled.BuildModelConfig(10));
+        Assert.Equal((192, 6, 3, false), (a.EmbedDim, a.Depth, a.NumHeads, a.DistToken));
+        Assert.Equal(a with { DistToken = true }, d);
+        Assert.Equal(("hard", 0.5f, "teacher.safetensors"), (distilled.Distillation.Type, distilled.Distillation.Alpha, distilled.Distillation.Teacher));
+        Assert.Null(alone.Distillation.Teacher);
+        Assert.Equal(alone with { Model = distilled.Model, Distillation = distilled.Distillation, Output = distilled.Output, Data = distilled.Data }, distilled);
     }
 }

@@ -37,6 +37,11 @@ public class CudaTrainingTests(ITestOutputHelper output)
     [InlineData(DType.BF16)]
     public void ReplayedStepsGiveTheEagerWeightsBitForBit(DType dtype) => AllPass([CudaTrainingSelfTest.GraphReplay(dtype)]);
 
+    [CudaTheory]
+    [InlineData(DType.F32)]
+    [InlineData(DType.BF16)]
+    public void DistillationStepsMatchTheCpuAndReplay(DType dtype) => AllPass(CudaTrainingSelfTest.DistillationChecks(dtype));
+
     [CudaFact]
     public void OneSweepAdamWGivesThePerRunNumbers() => AllPass([CudaTrainingSelfTest.AdamWRuns()]);
 }

@@ -264,6 +264,29 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
         if (dcls is not null) ColumnSums(dx, batch, d, (long)t * d, dcls);
     }
 
+    /// <summary>Backward of <see cref="EmbedTokens"/> from the existing kernels: the patches' rows as
+    /// <see cref="EmbedBackward"/> copies them (k prefix rows skipped), each prefix parameter += its rows' column sums over
+    /// the batch, dpos += the column sums of every row.</summary>
+    public void EmbedTokensBackward(Tensor dx, Tensor dpatches, IReadOnlyList<Tensor> dprefix, Tensor dpos)
+    {
+        CheckCompute(dx, dpatches);
+        int batch = dx.Dim(0), t = dx.Dim(1), d = dx.Dim(2), np = dpatches.Dim(1);
+        int k = t - np;
+        if (dprefix.Sum(p => p.Length) != (long)k * d || dpos.Length != (long)t * d)
+            throw new ArgumentException($"EmbedTokensBackward: {dx} -> {dpatches}, {dprefix.Count} prefix gradients, {dpos}");
+        Launch("training.cu", "embed_backward_patches_" + _suffix, PerImageBlocks((long)np * d, batch), (uint)batch, 1, 256, 1, 1, 0,
+            dx.Pointer, dpatches.Pointer, np, d, k);
+        ColumnSums(dx, batch, t * d, (long)t * d, dpos);
+        long at = 0;
+        foreach (var p in dprefix)
+        {
+            int cols = checked((int)p.Length);
+            // Rows b·T·D + at … of dx: a view that starts at the prefix token and ends with the last sample's copy of it.
+            ColumnSums(dx.View([checked((int)((long)(batch - 1) * t * d + cols))], at), batch, cols, (long)t * d, p);
+            at += cols;
+        }
+    }
+
     public void MeanTokensBackward(Tensor dy, int start, Tensor dx)
     {
         CheckCompute(dy, dx);
@@ -305,6 +328,22 @@ public sealed unsafe partial class CudaBackend : ITrainingBackend
         using var rows = Allocate([2 * batch], DType.F32);
         Launch("training.cu", "softmax_xent_" + _suffix, (uint)batch, 1, 1, k >= 256 ? 256u : 32u, 1, 1, 0,
             logits.Pointer, targets.Pointer, dlogits?.Pointer ?? 0, rows.Pointer, labels?.Pointer ?? 0, k, Bits(gradScale / batch));
+        Launch("training.cu", "xent_final", 1, 1, 1, 256, 1, 1, 0, rows.Pointer, stats.Pointer, batch, Bits(gradScale));
+    }
+
+    public void DistillationLoss(Tensor student, Tensor teacher, DistillationKind kind, float tau, Tensor dstudent, float gradScale, Tensor stats)
+    {
+        CheckCompute(student, teacher, dstudent);
+        CheckType(stats, DType.F32);
+        if (student.Rank != 2 || !student.Shape.AsSpan().SequenceEqual(teacher.Shape) || dstudent.Length != student.Length)
+            throw new ArgumentException($"DistillationLoss: student {student}, teacher {teacher} -> {dstudent}");
+        if (!(tau > 0) || !float.IsFinite(tau)) throw new ArgumentException($"DistillationLoss: temperature {tau} must be > 0");
+        int batch = student.Dim(0), k = student.Dim(1);
+        bool soft = kind == DistillationKind.Soft;
+        float g = soft ? (float)(gradScale * (double)tau / ((double)batch * k)) : gradScale / batch;
+        using var rows = Allocate([2 * batch], DType.F32);
+        Launch("training.cu", "distill_" + _suffix, (uint)batch, 1, 1, k >= 256 ? 256u : 32u, 1, 1, 0,
+            student.Pointer, teacher.Pointer, dstudent.Pointer, rows.Pointer, k, soft ? 1 : 0, Bits(tau), Bits(g));
         Launch("training.cu", "xent_final", 1, 1, 1, 256, 1, 1, 0, rows.Pointer, stats.Pointer, batch, Bits(gradScale));
     }
 

@@ -263,6 +263,37 @@ public sealed unsafe partial class CudaBackend : IBackend, IGraphCapture
             patches.Pointer, cls?.Pointer ?? 0, pos.Pointer, x.Pointer, np, d, cls is null ? 0 : 1);
     }
 
+    /// <summary>Several prefix tokens (class, distillation, registers; separate parameters): copied side by side on the
+    /// device, then <see cref="Embed"/>'s kernel with that many prefix rows. No host round trip, so a step of a
+    /// distillation-token model records into a CUDA graph.</summary>
+    public void EmbedTokens(Tensor patches, IReadOnlyList<Tensor> prefix, Tensor pos, Tensor x)
+    {
+        CheckCompute(patches, pos, x);
+        int batch = patches.Dim(0), np = patches.Dim(1), d = patches.Dim(2), t = x.Dim(1);
+        int k = 0;
+        foreach (var p in prefix) { CheckCompute(p); k += p.Dim(1); }
+        if (t != k + np || pos.Dim(1) != t || x.Dim(2) != d)
+            throw new ArgumentException($"EmbedTokens: {k} prefix tokens + {patches} with {pos} into {x}");
+        using var packed = k > 0 ? Allocate([k * d], ComputeType) : null;
+        long at = 0;
+        foreach (var p in prefix)
+        {
+            CopyDevice(p, packed!.View([checked((int)p.Length)], at));
+            at += p.Length;
+        }
+        Launch("elementwise.cu", "embed_" + _suffix, PerImageBlocks(x.Length / batch, batch), (uint)batch, 1, 256, 1, 1, 0,
+            patches.Pointer, packed?.Pointer ?? 0, pos.Pointer, x.Pointer, np, d, k);
+    }
+
+    /// <summary>y = x·s on the device (a copy, then the training backend's scale kernel).</summary>
+    public void ScaleInto(Tensor x, float s, Tensor y)
+    {
+        CheckCompute(x, y);
+        if (x.Length != y.Length) throw new ArgumentException($"ScaleInto: {x} -> {y}");
+        if (x.Pointer != y.Pointer) CopyDevice(x, y);
+        Scale(y, s);
+    }
+
     public void MeanTokens(Tensor x, int start, Tensor y)
     {
         CheckCompute(x, y);

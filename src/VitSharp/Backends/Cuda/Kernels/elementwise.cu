@@ -53,7 +53,8 @@ __device__ void activation_vec8_impl(const T* x, T* y, long n8, int act)
     }
 }
 
-// x (B, T, D) = [cls ; patches] + pos; cls may be null (T = Np). Grid: (chunks of T·D, B), so the index
+// x (B, T, D) = [prefix ; patches] + pos: prefix holds the `prefix` tokens (class, distillation, registers) side by
+// side (prefix·D values; the class token alone for Embed), may be null when prefix is 0 (T = Np). Grid: (chunks of T·D, B), so the index
 // arithmetic stays 32-bit (64-bit division is a long subroutine on the GPU).
 template <typename T>
 __device__ void embed_impl(const T* patches, const T* cls, const T* pos, T* x, int np, int d, int prefix)
@@ -62,7 +63,7 @@ __device__ void embed_impl(const T* patches, const T* cls, const T* pos, T* x, i
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < t * d; i += gridDim.x * blockDim.x)
     {
         int tok = i / d, c = i - tok * d;
-        float v = tok < prefix ? to_f(cls[c]) : to_f(patches[((long)b * np + tok - prefix) * d + c]);
+        float v = tok < prefix ? to_f(cls[i]) : to_f(patches[((long)b * np + tok - prefix) * d + c]);
         x[(long)b * t * d + i] = from_f<T>(v + to_f(pos[i]));
     }
 }

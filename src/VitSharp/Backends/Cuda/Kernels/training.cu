@@ -292,6 +292,65 @@ extern "C" __global__ void xent_final(const float* rowstats, float* stats, int r
     if (threadIdx.x == 0) { stats[0] += l / rows * lscale; stats[1] += c; }
 }
 
+// --- DeiT's distillation term (ITrainingBackend.DistillationLoss), one block per row; the reduction is xent_final's ---
+// mode 0 (hard): the row's CE against the teacher's arg-max (first maximum); ds = (softmax(s) − onehot)·gscale.
+// mode 1 (soft): τ²/K · KL(softmax(t/τ) ‖ softmax(s/τ)) with log-probabilities as differences from the log-sum-exp;
+// ds = (softmax(s/τ) − softmax(t/τ))·gscale. rowstats[2·row] = the row's loss, rowstats[2·row+1] = 0 (no accuracy).
+template <typename T>
+__device__ void distill_impl(const T* student, const T* teacher, T* ds, float* rowstats, int k, int mode, float tau, float gscale)
+{
+    __shared__ float scratch[32];
+    __shared__ int sarg[32];
+    int row = blockIdx.x;
+    const T* s = student + (long)row * k;
+    const T* t = teacher + (long)row * k;
+    float inv = mode ? 1.f / tau : 1.f;
+    // The teacher's maximum of t·inv and its first index (block arg-max as softmax_xent's), the student's maximum.
+    float tm = -VS_INF, sm = -VS_INF; int arg = 0x7fffffff;
+    for (int j = threadIdx.x; j < k; j += blockDim.x)
+    {
+        float v = to_f(t[j]) * inv;
+        if (v > tm || (v == tm && j < arg)) { tm = v; arg = j; }
+        sm = fmaxf(sm, to_f(s[j]) * inv);
+    }
+    for (int o = 16; o > 0; o >>= 1)
+    {
+        float mo = __shfl_xor_sync(0xffffffffu, tm, o); int ao = __shfl_xor_sync(0xffffffffu, arg, o);
+        if (mo > tm || (mo == tm && ao < arg)) { tm = mo; arg = ao; }
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    if (lane == 0) { scratch[warp] = tm; sarg[warp] = arg; }
+    __syncthreads();
+    if (threadIdx.x == 0)
+    {
+        for (int w = 1; w < warps; w++)
+            if (scratch[w] > scratch[0] || (scratch[w] == scratch[0] && sarg[w] < sarg[0])) { scratch[0] = scratch[w]; sarg[0] = sarg[w]; }
+    }
+    __syncthreads();
+    tm = scratch[0]; arg = sarg[0];
+    __syncthreads();
+    sm = block_reduce(sm, scratch, true);
+    float sz = 0.f, tz = 0.f;
+    for (int j = threadIdx.x; j < k; j += blockDim.x) { sz += __expf(to_f(s[j]) * inv - sm); tz += __expf(to_f(t[j]) * inv - tm); }
+    sz = block_reduce(sz, scratch, false);
+    tz = block_reduce(tz, scratch, false);
+    float slse = sm + logf(sz), tlse = tm + logf(tz);
+    float loss = 0.f;
+    for (int j = threadIdx.x; j < k; j += blockDim.x)
+    {
+        float lq = to_f(s[j]) * inv - slse, g;
+        if (mode == 0) { if (j == arg) loss -= lq; g = __expf(lq) - (j == arg ? 1.f : 0.f); }
+        else { float lp = to_f(t[j]) * inv - tlse, p = __expf(lp); loss += p * (lp - lq); g = __expf(lq) - p; }
+        ds[(long)row * k + j] = from_f<T>(g * gscale);
+    }
+    loss = block_reduce(loss, scratch, false);
+    if (threadIdx.x == 0)
+    {
+        rowstats[2 * row] = mode ? loss * tau * tau / k : loss;
+        rowstats[2 * row + 1] = 0.f;
+    }
+}
+
 // --- global norm: Σ x² in double over a fixed grid, then the clip factor applied on the device ---
 template <typename T>
 __device__ void sumsq_partial_impl(const T* x, long n, double* partial)
@@ -390,6 +449,7 @@ extern "C" __global__ void split_heads_##S(const T* src, T* dst, int batch, int 
 extern "C" __global__ void softmax_rows_##S(const float* s, T* p, long rows, int n, int lds) { softmax_rows_impl(s, p, rows, n, lds); } \
 extern "C" __global__ void softmax_backward_##S(const T* p, const float* dp, T* ds, long rows, int n, float scale, int lddp) { softmax_backward_impl(p, dp, ds, rows, n, scale, lddp); } \
 extern "C" __global__ void softmax_xent_##S(const T* l, const float* t, T* dl, float* rs, const float* lab, int k, float gs) { softmax_xent_impl(l, t, dl, rs, lab, k, gs); } \
+extern "C" __global__ void distill_##S(const T* s, const T* t, T* ds, float* rs, int k, int mode, float tau, float gs) { distill_impl(s, t, ds, rs, k, mode, tau, gs); } \
 extern "C" __global__ void sumsq_partial_##S(const T* x, long n, double* partial) { sumsq_partial_impl(x, n, partial); }
 TRAIN_KERNELS(float, f32)
 TRAIN_KERNELS(bf16, bf16)

@@ -101,6 +101,21 @@ public static class CudaTrainingSelfTest
                     be.Zero(o[1]);
                     be.CrossEntropyStats(i[0], i[1], i[2], o[0], 0.5f, o[1]);
                 }));
+        // Distillation: the DeiT loss term (hard and soft, K of 10 and 1000), and the device ops a distillation-token
+        // model needs (several prefix tokens, a scale into another tensor).
+        foreach (var (b, k) in new[] { (8, 10), (5, 1000) })
+            foreach (var (kind, tau) in new[] { (DistillationKind.Hard, 1f), (DistillationKind.Soft, 1f), (DistillationKind.Soft, 3f) })
+                cases.Add(new($"DistillationLoss {kind} tau {tau} B{b} K{k}", [S(3, b, k), S(3, b, k)], [S(1, b, k), F(0, 4)],
+                    (be, i, o) => { be.Zero(o[1]); be.DistillationLoss(i[0], i[1], kind, tau, o[0], 0.5f, o[1]); }));
+        cases.Add(new("EmbedTokens cls+dist D64", [S(1, 3, 9, 64), S(1, 1, 1, 64), S(1, 1, 1, 64), S(1, 1, 11, 64)], [S(1, 3, 11, 64)],
+            (be, i, o) => be.EmbedTokens(i[0], [i[1], i[2]], i[3], o[0])));
+        cases.Add(new("EmbedTokens cls+dist+4 reg D40", [S(1, 2, 16, 40), S(1, 1, 1, 40), S(1, 1, 1, 40), S(1, 1, 4, 40), S(1, 1, 22, 40)],
+            [S(1, 2, 22, 40)], (be, i, o) => be.EmbedTokens(i[0], [i[1], i[2], i[3]], i[4], o[0])));
+        cases.Add(new("EmbedTokensBackward cls+dist D64", [S(1, 3, 11, 64)], [S(1, 3, 9, 64), F(1, 1, 1, 64), F(1, 1, 1, 64), F(1, 1, 11, 64)],
+            (be, i, o) => be.EmbedTokensBackward(i[0], o[0], [o[1], o[2]], o[3])));
+        cases.Add(new("EmbedTokensBackward cls+dist+4 reg D40", [S(1, 2, 22, 40)], [S(1, 2, 16, 40), F(1, 1, 1, 40), F(1, 1, 1, 40), F(1, 1, 4, 40), F(1, 1, 22, 40)],
+            (be, i, o) => be.EmbedTokensBackward(i[0], o[0], [o[1], o[2], o[3]], o[4])));
+        cases.Add(new("ScaleInto", [S(1, 4, 999)], [S(1, 4, 999)], (be, i, o) => be.ScaleInto(i[0], 0.5f, o[0])));
         cases.Add(new("ClipGradNorm 100003 (clipped)", [], [F(1, 100003), F(0, 4)], (be, i, o) => { be.Zero(o[1]); be.ClipGradNorm(o[0], 1f, o[1]); }));
         cases.Add(new("ClipGradNorm 1000 (under the limit)", [], [F(1, 1000), F(0, 4)], (be, i, o) => { be.Zero(o[1]); be.ClipGradNorm(o[0], 1e6f, o[1]); }));
         cases.Add(new("AdamWStep 10007", [F(0.1f, 10007)], [F(1, 10007), F(0.01f, 10007), F(0.01f, 10007)],
@@ -348,6 +363,110 @@ public static class CudaTrainingSelfTest
         }
     }
 
+    /// <summary>A distillation-token student (ViT 32², patch 4, width 64, depth 2) and a teacher (width 48) written to a
+    /// temporary file; the data of every step is seeded.</summary>
+    private static (VitConfig Student, string Teacher) DistillationSetup()
+    {
+        var teacher = new VitConfig { ImageSize = 32, PatchSize = 4, EmbedDim = 48, Depth = 2, NumHeads = 2, NumClasses = 10, MlpDim = 96 };
+        var path = Path.Combine(Path.GetTempPath(), $"vitsharp-selftest-teacher-{Environment.ProcessId}.safetensors");
+        var w = Initializer.Init(teacher, 5);
+        // A teacher with an opinion: a head of std 0.5 instead of timm's 0.02 makes its logits (and so the hard targets) vary.
+        var rng = new Random(6);
+        foreach (ref var v in w["head.weight"].Data.AsSpan()) v = (float)(rng.NextDouble() - 0.5);
+        Checkpoint.Save(path, teacher, w);
+        return (new VitConfig { ImageSize = 32, PatchSize = 4, EmbedDim = 64, Depth = 2, NumHeads = 2, NumClasses = 10, MlpDim = 128, DistToken = true }, path);
+    }
+
+    /// <summary><paramref name="steps"/> seeded distillation steps (teacher forward, DeiT's loss on both heads, backward,
+    /// clipping, AdamW) on <paramref name="be"/>: the weights after them, the first step's loss and gradients.</summary>
+    private static (Dictionary<string, HostArray> Weights, float Loss, Dictionary<string, HostArray> Grads, bool Replayed) DistilledSteps(
+        ITrainingBackend be, DistillationKind kind, int steps, bool replay, DType data)
+    {
+        var (cfg, teacherPath) = DistillationSetup();
+        try
+        {
+            using var model = VisionModel.Create(cfg, be);
+            var init = Initializer.Init(cfg, 7);
+            model.Load(init, "init");
+            using var tm = TrainableModel.Create(model);
+            using var kd = Distillation.Open(new DistillationConfig { Teacher = teacherPath, Type = kind == DistillationKind.Hard ? "hard" : "soft", Tau = 2f },
+                cfg, Enumerable.Range(0, 10).Select(i => $"c{i}").ToList(), [0.5f], [0.5f], be);
+            tm.SeparateHeads = kd.SeparateHeads;
+            tm.Loss = kd.Loss;
+            using var opt = new AdamW(model.Parameters, tm.Grads);
+            opt.LoadWeights(init, "init");
+            var rng = new Random(3);
+            int b = 16;
+            using var x = be.Allocate([b, 3, 32, 32], be.ComputeType);
+            using var t = be.Allocate([b, 10], DType.F32);
+            using var labels = be.Allocate([b], DType.F32);
+            using var dl = be.Allocate([b, 10], be.ComputeType);
+            using var stats = be.Allocate([4], DType.F32);
+            float loss = float.NaN;
+            Dictionary<string, HostArray>? grads = null;
+            for (int s = 0; s < steps; s++)
+            {
+                be.CopyFromHost(Rand(rng, x.Length, 1, data), x);
+                var lab = Enumerable.Range(0, b).Select(_ => rng.Next(10)).ToArray();
+                be.CopyFromHost(Targets.Smoothed(lab, 10, 0.1f), t);
+                be.CopyFromHost(lab.Select(v => (float)v).ToArray(), labels);
+                be.Zero(stats);
+                tm.ZeroGrad();
+                tm.TrainStep(new TrainableModel.StepIo(x, t, labels, dl, stats, 1f), null, () => be.ClipGradNorm(tm.Grads.Buffer, 1e9f, stats), replay);
+                if (s == 0)
+                {
+                    var host = new float[4];
+                    be.CopyToHost(stats, host);
+                    loss = host[0];
+                    grads = tm.Grads.ToHost();
+                }
+                opt.Update(1e-3f);
+            }
+            return (opt.Weights.ToHost(), loss, grads!, tm.Replaying);
+        }
+        finally { File.Delete(teacherPath); }
+    }
+
+    /// <summary>Distillation on the GPU: one step's DeiT loss and gradients (hard and soft) against the CPU backend's, and
+    /// five steps replayed as a recorded CUDA graph (teacher forward included) against the eager steps, bit for bit.</summary>
+    public static List<CudaSelfTest.Result> DistillationChecks(DType dt)
+    {
+        var results = new List<CudaSelfTest.Result>();
+        foreach (var kind in new[] { DistillationKind.Hard, DistillationKind.Soft })
+        {
+            // The hard targets are the teacher's arg-max: in bf16 a near tie may pick another class than the CPU's fp32
+            // teacher, so the hard loss is compared in F32 (the op itself is compared on identical inputs above).
+            if (dt == DType.F32 || kind == DistillationKind.Soft)
+            {
+                var cpu = DistilledSteps(CpuBackend.Instance, kind, 1, replay: false, dt);
+                using var gpu = new CudaBackend(dt);
+                var g = DistilledSteps(gpu, kind, 1, replay: false, dt);
+                double tol = dt == DType.F32 ? CudaSelfTest.F32Tolerance : 3e-2;
+                results.Add(new CudaSelfTest.Result($"{dt} distillation {kind}: loss vs CPU", Math.Abs(g.Loss - cpu.Loss) / Math.Abs(cpu.Loss),
+                    Math.Abs(g.Loss - cpu.Loss), dt == DType.F32 ? CudaSelfTest.F32Tolerance : 1e-2));
+                double r = RelAll(g.Grads, cpu.Grads, out var a);
+                results.Add(new CudaSelfTest.Result($"{dt} distillation {kind}: gradients vs CPU", r, a, tol));
+            }
+            byte[] Bytes(Dictionary<string, HostArray> w) =>
+                w.OrderBy(kv => kv.Key, StringComparer.Ordinal).SelectMany(kv => kv.Value.Data.SelectMany(BitConverter.GetBytes)).ToArray();
+            byte[] eager, replayed;
+            bool didReplay;
+            using (var gpu = new CudaBackend(dt)) eager = Bytes(DistilledSteps(gpu, kind, 5, replay: false, dt).Weights);
+            using (var gpu = new CudaBackend(dt))
+            {
+                var rp = DistilledSteps(gpu, kind, 5, replay: true, dt);
+                replayed = Bytes(rp.Weights);
+                didReplay = rp.Replayed;
+            }
+            int diff = 0;
+            for (int i = 0; i < eager.Length; i++) if (eager[i] != replayed[i]) diff++;
+            results.Add(didReplay
+                ? new CudaSelfTest.Result($"{dt} distillation {kind}: 5 steps replayed vs eager, differing bytes", diff, diff, 0)
+                : new CudaSelfTest.Result($"{dt} distillation {kind} graph replay", double.NaN, double.NaN, 0, "the steps did not replay"));
+        }
+        return results;
+    }
+
     public static bool RunAll(IEnumerable<string> gradientRefs, TextWriter log)
     {
         if (!CudaBackend.IsAvailable(out var why)) { log.WriteLine("CUDA unavailable: " + why); return false; }
@@ -356,6 +475,7 @@ public static class CudaTrainingSelfTest
         foreach (var dt in new[] { DType.F32, DType.BF16 }) Add(OpParity(dt));
         foreach (var dir in gradientRefs) Add(GradientParity(dir));
         foreach (var dt in new[] { DType.F32, DType.BF16 }) Add([Determinism(dt), GraphReplay(dt)]);
+        foreach (var dt in new[] { DType.F32, DType.BF16 }) Add(DistillationChecks(dt));
         Add([AdamWRuns()]);
         int failed = all.Count(r => !r.Pass);
         log.WriteLine($"training: {all.Count - failed}/{all.Count} passed");
