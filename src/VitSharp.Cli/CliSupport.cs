@@ -76,15 +76,44 @@ public sealed class CheckpointOptions
         AllowNonFinite = r.GetValue(AllowNonFinite),
     };
 
-    /// <summary>--dtype f32|int8 of the inference commands (run, classify, serve, eval): int8 quantises the blocks'
-    /// Linear layers on load (docs/QUANTIZATION.md); a quantised checkpoint runs int8 either way.</summary>
+    /// <summary>--dtype f32|int8|fp8 of the inference commands (run, classify, serve, eval): int8 quantises the blocks'
+    /// Linear layers on load, fp8 calibrates them on --calibration images (docs/QUANTIZATION.md); a quantised checkpoint
+    /// runs as it is stored either way (<see cref="Inference.InferenceDType"/>).</summary>
     public Option<string> InferenceDType { get; } = new("--dtype")
     {
-        Description = "f32 (default; bf16 compute on CUDA), int8 (CPU: int8 weights and per-token activations in the blocks' Linear layers; a quantised file is int8 anyway) or fp8 (CUDA, eval: E4M3 products with calibrated per-tensor scales, --calibration)",
+        Description = "f32 (default; bf16 compute on CUDA), int8 (CPU: int8 weights and per-token activations in the blocks' Linear layers; a quantised file is int8 anyway) " +
+            "or fp8 (CUDA: E4M3 products with per-tensor scales, calibrated on --calibration images, or an FP8 file's own; an FP8 file runs FP8 on a capable GPU anyway)",
         DefaultValueFactory = _ => "f32",
     };
 
-    public void AddDType(Command command) => command.Options.Add(InferenceDType);
+    /// <summary>--calibration: the images whose activations set FP8 input scales (--dtype fp8 with a floating-point checkpoint; vit quantize --dtype fp8).</summary>
+    public Option<string?> Calibration { get; } = new("--calibration")
+    {
+        Description = "--dtype fp8: images (folder or archive; its train split when it has one) whose activations set the FP8 scales (--calibration-images of them)",
+    };
+
+    public Option<int> CalibrationImages { get; } = new("--calibration-images")
+    {
+        Description = $"how many --calibration images set the FP8 scales (default {VitSharp.Inference.Fp8Calibration.DefaultImages})",
+        DefaultValueFactory = _ => VitSharp.Inference.Fp8Calibration.DefaultImages,
+    };
+
+    /// <summary>--calibration-images, checked positive.</summary>
+    public int CalibrationImageCount(ParseResult r) =>
+        r.GetValue(CalibrationImages) is > 0 and var n ? n : throw new VitSharpException($"--calibration-images must be positive, not {r.GetValue(CalibrationImages)}");
+
+    /// <summary>--dtype with its FP8 companions --calibration and --calibration-images.</summary>
+    public void AddDType(Command command)
+    {
+        command.Options.Add(InferenceDType);
+        AddCalibration(command);
+    }
+
+    public void AddCalibration(Command command)
+    {
+        command.Options.Add(Calibration);
+        command.Options.Add(CalibrationImages);
+    }
 
     public DType? DType(ParseResult r) => (r.GetValue(InferenceDType) ?? "f32").ToLowerInvariant() switch
     {

@@ -31,7 +31,8 @@ public sealed class ClassifyCommand : ICliCommand
             if (files.Count == 0) throw new VitSharpException("no image files found");
             using var backend = ck.Backend(r);
             using var classifier = Classifier.Load(ck.CheckpointPath(r), ck.Load(r), backend,
-                RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null, ck.DType(r));
+                RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null, ck.DType(r),
+                r.GetValue(ck.Calibration), ck.CalibrationImageCount(r));
             var output = new JsonArray();
             int failed = 0;
             // A file that does not decode is reported on its own line (and in --json); the others still run.

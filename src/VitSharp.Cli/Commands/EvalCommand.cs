@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
+using VitSharp.Inference;
 using VitSharp.Training;
 
 namespace VitSharp.Cli.Commands;
@@ -18,22 +19,23 @@ public sealed class EvalCommand : ICliCommand
         var std = new Option<float[]?>("--std") { Description = "normalisation std per channel", AllowMultipleArgumentsPerToken = true };
         var recipe = new Option<string?>("--recipe") { Description = "preprocessing: timm, google, hf, or a recipe .json (default: what fits the checkpoint, as for classify)" };
         var cmd = new Command("eval", "evaluate a checkpoint on a labelled dataset");
-        var agreement = new Option<bool>("--agreement") { Description = "also run int8 (or, with --dtype int8 or a quantised file, f32; with --dtype fp8, bf16) and report how often the two top-1 agree" };
-        var calibration = new Option<string?>("--calibration") { Description = "--dtype fp8: images (folder or archive; its train split when it has one) whose activations set the FP8 scales (256 of them)" };
+        var agreement = new Option<bool>("--agreement") { Description = "also run int8 (or, with --dtype int8 or a quantised file, f32; with --dtype fp8, or an FP8 file on a GPU that runs it, bf16) and report how often the two top-1 agree" };
         ck.AddTo(cmd);
         ck.AddDType(cmd);
-        foreach (var o in new Option[] { data, split, batch, perClass, mean, std, recipe, agreement, calibration }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { data, split, batch, perClass, mean, std, recipe, agreement }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
             using var backend = ck.Backend(r);
             (EvalResult, IReadOnlyList<string>) Eval(Tensors.DType? dt) => Evaluator.EvaluateCheckpoint(ck.CheckpointPath(r), r.GetValue(data)!, r.GetValue(split),
                 r.GetValue(perClass), r.GetValue(batch), ck.Load(r), backend, ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(mean), r.GetValue(std), dtype: dt,
-                calibration: r.GetValue(calibration));
+                calibration: r.GetValue(ck.Calibration), calibrationImages: ck.CalibrationImageCount(r));
             var (res, names) = Eval(ck.DType(r));
             Print(res, names);
-            if (r.GetValue(agreement) && ck.DType(r) == Tensors.DType.F8E4M3)
+            // an FP8 file runs FP8 on a capable GPU without --dtype fp8: compared with its dequantised weights then
+            bool fp8 = ck.DType(r) == Tensors.DType.F8E4M3 || InferenceDType.SchemeOf(ck.CheckpointPath(r)) == Checkpoints.QuantizationScheme.Fp8 && InferenceDType.RunsFp8(backend, out _);
+            if (r.GetValue(agreement) && fp8)
             {
-                var (other, _) = Eval(null);
+                var (other, _) = Eval(backend.ComputeType);
                 Console.WriteLine($"{other.Count} images in {backend.ComputeType.ToString().ToLowerInvariant()}: top-1 {other.Top1:P2}  top-5 {other.Top5:P2}  agreement with fp8 {Evaluator.Agreement(res, other):P2}");
             }
             else if (r.GetValue(agreement))

@@ -36,14 +36,14 @@ public sealed class RunCommand : ICliCommand
                 var ckpt = Checkpoint.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r));
                 using var model = ckpt.CreateModel(backend);
                 model.PrepareForInference();
-                if (ckpt.Int8Weights is { } stored) model.UseInt8(stored);
-                else if (ck.DType(r) == Tensors.DType.I8) model.UseInt8();
+                InferenceDType.Apply(model, ckpt, ck.DType(r), r.GetValue(ck.Calibration), ck.CalibrationImageCount(r));
                 y = model.Run(Npy.Read(inputPath), kind);
             }
             else
             {
                 // Images: decoded and preprocessed in file order, stacked into one batch.
-                using var classifier = Classifier.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r), backend, ClassifyCommand.RecipeOption(r.GetValue(recipe)), dtype: ck.DType(r));
+                using var classifier = Classifier.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r), backend, ClassifyCommand.RecipeOption(r.GetValue(recipe)), dtype: ck.DType(r),
+                    calibration: r.GetValue(ck.Calibration), calibrationImages: ck.CalibrationImageCount(r));
                 var files = Classifier.ExpandImagePaths([inputPath]);
                 if (files.Count == 0) throw new VitSharpException($"{inputPath}: no image files");
                 // A file that does not decode is reported on its own line; the others still run (their rows only,

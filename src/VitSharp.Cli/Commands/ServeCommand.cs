@@ -49,7 +49,7 @@ public sealed class ServeCommand : ICliCommand
             bool twoTower = ZeroShotModel.IsTwoTowerFolder(path);
             if (twoTower && r.GetValue(labels) is not null) throw new VitSharpException("--labels is for classifier checkpoints: a two-tower model takes its labels per /v1/zeroshot request");
             if (twoTower && r.GetValue(recipe) is not null) throw new VitSharpException("--recipe is for classifier checkpoints: a two-tower folder's preprocessing is its preprocessor_config.json");
-            if (twoTower && ck.DType(r) is not null) throw new VitSharpException("--dtype int8 is for classifier checkpoints: a two-tower model serves in f32");
+            if (twoTower && ck.DType(r) is not null) throw new VitSharpException("--dtype int8/fp8 is for classifier checkpoints: a two-tower model serves in f32");
             if (!twoTower && r.GetValue(clipBpe) is not null) throw new VitSharpException("--clip-bpe is for CLIP folders (config.json model_type clip)");
             var backend = ck.Backend(r);
             var options = new ServeOptions
@@ -83,7 +83,8 @@ public sealed class ServeCommand : ICliCommand
                     else
                     {
                         classifier = Classifier.Load(path, ck.Load(r), backend,
-                            ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null, ck.DType(r));
+                            ClassifyCommand.RecipeOption(r.GetValue(recipe)), r.GetValue(labels) is string l ? Labels.Read(l) : null, ck.DType(r),
+                            r.GetValue(ck.Calibration), ck.CalibrationImageCount(r));
                         batching = new BatchingClassifier(classifier, r.GetValue(maxBatch));
                     }
                     loading.SetResult(batching);

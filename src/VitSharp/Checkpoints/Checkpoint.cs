@@ -33,6 +33,9 @@ public sealed partial record Checkpoint
     /// <summary>A quantised file's int8 weights (values and per-channel scales) by name; <see cref="Weights"/> then holds
     /// their dequantised floats. Null for any other file.</summary>
     public IReadOnlyDictionary<string, (sbyte[] Values, float[] Scales)>? Int8Weights { get; init; }
+    /// <summary>An FP8 file's weights (E4M3 codes as stored, weight and input scales) by name; <see cref="Weights"/> then
+    /// holds their dequantised floats code · scale, so the model loads on any backend. Null for any other file.</summary>
+    public IReadOnlyDictionary<string, Fp8Weight>? Fp8Weights { get; init; }
 
     public static Checkpoint Load(string path, LoadOptions? options = null)
     {
@@ -51,11 +54,17 @@ public sealed partial record Checkpoint
             var md = ModelMetadata.Read(meta, path);
             if (md?.Quantization is { } q)
             {
-                // A quantised file (VitSharp writes it, timm names): int8 tensors become q·scale floats, their int8 copies kept.
-                var int8 = q.Dequantize(w, path);
+                // A quantised file (VitSharp writes it, timm names): int8 / FP8 tensors become code·scale floats, the
+                // stored codes and scales kept.
                 if (options.NameMap is not null) throw new CheckpointException(path, "a quantised file holds timm names: --name-map does not apply");
-                return Build(path, "vitsharp-int8-safetensors", w, ParseJson(md.Config.ToJson().ToJsonString(), path), md.Labels, options)
-                    with { Metadata = md, Int8Weights = int8 };
+                var hintJson = ParseJson(md.Config.ToJson().ToJsonString(), path);
+                if (q.Scheme == QuantizationScheme.Fp8)
+                {
+                    var fp8 = q.DequantizeFp8(w, path);
+                    return Build(path, "vitsharp-fp8-safetensors", w, hintJson, md.Labels, options) with { Metadata = md, Fp8Weights = fp8 };
+                }
+                var int8 = q.Dequantize(w, path);
+                return Build(path, "vitsharp-int8-safetensors", w, hintJson, md.Labels, options) with { Metadata = md, Int8Weights = int8 };
             }
             if (options.NameMap is { } userMap) return ByMap(path, "safetensors", w, userMap, options, user: true) with { Metadata = md };
             JsonObject? hint = md is null ? null : ParseJson(md.Config.ToJson().ToJsonString(), path); // parsed: numbers read as any type

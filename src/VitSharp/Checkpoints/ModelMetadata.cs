@@ -103,15 +103,22 @@ public sealed record ModelMetadata
         Known(o, file, at, "weights", "activations", "tensors");
         JsonNode Need(string k) => o[k] ?? throw Error(file, $"missing key '{at}{k}'");
         var weights = Str(Need("weights"), file, at + "weights");
-        if (weights != QuantizationInfo.WeightScheme)
-            throw Error(file, $"key '{at}weights': '{weights}' is not '{QuantizationInfo.WeightScheme}', the one scheme this VitSharp reads");
+        var scheme = weights switch
+        {
+            QuantizationInfo.WeightScheme => QuantizationScheme.Int8,
+            QuantizationInfo.Fp8WeightScheme => QuantizationScheme.Fp8,
+            _ => throw Error(file, $"key '{at}weights': '{weights}' is not '{QuantizationInfo.WeightScheme}' or '{QuantizationInfo.Fp8WeightScheme}', the schemes this VitSharp reads"),
+        };
         var acts = Str(Need("activations"), file, at + "activations");
-        if (acts != QuantizationInfo.ActivationScheme)
-            throw Error(file, $"key '{at}activations': '{acts}' is not '{QuantizationInfo.ActivationScheme}', the one scheme this VitSharp runs");
+        var expected = scheme == QuantizationScheme.Int8 ? QuantizationInfo.ActivationScheme : QuantizationInfo.Fp8ActivationScheme;
+        if (acts != expected)
+            throw Error(file, $"key '{at}activations': '{acts}' is not '{expected}', the one scheme this VitSharp runs with '{weights}' weights");
         var tensors = Strings(Need("tensors"), file, at + "tensors");
         if (tensors.Length == 0) throw Error(file, $"key '{at}tensors' is empty");
         if (tensors.Distinct(StringComparer.Ordinal).Count() != tensors.Length) throw Error(file, $"key '{at}tensors' names a tensor twice");
-        return new QuantizationInfo { Tensors = tensors };
+        if (scheme == QuantizationScheme.Fp8 && tensors.FirstOrDefault(t => !t.EndsWith(".weight", StringComparison.Ordinal)) is { } odd)
+            throw Error(file, $"key '{at}tensors': '{odd}' is not a Linear weight (NAME.weight), whose input scale would be NAME.input_scale");
+        return new QuantizationInfo { Scheme = scheme, Tensors = tensors };
     }
 
     /// <summary>The eval transform of what training used: a named recipe's, or the simple small-image pipeline (Pillow
@@ -290,37 +297,76 @@ public sealed record ModelMetadata
     private static float[] PerChannel(float[] v) => v.Length == 1 ? [v[0], v[0], v[0]] : v;
 }
 
+/// <summary>How a quantised file stores its weights (<see cref="QuantizationInfo.Scheme"/>).</summary>
+public enum QuantizationScheme
+{
+    /// <summary>int8 per output channel, activations quantised per token at run time (CPU).</summary>
+    Int8,
+    /// <summary>FP8 E4M3 per tensor, with a calibrated static per-tensor input scale (CUDA, compute capability 8.9+).</summary>
+    Fp8,
+}
+
+/// <summary>A stored FP8 weight: its E4M3 codes (row-major, out × in), w ≈ code · <paramref name="Scale"/>, and the static
+/// scale of its input, x ≈ code · <paramref name="InputScale"/> (calibrated: max |x| / 448).</summary>
+public sealed record Fp8Weight(byte[] Codes, float Scale, float InputScale);
+
 /// <summary>
-/// The <c>quantization</c> entry of <see cref="ModelMetadata"/>: <c>{"weights": "int8_symmetric_per_output_channel",
-/// "activations": "int8_dynamic_per_token", "tensors": [names]}</c>. Each named tensor is stored as safetensors I8
-/// (N, K) beside an F32 tensor <c>NAME_scale</c> (N): w[n, k] = q[n, k] · scale[n]. Unknown keys or schemes are errors.
+/// The <c>quantization</c> entry of <see cref="ModelMetadata"/>, one of two schemes (docs/QUANTIZATION.md, File format):
+/// <list type="bullet">
+/// <item><c>{"weights": "int8_symmetric_per_output_channel", "activations": "int8_dynamic_per_token", "tensors": [names]}</c>:
+/// each named tensor is safetensors I8 (N, K) beside an F32 tensor <c>NAME_scale</c> (N): w[n, k] = q[n, k] · scale[n].</item>
+/// <item><c>{"weights": "fp8_e4m3_per_tensor", "activations": "fp8_e4m3_static_per_tensor", "tensors": [names]}</c>: each
+/// named Linear weight <c>M.weight</c> is safetensors F8_E4M3 (N, K) beside two F32 scalars, <c>M.weight_scale</c>
+/// (w = code · weight_scale) and <c>M.input_scale</c> (the input is quantised as x / input_scale) — the names vLLM,
+/// compressed-tensors and ModelOpt give them.</item>
+/// </list>
+/// Unknown keys or schemes are errors.
 /// </summary>
 public sealed record QuantizationInfo
 {
     public const string WeightScheme = "int8_symmetric_per_output_channel";
     public const string ActivationScheme = "int8_dynamic_per_token";
-    /// <summary>The suffix of each int8 tensor's scale tensor.</summary>
+    public const string Fp8WeightScheme = "fp8_e4m3_per_tensor";
+    public const string Fp8ActivationScheme = "fp8_e4m3_static_per_tensor";
+    /// <summary>The suffix of each quantised tensor's (weight) scale tensor: <c>M.weight</c> → <c>M.weight_scale</c>.</summary>
     public const string ScaleSuffix = "_scale";
+    /// <summary>safetensors' dtype name for FP8 E4M3 (one byte a value).</summary>
+    public const string Fp8DType = "F8_E4M3";
 
+    public QuantizationScheme Scheme { get; init; } = QuantizationScheme.Int8;
     public required string[] Tensors { get; init; }
+
+    /// <summary>An FP8 weight's input-scale tensor: <c>M.weight</c> → <c>M.input_scale</c>.</summary>
+    public static string InputScaleName(string weight) =>
+        weight.EndsWith(".weight", StringComparison.Ordinal) ? weight[..^"weight".Length] + "input_scale"
+            : throw new ArgumentException($"{weight} is not a Linear weight (NAME.weight)");
 
     private HashSet<string>? _names;
     private HashSet<string> Names => _names ??= new HashSet<string>(Tensors, StringComparer.Ordinal);
+    private HashSet<string>? _inputScales;
+    private HashSet<string> InputScales => _inputScales ??= Scheme == QuantizationScheme.Fp8
+        ? new HashSet<string>(Tensors.Select(InputScaleName), StringComparer.Ordinal) : [];
 
     /// <summary>Whether a quantised file's tensor is read (true), or null when this record does not cover it (the usual
-    /// checks apply). An int8 tensor must be I8 of rank 2, its scale F32 of rank 1.</summary>
+    /// checks apply). An int8 tensor must be I8 of rank 2, its scale F32 of rank 1; an FP8 tensor F8_E4M3 of rank 2, its
+    /// two scales F32 scalars (shape () or (1)).</summary>
     public bool? Wanted(SafeTensors.Entry e, string path)
     {
+        bool fp8 = Scheme == QuantizationScheme.Fp8;
+        string dtype = fp8 ? Fp8DType : "I8";
         if (Names.Contains(e.Name))
         {
-            if (e.DType != "I8") throw new CheckpointException(path, $"dtype {e.DType} where the quantised weight must be I8 (metadata 'quantization' lists it)", e.Name);
+            if (e.DType != dtype) throw new CheckpointException(path, $"dtype {e.DType} where the quantised weight must be {dtype} (metadata 'quantization' lists it)", e.Name);
             if (e.Shape.Length != 2) throw new CheckpointException(path, $"a quantised weight must be (out, in), not {Shape.Format(e.Shape)}", e.Name);
             return true;
         }
-        if (e.Name.EndsWith(ScaleSuffix, StringComparison.Ordinal) && Names.Contains(e.Name[..^ScaleSuffix.Length]))
+        bool weightScale = e.Name.EndsWith(ScaleSuffix, StringComparison.Ordinal) && Names.Contains(e.Name[..^ScaleSuffix.Length]);
+        if (weightScale || InputScales.Contains(e.Name))
         {
             if (e.DType != "F32") throw new CheckpointException(path, $"dtype {e.DType} where a quantisation scale must be F32", e.Name);
-            if (e.Shape.Length != 1) throw new CheckpointException(path, $"a quantisation scale must be (out), not {Shape.Format(e.Shape)}", e.Name);
+            if (!fp8 && e.Shape.Length != 1) throw new CheckpointException(path, $"a quantisation scale must be (out), not {Shape.Format(e.Shape)}", e.Name);
+            if (fp8 && !(e.Shape.Length == 0 || e.Shape is [1]))
+                throw new CheckpointException(path, $"an FP8 scale is one value per tensor, shape () or (1), not {Shape.Format(e.Shape)}", e.Name);
             return true;
         }
         return null;
@@ -330,6 +376,7 @@ public sealed record QuantizationInfo
     /// model's parameters hold), removes the scale tensors, and returns the int8 values and scales by name.</summary>
     public Dictionary<string, (sbyte[] Values, float[] Scales)> Dequantize(Dictionary<string, HostArray> w, string path)
     {
+        if (Scheme != QuantizationScheme.Int8) throw new InvalidOperationException("Dequantize reads int8 files; an FP8 file: DequantizeFp8");
         var result = new Dictionary<string, (sbyte[], float[])>(StringComparer.Ordinal);
         foreach (var name in Tensors)
         {
@@ -356,10 +403,40 @@ public sealed record QuantizationInfo
         return result;
     }
 
+    /// <summary>An FP8 file's counterpart of <see cref="Dequantize"/>: each F8_E4M3 tensor (read as its E4M3 values) becomes
+    /// code · weight_scale (<see cref="Fp8.Decode"/>), the scale tensors are removed, and the codes (as stored, NaN codes
+    /// included) and the two scales are returned by name. A scale that is not a finite positive number is an error.</summary>
+    public Dictionary<string, Fp8Weight> DequantizeFp8(Dictionary<string, HostArray> w, string path)
+    {
+        if (Scheme != QuantizationScheme.Fp8) throw new InvalidOperationException("DequantizeFp8 reads FP8 files; an int8 file: Dequantize");
+        float Scalar(string name, string tensor, string what)
+        {
+            if (!w.Remove(tensor, out var s))
+                throw new CheckpointException(path, $"missing its {what} tensor '{tensor}' (F32, one value)", name);
+            float v = s.Data[0];
+            if (!(v > 0) || !float.IsFinite(v))
+                throw new CheckpointException(path, $"{what} {v} is not a finite positive number", tensor);
+            return v;
+        }
+        var result = new Dictionary<string, Fp8Weight>(StringComparer.Ordinal);
+        foreach (var name in Tensors)
+        {
+            if (!w.TryGetValue(name, out var q))
+                throw new CheckpointException(path, "metadata 'quantization' lists this tensor but the file does not hold it", name);
+            float scale = Scalar(name, name + ScaleSuffix, "weight scale");
+            float inputScale = Scalar(name, InputScaleName(name), "input scale");
+            var codes = new byte[q.Data.Length];
+            for (int i = 0; i < codes.Length; i++) codes[i] = Fp8.Code(q.Data[i]);
+            w[name] = new HostArray(q.Shape, Fp8.Decode(codes, scale));
+            result[name] = new Fp8Weight(codes, scale, inputScale);
+        }
+        return result;
+    }
+
     public JsonObject ToJson() => new()
     {
-        ["weights"] = WeightScheme,
-        ["activations"] = ActivationScheme,
+        ["weights"] = Scheme == QuantizationScheme.Fp8 ? Fp8WeightScheme : WeightScheme,
+        ["activations"] = Scheme == QuantizationScheme.Fp8 ? Fp8ActivationScheme : ActivationScheme,
         ["tensors"] = new JsonArray(Tensors.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()),
     };
 }

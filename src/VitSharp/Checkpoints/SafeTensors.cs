@@ -128,6 +128,16 @@ public static class SafeTensors
     private static byte[] Encode(float[] data, string dtype)
     {
         if (dtype == "F32") return System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()).ToArray();
+        if (dtype == "F8_E4M3")
+        {
+            var c = new byte[data.Length];
+            for (int i = 0; i < data.Length; i++)
+            {
+                c[i] = Tensors.Fp8.Code(data[i]);
+                if (!float.IsNaN(data[i]) && Tensors.Fp8.ToFloat(c[i]) != data[i]) throw new ArgumentException($"{data[i]} is not an E4M3 value");
+            }
+            return c;
+        }
         if (dtype == "I8")
         {
             var q = new byte[data.Length];
@@ -150,7 +160,7 @@ public static class SafeTensors
         "F32" or "I32" => 4,
         "F16" or "BF16" or "I16" => 2,
         "F64" or "I64" => 8,
-        "U8" or "I8" or "BOOL" => 1,
+        "U8" or "I8" or "BOOL" or "F8_E4M3" => 1,
         _ => throw new CheckpointException(path, $"unsupported dtype {dtype}", name),
     };
 
@@ -170,6 +180,7 @@ public static class SafeTensors
             case "I16": for (int i = 0; i < o.Length; i++) o[i] = BinaryPrimitives.ReadInt16LittleEndian(s[(i * 2)..]); break;
             case "U8" or "BOOL": for (int i = 0; i < o.Length; i++) o[i] = s[i]; break;
             case "I8": for (int i = 0; i < o.Length; i++) o[i] = (sbyte)s[i]; break;
+            case "F8_E4M3": for (int i = 0; i < o.Length; i++) o[i] = Tensors.Fp8.ToFloat(s[i]); break;   // NaN codes are values too
         }
         return o;
     }
@@ -178,11 +189,12 @@ public static class SafeTensors
     public static void Write(string path, IReadOnlyDictionary<string, HostArray> tensors, IReadOnlyDictionary<string, string>? metadata = null,
         string dtype = "F32") => Write(path, tensors, metadata, _ => dtype);
 
-    /// <summary>As above with a dtype per tensor: F32, F16, BF16, or I8 (the values must be integers in [−128, 127]).</summary>
+    /// <summary>As above with a dtype per tensor: F32, F16, BF16, I8 (the values must be integers in [−128, 127]) or
+    /// F8_E4M3 (the values must be E4M3 values, <see cref="Tensors.Fp8.ToFloat"/>: each is stored as its code).</summary>
     public static void Write(string path, IReadOnlyDictionary<string, HostArray> tensors, IReadOnlyDictionary<string, string>? metadata,
         Func<string, string> dtypeOf)
     {
-        static int Size(string dtype) => dtype switch { "F32" => 4, "F16" or "BF16" => 2, "I8" => 1, _ => throw new ArgumentException($"cannot write dtype {dtype}") };
+        static int Size(string dtype) => dtype switch { "F32" => 4, "F16" or "BF16" => 2, "I8" or "F8_E4M3" => 1, _ => throw new ArgumentException($"cannot write dtype {dtype}") };
         var names = tensors.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
         using var headerStream = new MemoryStream();
         using (var w = new Utf8JsonWriter(headerStream))

@@ -38,10 +38,13 @@ public sealed class Classifier : IDisposable
     public string[]? Labels => Metadata.Labels;
 
     /// <summary>Loads a checkpoint for inference. <c>dtype</c> <see cref="Tensors.DType.I8"/> runs int8
-    /// (<see cref="VisionModel.UseInt8"/>, CPU); any other value or null, the backend's compute type. A quantised
-    /// checkpoint runs int8 whatever is asked (its weights are int8).</summary>
+    /// (<see cref="VisionModel.UseInt8"/>, CPU), <see cref="Tensors.DType.F8E4M3"/> FP8 (CUDA; a floating-point checkpoint
+    /// then needs <paramref name="calibration"/> images, of which <paramref name="calibrationImages"/> set the input
+    /// scales); null, the backend's compute type. A quantised checkpoint runs as it is stored: int8, or FP8 where the
+    /// device can (its dequantised weights elsewhere). <see cref="InferenceDType.Apply"/> has the whole rule.</summary>
     public static Classifier Load(string path, LoadOptions? options = null, IBackend? backend = null,
-        PreprocessRecipe? recipe = null, string[]? labels = null, Tensors.DType? dtype = null)
+        PreprocessRecipe? recipe = null, string[]? labels = null, Tensors.DType? dtype = null, string? calibration = null,
+        int calibrationImages = Fp8Calibration.DefaultImages)
     {
         var ckpt = Checkpoint.Load(path, options);
         var metadata = Recipes.Resolve(ckpt, recipe, labels);
@@ -49,9 +52,8 @@ public sealed class Classifier : IDisposable
         try
         {
             model.PrepareForInference();   // weights never change in a Classifier
-            // A quantised file runs int8 as it is stored; DType.I8 quantises any other model on load.
-            if (ckpt.Int8Weights is { } stored) model.UseInt8(stored);
-            else if (dtype == Tensors.DType.I8) model.UseInt8();
+            // A quantised file runs as it is stored; DType.I8 / F8E4M3 quantise any other model on load.
+            InferenceDType.Apply(model, ckpt, dtype, calibration, calibrationImages);
         }
         catch { model.Dispose(); throw; }
         return new Classifier(ckpt, model, metadata);

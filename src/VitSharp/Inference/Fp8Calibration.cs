@@ -8,7 +8,7 @@ namespace VitSharp.Inference;
 /// <summary>
 /// FP8 inference set up from a floating-point checkpoint (docs/QUANTIZATION.md, FP8): the input scale of each block
 /// Linear is calibrated on representative images — max |x| over them, mapped onto E4M3's ±448 — then
-/// <see cref="VisionModel.UseFp8"/> quantises the weights per tensor. Static scales, as Transformer Engine's and
+/// <see cref="VisionModel.UseFp8(IReadOnlyDictionary{string, float}, IReadOnlyDictionary{string, ValueTuple{byte[], float}}?)"/> quantises the weights per tensor. Static scales, as Transformer Engine's and
 /// TensorRT's FP8 inference use them: no reduction over the activations at run time.
 /// </summary>
 public static class Fp8Calibration

@@ -187,7 +187,7 @@ public abstract class VisionModel : IDisposable
     private readonly List<Tensor> _fp8 = new();
 
     /// <summary>
-    /// Calibration for <see cref="UseFp8"/>: runs each batch (B, C, H, W host floats, preprocessed as for inference)
+    /// Calibration for <see cref="UseFp8(IReadOnlyDictionary{string, float}, IReadOnlyDictionary{string, ValueTuple{byte[], float}}?)"/>: runs each batch (B, C, H, W host floats, preprocessed as for inference)
     /// through the model's own forward and returns, for each of <see cref="Int8Targets"/>, the largest |x| its Linear
     /// saw at its input — in the compute type of the backend, as the FP8 products will see it.
     /// </summary>
@@ -220,7 +220,26 @@ public abstract class VisionModel : IDisposable
     /// attention, GELU and the residual stream stay bf16. Returns the number of layers that run FP8 (a shape FP8 products
     /// cannot take stays bf16).
     /// </summary>
-    public int UseFp8(IReadOnlyDictionary<string, float> inputAbsMax, IReadOnlyDictionary<string, (byte[] Codes, float Scale)>? stored = null)
+    public int UseFp8(IReadOnlyDictionary<string, float> inputAbsMax, IReadOnlyDictionary<string, (byte[] Codes, float Scale)>? stored = null) =>
+        UseFp8(name =>
+        {
+            if (!inputAbsMax.TryGetValue(name, out var amax))
+                throw new VitSharpException($"FP8: no calibrated input scale for {name}");
+            var (codes, scale) = stored is not null && stored.TryGetValue(name, out var st) ? st : Fp8.Quantize(HostFloats(Parameters[name]));
+            return (codes, scale, Fp8.ScaleFor(amax));
+        });
+
+    /// <summary>
+    /// <see cref="UseFp8(IReadOnlyDictionary{string, float}, IReadOnlyDictionary{string, ValueTuple{byte[], float}}?)"/>
+    /// with an FP8 checkpoint's stored weights (<see cref="Checkpoint.Fp8Weights"/>): its E4M3 codes, weight scales and
+    /// input scales as they are, so no calibration runs (and the input scales are the file's bit for bit, not re-derived
+    /// from a maximum). Every one of <see cref="Int8Targets"/> must be stored.
+    /// </summary>
+    public int UseFp8(IReadOnlyDictionary<string, Fp8Weight> stored) =>
+        UseFp8(name => stored.TryGetValue(name, out var st) ? (st.Codes, st.Scale, st.InputScale)
+            : throw new VitSharpException($"FP8: the checkpoint stores no FP8 codes for {name}"));
+
+    private int UseFp8(Func<string, (byte[] Codes, float Scale, float InputScale)> weightOf)
     {
         if (Backend is not IFp8Linear q)
             throw new VitSharpException($"FP8 inference runs on CUDA GPUs only, not on {Backend.Device}");
@@ -230,17 +249,14 @@ public abstract class VisionModel : IDisposable
             ReleaseFp8();
             foreach (var name in Int8Targets)
             {
-                if (!inputAbsMax.TryGetValue(name, out var amax))
-                    throw new VitSharpException($"FP8: no calibrated input scale for {name}");
-                var w = Parameters[name];
-                var (codes, scale) = stored is not null && stored.TryGetValue(name, out var st) ? st : Fp8.Quantize(HostFloats(w));
-                if (q.UseFp8(w, codes, scale, Fp8.ScaleFor(amax))) _fp8.Add(w);
+                var (codes, scale, inputScale) = weightOf(name);
+                if (q.UseFp8(Parameters[name], codes, scale, inputScale)) _fp8.Add(Parameters[name]);
             }
             return _fp8.Count;
         }
     }
 
-    /// <summary>Whether <see cref="UseFp8"/> is in effect.</summary>
+    /// <summary>Whether <c>UseFp8</c> is in effect.</summary>
     public bool IsFp8 => _fp8.Count > 0;
 
     private void ReleaseFp8()

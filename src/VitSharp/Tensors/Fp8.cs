@@ -27,14 +27,20 @@ public static class Fp8
         return (byte)(sign | ((e + 7) << 3) | q);                     // below 448 this never reaches the NaN code
     }
 
-    /// <summary>The value of an E4M3 code.</summary>
+    /// <summary>The value of an E4M3 code (a NaN code gives a NaN of the code's sign, so <see cref="Code"/> inverts it).</summary>
     public static float ToFloat(byte b)
     {
         int e = (b >> 3) & 15, m = b & 7;
-        if (e == 15 && m == 7) return float.NaN;
+        if (e == 15 && m == 7) return BitConverter.Int32BitsToSingle((b & 0x80) != 0 ? unchecked((int)0xFFC00000) : 0x7FC00000);
         float v = e == 0 ? m / 512f : (1 + m / 8f) * MathF.ScaleB(1f, e - 7);
         return (b & 0x80) != 0 ? -v : v;
     }
+
+    /// <summary>The code of a value <see cref="ToFloat"/> gives — its exact inverse on all 256 codes (−0 and the NaN of
+    /// either sign included): how a stored F8_E4M3 tensor, read as values, gives back its bytes. For any other value,
+    /// the nearest code (<see cref="FromFloat"/>).</summary>
+    public static byte Code(float value) =>
+        float.IsNaN(value) ? (byte)(float.IsNegative(value) ? 0xFF : NaN) : FromFloat(value);
 
     /// <summary>The per-tensor scale that maps max |x| onto 448 (1 for an all-zero tensor).</summary>
     public static float ScaleFor(float absMax) => absMax > 0 && float.IsFinite(absMax) ? absMax / MaxE4M3 : 1f;

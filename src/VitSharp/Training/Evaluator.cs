@@ -47,7 +47,8 @@ public static class Evaluator
     /// the dataset's order) and the class names (the checkpoint's, else the dataset's).</summary>
     public static (EvalResult Result, IReadOnlyList<string> Classes) EvaluateCheckpoint(string checkpoint, string data, string? split,
         int perClass, int batchSize, LoadOptions? options, Backends.IBackend backend, PreprocessRecipe? recipe = null,
-        float[]? mean = null, float[]? std = null, Action<int, int>? progress = null, Tensors.DType? dtype = null, string? calibration = null)
+        float[]? mean = null, float[]? std = null, Action<int, int>? progress = null, Tensors.DType? dtype = null, string? calibration = null,
+        int calibrationImages = Fp8Calibration.DefaultImages)
     {
         var ckpt = Checkpoint.Load(checkpoint, options);
         var dataset = OpenSplit(data, split);
@@ -55,10 +56,8 @@ public static class Evaluator
         dataset = LabelMap.Align(dataset, ckpt.Labels, ckpt.Config.NumClasses);
         var aug = Preprocessing(ckpt, recipe, mean, std);
         using var model = ckpt.CreateModel(backend);
-        // As Classifier.Load: a quantised file runs int8; DType.I8 quantises any other model.
-        if (ckpt.Int8Weights is { } stored) model.UseInt8(stored);
-        else if (dtype == Tensors.DType.I8) model.UseInt8();
-        else if (dtype == Tensors.DType.F8E4M3) Inference.Fp8Calibration.Apply(model, ckpt, calibration);
+        // As Classifier.Load: a quantised file runs as it is stored; DType.I8 / F8E4M3 quantise any other model.
+        InferenceDType.Apply(model, ckpt, dtype, calibration, calibrationImages);
         var loader = new DataLoader(dataset, Math.Max(1, batchSize), aug, shuffle: false, dropLast: false, seed: 0);
         return (Evaluate(model, loader, progress), ckpt.Labels ?? dataset.Classes.ToArray());
     }
