@@ -44,7 +44,11 @@ public static class CudaFp8SelfTest
                 var meta = Path.Combine(dir, "meta.json");
                 if (!File.Exists(meta) || !File.ReadAllText(meta).Contains("timm_vit_kwargs") || !File.Exists(Path.Combine(dir, "logits.npy"))
                     || !File.Exists(Path.Combine(dir, "model.safetensors"))) continue;
-                results.Add(Model(gpu, Reference.Load(dir)));
+            {
+                var reference = Reference.Load(dir);
+                results.Add(Model(gpu, reference));
+                results.Add(StoredFile(gpu, reference));
+            }
             }
         return results;
     }
@@ -134,6 +138,36 @@ public static class CudaFp8SelfTest
         CpuBackend.Instance.Linear(cx, cw, null, cy);
         var (rel, abs) = Compare(got, cy.ToArray());
         return new Result("FP8 fallback: 33x24->40 stays bf16", taken ? double.NaN : rel, abs, Bf16Tolerance, taken ? "FP8 took a k of 24" : "");
+    }
+
+    /// <summary>An FP8 checkpoint (<see cref="Inference.Quantization.WriteFp8"/>) written from a model calibrated at load,
+    /// read back and run with its stored codes and scales (<see cref="VisionModel.UseFp8(IReadOnlyDictionary{string, Fp8Weight})"/>):
+    /// the same FP8 model, so the same logits bit for bit (tolerance 0). The file's weights are the GPU model's own (bf16),
+    /// so the layers outside FP8 load the same values too.</summary>
+    private static Result StoredFile(CudaBackend gpu, Reference r)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"vitsharp-fp8-selftest-{Environment.ProcessId}-{r.Name}.safetensors");
+        try
+        {
+            using var calibrated = VisionModel.Create(r.Config, gpu);
+            calibrated.Load(r.Weights, r.Name);
+            var absMax = calibrated.CalibrateInputs([r.Input]);
+            int targets = calibrated.Int8Targets.Count();
+            int layersA = calibrated.UseFp8(absMax);
+            var a = calibrated.Run(r.Input).Data;
+            var md = new ModelMetadata { Config = r.Config, Preprocess = Data.Transforms.PreprocessRecipe.Timm(r.Config.ImageSize) };
+            Inference.Quantization.WriteFp8(calibrated, md, path, absMax.ToDictionary(kv => kv.Key, kv => Fp8.ScaleFor(kv.Value)));
+            var ckpt = Checkpoint.Load(path);
+            using var stored = ckpt.CreateModel(gpu);
+            int layersB = stored.UseFp8(ckpt.Fp8Weights!);
+            var b = stored.Run(r.Input).Data;
+            var (rel, abs) = Compare(b, a);
+            // a layer left on bf16 runs the file's dequantised weights, not the originals: the comparison would not be exact
+            bool all = layersA == targets && layersB == targets;
+            return new Result($"model {r.Name} FP8 file vs calibrated at load", all ? rel : double.NaN, abs, 0,
+                all ? $"{targets} FP8 layers from the file" : $"{layersA}/{layersB} of {targets} layers FP8");
+        }
+        finally { File.Delete(path); }
     }
 
     private static Result Model(CudaBackend gpu, Reference r)
