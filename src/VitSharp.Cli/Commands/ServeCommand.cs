@@ -49,7 +49,7 @@ public sealed class ServeCommand : ICliCommand
             bool twoTower = ZeroShotModel.IsTwoTowerFolder(path);
             if (twoTower && r.GetValue(labels) is not null) throw new VitSharpException("--labels is for classifier checkpoints: a two-tower model takes its labels per /v1/zeroshot request");
             if (twoTower && r.GetValue(recipe) is not null) throw new VitSharpException("--recipe is for classifier checkpoints: a two-tower folder's preprocessing is its preprocessor_config.json");
-            if (twoTower && ck.DType(r) is not null) throw new VitSharpException("--dtype int8/fp8 is for classifier checkpoints: a two-tower model serves in f32");
+            if (twoTower && ck.DType(r) is not null) throw new VitSharpException($"--dtype {r.GetValue(ck.InferenceDType)} is for classifier checkpoints: a two-tower model serves in f32");
             if (!twoTower && r.GetValue(clipBpe) is not null) throw new VitSharpException("--clip-bpe is for CLIP folders (config.json model_type clip)");
             var backend = ck.Backend(r);
             var options = new ServeOptions
