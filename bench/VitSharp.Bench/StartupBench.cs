@@ -10,7 +10,8 @@ namespace VitSharp.Bench;
 /// Where a cold start goes (issue 13 §3): the steps of <c>Classifier.Load</c> and one classification, each timed in
 /// one fresh process, with the resident memory after it (VmRSS: anonymous + file-backed pages; VmHWM: the peak so
 /// far). "runtime" is process start to Main (the kernel's start time has 10 ms resolution). The second forward is
-/// what the first would cost without JIT and first-touch page faults. Run it as its own process per measurement.
+/// what the first would cost without JIT and first-touch page faults. "JIT" is the time the JIT spent compiling in
+/// the step, all threads (System.Runtime.JitInfo), and the methods it compiled. Run it as its own process per measurement.
 /// By default the steps are those of <c>Classifier.Load</c> (mapped file, <c>VisionModel.LoadForInference</c>);
 /// <c>--copy</c> runs the copying path instead (file read into arrays, <c>CreateModel</c>, <c>UseInt8</c>,
 /// <c>PrepareForInference</c>), as Classifier.Load did before the mapping.
@@ -37,9 +38,15 @@ public sealed class StartupBench : IBench
         var start = Process.GetCurrentProcess().StartTime;
         Console.WriteLine($"{"runtime (start → Main)",-34} {(main - start).TotalMilliseconds,7:F0} ms  {Memory()}");
         var sw = Stopwatch.StartNew();
+        var jit = System.Runtime.JitInfo.GetCompilationTime();
+        long methods = System.Runtime.JitInfo.GetCompiledMethodCount();
+        Console.WriteLine($"{"  (JIT before Main)",-34} {jit.TotalMilliseconds,7:F1} ms, {methods} methods");
         void Step(string what)
         {
-            Console.WriteLine($"{what,-34} {sw.Elapsed.TotalMilliseconds,7:F1} ms  {Memory()}");
+            var j = System.Runtime.JitInfo.GetCompilationTime();
+            long m = System.Runtime.JitInfo.GetCompiledMethodCount();
+            Console.WriteLine($"{what,-34} {sw.Elapsed.TotalMilliseconds,7:F1} ms  {Memory()}  JIT {(j - jit).TotalMilliseconds,5:F1} ms / {m - methods,4} methods");
+            (jit, methods) = (j, m);
             sw.Restart();
         }
         using var ckpt = Checkpoint.Load(path, new LoadOptions { MapWeights = !copy });
