@@ -41,6 +41,14 @@ measure() {  # label, command...: median wall ms and peak RSS MB of $runs runs
   printf '%-55s median %6.0f ms  peak RSS %5.0f MB  (runs: %s ms)\n' "$label" \
     "$(printf '%s\n' "${ts[@]}" | sort -n | sed -n ${mid}p)" "$(printf '%s\n' "${rs[@]}" | sort -n | sed -n ${mid}p)" "${ts[*]}"
 }
+ort_onnx() {  # model, dtype: ORT's file for it (empty when there is none)
+  case "$1 $2" in
+    "vit_tiny_patch16_224 fp32") echo "$w/vit_tiny_patch16_224.onnx" ;;   # vit export of the same weights
+    "vit_small_patch16_224 fp32") echo "$ORT_DIR/vit_small_patch16_224.full.onnx" ;;   # the timm export
+    *) [ -f "$ORT_DIR/$1.int8.onnx" ] && echo "$ORT_DIR/$1.int8.onnx" ;;   # quantize_dynamic (ort_quantize.py)
+  esac
+}
+# each model and dtype: VitSharp's rows, then ORT's on the same model, so that both see the same moment of the machine
 for m in vit_tiny_patch16_224 vit_small_patch16_224; do
   for d in fp32 int8; do
     f="$w/$m.safetensors"; [ $d = int8 ] && f="$w/$m.int8.safetensors"
@@ -48,11 +56,8 @@ for m in vit_tiny_patch16_224 vit_small_patch16_224; do
     [ -n "${BASELINE:-}" ] && measure "  baseline $m $d" "$BASELINE" classify -c "$f" "$img"
     [ -n "${R2R:-}" ] && measure "  ReadyToRun publish $m $d" "$w/r2r/vit" classify -c "$f" "$img"
     measure "  vitsharp run (.npy input as ORT's) $m $d" "$vit" run -c "$f" -i "$w/input.npy" -o "$w/out.npy"
+    o=$(ort_onnx $m $d || true)
+    if [ -n "$o" ] && [ -f "$o" ]; then measure "  onnxruntime $m $d ($(basename "$o"))" node "$root/bench/peers/ort_cold.js" "$o" 2
+    else echo "  onnxruntime $m $d: no ONNX file (int8: $ORT_DIR/$m.int8.onnx from ort_quantize.py, which needs Python onnxruntime)"; fi
   done
 done
-measure "onnxruntime vit_tiny_patch16_224 fp32 (vit export)" node "$root/bench/peers/ort_cold.js" "$w/vit_tiny_patch16_224.onnx" 2
-if [ -f "$ORT_DIR/vit_tiny_patch16_224.int8.onnx" ]; then
-  measure "onnxruntime vit_tiny_patch16_224 int8 (quantize_dynamic)" node "$root/bench/peers/ort_cold.js" "$ORT_DIR/vit_tiny_patch16_224.int8.onnx" 2
-else echo "onnxruntime vit_tiny_patch16_224 int8: no $ORT_DIR/vit_tiny_patch16_224.int8.onnx (ort_quantize.py needs Python onnxruntime)"; fi
-measure "onnxruntime vit_small_patch16_224 fp32 (timm export)" node "$root/bench/peers/ort_cold.js" "$ORT_DIR/vit_small_patch16_224.full.onnx" 2
-measure "onnxruntime vit_small_patch16_224 int8 (quantize_dynamic)" node "$root/bench/peers/ort_cold.js" "$ORT_DIR/vit_small_patch16_224.int8.onnx" 2
