@@ -33,11 +33,11 @@ public sealed class RunCommand : ICliCommand
             int failed = 0, total = 0;
             if (inputPath.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
             {
-                var ckpt = Checkpoint.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r));
-                using var model = ckpt.CreateModel(backend);
-                model.PrepareForInference();
-                if (ckpt.Int8Weights is { } stored) model.UseInt8(stored);
-                else if (ck.DType(r) == Tensors.DType.I8) model.UseInt8();
+                // as Classifier.Load: a safetensors file is mapped and its weights packed (or quantised) from its pages
+                var options = ck.Load(r);
+                using var ckpt = Checkpoint.Load(r.GetValue(ck.Checkpoint)!, options.MapWeights is null ? options with { MapWeights = true } : options);
+                using var model = VisionModel.Create(ckpt.Config, backend);
+                model.LoadForInference(ckpt.Weights, ckpt.Path, int8: ck.DType(r) == Tensors.DType.I8, stored: ckpt.Int8Weights);
                 y = model.Run(Npy.Read(inputPath), kind);
             }
             else

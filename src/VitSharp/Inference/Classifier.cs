@@ -43,18 +43,21 @@ public sealed class Classifier : IDisposable
     public static Classifier Load(string path, LoadOptions? options = null, IBackend? backend = null,
         PreprocessRecipe? recipe = null, string[]? labels = null, Tensors.DType? dtype = null)
     {
-        var ckpt = Checkpoint.Load(path, options);
-        var metadata = Recipes.Resolve(ckpt, recipe, labels);
-        var model = ckpt.CreateModel(backend ?? CpuBackend.Instance);
+        // A safetensors file is mapped (unless the options say otherwise): the weights are packed from its pages, and
+        // the classifier holds the mapping until it is disposed (docs/ARCHITECTURE.md, "Memory and cold start").
+        options ??= new LoadOptions();
+        var ckpt = Checkpoint.Load(path, options.MapWeights is null ? options with { MapWeights = true } : options);
         try
         {
-            model.PrepareForInference();   // weights never change in a Classifier
-            // A quantised file runs int8 as it is stored; DType.I8 quantises any other model on load.
-            if (ckpt.Int8Weights is { } stored) model.UseInt8(stored);
-            else if (dtype == Tensors.DType.I8) model.UseInt8();
+            var metadata = Recipes.Resolve(ckpt, recipe, labels);
+            var model = VisionModel.Create(ckpt.Config, backend ?? CpuBackend.Instance);
+            // Weights never change in a Classifier: packed for inference. A quantised file runs int8 as it is stored;
+            // DType.I8 quantises any other model on load.
+            try { model.LoadForInference(ckpt.Weights, ckpt.Path, int8: dtype == Tensors.DType.I8, stored: ckpt.Int8Weights); }
+            catch { model.Dispose(); throw; }
+            return new Classifier(ckpt, model, metadata);
         }
-        catch { model.Dispose(); throw; }
-        return new Classifier(ckpt, model, metadata);
+        catch { ckpt.Dispose(); throw; }
     }
 
     /// <summary>The <paramref name="topK"/> most likely classes of one image, most likely first.</summary>
@@ -205,5 +208,9 @@ public sealed class Classifier : IDisposable
         return ImageCodecs.FindDecoder(head[..n]) is not null;
     }
 
-    public void Dispose() => Model.Dispose();
+    public void Dispose()
+    {
+        Model.Dispose();
+        Checkpoint.Dispose();
+    }
 }
