@@ -33,9 +33,12 @@ public sealed class RunCommand : ICliCommand
             int failed = 0, total = 0;
             if (inputPath.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
             {
-                var ckpt = Checkpoint.Load(r.GetValue(ck.Checkpoint)!, ck.Load(r));
-                using var model = ckpt.CreateModel(backend);
-                model.PrepareForInference();
+                // as Classifier.Load: a safetensors file is mapped and its weights packed (or quantised) from its pages
+                var options = ck.Load(r);
+                using var ckpt = Checkpoint.Load(r.GetValue(ck.Checkpoint)!, options.MapWeights is null ? options with { MapWeights = true } : options);
+                using var model = VisionModel.Create(ckpt.Config, backend);
+                InferenceDType.Validate(backend, ckpt, ck.DType(r));
+                model.LoadForInference(ckpt.Weights, ckpt.Path, int8: ck.DType(r) == Tensors.DType.I8, stored: ckpt.Int8Weights);
                 InferenceDType.Apply(model, ckpt, ck.DType(r), r.GetValue(ck.Calibration), ck.CalibrationImageCount(r));
                 y = model.Run(Npy.Read(inputPath), kind);
             }

@@ -9,7 +9,7 @@ namespace VitSharp.Checkpoints;
 /// A checkpoint read into canonical (timm) names with the model configuration it implies. The format is detected from
 /// the file: safetensors (timm, Hugging Face or VitSharp names), Google .npz, or a Hugging Face folder.
 /// </summary>
-public sealed partial record Checkpoint
+public sealed partial record Checkpoint : IDisposable
 {
     /// <summary>Keys of files written before <see cref="ModelMetadata"/> (still read; new files carry
     /// <see cref="ModelMetadata.MetadataKey"/> only).</summary>
@@ -37,6 +37,17 @@ public sealed partial record Checkpoint
     /// holds their dequantised floats code · scale, so the model loads on any backend. Null for any other file.</summary>
     public IReadOnlyDictionary<string, Fp8Weight>? Fp8Weights { get; init; }
 
+    /// <summary>The mapping the weights are read from (<see cref="LoadOptions.MapWeights"/>), or null when they were
+    /// read into memory. Disposing the checkpoint releases it; arrays whose floats were never asked for can then no
+    /// longer be read (a model built from them holds its own lease).</summary>
+    public MappedLease? Mapping { get; init; }
+
+    /// <summary>Whether <see cref="Weights"/> view a mapped file.</summary>
+    public bool IsMapped => Mapping is not null;
+
+    /// <summary>Releases the mapping, if any (no-op for a checkpoint read into memory).</summary>
+    public void Dispose() => Mapping?.Dispose();
+
     public static Checkpoint Load(string path, LoadOptions? options = null)
     {
         options ??= new LoadOptions();
@@ -44,13 +55,32 @@ public sealed partial record Checkpoint
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         if (SafeTensors.LooksLike(path))
         {
+            MappedLease? lease = null;
+            try
+            {
+                var ck = LoadSafeTensors(path, options, ref lease);
+                return lease is null ? ck : ck with { Mapping = lease };
+            }
+            catch { lease?.Dispose(); throw; }
+        }
+        return LoadOther(path, options);
+    }
+
+    private static Checkpoint LoadSafeTensors(string path, LoadOptions options, ref MappedLease? lease)
+    {
+        {
             QuantizationInfo? quant = null;
             bool headerRead = false;
-            var w = Finite(SafeTensors.Read(path, out var meta, (e, m) =>
+            Func<SafeTensors.Entry, IReadOnlyDictionary<string, string>, bool> wanted = (e, m) =>
             {
                 if (!headerRead) { headerRead = true; quant = ModelMetadata.Read(m, path)?.Quantization; }
                 return quant?.Wanted(e, path) ?? Wanted(e, m, path, options.NameMap);
-            }, options.MaxTotalBytes), path, options);
+            };
+            Dictionary<string, string> meta;
+            Dictionary<string, HostArray> read;
+            if (options.MapWeights == true) { read = SafeTensors.Map(path, out meta, wanted, options.MaxTotalBytes, out var l); lease = l; }
+            else read = SafeTensors.Read(path, out meta, wanted, options.MaxTotalBytes);
+            var w = Finite(read, path, options);
             var md = ModelMetadata.Read(meta, path);
             if (md?.Quantization is { } q)
             {
@@ -79,6 +109,10 @@ public sealed partial record Checkpoint
             if (NameMap.Find(w.Keys) is { } shipped) return ByMap(path, "safetensors", w, shipped, options, user: false) with { Metadata = md };
             return Build(path, "timm-safetensors", w, hint, labels, options) with { Metadata = md };
         }
+    }
+
+    private static Checkpoint LoadOther(string path, LoadOptions options)
+    {
         if (PyTorchPickle.LooksLike(path))
         {
             // As for safetensors: from the pickle's names, before any storage is inflated, integer buffers are skipped and
@@ -266,19 +300,47 @@ public sealed partial record Checkpoint
     private static Dictionary<string, HostArray> Finite(Dictionary<string, HostArray> w, string path, LoadOptions o)
     {
         if (o.AllowNonFinite) return w;
+        float[]? chunk = null;
         foreach (var (name, a) in w)
         {
-            var d = a.Data.AsSpan();
-            // The first NaN if there is one, else the largest magnitude: non-finite exactly when the tensor holds NaN or ±Inf.
-            int i = System.Numerics.Tensors.TensorPrimitives.IndexOfMaxMagnitude(d) is var m && m >= 0 && !float.IsFinite(d[m]) ? m : -1;
-            if (i >= 0)
+            if (a.Source is MappedTensor { DType: "I8" or "U8" or "BOOL" or "I16" or "I32" }) continue; // integers: always finite
+            if (a.Source is MappedTensor mt && mt.TryF32(out var stored)) { Check(stored, 0, name); mt.File.DropPages(mt.Offset, mt.ByteLength); continue; }
+            if (a.Source is MappedTensor other)
             {
-                long bad = 0;
-                foreach (var x in d) if (!float.IsFinite(x)) bad++;
-                throw new CheckpointException(path, $"{bad} non-finite values (the first, {d[i]}, at element {i}); --allow-non-finite (LoadOptions.AllowNonFinite) loads them anyway", name);
+                // other stored dtypes are checked in widened chunks, never held as floats here
+                chunk ??= new float[1 << 16];
+                long per = chunk.Length, n = a.Count;
+                int size = (int)(other.ByteLength / Math.Max(n, 1));
+                for (long at = 0; at < n; at += per)
+                {
+                    int len = (int)Math.Min(per, n - at);
+                    SafeTensors.Decode(other.DType, other.Bytes.Slice((int)(at * size), len * size), chunk.AsSpan(0, len));
+                    Check(chunk.AsSpan(0, len), at, name);
+                }
+                other.File.DropPages(other.Offset, other.ByteLength);
+                continue;
             }
+            Check(a.Data, 0, name);
         }
         return w;
+
+        void Check(ReadOnlySpan<float> d, long first, string name)
+        {
+            // The first NaN if there is one, else the largest magnitude: non-finite exactly when the tensor holds NaN or ±Inf.
+            int i = System.Numerics.Tensors.TensorPrimitives.IndexOfMaxMagnitude(d) is var m && m >= 0 && !float.IsFinite(d[m]) ? m : -1;
+            if (i < 0) return;
+            long bad = 0;
+            foreach (var x in d) if (!float.IsFinite(x)) bad++;
+            if (first > 0 || d.Length < w[name].Count) bad = CountNonFinite(w[name]);
+            throw new CheckpointException(path, $"{bad} non-finite values (the first, {d[i]}, at element {first + i}); --allow-non-finite (LoadOptions.AllowNonFinite) loads them anyway", name);
+        }
+    }
+
+    private static long CountNonFinite(HostArray a)
+    {
+        long bad = 0;
+        foreach (var x in a.Data) if (!float.IsFinite(x)) bad++;
+        return bad;
     }
 
     /// <summary>A timm model folder as the Hugging Face hub serves it: config.json names the architecture, states

@@ -28,6 +28,11 @@ public sealed record LoadOptions
     /// <summary>Budget of tensor bytes for this load (default: <see cref="CheckpointLimits.MaxTotalBytes"/>, 16 GiB or
     /// VITSHARP_MAX_CHECKPOINT_BYTES).</summary>
     public long? MaxTotalBytes { get; init; }
+    /// <summary>Map a safetensors file instead of reading it (<see cref="MappedFile"/>): the weights are read from the
+    /// file's pages when used, and an inference model packs them from there (<see cref="Models.VisionModel.LoadForInference"/>),
+    /// so a process holds about one copy. The checkpoint then holds the mapping until it is disposed. Null: the
+    /// caller decides (<see cref="Inference.Classifier.Load"/> maps, a plain <see cref="Checkpoint.Load"/> reads).</summary>
+    public bool? MapWeights { get; init; }
 }
 
 /// <summary>

@@ -390,6 +390,16 @@ public sealed record QuantizationInfo
             foreach (var v in scale.Data)
                 if (!(v >= 0) || !float.IsFinite(v))
                     throw new CheckpointException(path, $"scale {v} is not a finite non-negative number", name + ScaleSuffix);
+            if (q.Source is MappedTensor { DType: "I8" } mapped)
+            {
+                // from a mapped file: the int8 values are copied once (the int8 weight's own), their floats are computed
+                // from the mapping only if something asks for them (a model running int8 never does)
+                var stored = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(mapped.Bytes).ToArray();
+                mapped.File.DropPages(mapped.Offset, mapped.ByteLength);
+                w[name] = new HostArray(q.Shape, new DequantizedTensor(mapped, scale.Data, n, k));
+                result[name] = (stored, scale.Data);
+                continue;
+            }
             var values = new sbyte[q.Data.Length];
             for (int r = 0; r < n; r++)
                 for (int i = 0; i < k; i++)

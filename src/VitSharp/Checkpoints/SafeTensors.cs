@@ -33,6 +33,12 @@ public static class SafeTensors
     {
         if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
         using var f = File.OpenRead(path);
+        return ReadHeader(path, f);
+    }
+
+    private static (List<Entry> entries, Dictionary<string, string> metadata, long dataStart) ReadHeader(string path, FileStream f)
+    {
+        f.Position = 0;
         if (f.Length < 8) throw new CheckpointException(path, $"truncated: {f.Length} bytes is too short for a safetensors header");
         Span<byte> lenBytes = stackalloc byte[8];
         f.ReadExactly(lenBytes);
@@ -122,6 +128,37 @@ public static class SafeTensors
         return result;
     }
 
+    /// <summary>
+    /// As <see cref="Read(string, out Dictionary{string, string}, Func{Entry, IReadOnlyDictionary{string, string}, bool}?, long?)"/>,
+    /// with the same checks before any data is touched, but the file is mapped (<see cref="MappedFile"/>) and each
+    /// array reads its values from the mapping when asked: nothing is copied here. The caller holds the returned
+    /// lease and disposes it when the arrays are no longer read (the arrays' own float copies, once made, stay valid).
+    /// </summary>
+    public static Dictionary<string, HostArray> Map(string path, out Dictionary<string, string> metadata,
+        Func<Entry, IReadOnlyDictionary<string, string>, bool>? wanted, long? maxTotalBytes, out MappedLease lease)
+    {
+        if (!File.Exists(path)) throw new CheckpointException(path, "file not found");
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        var (entries, meta, start) = ReadHeader(path, f);
+        metadata = meta;
+        if (wanted is not null) entries = entries.Where(e => wanted(e, meta)).ToList();
+        long stored = 0, decoded = 0;
+        foreach (var e in entries)
+        {
+            CheckpointLimits.Charge(ref stored, e.End - e.Begin, maxTotalBytes, path, e.Name);
+            CheckpointLimits.Charge(ref decoded, (e.End - e.Begin) / ElementSize(e.DType, path, e.Name) * 4, maxTotalBytes, path, e.Name);
+        }
+        var file = MappedFile.Open(path, f, f.Length);
+        lease = new MappedLease(file);
+        var result = new Dictionary<string, HostArray>(entries.Count);
+        foreach (var e in entries)
+        {
+            long count = (e.End - e.Begin) / ElementSize(e.DType, path, e.Name);
+            result[e.Name] = new HostArray(e.Shape, new MappedTensor(file, start + e.Begin, e.End - e.Begin, e.DType, count));
+        }
+        return result;
+    }
+
     /// <summary>Whether a dtype holds floating-point values (weights); integer and bool tensors are buffers or corrupt.</summary>
     public static bool IsFloat(string dtype) => dtype is "F32" or "F16" or "BF16" or "F64";
 
@@ -166,9 +203,14 @@ public static class SafeTensors
 
     private static float[] Decode(string dtype, byte[] b, string path, string name)
     {
-        int size = ElementSize(dtype, path, name);
-        var o = new float[b.Length / size];
-        var s = b.AsSpan();
+        var o = new float[b.Length / ElementSize(dtype, path, name)];
+        Decode(dtype, b, o);
+        return o;
+    }
+
+    /// <summary>Widens stored little-endian values of a dtype (already checked by the header) into floats.</summary>
+    internal static void Decode(string dtype, ReadOnlySpan<byte> s, Span<float> o)
+    {
         switch (dtype)
         {
             case "F32": System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(s).CopyTo(o); break;
@@ -181,8 +223,8 @@ public static class SafeTensors
             case "U8" or "BOOL": for (int i = 0; i < o.Length; i++) o[i] = s[i]; break;
             case "I8": for (int i = 0; i < o.Length; i++) o[i] = (sbyte)s[i]; break;
             case "F8_E4M3": for (int i = 0; i < o.Length; i++) o[i] = Tensors.Fp8.ToFloat(s[i]); break;   // NaN codes are values too
+            default: throw new ArgumentException($"unsupported dtype {dtype}");
         }
-        return o;
     }
 
     /// <summary>Writes tensors (sorted by name) as F32, F16 or BF16 with string metadata, atomically.</summary>

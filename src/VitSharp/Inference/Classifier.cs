@@ -46,17 +46,26 @@ public sealed class Classifier : IDisposable
         PreprocessRecipe? recipe = null, string[]? labels = null, Tensors.DType? dtype = null, string? calibration = null,
         int calibrationImages = Fp8Calibration.DefaultImages)
     {
-        var ckpt = Checkpoint.Load(path, options);
-        var metadata = Recipes.Resolve(ckpt, recipe, labels);
-        var model = ckpt.CreateModel(backend ?? CpuBackend.Instance);
+        // A safetensors file is mapped (unless the options say otherwise): the weights are packed from its pages, and
+        // the classifier holds the mapping until it is disposed (docs/ARCHITECTURE.md, "Memory and cold start").
+        options ??= new LoadOptions();
+        var ckpt = Checkpoint.Load(path, options.MapWeights is null ? options with { MapWeights = true } : options);
         try
         {
-            model.PrepareForInference();   // weights never change in a Classifier
-            // A quantised file runs as it is stored; DType.I8 / F8E4M3 quantise any other model on load.
-            InferenceDType.Apply(model, ckpt, dtype, calibration, calibrationImages);
+            var metadata = Recipes.Resolve(ckpt, recipe, labels);
+            var model = VisionModel.Create(ckpt.Config, backend ?? CpuBackend.Instance);
+            try
+            {
+                // Weights never change in a Classifier: packed for inference. A quantised file runs as it is stored;
+                // DType.I8 / F8E4M3 quantise any other model on load (InferenceDType has the whole rule).
+                InferenceDType.Validate(model.Backend, ckpt, dtype);
+                model.LoadForInference(ckpt.Weights, ckpt.Path, int8: dtype == Tensors.DType.I8, stored: ckpt.Int8Weights);
+                InferenceDType.Apply(model, ckpt, dtype, calibration, calibrationImages);
+            }
+            catch { model.Dispose(); throw; }
+            return new Classifier(ckpt, model, metadata);
         }
-        catch { model.Dispose(); throw; }
-        return new Classifier(ckpt, model, metadata);
+        catch { ckpt.Dispose(); throw; }
     }
 
     /// <summary>The <paramref name="topK"/> most likely classes of one image, most likely first.</summary>
@@ -207,5 +216,9 @@ public sealed class Classifier : IDisposable
         return ImageCodecs.FindDecoder(head[..n]) is not null;
     }
 
-    public void Dispose() => Model.Dispose();
+    public void Dispose()
+    {
+        Model.Dispose();
+        Checkpoint.Dispose();
+    }
 }

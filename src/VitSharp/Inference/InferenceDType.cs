@@ -27,28 +27,33 @@ public static class InferenceDType
         int calibrationImages = Fp8Calibration.DefaultImages)
     {
         if (dtype is DType.F32 or DType.BF16) return;
+        Validate(model.Backend, ckpt, dtype);
+        // a model loaded with VisionModel.LoadForInference(int8: …) already runs int8
         if (ckpt.Int8Weights is { } int8)
         {
-            if (dtype == DType.F8E4M3)
-                throw new VitSharpException($"{ckpt.Path} is an int8 checkpoint: --dtype fp8 needs a floating-point or FP8 one (vit quantize --dtype fp8 the original)");
-            model.UseInt8(int8);
+            if (!model.IsInt8) model.UseInt8(int8);
             return;
         }
         if (ckpt.Fp8Weights is { } fp8)
         {
-            if (dtype == DType.I8)
-                throw new VitSharpException($"{ckpt.Path} is an FP8 checkpoint: --dtype int8 needs a floating-point or int8 one (vit quantize the original)");
             if (dtype == DType.F8E4M3) Count(model.UseFp8(fp8), ckpt);
             else if (RunsFp8(model.Backend, out _)) model.UseFp8(fp8);   // a shape FP8 cannot take stays bf16
             return;
         }
-        if (dtype == DType.I8) model.UseInt8();
-        else if (dtype == DType.F8E4M3)
-        {
-            // the device first: calibrating only to learn that FP8 cannot run here would waste the calibration
-            if (!RunsFp8(model.Backend, out var why)) throw new VitSharpException(why);
-            Count(Fp8Calibration.Apply(model, ckpt, calibration, calibrationImages), ckpt);
-        }
+        if (dtype == DType.I8) { if (!model.IsInt8) model.UseInt8(); }
+        else if (dtype == DType.F8E4M3) Count(Fp8Calibration.Apply(model, ckpt, calibration, calibrationImages), ckpt);
+    }
+
+    /// <summary>The combinations <see cref="Apply"/> refuses, checked before any weight is loaded: an int8 file with
+    /// --dtype fp8, an FP8 file with --dtype int8, --dtype fp8 where the device has no FP8 products (checked before
+    /// calibrating, which would otherwise be wasted).</summary>
+    public static void Validate(IBackend backend, Checkpoint ckpt, DType? dtype)
+    {
+        if (ckpt.Int8Weights is not null && dtype == DType.F8E4M3)
+            throw new VitSharpException($"{ckpt.Path} is an int8 checkpoint: --dtype fp8 needs a floating-point or FP8 one (vit quantize --dtype fp8 the original)");
+        if (ckpt.Fp8Weights is not null && dtype == DType.I8)
+            throw new VitSharpException($"{ckpt.Path} is an FP8 checkpoint: --dtype int8 needs a floating-point or int8 one (vit quantize the original)");
+        if (dtype == DType.F8E4M3 && !RunsFp8(backend, out var why)) throw new VitSharpException(why);
     }
 
     /// <summary>Whether <paramref name="backend"/> runs FP8 products; <paramref name="reason"/> says why not.</summary>

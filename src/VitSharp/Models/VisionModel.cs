@@ -93,13 +93,99 @@ public abstract class VisionModel : IDisposable
         {
             bool prepared = _prepacked.Count > 0, int8 = _int8.Count > 0;
             if (_fp8.Count > 0) throw new InvalidOperationException("Load on a model running FP8: its input scales were calibrated for the old weights");
-            ReleasePrepacked();
-            ReleaseInt8();
+            ReleasePrepacked(restore: false);
+            ReleaseInt8(restore: false);
+            ReleaseLeases();
             Parameters.Load(weights, source);
             WeightsChanged();
             if (prepared) PrepareForInference();
             if (int8) UseInt8();
         }
+    }
+
+    /// <summary>
+    /// For inference only: loads <paramref name="weights"/> as <see cref="Load"/>, then <see cref="UseInt8"/> (when
+    /// <paramref name="int8"/>, or with <paramref name="stored"/>: a quantised checkpoint's int8 weights) and
+    /// <see cref="PrepareForInference"/>, making the packed and int8 copies straight from <paramref name="weights"/>.
+    /// On a host backend the floats of those weights are then never written into <see cref="Parameters"/> (their
+    /// memory stays untouched): the packed or int8 copy is the one the products read, and the values stay where
+    /// <paramref name="weights"/> hold them — for a mapped checkpoint (<see cref="LoadOptions.MapWeights"/>), the
+    /// file's pages, dropped from this process's resident memory once packed and faulted back in only if read.
+    /// So the process holds about one copy of the weights. Reading them still works (<see cref="HostFloats"/>,
+    /// <see cref="ParameterSet.ToHost"/>); releasing a packed or int8 copy writes the values in first.
+    /// </summary>
+    public void LoadForInference(IReadOnlyDictionary<string, HostArray> weights, string source, bool int8 = false,
+        IReadOnlyDictionary<string, (sbyte[] Values, float[] Scales)>? stored = null)
+    {
+        bool runInt8 = int8 || stored is not null;
+        if (runInt8 && Backend is not IInt8Linear)
+            throw new VitSharpException($"int8 inference runs on the CPU backend only, not on {Backend.Device}");
+        var packer = Backend as IWeightPrepacking;
+        if (!Backend.Device.IsCpu)
+        {
+            Load(weights, source);
+            if (runInt8) UseInt8(stored);
+            PrepareForInference();
+            return;
+        }
+        lock (ForwardLock)
+        {
+            ReleasePrepacked(restore: false);
+            ReleaseInt8(restore: false);
+            ReleaseLeases();
+            var int8Names = runInt8 ? Int8Targets.ToHashSet(StringComparer.Ordinal) : [];
+            Parameters.Load(weights, source, name => int8Names.Contains(name) || packer is not null && Packs(name));
+            WeightsChanged();
+            // a model that outlives its checkpoint keeps the mapping its deferred values are read from
+            foreach (var file in Parameters.Deferred.Select(n => Parameters.DeferredValues(n)!.Source?.File).OfType<MappedFile>().Distinct())
+                if (MappedLease.Share(file) is { } lease) _leases.Add(lease);
+            float[]? scratch = null;
+            ReadOnlySpan<float> Values(HostArray a)
+            {
+                if (a.Source is MappedTensor mt && mt.TryF32(out var mapped)) return mapped;
+                if (a.IsMaterialized) return a.Data;
+                if (scratch is null || scratch.Length < a.Count) scratch = new float[a.Count];
+                a.CopyTo(scratch.AsSpan(0, (int)a.Count));
+                return scratch.AsSpan(0, (int)a.Count);
+            }
+            var q = Backend as IInt8Linear;
+            foreach (var name in Int8Targets.Where(int8Names.Contains))
+            {
+                var w = Parameters[name];
+                int n = w.Dim(0), k = w.Dim(1);
+                var m = stored is not null && stored.TryGetValue(name, out var st)
+                    ? Int8Matrix.FromQuantized(st.Values, st.Scales, n, k)
+                    : Int8Matrix.Quantize(Values(weights[name]), n, k);
+                q!.UseInt8(w, m);
+                _int8.Add(w);
+                Drop(weights[name]);
+            }
+            if (packer is not null)
+                foreach (var (name, _, _) in Parameters.Layout)
+                {
+                    if (!Packs(name) || int8Names.Contains(name)) continue;
+                    var w = Parameters[name];
+                    packer.Prepack(w, Values(weights[name]));
+                    _prepacked.Add(w);
+                    Drop(weights[name]);
+                }
+            foreach (var lease in _leases) lease.File.DropPages(0, lease.File.Length); // what was copied into the buffer
+        }
+
+        bool Packs(string name) => Parameters[name].Rank >= 2 && name.EndsWith(".weight", StringComparison.Ordinal);
+        static void Drop(HostArray a)
+        {
+            if (a.Source is MappedTensor mt) mt.File.DropPages(mt.Offset, mt.ByteLength);
+            else if (a.Source is DequantizedTensor dq) dq.File.DropPages(dq.Values.Offset, dq.Values.ByteLength);
+        }
+    }
+
+    private readonly List<MappedLease> _leases = new();
+
+    private void ReleaseLeases()
+    {
+        foreach (var l in _leases) l.Dispose();
+        _leases.Clear();
     }
 
     /// <summary>Called after <see cref="Load"/>: a model that caches something derived from its weights drops it.</summary>
@@ -129,8 +215,14 @@ public abstract class VisionModel : IDisposable
             {
                 if (shape.Length < 2 || !name.EndsWith(".weight", StringComparison.Ordinal)) continue;
                 var w = Parameters[name];
-                if (_int8.Contains(w)) continue;   // runs int8: its fp32 packed copy would never be read
-                packer.Prepack(w);
+                if (_int8.Contains(w) || _prepacked.Contains(w)) continue;   // runs int8: its fp32 packed copy would never be read
+                if (Parameters.DeferredValues(name) is { } deferred)
+                {
+                    var v = new float[deferred.Count];
+                    deferred.CopyTo(v);
+                    packer.Prepack(w, v);
+                }
+                else packer.Prepack(w);
                 _prepacked.Add(w);
             }
         }
@@ -166,7 +258,7 @@ public abstract class VisionModel : IDisposable
             throw new VitSharpException($"int8 inference runs on the CPU backend only, not on {Backend.Device}");
         lock (ForwardLock)
         {
-            ReleaseInt8();
+            ReleaseInt8(restore: true);
             foreach (var name in Int8Targets)
             {
                 var w = Parameters[name];
@@ -174,7 +266,7 @@ public abstract class VisionModel : IDisposable
                 var m = stored is not null && stored.TryGetValue(name, out var s)
                     ? Int8Matrix.FromQuantized(s.Values, s.Scales, n, k)
                     : Int8Matrix.Quantize(HostFloats(w), n, k);
-                if (Backend is IWeightPrepacking packer && _prepacked.Remove(w)) packer.Release(w);
+                if (Backend is IWeightPrepacking packer && _prepacked.Remove(w)) packer.Release(w); // (deferred values stay deferred: int8 reads its own copy)
                 q.UseInt8(w, m);
                 _int8.Add(w);
             }
@@ -269,19 +361,32 @@ public abstract class VisionModel : IDisposable
     public float[] HostFloats(Tensor t)
     {
         var data = new float[t.Length];
-        Backend.CopyToHost(t, data);
+        if (Parameters.TryNameOf(t) is { } name && Parameters.DeferredValues(name) is { } deferred) deferred.CopyTo(data);
+        else Backend.CopyToHost(t, data);
         return data;
     }
 
-    private void ReleaseInt8()
+    /// <summary>Back to floating-point products; with <paramref name="restore"/>, weights whose floats were deferred
+    /// (<see cref="LoadForInference"/>) get them written in first, since their products read them again.</summary>
+    private void ReleaseInt8(bool restore)
     {
-        if (Backend is IInt8Linear q) foreach (var w in _int8) q.ReleaseInt8(w);
+        if (Backend is IInt8Linear q)
+            foreach (var w in _int8)
+            {
+                if (restore && !_prepacked.Contains(w)) Parameters.Materialize(Parameters.NameOf(w));
+                q.ReleaseInt8(w);
+            }
         _int8.Clear();
     }
 
-    private void ReleasePrepacked()
+    private void ReleasePrepacked(bool restore)
     {
-        if (Backend is IWeightPrepacking packer) foreach (var w in _prepacked) packer.Release(w);
+        if (Backend is IWeightPrepacking packer)
+            foreach (var w in _prepacked)
+            {
+                if (restore) Parameters.Materialize(Parameters.NameOf(w));
+                packer.Release(w);
+            }
         _prepacked.Clear();
     }
 
@@ -315,9 +420,10 @@ public abstract class VisionModel : IDisposable
     {
         lock (ForwardLock)
         {
-            ReleasePrepacked();
-            ReleaseInt8();
+            ReleasePrepacked(restore: false);
+            ReleaseInt8(restore: false);
             ReleaseFp8();
+            ReleaseLeases();
             _activations?.Dispose();
             WeightsChanged();
         }

@@ -30,7 +30,7 @@ public sealed class ParameterSet : IDisposable
         Count = total;
         ElementCount = elements;
         Buffer = backend.Allocate([checked((int)Math.Max(total, 1))], dtype ?? backend.ComputeType);
-        backend.Zero(Buffer);
+        if (Buffer.Storage is not HostStorage) backend.Zero(Buffer); // host storage is zeroed, and its untouched pages cost nothing
         foreach (var (name, shape, offset) in _layout) _names[_views[name] = Buffer.View(shape, offset)] = name;
     }
 
@@ -63,17 +63,19 @@ public sealed class ParameterSet : IDisposable
 
     public string NameOf(Tensor view) => TryNameOf(view) ?? throw new ArgumentException($"{view} is not a parameter of this set");
 
-    /// <summary>Copies every parameter from <paramref name="weights"/>; each must exist with exactly the declared shape.</summary>
-    public void Load(IReadOnlyDictionary<string, HostArray> weights, string source)
+    /// <summary>Copies every parameter from <paramref name="weights"/>; each must exist with exactly the declared shape.
+    /// Those <paramref name="defer"/> names are checked but not written: their values stay in <paramref name="weights"/>
+    /// (e.g. a mapped file) for a caller that keeps another copy the products read (a packed or int8 one), their
+    /// memory in the buffer untouched; <see cref="ToHost"/> and <see cref="DeferredValues"/> read them from there, and
+    /// <see cref="Materialize"/> writes them in.</summary>
+    public void Load(IReadOnlyDictionary<string, HostArray> weights, string source, Func<string, bool>? defer = null)
     {
-        var host = new float[Count];
-        foreach (var (name, shape, offset) in _layout)
+        foreach (var (name, shape, _) in _layout)
         {
             if (!weights.TryGetValue(name, out var a))
                 throw new CheckpointException(source, "missing from the checkpoint", name);
             if (!a.Shape.SequenceEqual(shape))
                 throw new CheckpointException(source, $"has shape {a} but the model needs {Shape.Format(shape)}", name);
-            a.Data.CopyTo(host, offset);
         }
         // Strict, like PyTorch's load_state_dict: a tensor the model does not use means a variant it does not implement,
         // and ignoring it would silently compute something else.
@@ -81,7 +83,39 @@ public sealed class ParameterSet : IDisposable
         if (unused.Count > 0)
             throw new CheckpointException(source, $"holds {unused.Count} tensor(s) this model does not use ({string.Join(", ", unused.Take(6))}" +
                 $"{(unused.Count > 6 ? ", …" : "")}): an architecture variant VitSharp does not implement, or options that do not match the checkpoint");
-        Backend.CopyFromHost(host, Buffer.View([checked((int)Count)], 0));
+        _deferred.Clear();
+        bool host = Buffer.Device.IsCpu && Buffer.DType == DType.F32;
+        var staging = host ? null : new float[Count];
+        foreach (var (name, _, offset) in _layout)
+        {
+            var a = weights[name];
+            if (host && defer?.Invoke(name) == true) { _deferred[name] = a; continue; }
+            // straight into the buffer (host) or one staging copy (a device): no intermediate arrays
+            if (host) a.CopyTo(_views[name].Span);
+            else a.CopyTo(staging.AsSpan(checked((int)offset), checked((int)a.Count)));
+        }
+        if (staging is not null) Backend.CopyFromHost(staging, Buffer.View([checked((int)Count)], 0));
+    }
+
+    private readonly Dictionary<string, HostArray> _deferred = new(StringComparer.Ordinal);
+
+    /// <summary>The values of a parameter <see cref="Load"/> deferred (not in the buffer), or null when it is in the buffer.</summary>
+    public HostArray? DeferredValues(string name) => _deferred.GetValueOrDefault(name);
+
+    /// <summary>The parameters whose values are not in the buffer.</summary>
+    public IReadOnlyCollection<string> Deferred => _deferred.Keys;
+
+    /// <summary>Writes a deferred parameter's values into the buffer (before anything reads its memory directly).</summary>
+    public void Materialize(string name)
+    {
+        if (!_deferred.Remove(name, out var a)) return;
+        if (Buffer.Device.IsCpu && Buffer.DType == DType.F32) a.CopyTo(_views[name].Span);
+        else
+        {
+            var host = new float[a.Count];
+            a.CopyTo(host);
+            Backend.CopyFromHost(host, _views[name]);
+        }
     }
 
     /// <summary>The parameters as named host arrays (canonical names).</summary>
@@ -91,7 +125,11 @@ public sealed class ParameterSet : IDisposable
         Backend.CopyToHost(Buffer.View([checked((int)Count)], 0), host);
         var d = new Dictionary<string, HostArray>();
         foreach (var (name, shape, offset) in _layout)
-            d[name] = new HostArray(shape, host.AsSpan((int)offset, (int)Shape.Count(shape)).ToArray());
+        {
+            var values = host.AsSpan((int)offset, (int)Shape.Count(shape));
+            if (_deferred.TryGetValue(name, out var a)) a.CopyTo(values);
+            d[name] = new HostArray(shape, values.ToArray());
+        }
         return d;
     }
 

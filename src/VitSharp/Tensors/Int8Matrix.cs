@@ -39,23 +39,32 @@ public sealed unsafe class Int8Matrix : IDisposable
         long bytes = (long)NPadded * KPadded;
         _packed = (sbyte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
         new Span<sbyte>(_packed, checked((int)bytes)).Clear();
-        for (int r = 0; r < n; r++)
-        {
-            int sum = 0;
-            sbyte* block = _packed + (long)(r / 16) * 16 * KPadded;
-            int c = r % 16;
-            for (int i = 0; i < k; i++)
-            {
-                sbyte q = values[(long)r * k + i];
-                sum += q;
-                block[(i / 4) * 64 + c * 4 + (i % 4)] = q;
-            }
-            ColumnSums[r] = 128 * sum;
-        }
+        Pack(values, n, k, KPadded, _packed, ColumnSums);
         _scales = (float*)NativeMemory.AlignedAlloc((nuint)(NPadded * 8), 64);
         _sums = (int*)(_scales + NPadded);
         Scales.CopyTo(new Span<float>(_scales, NPadded));
         ColumnSums.CopyTo(new Span<int>(_sums, NPadded));
+    }
+
+    /// <summary>Rows of Q into the packed layout (groups of 4 K values, one 4-byte word per channel and group) and
+    /// 128·Σ_k Q per row. Runs once per weight at load; fully optimised from the first call (it is one long loop).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static void Pack(sbyte[] values, int n, int k, int kPadded, sbyte* packed, int[] sums)
+    {
+        fixed (sbyte* v = values)
+            for (int r = 0; r < n; r++)
+            {
+                sbyte* row = v + (long)r * k;
+                sbyte* dst = packed + (long)(r / 16) * 16 * kPadded + (r % 16) * 4;
+                int full = k & ~3, sum = 0;
+                for (int i = 0; i < full; i += 4, dst += 64)
+                {
+                    *(uint*)dst = *(uint*)(row + i);
+                    sum += row[i] + row[i + 1] + row[i + 2] + row[i + 3];
+                }
+                for (int i = full; i < k; i++) { dst[i - full] = row[i]; sum += row[i]; }
+                sums[r] = 128 * sum;
+            }
     }
 
     /// <summary>Native copies of <see cref="Scales"/> and <see cref="ColumnSums"/> (NPadded each), for the kernels.</summary>

@@ -16,24 +16,27 @@ public abstract class Storage : IDisposable
     public abstract void Dispose();
 }
 
-/// <summary>Pinned, 64-byte aligned host memory behind a CPU tensor.</summary>
+/// <summary>Pinned, 64-byte aligned, zeroed host memory behind a CPU tensor. It comes from calloc, which hands large
+/// blocks out as fresh zero pages without writing them: memory that is never written (a parameter whose only copy is
+/// its packed one) is never resident.</summary>
 public sealed unsafe class HostStorage : Storage
 {
+    private void* _raw;
     private void* _ptr;
 
     public HostStorage(long bytes) : base(Device.Cpu, bytes)
     {
-        _ptr = NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
-        NativeMemory.Clear(_ptr, (nuint)Math.Max(bytes, 64));
+        _raw = NativeMemory.AllocZeroed((nuint)Math.Max(bytes, 64) + 64);
+        _ptr = (void*)(((nint)_raw + 63) & ~(nint)63);
     }
 
     public override nint Pointer => _ptr == null ? throw new ObjectDisposedException(nameof(HostStorage)) : (nint)_ptr;
 
     public override void Dispose()
     {
-        if (_ptr != null) { NativeMemory.AlignedFree(_ptr); _ptr = null; }
+        if (_raw != null) { NativeMemory.Free(_raw); _raw = null; _ptr = null; }
         GC.SuppressFinalize(this);
     }
 
-    ~HostStorage() { if (_ptr != null) NativeMemory.AlignedFree(_ptr); }
+    ~HostStorage() { if (_raw != null) NativeMemory.Free(_raw); }
 }

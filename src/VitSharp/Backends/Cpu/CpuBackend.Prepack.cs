@@ -11,9 +11,22 @@ public sealed unsafe partial class CpuBackend : IWeightPrepacking
     public void Prepack(Tensor weight)
     {
         var key = Key(weight);
-        if (_packed.TryGetValue(key, out var old) && old.IsCurrent) return;
+        if (_packed.TryGetValue(key, out var old) && (old.IsCurrent || old.Sole)) return;
         var p = PackedB.Create(true, key.Out, key.In, weight.Data, key.In);
         if (_packed.TryRemove(key, out old)) old.Dispose();
+        _packed[key] = p;
+    }
+
+    /// <summary>Packs <paramref name="values"/> (e.g. a mapped checkpoint's pages) as this weight's copy without writing
+    /// them into the weight's memory: products against it use the packed copy only, whatever the GEMM's settings.</summary>
+    public void Prepack(Tensor weight, ReadOnlySpan<float> values)
+    {
+        var key = Key(weight);
+        if (values.Length != weight.Length) throw new ArgumentException($"Prepack: {values.Length} values for {weight}");
+        PackedB p;
+        fixed (float* v = values) p = PackedB.Create(true, key.Out, key.In, v, key.In);
+        p.Sole = true;
+        if (_packed.TryRemove(key, out var old)) old.Dispose();
         _packed[key] = p;
     }
 
@@ -25,7 +38,7 @@ public sealed unsafe partial class CpuBackend : IWeightPrepacking
     /// <summary>The packed copy of w (out, in) if one was made for this memory and is still in the GEMM's layout.</summary>
     private PackedB? PackedFor(Tensor w, int n, int k)
     {
-        if (_packed.IsEmpty || !_packed.TryGetValue((w.Pointer, n, k), out var p) || !p.IsCurrent) return null;
+        if (_packed.IsEmpty || !_packed.TryGetValue((w.Pointer, n, k), out var p) || !(p.IsCurrent || p.Sole)) return null;
         return p;
     }
 

@@ -25,6 +25,10 @@ internal sealed unsafe class PackedB : IDisposable
     /// follows the packed layout; this only tells the backend to prefer re-packing for the tuned blocking).</summary>
     public bool IsCurrent => Isa == Gemm.Isa && Kc == Gemm.KC;
 
+    /// <summary>Packed from values the weight's own memory does not hold (<see cref="CpuBackend.Prepack(Tensors.Tensor, ReadOnlySpan{float})"/>):
+    /// this copy is the only one, so it is used even when no longer <see cref="IsCurrent"/>.</summary>
+    public bool Sole { get; set; }
+
     /// <summary>Packs op(B) (K×N; B stored N×K when <paramref name="transB"/>), in parallel over slivers.</summary>
     public static PackedB Create(bool transB, int n, int k, float* b, int ldb)
     {
