@@ -109,13 +109,7 @@ public static class SafeTensors
     {
         var (entries, meta, start) = ReadHeader(path);
         metadata = meta;
-        if (wanted is not null) entries = entries.Where(e => wanted(e, meta)).ToList();
-        long stored = 0, decoded = 0;
-        foreach (var e in entries)
-        {
-            CheckpointLimits.Charge(ref stored, e.End - e.Begin, maxTotalBytes, path, e.Name);
-            CheckpointLimits.Charge(ref decoded, (e.End - e.Begin) / ElementSize(e.DType, path, e.Name) * 4, maxTotalBytes, path, e.Name);
-        }
+        entries = Kept(entries, meta, wanted, maxTotalBytes, path);
         var result = new Dictionary<string, HostArray>(entries.Count);
         using var f = File.OpenRead(path);
         foreach (var e in entries.OrderBy(e => e.Begin))
@@ -126,6 +120,21 @@ public static class SafeTensors
             result[e.Name] = new HostArray(e.Shape, Decode(e.DType, bytes, path, e.Name));
         }
         return result;
+    }
+
+    /// <summary>The entries <paramref name="wanted"/> keeps, each charged (stored bytes, then decoded floats) to the byte
+    /// budget before any data is read: the one check the copying and the mapping reader share.</summary>
+    private static List<Entry> Kept(List<Entry> entries, IReadOnlyDictionary<string, string> meta,
+        Func<Entry, IReadOnlyDictionary<string, string>, bool>? wanted, long? maxTotalBytes, string path)
+    {
+        if (wanted is not null) entries = entries.Where(e => wanted(e, meta)).ToList();
+        long stored = 0, decoded = 0;
+        foreach (var e in entries)
+        {
+            CheckpointLimits.Charge(ref stored, e.End - e.Begin, maxTotalBytes, path, e.Name);
+            CheckpointLimits.Charge(ref decoded, (e.End - e.Begin) / ElementSize(e.DType, path, e.Name) * 4, maxTotalBytes, path, e.Name);
+        }
+        return entries;
     }
 
     /// <summary>
@@ -141,13 +150,7 @@ public static class SafeTensors
         using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
         var (entries, meta, start) = ReadHeader(path, f);
         metadata = meta;
-        if (wanted is not null) entries = entries.Where(e => wanted(e, meta)).ToList();
-        long stored = 0, decoded = 0;
-        foreach (var e in entries)
-        {
-            CheckpointLimits.Charge(ref stored, e.End - e.Begin, maxTotalBytes, path, e.Name);
-            CheckpointLimits.Charge(ref decoded, (e.End - e.Begin) / ElementSize(e.DType, path, e.Name) * 4, maxTotalBytes, path, e.Name);
-        }
+        entries = Kept(entries, meta, wanted, maxTotalBytes, path);
         var file = MappedFile.Open(path, f, f.Length);
         lease = new MappedLease(file);
         var result = new Dictionary<string, HostArray>(entries.Count);

@@ -84,10 +84,7 @@ public static class Quantization
         {
             if (!targets.Contains(name))
             {
-                var data = model.HostFloats(model.Parameters[name]);
-                tensors[name] = new HostArray(shape, data);
-                dtypes[name] = "F32";
-                floats += data.Length;
+                floats += AddF32(model, name, shape, tensors, dtypes);
                 continue;
             }
             if (!inputScales.TryGetValue(name, out var inputScale)) throw new VitSharpException($"FP8: no input scale for {name}");
@@ -106,6 +103,15 @@ public static class Quantization
         return (fp8, floats);
     }
 
+    /// <summary>A parameter the quantised file keeps in F32; returns its value count.</summary>
+    private static long AddF32(VisionModel model, string name, int[] shape, Dictionary<string, HostArray> tensors, Dictionary<string, string> dtypes)
+    {
+        var data = model.HostFloats(model.Parameters[name]);
+        tensors[name] = new HostArray(shape, data);
+        dtypes[name] = "F32";
+        return data.Length;
+    }
+
     /// <summary>Writes a model's parameters as a quantised file: <see cref="VisionModel.Int8Targets"/> as I8 + scales
     /// (from <paramref name="stored"/> when given, else quantised now), everything else F32. Returns the parameter counts.</summary>
     public static (long Int8Parameters, long FloatParameters) Write(VisionModel model, ModelMetadata metadata, string path,
@@ -120,10 +126,7 @@ public static class Quantization
         {
             if (!targets.Contains(name))
             {
-                var data = model.HostFloats(model.Parameters[name]);
-                tensors[name] = new HostArray(shape, data);
-                dtypes[name] = "F32";
-                floats += data.Length;
+                floats += AddF32(model, name, shape, tensors, dtypes);
                 continue;
             }
             // a stored int8 copy is written as it is: its fp32 weights need not leave the backend
