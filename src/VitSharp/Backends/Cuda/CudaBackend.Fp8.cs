@@ -66,37 +66,37 @@ public sealed unsafe partial class CudaBackend : IFp8Linear
     private bool TryLinearFp8(Tensor x, Tensor w, Tensor? bias, Tensor y, int m, int n, int k, bool geluTanh, bool accumulate)
     {
         if (_fp8.Count == 0 || !_fp8.TryGetValue(w.Pointer, out var f)) return false;
-        long count = (long)m * k;
-        // grow-only: the buffer sized by the first (eager) forward is the one a captured CUDA graph replays
-        if (_fp8Input is null || _fp8Input.Bytes < count)
+        long count = (long)m * k, yBytes = (long)m * n * 2;
+        // grow-only: the buffers sized by the first (eager) forward are the ones a captured CUDA graph replays
+        var q = Grown(ref _fp8Input, count).Pointer;
+        nint into = accumulate ? Grown(ref _fp8Output, yBytes).Pointer : 0;
+        // the input is quantised only once cuBLASLt has a plan for the shape: a refused shape costs no extra pass
+        void Quantize()
         {
-            Synchronize();
-            _fp8Input?.Dispose();
-            _fp8Input = Context.Allocator.Allocate(Math.Max(count, 1 << 20));
-        }
-        var q = _fp8Input.Pointer;
-        if (count % 8 == 0 && (x.Pointer & 15) == 0)
-            LaunchGridStride("fp8.cu", "fp8_quantize_vec8_bf16", count / 8, [x.Pointer, q, Bits(f.InverseInputScale), count / 8]);
-        else
-            LaunchGridStride("fp8.cu", "fp8_quantize_bf16", count, [x.Pointer, q, Bits(f.InverseInputScale), count]);
-        nint into = 0;
-        long yBytes = (long)m * n * 2;
-        if (accumulate)
-        {
-            if (_fp8Output is null || _fp8Output.Bytes < yBytes)
-            {
-                Synchronize();
-                _fp8Output?.Dispose();
-                _fp8Output = Context.Allocator.Allocate(Math.Max(yBytes, 1 << 20));
-            }
-            into = _fp8Output.Pointer;
+            if (count % 8 == 0 && (x.Pointer & 15) == 0)
+                LaunchGridStride("fp8.cu", "fp8_quantize_vec8_bf16", count / 8, [x.Pointer, q, Bits(f.InverseInputScale), count / 8]);
+            else
+                LaunchGridStride("fp8.cu", "fp8_quantize_bf16", count, [x.Pointer, q, Bits(f.InverseInputScale), count]);
         }
         var start = _profile?.Begin();
-        bool ran = _gemm.RunFp8(m, n, k, q, f.Codes.Pointer, f.Scales.Pointer, bias?.Pointer ?? 0, y.Pointer, geluTanh, accumulate, into);
+        bool ran = _gemm.RunFp8(m, n, k, q, f.Codes.Pointer, f.Scales.Pointer, bias?.Pointer ?? 0, y.Pointer, geluTanh, accumulate, into, Quantize);
         if (ran && accumulate)
             Driver.Check(Driver.cuMemcpyDtoDAsync(y.Pointer, into, (nuint)yBytes, Context.Stream), "cuMemcpyDtoD");
         if (start is not null) _profile!.End($"gemm fp8 {m}x{n}x{k}{(bias is null ? "" : "+b")}{(accumulate ? "+=" : "")}", start);
         return ran;
+    }
+
+    /// <summary><paramref name="buffer"/>, replaced by a larger one (at least 1 MiB) when it holds fewer than
+    /// <paramref name="bytes"/>.</summary>
+    private DeviceStorage Grown(ref DeviceStorage? buffer, long bytes)
+    {
+        if (buffer is null || buffer.Bytes < bytes)
+        {
+            Synchronize();
+            buffer?.Dispose();
+            buffer = Context.Allocator.Allocate(Math.Max(bytes, 1 << 20));
+        }
+        return buffer;
     }
 
     /// <summary>The quantisation kernel alone: the E4M3 codes of x · <paramref name="inverseScale"/> (the self-test

@@ -62,8 +62,10 @@ internal sealed unsafe class CudaGemm : IDisposable
     /// E4M3, <paramref name="scales"/> a device float[2] = { sᵥᵥ, sₓ }, fp32 accumulation (cuBLASLt's fast-accumulation
     /// mode, as Transformer Engine runs forward products). Hopper's FP8 products take exactly this "TN" form. False when
     /// cuBLASLt has no FP8 algorithm for the shape, alignment or epilogue (the caller then multiplies in bf16).
+    /// <paramref name="writeInput"/> fills x8 (the quantisation pass), called only once a plan exists.
     /// </summary>
-    public bool RunFp8(int m, int n, int k, nint x8, nint w8, nint scales, nint bias, nint y, bool geluTanh, bool accumulate, nint accumulateInto = 0)
+    public bool RunFp8(int m, int n, int k, nint x8, nint w8, nint scales, nint bias, nint y, bool geluTanh, bool accumulate, nint accumulateInto,
+        Action writeInput)
     {
         if (accumulate && accumulateInto == 0) throw new ArgumentException("RunFp8: a residual add needs an output buffer apart from y");
         uint epilogue = bias != 0
@@ -72,6 +74,7 @@ internal sealed unsafe class CudaGemm : IDisposable
         var key = new PlanKey(m, n, k, DType.F8E4M3, epilogue, accumulate, Alignment(w8), Alignment(x8), Alignment(y));
         if (!_plans.TryGetValue(key, out var plan) && (_plans[key] = plan = MakePlan(key, scales)) is null) Fp8Refused++;
         if (plan is null) return false;
+        writeInput();
         if (bias != 0)
             CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(plan.Desc, CublasLt.DescBiasPointer, &bias, (nuint)sizeof(nint)), "set bias");
         SetScales(plan.Desc, scales);
