@@ -94,6 +94,11 @@ public class Fp8Tests(ITestOutputHelper output)
         Assert.NotEqual(0, code);
         Assert.Contains("fp8 runs on CUDA", err);
         Assert.Single(err.Trim().Split('\n'));
+        // the per-op profile would time a bf16 model of its own and call it fp8
+        (code, _, err) = CliRunner.Run("bench", "--model", "vit_tiny_patch16_224", "--dtype", "fp8", "--profile", "--batch-size", "1");
+        Assert.NotEqual(0, code);
+        Assert.Contains("--profile times the bf16 forward", err);
+        Assert.Single(err.Trim().Split('\n'));
     }
 
     [CudaFact]
