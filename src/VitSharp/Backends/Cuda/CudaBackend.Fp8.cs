@@ -23,6 +23,9 @@ public sealed unsafe partial class CudaBackend : IFp8Linear
     /// <summary>Shapes of FP8 products cuBLASLt refused so far; those products ran in bf16.</summary>
     public int Fp8RefusedShapes => _gemm.Fp8Refused;
 
+    /// <summary>FP8 products that ran in bf16 because cuBLASLt refused their shape (every call, not every shape).</summary>
+    public long Fp8Fallbacks => _gemm.Fp8Fallbacks;
+
     public bool SupportsFp8(out string reason)
     {
         reason = "";
@@ -141,6 +144,17 @@ public sealed unsafe partial class CudaBackend : IFp8Linear
                     catch (Exception e) { r = e.Message; }
                     lines.Add($"probe {m}x{n}x{k} bias={bias} C={(ct == 14 ? "bf16" : "f32")} {(cMode == 0 ? "C=D" : cMode == 1 ? "C=null" : "C=other")}: {r}");
                 }
+        // the two scales in allocations of their own (256-byte aligned) instead of one float[2]
+        using var s2 = Context.Allocator.Allocate(256);
+        Driver.Check(Driver.cuMemcpyHtoDAsync(s2.Pointer, one, 4, Context.Stream), "copy");
+        Synchronize();
+        foreach (var cMode in new[] { 0, 1 })
+        {
+            string r;
+            try { r = _gemm.ProbeFp8(m, n, k, x.Pointer, w.Pointer, s.Pointer, b.Pointer, y.Pointer, false, true, true, 14, false, cMode, y2.Pointer, s2.Pointer); Synchronize(); }
+            catch (Exception e) { r = e.Message; }
+            lines.Add($"probe {m}x{n}x{k} own scale buffers {(cMode == 0 ? "C=D" : "C=null")}: {r}");
+        }
         return lines;
     }
 

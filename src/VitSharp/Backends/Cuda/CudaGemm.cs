@@ -73,7 +73,7 @@ internal sealed unsafe class CudaGemm : IDisposable
             : (geluTanh ? CublasLt.EpilogueGelu : CublasLt.EpilogueDefault);
         var key = new PlanKey(m, n, k, DType.F8E4M3, epilogue, accumulate, Alignment(w8), Alignment(x8), Alignment(y));
         if (!_plans.TryGetValue(key, out var plan) && (_plans[key] = plan = MakePlan(key, scales)) is null) Fp8Refused++;
-        if (plan is null) return false;
+        if (plan is null) { Fp8Fallbacks++; return false; }
         writeInput();
         if (bias != 0)
             CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(plan.Desc, CublasLt.DescBiasPointer, &bias, (nuint)sizeof(nint)), "set bias");
@@ -84,7 +84,7 @@ internal sealed unsafe class CudaGemm : IDisposable
         // reads C = y and writes D = accumulateInto, which the caller copies back.
         int status = CublasLt.cublasLtMatmul(_handle, plan.Desc, &alpha, w8, plan.LayoutA, x8, plan.LayoutB, &beta, accumulate ? y : 0, plan.LayoutC,
             accumulate ? accumulateInto : y, plan.LayoutC, algo.Algo, _workspace.Pointer, (nuint)WorkspaceBytes, _ctx.Stream);
-        if (status == NotSupported) { _plans[key] = null; Fp8Refused++; return false; } // this shape stays on bf16 from now on
+        if (status == NotSupported) { _plans[key] = null; Fp8Refused++; Fp8Fallbacks++; return false; } // this shape stays on bf16 from now on
         CublasLt.Check(status, $"cublasLtMatmul fp8 {m}x{n}x{k}");
         return true;
     }
@@ -92,10 +92,13 @@ internal sealed unsafe class CudaGemm : IDisposable
     /// <summary>FP8 product shapes cuBLASLt refused (no algorithm, or the chosen one not supported at run time): they run bf16.</summary>
     public int Fp8Refused { get; private set; }
 
+    /// <summary>FP8 products that ran in bf16 instead (every call of a refused shape).</summary>
+    public long Fp8Fallbacks { get; private set; }
+
     /// <summary>The two per-tensor scales, set before the heuristic too: an algorithm chosen without them may not take them.</summary>
-    private static void SetScales(nint desc, nint scales)
+    private static void SetScales(nint desc, nint scales, nint scaleB = 0)
     {
-        nint sw = scales, sx = scales + 4;
+        nint sw = scales, sx = scaleB != 0 ? scaleB : scales + 4;
         CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLt.DescAScalePointer, &sw, (nuint)sizeof(nint)), "set A scale");
         CublasLt.Check(CublasLt.cublasLtMatmulDescSetAttribute(desc, CublasLt.DescBScalePointer, &sx, (nuint)sizeof(nint)), "set B scale");
     }
@@ -226,7 +229,7 @@ internal sealed unsafe class CudaGemm : IDisposable
     /// <summary>Diagnosis of the FP8 path (`vit cuda-selftest --fp8-only`): builds one FP8 product m×n×k with the given
     /// options from scratch and says what cuBLASLt answered at each step.</summary>
     internal string ProbeFp8(int m, int n, int k, nint x8, nint w8, nint scales, nint bias, nint y, bool withBias, bool fast, bool scalesFirst,
-        int cType, bool setAlign, int cMode, nint other)
+        int cType, bool setAlign, int cMode, nint other, nint scaleB = 0)
     {
         nint d;
         CublasLt.Check(CublasLt.cublasLtMatmulDescCreate(&d, CublasLt.Compute32F, CublasLt.R32F), "desc");
@@ -238,7 +241,7 @@ internal sealed unsafe class CudaGemm : IDisposable
         CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescEpilogue, &ep, 4);
         if (withBias) { CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescBiasDataType, &bt, 4); CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescBiasPointer, &bias, 8); }
         if (fast) { sbyte f = 1; CublasLt.cublasLtMatmulDescSetAttribute(d, CublasLt.DescFastAccum, &f, 1); }
-        if (scalesFirst) SetScales(d, scales);
+        if (scalesFirst) SetScales(d, scales, scaleB);
         nint la, lb, lc;
         int e4 = CublasLt.R8F_E4M3;
         CublasLt.cublasLtMatrixLayoutCreate(&la, e4, (ulong)k, (ulong)n, k);
@@ -257,10 +260,10 @@ internal sealed unsafe class CudaGemm : IDisposable
         CublasLt.HeuristicResult r;
         int found = 0;
         int hs = CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, d, la, lb, lc, lc, pref, 1, &r, &found);
-        string res = $"heuristic {hs} found {found}";
+        string res = $"heuristic {hs} found {found} state {r.State} workspace {r.WorkspaceSize}";
         if (hs == 0 && found > 0)
         {
-            if (!scalesFirst) SetScales(d, scales);
+            if (!scalesFirst) SetScales(d, scales, scaleB);
             float alpha = 1, beta = 0;
             nint c = cMode == 0 ? y : cMode == 1 ? 0 : other;
             int ms = CublasLt.cublasLtMatmul(_handle, d, &alpha, w8, la, x8, lb, &beta, c, lc, y, lc, r.Algo, _workspace.Pointer, (nuint)WorkspaceBytes, _ctx.Stream);

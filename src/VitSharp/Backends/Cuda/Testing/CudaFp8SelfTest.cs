@@ -102,7 +102,10 @@ public static class CudaFp8SelfTest
         using var gy = gpu.Allocate([m, n], DType.BF16);
         gpu.CopyFromHost(x, gx); gpu.CopyFromHost(w, gw); gpu.CopyFromHost(b, gb); gpu.CopyFromHost(y0, gy);
         bool fp8 = gpu.UseFp8(gw, wq, ws, xs);
+        long refusedBefore = gpu.Fp8Fallbacks;
         gpu.Linear(gx, gw, bias ? gb : null, gy, act, acc);
+        // a product cuBLASLt refused at run time ran in bf16: it did not run FP8
+        if (gpu.Fp8Fallbacks > refusedBefore) fp8 = false;
         var got = new float[(long)m * n];
         gpu.CopyToHost(gy, got);
         gpu.ReleaseFp8(gw);
@@ -154,6 +157,7 @@ public static class CudaFp8SelfTest
             var absMax = calibrated.CalibrateInputs([r.Input]);
             int targets = calibrated.Int8Targets.Count();
             int layersA = calibrated.UseFp8(absMax);
+            long refusedBefore = gpu.Fp8Fallbacks;
             var a = calibrated.Run(r.Input).Data;
             var md = new ModelMetadata { Config = r.Config, Preprocess = Data.Transforms.PreprocessRecipe.Timm(r.Config.ImageSize) };
             Inference.Quantization.WriteFp8(calibrated, md, path, absMax.ToDictionary(kv => kv.Key, kv => Fp8.ScaleFor(kv.Value)));
@@ -163,9 +167,10 @@ public static class CudaFp8SelfTest
             var b = stored.Run(r.Input).Data;
             var (rel, abs) = Compare(b, a);
             // a layer left on bf16 runs the file's dequantised weights, not the originals: the comparison would not be exact
-            bool all = layersA == targets && layersB == targets;
+            bool all = layersA == targets && layersB == targets && gpu.Fp8Fallbacks == refusedBefore;
             return new Result($"model {r.Name} FP8 file vs calibrated at load", all ? rel : double.NaN, abs, 0,
-                all ? $"{targets} FP8 layers from the file" : $"{layersA}/{layersB} of {targets} layers FP8");
+                all ? $"{targets} FP8 layers from the file"
+                    : gpu.Fp8Fallbacks > refusedBefore ? "FP8 refused by cuBLASLt" : $"{layersA}/{layersB} of {targets} layers FP8");
         }
         finally { File.Delete(path); }
     }
@@ -176,10 +181,10 @@ public static class CudaFp8SelfTest
         model.Load(r.Weights, r.Name);
         var bf16 = model.Run(r.Input).Data;
         int layers = model.UseFp8(model.CalibrateInputs([r.Input]));
-        int refusedBefore = gpu.Fp8RefusedShapes;
+        long refusedBefore = gpu.Fp8Fallbacks;
         var fp8 = model.Run(r.Input).Data;
         // a product cuBLASLt refused ran in bf16: the comparison would then measure nothing
-        if (gpu.Fp8RefusedShapes > refusedBefore) layers = 0;
+        if (gpu.Fp8Fallbacks > refusedBefore) layers = 0;
         var (rel, abs) = Compare(fp8, bf16);
         int classes = r.Config.NumClasses, rows = bf16.Length / classes, same = 0;
         for (int i = 0; i < rows; i++)
