@@ -430,6 +430,25 @@ public class ConvTokenizerTests(ITestOutputHelper output)
         finally { File.Delete(path); }
     }
 
+    /// <summary>The shipped CCT recipes parse: the CCT-7/3x2 shape (two tokenizer layers of 64 channels, 64 tokens, width
+    /// 256, depth 7, 4 heads, MLP 512, average pooling without a class token) and its 64² fine-tuning step.</summary>
+    [Fact]
+    public void ShippedCctConfigsParse()
+    {
+        var gpu = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_cct_gpu.json"));
+        var lite = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_vit_lite_gpu.json"));
+        var v = Assert.IsType<VitConfig>(gpu.BuildModelConfig(10));
+        Assert.Equal(new ConvTokenizerConfig { Layers = 2, Channels = 64 }, v.ConvTokenizer);
+        Assert.Equal((32, 4, 64, 256, 7, 4, 512), (v.ImageSize, v.PatchSize, v.NumPatches, v.EmbedDim, v.Depth, v.NumHeads, v.MlpDim));
+        Assert.Equal((Pooling.Avg, true, false), (v.Pool, v.FcNorm, v.ClassToken));
+        // Only the model differs from the ViT-Lite recipe.
+        Assert.Equal((lite with { Model = gpu.Model, Output = gpu.Output }).ToJson(), gpu.ToJson());
+        Assert.Equal([256, 64, 3, 3], VisionTransformer.Layout(v).Single(l => l.Item1 == ConvTokenizer.WeightName(1)).Item2);
+        var ft = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_cct_ft64.json"));
+        var liteFt = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_vit_lite_ft64.json"));
+        Assert.Equal((liteFt with { Output = ft.Output }).ToJson(), ft.ToJson());
+    }
+
     /// <summary>The tokenizer's weights start as CCT's kaiming_normal_: zero mean, std √(2/fan_in).</summary>
     [Fact]
     public void ConvWeightsStartKaimingNormal()
