@@ -154,9 +154,11 @@ public sealed record TrainConfig
                 CheckKeys(mo, new JsonObject(), "model.", where);
             }
             else if (prefix == "model." && k == "conv_tokenizer" && v is JsonObject ct)
+            {
                 foreach (var (ck, _) in ct)
                     if (!ConvTokenizerConfig.Keys.Contains(ck))
                         throw new VitSharpException($"{where(key + "." + ck)}: unknown key '{key}.{ck}' (conv_tokenizer has {string.Join(", ", ConvTokenizerConfig.Keys)}; the kernel is fixed at 3)");
+            }
             else if (prefix == "" && defaults[k] is JsonObject d && v is JsonObject o) CheckKeys(o, d, key + ".", where);
         }
     }
