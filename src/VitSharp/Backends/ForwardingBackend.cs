@@ -38,5 +38,9 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
     public virtual void UnfoldPatches(Tensor images, Tensor y, int patch) => Inner.UnfoldPatches(images, y, patch);
     public virtual void CrossAttention(Tensor q, Tensor kv, Tensor y, int heads, float scale) => Inner.CrossAttention(q, kv, y, heads, scale);
     public virtual void CausalAttention(Tensor qkv, Tensor y, int heads, float scale) => Inner.CausalAttention(qkv, y, heads, scale);
+    public virtual void Im2Col3x3(Tensor x, Tensor cols, int height, int width, bool channelsFirst) => Inner.Im2Col3x3(x, cols, height, width, channelsFirst);
+    public virtual void Conv3x3(Tensor x, Tensor w, Tensor cols, Tensor y, int height, int width, bool channelsFirst, Activation act) =>
+        Inner.Conv3x3(x, w, cols, y, height, width, channelsFirst, act);
+    public virtual void MaxPool3x3s2(Tensor x, Tensor y, int height, int width) => Inner.MaxPool3x3s2(x, y, height, width);
     public virtual void Dispose() => GC.SuppressFinalize(this);
 }

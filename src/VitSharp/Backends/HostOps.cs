@@ -393,4 +393,122 @@ internal static class HostOps
                 }
         Write(be, o, y);
     }
+
+    // --- the convolutional tokenizer's ops (3×3, stride 1, padding 1; max pool 3×3, stride 2, padding 1) ---
+
+    /// <summary>Pooled size of MaxPool2d(3, 2, 1) on a side of n.</summary>
+    public static int PooledSize(int n) => (n - 1) / 2 + 1;
+
+    private static void CheckConv(Tensor x, Tensor cols, int h, int w, bool channelsFirst, out int batch, out int c)
+    {
+        batch = x.Dim(0);
+        c = channelsFirst ? x.Dim(1) : x.Dim(-1);
+        bool shapeOk = channelsFirst ? x.Rank == 4 && x.Dim(2) == h && x.Dim(3) == w : x.Length == (long)batch * h * w * c;
+        if (!shapeOk || cols.Length != (long)batch * h * w * c * 9)
+            throw new ArgumentException($"Im2Col3x3: {x} ({h}×{w}, {(channelsFirst ? "channels first" : "channels last")}) into {cols}");
+    }
+
+    public static void Im2Col3x3(IBackend be, Tensor x, Tensor cols, int h, int w, bool channelsFirst)
+    {
+        CheckConv(x, cols, h, w, channelsFirst, out int batch, out int c);
+        var src = Read(be, x);
+        var o = new float[cols.Length];
+        long at = 0;
+        for (int b = 0; b < batch; b++)
+            for (int y = 0; y < h; y++)
+                for (int xx = 0; xx < w; xx++)
+                    for (int ch = 0; ch < c; ch++)
+                        for (int kh = 0; kh < 3; kh++)
+                            for (int kw = 0; kw < 3; kw++, at++)
+                            {
+                                int iy = y + kh - 1, ix = xx + kw - 1;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                o[at] = channelsFirst ? src[(((long)b * c + ch) * h + iy) * w + ix] : src[(((long)b * h + iy) * w + ix) * c + ch];
+                            }
+        Write(be, o, cols);
+    }
+
+    public static void Im2Col3x3Backward(IBackend be, Tensor dcols, Tensor dx, int h, int w)
+    {
+        CheckConv(dx, dcols, h, w, false, out int batch, out int c);
+        var g = Read(be, dcols);
+        var o = new float[dx.Length];
+        for (int b = 0; b < batch; b++)
+            for (int y = 0; y < h; y++)
+                for (int xx = 0; xx < w; xx++)
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        float sum = 0;
+                        for (int kh = 0; kh < 3; kh++)
+                            for (int kw = 0; kw < 3; kw++)
+                            {
+                                int oy = y - kh + 1, ox = xx - kw + 1; // the output pixel whose window holds this one at (kh, kw)
+                                if (oy < 0 || oy >= h || ox < 0 || ox >= w) continue;
+                                sum += g[(((long)b * h + oy) * w + ox) * c * 9 + ch * 9 + kh * 3 + kw];
+                            }
+                        o[(((long)b * h + y) * w + xx) * c + ch] = sum;
+                    }
+        Write(be, o, dx);
+    }
+
+    /// <summary>The flat pixel index (y·W + x) of the first maximum of the pooling window at (oy, ox), channel ch.</summary>
+    internal static int PoolArgMax(ReadOnlySpan<float> x, long imageBase, int h, int w, int c, int ch, int oy, int ox)
+    {
+        int best = -1;
+        float m = 0;
+        for (int kh = 0; kh < 3; kh++)
+        {
+            int iy = 2 * oy + kh - 1;
+            if (iy < 0 || iy >= h) continue;
+            for (int kw = 0; kw < 3; kw++)
+            {
+                int ix = 2 * ox + kw - 1;
+                if (ix < 0 || ix >= w) continue;
+                float v = x[(int)(imageBase + ((long)iy * w + ix) * c + ch)];
+                if (best < 0 || v > m) { m = v; best = iy * w + ix; }
+            }
+        }
+        return best;
+    }
+
+    private static void CheckPool(Tensor x, Tensor y, int h, int w, out int batch, out int c)
+    {
+        batch = x.Dim(0);
+        c = x.Dim(-1);
+        if (x.Length != (long)batch * h * w * c || y.Length != (long)batch * PooledSize(h) * PooledSize(w) * c)
+            throw new ArgumentException($"MaxPool3x3s2: {x} ({h}×{w}) into {y}");
+    }
+
+    public static void MaxPool3x3s2(IBackend be, Tensor x, Tensor y, int h, int w)
+    {
+        CheckPool(x, y, h, w, out int batch, out int c);
+        var src = Read(be, x);
+        int ho = PooledSize(h), wo = PooledSize(w);
+        var o = new float[y.Length];
+        for (int b = 0; b < batch; b++)
+            for (int oy = 0; oy < ho; oy++)
+                for (int ox = 0; ox < wo; ox++)
+                    for (int ch = 0; ch < c; ch++)
+                        o[(((long)b * ho + oy) * wo + ox) * c + ch] = src[(int)((long)b * h * w * c + (long)PoolArgMax(src, (long)b * h * w * c, h, w, c, ch, oy, ox) * c + ch)];
+        Write(be, o, y);
+    }
+
+    public static void MaxPool3x3s2Backward(IBackend be, Tensor dy, Tensor x, Tensor dx, int h, int w)
+    {
+        CheckPool(x, dy, h, w, out int batch, out int c);
+        if (dx.Length != x.Length) throw new ArgumentException($"MaxPool3x3s2Backward: dx {dx} for {x}");
+        var src = Read(be, x);
+        var g = Read(be, dy);
+        int ho = PooledSize(h), wo = PooledSize(w);
+        var o = new float[dx.Length];
+        for (int b = 0; b < batch; b++)
+        {
+            long xb = (long)b * h * w * c;
+            for (int oy = 0; oy < ho; oy++)
+                for (int ox = 0; ox < wo; ox++)
+                    for (int ch = 0; ch < c; ch++)
+                        o[xb + (long)PoolArgMax(src, xb, h, w, c, ch, oy, ox) * c + ch] += g[(((long)b * ho + oy) * wo + ox) * c + ch];
+        }
+        Write(be, o, dx);
+    }
 }

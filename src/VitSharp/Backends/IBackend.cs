@@ -100,4 +100,27 @@ public interface IBackend : IDisposable
     /// <summary>Causal multi-head self-attention (a text tower's, CLIP's): as <see cref="Attention"/>, but token i attends
     /// only to tokens 0…i. qkv (B, N, 3·H·d) laid out (B, N, 3, H, d); y (B, N, H·d).</summary>
     void CausalAttention(Tensor qkv, Tensor y, int heads, float scale) => HostOps.CausalAttention(this, qkv, y, heads, scale);
+
+    // CCT's convolutional tokenizer (Nn.ConvTokenizer): 3×3 convolutions (stride 1, zero padding 1, no bias) as an unfold
+    // plus the Linear product, and 3×3 max pooling (stride 2, padding 1). Feature maps after the first layer are
+    // channels-last, (B, H·W, C): the token layout, which the product writes directly. Host defaults (HostOps); the CPU
+    // (Cpu/CpuBackend.Conv.cs) and CUDA (Kernels/conv.cu) run their own kernels.
+
+    /// <summary>cols (B, H·W, C·9) = each pixel's 3×3 neighbourhood (zero outside the image) in (c, kh, kw) order, the order
+    /// of a (Cout, C, 3, 3) convolution weight read as (Cout, C·9). x is (B, C, H, W) when <paramref name="channelsFirst"/>
+    /// (an image), else channels-last (B, H·W, C).</summary>
+    void Im2Col3x3(Tensor x, Tensor cols, int height, int width, bool channelsFirst) =>
+        HostOps.Im2Col3x3(this, x, cols, height, width, channelsFirst);
+
+    /// <summary>y (B, H·W, Cout) = act(conv3x3(x, w)) with w (Cout, Cin, 3, 3), stride 1, zero padding 1, no bias: the unfold
+    /// into <paramref name="cols"/> (B, H·W, Cin·9, scratch) then one product. x as <see cref="Im2Col3x3"/> reads it.</summary>
+    void Conv3x3(Tensor x, Tensor w, Tensor cols, Tensor y, int height, int width, bool channelsFirst, Activation act)
+    {
+        Im2Col3x3(x, cols, height, width, channelsFirst);
+        Linear(cols, w.View(w.Dim(0), cols.Dim(-1)), null, y, act);
+    }
+
+    /// <summary>y (B, Ho·Wo, C) = max over 3×3 windows at stride 2 with padding 1 (never picked) of x (B, H·W, C),
+    /// channels-last; Ho = (H − 1)/2 + 1 (PyTorch's MaxPool2d(3, 2, 1)).</summary>
+    void MaxPool3x3s2(Tensor x, Tensor y, int height, int width) => HostOps.MaxPool3x3s2(this, x, y, height, width);
 }

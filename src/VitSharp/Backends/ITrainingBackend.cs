@@ -130,6 +130,15 @@ public interface ITrainingBackend : IBackend
     void CrossAttentionBackward(Tensor dy, Tensor q, Tensor kv, Tensor dq, Tensor dkv, int heads, float scale) =>
         HostOps.CrossAttentionBackward(this, dy, q, kv, dq, dkv, heads, scale);
 
+    /// <summary>Backward of <see cref="IBackend.MaxPool3x3s2"/> from its input x (B, H·W, C): dx (=) holds each window's dy
+    /// at the window's first maximum (row-major scan order, as PyTorch picks it), summed where windows overlap.</summary>
+    void MaxPool3x3s2Backward(Tensor dy, Tensor x, Tensor dx, int height, int width) =>
+        HostOps.MaxPool3x3s2Backward(this, dy, x, dx, height, width);
+
+    /// <summary>Backward of <see cref="IBackend.Im2Col3x3"/> for a channels-last input: dx (B, H·W, C) (=) = the sum of every
+    /// column entry that copied the pixel (col2im, a gather: each pixel sums its nine entries in a fixed order).</summary>
+    void Im2Col3x3Backward(Tensor dcols, Tensor dx, int height, int width) => HostOps.Im2Col3x3Backward(this, dcols, dx, height, width);
+
     /// <summary>In place on a contiguous slice of parameters with its gradient and moment slices.</summary>
     void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWArgs args);
 

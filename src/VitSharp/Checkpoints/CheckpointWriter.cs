@@ -145,6 +145,8 @@ public static class CheckpointWriter
         if (!strictTimm) return w;
         if (v.PixelNorm)
             throw new ConversionException(output, "timm", ["vit-pytorch's pixel LayerNorm before the patch projection (write --format vitsharp)"]);
+        if (v.ConvTokenizer is not null)
+            throw new ConversionException(output, "timm", ["CCT's convolutional tokenizer (timm's VisionTransformer has only a patch projection; write --format vitsharp)"]);
         if (v.PreNorm && w.TryGetValue("patch_embed.proj.bias", out var b))
         {
             if (b.Data.AsSpan().ContainsAnyExcept(0f))
@@ -175,6 +177,7 @@ public static class CheckpointWriter
         if (v.QkNorm) why.Add("qk_norm");
         if (v.PixelNorm) why.Add("vit-pytorch's pixel LayerNorm before the patch projection");
         if (v.PatchEmbedNorm) why.Add("a LayerNorm after the patch projection");
+        if (v.ConvTokenizer is not null) why.Add("CCT's convolutional tokenizer (no patch projection)");
         if (v.InnerDim != v.EmbedDim) why.Add($"an attention {v.InnerDim} wide in a {v.EmbedDim}-wide model (dim_head)");
         if (v.Pool is Pooling.Avg or Pooling.Max) why.Add($"{VitConfig.PoolName(v.Pool)} pooling (the transformers vision models pool the class token or, SigLIP, attend)");
         HfTarget target;

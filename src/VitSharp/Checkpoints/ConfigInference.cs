@@ -47,8 +47,8 @@ public static class ConfigInference
     public static ModelConfig Infer(IReadOnlyDictionary<string, HostArray> w, string file, JsonObject? hint, int? heads)
     {
         if (w.ContainsKey("stem.proj.weight")) return MlpMixer.InferConfig(w, file, hint);
-        if (!w.ContainsKey("patch_embed.proj.weight"))
-            throw new CheckpointException(file, "no patch embedding ('patch_embed.proj.weight' or 'stem.proj.weight'): not a ViT or Mixer checkpoint");
+        if (!w.ContainsKey("patch_embed.proj.weight") && !w.ContainsKey(Nn.ConvTokenizer.WeightName(0)))
+            throw new CheckpointException(file, $"no patch embedding ('patch_embed.proj.weight', '{Nn.ConvTokenizer.WeightName(0)}' or 'stem.proj.weight'): not a ViT or Mixer checkpoint");
         return VisionTransformer.InferConfig(w, file, hint, heads);
     }
 

@@ -72,6 +72,7 @@ public sealed record Diagnosis
         v.NoEmbedClass ? "no_embed_class" : null, v.PreNorm ? "pre_norm" : null, v.LayerScale ? "layer scale" : null,
         v.QkNorm ? "qk_norm" : null, v.QkvBias ? null : "qkv_bias=False", v.DimHead > 0 ? $"dim_head={v.DimHead}" : null,
         v.PixelNorm ? "pixel_norm" : null, v.PatchEmbedNorm ? "patch_embed.norm" : null,
+        v.ConvTokenizer is { } ct ? $"conv_tokenizer (CCT: {ct.Layers} layers, {ct.Channels} channels)" : null,
         $"global_pool={VitConfig.PoolName(v.Pool)}", v.FcNorm ? "fc_norm" : null,
     }.Where(s => s is not null));
 

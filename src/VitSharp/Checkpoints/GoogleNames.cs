@@ -176,6 +176,7 @@ public static class GoogleNames
         if (v.PreNorm) why.Add("a pre-norm (norm_pre, CLIP's ln_pre)");
         if (v.PixelNorm) why.Add("vit-pytorch's pixel LayerNorm before the patch projection");
         if (v.PatchEmbedNorm) why.Add("a LayerNorm after the patch projection");
+        if (v.ConvTokenizer is not null) why.Add("CCT's convolutional tokenizer (no patch projection)");
         if (v.Pool == Pooling.Map) why.Add("an attention-pool (MAP) head");
         if (v.Pool == Pooling.Max) why.Add("max pooling");
         if (v.FcNorm) why.Add("timm's fc_norm after average pooling (Google's gap normalises before pooling)");

@@ -199,7 +199,7 @@ public sealed record ModelMetadata
     }
 
     // Keys a config may have: what ModelConfig.ToJson writes for each architecture (so a field added there is known here).
-    private static readonly string[] VitKeys = [.. new VitConfig().ToJson().Select(kv => kv.Key)];
+    private static readonly string[] VitKeys = [.. new VitConfig { ConvTokenizer = new() }.ToJson().Select(kv => kv.Key)];
     private static readonly string[] MixerKeys = [.. new MixerConfig().ToJson().Select(kv => kv.Key)];
 
     private static ModelConfig ParseConfig(JsonObject o, string file, string at, bool strict)
@@ -241,6 +241,7 @@ public sealed record ModelMetadata
                     _ => throw Error(file, $"key '{at}global_pool': '{pool}' is none of 'token', 'avg', 'max', 'map'"),
                 },
                 FcNorm = B("fc_norm", v.FcNorm), RepresentationSize = I("representation_size", v.RepresentationSize),
+                ConvTokenizer = ConvTokenizerOf(o["conv_tokenizer"], file, at + "conv_tokenizer", strict),
             };
         }
         else if (c is MixerConfig m)
@@ -248,6 +249,19 @@ public sealed record ModelMetadata
         try { c.Validate(); }
         catch (VitSharpException ex) { throw Error(file, $"key '{at.TrimEnd('.')}': {ex.Message}"); }
         return c;
+    }
+
+    private static ConvTokenizerConfig? ConvTokenizerOf(JsonNode? n, string file, string key, bool strict)
+    {
+        if (n is null) return null;
+        if (n is not JsonObject o) throw Error(file, $"key '{key}' must be an object (layers, channels)");
+        if (strict) Known(o, file, key + ".", ConvTokenizerConfig.Keys);
+        var d = new ConvTokenizerConfig();
+        return new ConvTokenizerConfig
+        {
+            Layers = o["layers"] is JsonNode l ? Int(l, file, key + ".layers") : d.Layers,
+            Channels = o["channels"] is JsonNode c ? Int(c, file, key + ".channels") : d.Channels,
+        };
     }
 
     private static Activation Act(string name, string file, string at)

@@ -140,6 +140,47 @@ public sealed class OnnxRecorder(OnnxGraph graph, ParameterSet parameters, IRead
         _values[y] = Node("Transpose", [flat], ("perm", new long[] { 0, 2, 1 }));
     }
 
+    // The convolutional tokenizer: Conv/Relu/MaxPool run on NCHW values; the tokens (B, H·W, C) the model sees are a
+    // Reshape+Transpose of them. Each channels-last value made so remembers its NCHW source, so the next op reads that
+    // directly and the graph has no Transpose pairs between a convolution and its pool.
+    private readonly Dictionary<string, string> _nchwOf = new(StringComparer.Ordinal);
+
+    private string Nchw(Tensor x, int h, int w, bool channelsFirst)
+    {
+        var v = Value(x);
+        if (channelsFirst) return v;
+        if (_nchwOf.TryGetValue(v, out var spatial)) return spatial;
+        var four = Node("Reshape", [v, graph.Ints(graph.Fresh("nhwc_shape"), 0, h, w, x.Dim(-1))]);
+        return Node("Transpose", [four], ("perm", new long[] { 0, 3, 1, 2 }));
+    }
+
+    private void Tokens(string nchw, int channels, Tensor y)
+    {
+        var flat = Node("Reshape", [nchw, graph.Ints(graph.Fresh("shape"), 0, channels, -1)]);
+        var tokens = Node("Transpose", [flat], ("perm", new long[] { 0, 2, 1 }));
+        _nchwOf[tokens] = nchw;
+        _values[y] = tokens;
+    }
+
+    public void Im2Col3x3(Tensor x, Tensor cols, int height, int width, bool channelsFirst) =>
+        throw new NotSupportedException("ONNX recording: a convolution is recorded whole (Conv3x3), not as its unfold");
+
+    /// <summary>Conv (3×3, stride 1, pads 1, no bias) with its activation, as tokens (B, H·W, Cout).</summary>
+    public void Conv3x3(Tensor x, Tensor w, Tensor cols, Tensor y, int height, int width, bool channelsFirst, Activation act)
+    {
+        var conv = Node("Conv", [Nchw(x, height, width, channelsFirst), Value(w)],
+            ("kernel_shape", new long[] { 3, 3 }), ("strides", new long[] { 1, 1 }), ("pads", new long[] { 1, 1, 1, 1 }));
+        Tokens(Act(act, conv), w.Dim(0), y);
+    }
+
+    /// <summary>MaxPool (kernel 3, stride 2, pads 1), as tokens.</summary>
+    public void MaxPool3x3s2(Tensor x, Tensor y, int height, int width)
+    {
+        var pool = Node("MaxPool", [Nchw(x, height, width, false)],
+            ("kernel_shape", new long[] { 3, 3 }), ("strides", new long[] { 2, 2 }), ("pads", new long[] { 1, 1, 1, 1 }));
+        Tokens(pool, x.Dim(-1), y);
+    }
+
     public void Embed(Tensor patches, Tensor? cls, Tensor pos, Tensor x)
     {
         var v = Value(patches);

@@ -106,7 +106,9 @@ public sealed class InspectionReport
         var ckpt = classifier.Checkpoint;
         var config = classifier.Model.Config;
         var w = ckpt.Weights;
-        string stem = config is MixerConfig ? "stem.proj.weight" : "patch_embed.proj.weight";
+        // A convolutional tokenizer (CCT) has no patch projection: its first 3×3 convolution's filters, which see the
+        // pixels, take the patch filters' place in the PCA panel.
+        string stem = config is MixerConfig ? "stem.proj.weight" : config is VitConfig { ConvTokenizer: not null } ? Nn.ConvTokenizer.WeightName(0) : "patch_embed.proj.weight";
         if (!w.TryGetValue(stem, out var filters)) throw new CheckpointException(ckpt.Path, "no patch-embedding weight", stem);
         var (pcs, variance) = Inspection.PatchEmbeddingPca(filters, components);
         var name = Path.GetFileName(ckpt.Path.TrimEnd('/', '\\'));
@@ -188,7 +190,7 @@ public sealed class InspectionReport
 
     private Figure FiltersFigure() => new("patch_embedding_pca.png",
         Render.Filters(Components, columns: 7, zoom: Math.Max(2, 64 / Components.Shape[2])),
-        $"first {Components.Shape[0]} principal components of the patch-embedding filters");
+        $"first {Components.Shape[0]} principal components of the {(Config is VitConfig { ConvTokenizer: not null } ? "first tokenizer convolution's 3×3" : "patch-embedding")} filters");
 
     private Figure? SimilarityFigure() => PositionSimilarity is null ? null : new("position_embedding_similarity.png",
         Render.SimilarityGrid(PositionSimilarity, Config.GridSize, zoom: Math.Max(2, 48 / Config.GridSize)),
@@ -360,7 +362,10 @@ public sealed class InspectionReport
         if (r is not null) h.Append($"<tr><th>preprocessing</th><td>{E(r.Name)}: {E(Steps(r))}, mean ({string.Join(", ", r.Mean.Select(x => F(x)))}), std ({string.Join(", ", r.Std.Select(x => F(x)))})</td></tr>");
         h.Append("</table>\n");
 
-        h.Append("<h2 id=\"filters\">Patch-embedding filters: principal components</h2>\n");
+        bool conv = c is VitConfig { ConvTokenizer: not null };
+        h.Append(conv
+            ? "<h2 id=\"filters\">First tokenizer convolution's 3×3 filters: principal components</h2>\n<p>This model's tokens come from a convolutional tokenizer (CCT) rather than a patch projection: the filters shown are its first 3×3 convolution's, the layer that sees the pixels.</p>\n"
+            : "<h2 id=\"filters\">Patch-embedding filters: principal components</h2>\n");
         h.Append($"<figure>{Img(filters)}<figcaption>The first {Components.Shape[0]} principal components, left to right, top to bottom. " +
                  $"Explained variance: {string.Join(", ", ExplainedVariance.Take(8).Select(x => F(100 * x, "0.0") + "%"))}{(ExplainedVariance.Length > 8 ? ", …" : "")}.</figcaption></figure>\n");
         h.Append("<p class=\"def\">The D filters of the patch embedding, each flattened to C·P·P values, are centred (the mean filter subtracted); " +

@@ -5,7 +5,8 @@ namespace VitSharp.Models;
 /// <summary>
 /// Deterministic random initial weights in timm's scheme: truncated normal (std 0.02) for linear and conv weights and
 /// the position embedding and distillation token, small class and register tokens, zero biases, unit LayerNorm scales,
-/// layer-scale gammas at init_values, the attention-pool latent at std width^-½, zero head.
+/// layer-scale gammas at init_values, the attention-pool latent at std width^-½, zero head; CCT's tokenizer convolutions
+/// as CCT initialises them (nn.init.kaiming_normal_: normal, std √(2 / fan_in), fan_in = in channels × 9).
 /// </summary>
 public static class Initializer
 {
@@ -27,6 +28,7 @@ public static class Initializer
             else if (name is "cls_token" or "reg_token") Fill(a, rng, 1e-6);
             else if (name.EndsWith(".gamma") && config is VitConfig ls) Array.Fill(a, ls.InitValues);
             else if (name == "attn_pool.latent") Fill(a, rng, 1 / Math.Sqrt(shape[^1]));
+            else if (name.StartsWith("tokenizer.conv_layers.", StringComparison.Ordinal)) Normal(a, rng, Math.Sqrt(2.0 / (shape[1] * shape[2] * shape[3])));
             else if (name == "head.weight" && zeroHead) { }
             else Fill(a, rng, 0.02);
             d[name] = new HostArray(shape, a);
@@ -36,6 +38,15 @@ public static class Initializer
 
     private static bool IsNorm(string name) =>
         name.EndsWith(".weight") && (name.Contains("norm") && !name.Contains("mlp"));
+
+    private static void Normal(float[] a, Random rng, double std)
+    {
+        for (int i = 0; i < a.Length; i++)
+        {
+            double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+            a[i] = (float)(Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2) * std);
+        }
+    }
 
     private static void Fill(float[] a, Random rng, double std)
     {

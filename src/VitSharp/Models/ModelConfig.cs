@@ -106,6 +106,10 @@ public sealed record VitConfig : ModelConfig
     public bool PixelNorm { get; init; }
     /// <summary>A LayerNorm after the patch projection (timm's PatchEmbed norm: patch_embed.norm; vit-pytorch has it).</summary>
     public bool PatchEmbedNorm { get; init; }
+    /// <summary>CCT's convolutional tokenizer (Hassani et al. 2021) instead of the patch projection: <c>Layers</c> ×
+    /// [conv 3×3 (stride 1, padding 1, no bias) → ReLU → max pool 3×3 (stride 2, padding 1)], <c>Channels</c> wide except
+    /// the last (embed_dim). Its total stride, 2^layers, is the patch size. Null: the patch projection.</summary>
+    public ConvTokenizerConfig? ConvTokenizer { get; init; }
     public Pooling Pool { get; init; } = Pooling.Token;
     /// <summary>timm's placement for average (and max) pooling: no final norm, LayerNorm after pooling ("fc_norm").
     /// False puts the norm before pooling (Google's "gap" classifier, vit-pytorch's mean pooling).</summary>
@@ -132,6 +136,13 @@ public sealed record VitConfig : ModelConfig
         if (DistToken && (!ClassToken || Pool != Pooling.Token || RepresentationSize > 0))
             throw new VitSharpException("a distillation token needs a class token, token pooling and no pre-logits");
         if (FcNorm && Pool is not (Pooling.Avg or Pooling.Max)) throw new VitSharpException("fc_norm is only used with average or max pooling");
+        if (ConvTokenizer is { } ct)
+        {
+            ct.Validate();
+            if (PatchSize != ct.Stride)
+                throw new VitSharpException($"conv_tokenizer: patch_size must be {ct.Stride} (2^layers, the tokenizer's total stride), not {PatchSize}");
+            if (PixelNorm || PatchEmbedNorm) throw new VitSharpException("conv_tokenizer: pixel_norm and patch_embed_norm belong to the patch projection");
+        }
         if (Pool == Pooling.Map && EmbedDim % NumHeads != 0)
             throw new VitSharpException($"the attention-pool head splits width {EmbedDim} over {NumHeads} heads: not divisible");
     }
@@ -159,6 +170,7 @@ public sealed record VitConfig : ModelConfig
         j["global_pool"] = PoolName(Pool);
         j["fc_norm"] = FcNorm;
         j["representation_size"] = RepresentationSize;
+        if (ConvTokenizer is { } ct) j["conv_tokenizer"] = ct.ToJson();
         return j;
     }
 
@@ -173,6 +185,32 @@ public sealed record VitConfig : ModelConfig
         "map" => Pooling.Map,
         _ => throw new VitSharpException($"unknown global_pool '{s}' (expected token, avg, max or map)"),
     };
+}
+
+/// <summary>CCT's convolutional tokenizer: <see cref="Layers"/> 3×3 convolutions (kernel fixed at 3, stride 1, padding
+/// 1, no bias), each followed by ReLU and a 3×3 max pool of stride 2 (padding 1); <see cref="Channels"/> wide (CCT's
+/// in_planes) except the last layer, which is embed_dim wide. Config: <c>"conv_tokenizer": {"layers": 2, "channels": 64}</c>.</summary>
+public sealed record ConvTokenizerConfig
+{
+    public int Layers { get; init; } = 2;
+    public int Channels { get; init; } = 64;
+
+    /// <summary>The keys of its JSON object.</summary>
+    public static readonly string[] Keys = ["layers", "channels"];
+
+    /// <summary>The total stride (each layer's pool halves the map): 2^layers, the model's patch size.</summary>
+    public int Stride => 1 << Layers;
+
+    public void Validate()
+    {
+        if (Layers is < 1 or > 6) throw new VitSharpException($"conv_tokenizer: layers must be 1 to 6, not {Layers}");
+        if (Channels < 1) throw new VitSharpException($"conv_tokenizer: channels must be positive, not {Channels}");
+    }
+
+    /// <summary>Layer i's (out, in) channels for a model of width <paramref name="dim"/> on <paramref name="inChans"/> channels.</summary>
+    public (int Out, int In) LayerChannels(int i, int inChans, int dim) => (i == Layers - 1 ? dim : Channels, i == 0 ? inChans : Channels);
+
+    public JsonObject ToJson() => new() { ["layers"] = Layers, ["channels"] = Channels };
 }
 
 /// <summary>MLP-Mixer (Tolstikhin et al. 2021): the attention-free sibling; token mixing and channel mixing MLPs.</summary>

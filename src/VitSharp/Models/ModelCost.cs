@@ -25,6 +25,18 @@ public static class ModelCost
     {
         double p = config.NumPatches, d = config.EmbedDim;
         double patch = 2.0 * p * d * config.InChannels * config.PatchSize * config.PatchSize;
+        if (config is VitConfig { ConvTokenizer: { } ct })
+        {
+            // CCT's tokenizer: each 3×3 convolution at its layer's full resolution (the pools halve it after).
+            patch = 0;
+            double side = config.ImageSize;
+            for (int i = 0; i < ct.Layers; i++)
+            {
+                var (cout, cin) = ct.LayerChannels(i, config.InChannels, config.EmbedDim);
+                patch += 2.0 * side * side * cout * cin * 9;
+                side = Backends.HostOps.PooledSize((int)side);
+            }
+        }
         double head = 2.0 * d * config.NumClasses;
         double block = config switch
         {

@@ -13,7 +13,8 @@ namespace VitSharp.Models;
 /// </summary>
 public sealed class VisionTransformer : VisionModel
 {
-    private readonly PatchEmbed _patchEmbed;
+    private readonly PatchEmbed? _patchEmbed;
+    private readonly ConvTokenizer? _tokenizer;
     private readonly TokenEmbed _embed;
     private readonly LayerNorm? _normPre;
     private readonly Block[] _blocks;
@@ -28,7 +29,8 @@ public sealed class VisionTransformer : VisionModel
     {
         var p = Parameters;
         float eps = config.LayerNormEps;
-        _patchEmbed = PatchEmbed.From(p, "patch_embed.proj", config.PatchSize, config.PixelNorm, config.PatchEmbedNorm, eps);
+        if (config.ConvTokenizer is { } ct) _tokenizer = ConvTokenizer.From(p, ct.Layers);
+        else _patchEmbed = PatchEmbed.From(p, "patch_embed.proj", config.PatchSize, config.PixelNorm, config.PatchEmbedNorm, eps);
         _embed = TokenEmbed.From(p, config.ClassToken, config.DistToken, config.RegTokens);
         if (config.PreNorm) _normPre = LayerNorm.From(p, "norm_pre", eps);
         _blocks = Enumerable.Range(0, config.Depth).Select(i => Block.From(p, $"blocks.{i}", config)).ToArray();
@@ -46,7 +48,9 @@ public sealed class VisionTransformer : VisionModel
     public static IEnumerable<(string, int[])> Layout(VitConfig c)
     {
         int d = c.EmbedDim;
-        foreach (var l in PatchEmbed.Layout("patch_embed.proj", c.InChannels, d, c.PatchSize, c.PixelNorm, c.PatchEmbedNorm)) yield return l;
+        var stem = c.ConvTokenizer is { } ct ? ConvTokenizer.Layout(ct, c.InChannels, d)
+            : PatchEmbed.Layout("patch_embed.proj", c.InChannels, d, c.PatchSize, c.PixelNorm, c.PatchEmbedNorm);
+        foreach (var l in stem) yield return l;
         foreach (var l in TokenEmbed.Layout(c.NumTokens, d, c.ClassToken, c.DistToken, c.RegTokens)) yield return l;
         if (c.PreNorm) foreach (var l in LayerNorm.Layout("norm_pre", d)) yield return l;
         for (int i = 0; i < c.Depth; i++)
@@ -68,9 +72,20 @@ public sealed class VisionTransformer : VisionModel
     /// </summary>
     public static VitConfig InferConfig(IReadOnlyDictionary<string, HostArray> w, string file, JsonObject? hint, int? heads)
     {
-        var pe = ConfigInference.Shape(w, "patch_embed.proj.weight", file, 4);
-        int d = pe[0], c = pe[1], p = pe[2];
-        if (pe[3] != p) throw new CheckpointException(file, $"non-square patches {p}×{pe[3]} are not supported", "patch_embed.proj.weight");
+        var convTokenizer = InferConvTokenizer(w, file);
+        int d, c, p;
+        if (convTokenizer is { } ct)
+        {
+            d = ConfigInference.Shape(w, ConvTokenizer.WeightName(ct.Layers - 1), file, 4)[0];
+            c = ConfigInference.Shape(w, ConvTokenizer.WeightName(0), file, 4)[1];
+            p = ct.Stride;
+        }
+        else
+        {
+            var pe = ConfigInference.Shape(w, "patch_embed.proj.weight", file, 4);
+            (d, c, p) = (pe[0], pe[1], pe[2]);
+            if (pe[3] != p) throw new CheckpointException(file, $"non-square patches {p}×{pe[3]} are not supported", "patch_embed.proj.weight");
+        }
         int depth = ConfigInference.CountBlocks(w, "norm1.weight");
         bool cls = w.ContainsKey("cls_token"), dist = w.ContainsKey("dist_token");
         int reg = w.ContainsKey("reg_token") ? ConfigInference.Shape(w, "reg_token", file, 3)[1] : 0;
@@ -114,6 +129,7 @@ public sealed class VisionTransformer : VisionModel
             RegTokens = reg,
             NoEmbedClass = noEmbedClass,
             PreNorm = w.ContainsKey("norm_pre.weight"),
+            ConvTokenizer = convTokenizer,
             PixelNorm = w.ContainsKey("patch_embed.pixel_norm.weight"),
             PatchEmbedNorm = w.ContainsKey("patch_embed.norm.weight"),
             DynamicImgSize = (bool?)hint?["dynamic_img_size"] ?? false,
@@ -126,13 +142,37 @@ public sealed class VisionTransformer : VisionModel
         };
     }
 
+    /// <summary>CCT's tokenizer read back from its weights (tokenizer.conv_layers.{i}.0.weight, 3×3, each layer's input the
+    /// previous one's output), or null when there is none.</summary>
+    private static ConvTokenizerConfig? InferConvTokenizer(IReadOnlyDictionary<string, HostArray> w, string file)
+    {
+        int layers = 0;
+        while (w.ContainsKey(ConvTokenizer.WeightName(layers))) layers++;
+        if (layers == 0) return null;
+        if (w.ContainsKey("patch_embed.proj.weight"))
+            throw new CheckpointException(file, "both a patch projection and a convolutional tokenizer", ConvTokenizer.WeightName(0));
+        int channels = 0;
+        for (int i = 0; i < layers; i++)
+        {
+            var s = ConfigInference.Shape(w, ConvTokenizer.WeightName(i), file, 4);
+            if (s[2] != 3 || s[3] != 3) throw new CheckpointException(file, $"a {s[2]}×{s[3]} tokenizer kernel: only 3×3 is supported", ConvTokenizer.WeightName(i));
+            if (i > 0 && s[1] != channels)
+                throw new CheckpointException(file, $"takes {s[1]} channels, but the layer before gives {channels}", ConvTokenizer.WeightName(i));
+            if (i < layers - 1) channels = s[0];
+        }
+        var ct = new ConvTokenizerConfig { Layers = layers, Channels = layers > 1 ? channels : 64 };
+        try { ct.Validate(); }
+        catch (VitSharpException e) { throw new CheckpointException(file, e.Message, inner: e); }
+        return ct;
+    }
+
     public override ModelOutput Forward(Pass p, Tensor images)
     {
         var c = Config;
         int b = images.Dim(0), gh = images.Dim(2) / c.PatchSize, gw = images.Dim(3) / c.PatchSize;
         int t = c.PrefixTokens + gh * gw, d = c.EmbedDim;
         var pos = PositionsFor(p, gh, gw);
-        var patches = _patchEmbed.Forward(p, images);
+        var patches = _tokenizer?.Forward(p, images) ?? _patchEmbed!.Forward(p, images);
         // timm: the final norm is Identity when fc_norm is used, so the residual stream is the tokens output.
         var stream = _norm is null ? p.Output(b, t, d) : p.Get(b, t, d);
         var x = _normPre is null ? _embed.Forward(p, patches, stream, pos) : _normPre.Forward(p, _embed.Forward(p, patches, null, pos), stream);
@@ -279,7 +319,8 @@ public sealed class VisionTransformer : VisionModel
         }
         var dPatches = p.Get(b, c.NumPatches, d);
         _embed.Backward(p, dx, dPatches);
-        _patchEmbed.Backward(p, dPatches);
+        if (_tokenizer is not null) _tokenizer.Backward(p, dPatches);
+        else _patchEmbed!.Backward(p, dPatches);
     }
 }
 

@@ -387,6 +387,95 @@ public sealed class PatchEmbed(Tensor weight, Tensor bias, int patch, LayerNorm?
     private Tensor? LinearInput => _linear?.SavedInput;
 }
 
+/// <summary>
+/// CCT's convolutional tokenizer (Hassani et al. 2021, SHI-Labs/Compact-Transformers' Tokenizer): per layer
+/// conv 3×3 (stride 1, padding 1, no bias) → ReLU → max pool 3×3 (stride 2, padding 1), then the map flattened to
+/// tokens (B, H·W, D) in row-major order. Weights tokenizer.conv_layers.{i}.0.weight (Cout, Cin, 3, 3), CCT's names.
+/// The convolution is an unfold (B, H·W, Cin·9) times the weight read as a (Cout, Cin·9) Linear weight, so its output
+/// is channels-last, the token layout; later layers read that layout. Inference runs each layer as one
+/// <see cref="IBackend.Conv3x3"/> (ReLU in the product's epilogue) and one pool; training keeps the unfolded input,
+/// the pre-activation and the activation for the backward.
+/// </summary>
+public sealed class ConvTokenizer(IReadOnlyList<Tensor> weights)
+{
+    public IReadOnlyList<Tensor> Weights { get; } = weights;
+
+    // Saved by a training forward, per layer: the unfolded input, the conv output before and after ReLU.
+    private readonly Tensor?[] _cols = new Tensor?[weights.Count], _pre = new Tensor?[weights.Count], _act = new Tensor?[weights.Count];
+    private int _h0, _w0;
+
+    public static string WeightName(int layer) => $"tokenizer.conv_layers.{layer}.0.weight";
+
+    public static ConvTokenizer From(ParameterSet p, int layers) => new(Enumerable.Range(0, layers).Select(i => p[WeightName(i)]).ToList());
+
+    public static IEnumerable<(string, int[])> Layout(ConvTokenizerConfig c, int inChans, int dim)
+    {
+        for (int i = 0; i < c.Layers; i++)
+        {
+            var (cout, cin) = c.LayerChannels(i, inChans, dim);
+            yield return (WeightName(i), [cout, cin, 3, 3]);
+        }
+    }
+
+    /// <summary>images (B, C, H, W) → tokens (B, H/2^L · W/2^L, D), written into <paramref name="y"/> when given.</summary>
+    public Tensor Forward(Pass p, Tensor images, Tensor? y = null)
+    {
+        int b = images.Dim(0), h = images.Dim(2), w = images.Dim(3);
+        (_h0, _w0) = (h, w);
+        var x = images;
+        for (int i = 0; i < Weights.Count; i++)
+        {
+            var wt = Weights[i];
+            int cout = wt.Dim(0), cin = wt.Dim(1), ho = HostOps.PooledSize(h), wo = HostOps.PooledSize(w);
+            var pooled = i == Weights.Count - 1 && y is not null ? y : p.Get(b, ho * wo, cout);
+            using (p.Scope())
+            {
+                var cols = p.Get(b, h * w, cin * 9);
+                var act = p.Get(b, h * w, cout);
+                if (p.Training)
+                {
+                    var pre = p.Get(b, h * w, cout);
+                    p.Be.Im2Col3x3(x, cols, h, w, channelsFirst: i == 0);
+                    p.Be.Linear(cols, wt.View(cout, cin * 9), null, pre);
+                    p.Be.Apply(Activation.Relu, pre, act);
+                    (_cols[i], _pre[i], _act[i]) = (cols, pre, act);
+                }
+                else p.Be.Conv3x3(x, wt, cols, act, h, w, channelsFirst: i == 0, Activation.Relu);
+                p.Be.MaxPool3x3s2(act, pooled, h, w);
+            }
+            (x, h, w) = (pooled, ho, wo);
+        }
+        return x;
+    }
+
+    /// <summary>dy (B, N, D), the tokens' gradient → every conv weight's gradient (+=); the images need none. dy is
+    /// left unchanged.</summary>
+    public void Backward(Pass p, Tensor dy)
+    {
+        int b = dy.Dim(0), layers = Weights.Count;
+        var hs = new int[layers];
+        var ws = new int[layers];
+        (hs[0], ws[0]) = (_h0, _w0);
+        for (int i = 1; i < layers; i++) (hs[i], ws[i]) = (HostOps.PooledSize(hs[i - 1]), HostOps.PooledSize(ws[i - 1]));
+        var g = dy;
+        for (int i = layers - 1; i >= 0; i--)
+        {
+            var wt = Weights[i];
+            int cout = wt.Dim(0), cin = wt.Dim(1), h = hs[i], w = ws[i];
+            var dAct = p.Get(b, h * w, cout);
+            p.Tb.MaxPool3x3s2Backward(g, _act[i]!, dAct, h, w);
+            p.Tb.ActivationBackward(Activation.Relu, dAct, _pre[i]!, dAct);
+            var dCols = i > 0 ? p.Get(b, h * w, cin * 9) : null;
+            // The Linear's weight is a view of the convolution's weight: its gradient is the same view of the gradient.
+            p.Tb.LinearBackward(dAct, _cols[i]!, wt.View(cout, cin * 9), dCols, p.Grad(wt).View(cout, cin * 9), null);
+            if (dCols is null) break;
+            var dx = p.Get(b, h * w, cin);
+            p.Tb.Im2Col3x3Backward(dCols, dx, h, w);
+            g = dx;
+        }
+    }
+}
+
 /// <summary>x = dropout([prefix tokens ; patches] + pos): the class, distillation and register tokens (each optional,
 /// in timm's order) and the position embedding (timm's pos_drop). <paramref name="pos"/> covers every token.</summary>
 public sealed class TokenEmbed(IReadOnlyList<Tensor> prefix, Tensor pos)

@@ -89,6 +89,9 @@ public sealed class Distillation : IDisposable
                 if (tc is VitConfig { PixelNorm: true })
                     throw new CheckpointException(path, "the teacher normalises its patches (pixel_norm) and was trained with another mean/std " +
                         $"({Format(recipe.Mean)}/{Format(recipe.Std)}, the student's {Format(mean)}/{Format(std)}): train the student with the teacher's normalisation");
+                if (tc is VitConfig { ConvTokenizer: not null })
+                    throw new CheckpointException(path, "the teacher's convolutional tokenizer (zero padding, no bias) cannot absorb another mean/std " +
+                        $"({Format(recipe.Mean)}/{Format(recipe.Std)}, the student's {Format(mean)}/{Format(std)}): train the student with the teacher's normalisation");
                 string proj = tc is MixerConfig ? "stem.proj" : "patch_embed.proj";
                 var weights = model.Parameters.ToHost();
                 Fold(weights[proj + ".weight"], weights[proj + ".bias"], scale, shift);

@@ -132,7 +132,7 @@ public sealed record TrainConfig
     [
         "preset", "architecture", "img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_classes", "layer_norm_eps",
         "gelu", "global_pool", "num_heads", "mlp_dim", "qkv_bias", "class_token", "fc_norm", "token_mlp_dim", "channel_mlp_dim",
-        "head_dim", "no_embed_class", "representation_size", "dist_token",
+        "head_dim", "no_embed_class", "representation_size", "dist_token", "conv_tokenizer",
     ];
 
     /// <summary>Refuses keys the defaults do not have (or, under model, <see cref="ModelKeys"/> lacks), suggesting the nearest.</summary>
@@ -152,6 +152,12 @@ public sealed record TrainConfig
             {
                 if (v is not JsonObject mo) throw new VitSharpException($"{where(key)}: 'model' must be an object");
                 CheckKeys(mo, new JsonObject(), "model.", where);
+            }
+            else if (prefix == "model." && k == "conv_tokenizer" && v is JsonObject ct)
+            {
+                foreach (var (ck, _) in ct)
+                    if (!ConvTokenizerConfig.Keys.Contains(ck))
+                        throw new VitSharpException($"{where(key + "." + ck)}: unknown key '{key}.{ck}' (conv_tokenizer has {string.Join(", ", ConvTokenizerConfig.Keys)}; the kernel is fixed at 3)");
             }
             else if (prefix == "" && defaults[k] is JsonObject d && v is JsonObject o) CheckKeys(o, d, key + ".", where);
         }
@@ -234,6 +240,23 @@ public sealed record TrainConfig
     /// <summary>Builds the model configuration once to report a bad model key (by name, with its --set) before training.
     /// An error of the model as a whole (sizes that do not fit together) names the --set of model keys when any gave
     /// one, else the file.</summary>
+    /// <summary>model.conv_tokenizer: null or absent (the patch projection), or {"layers", "channels"} (CCT's tokenizer).</summary>
+    private static ConvTokenizerConfig? ConvTokenizerOf(JsonNode? n)
+    {
+        if (n is null) return null;
+        if (n is not JsonObject o) throw new ModelKeyException("model.conv_tokenizer", $"'model.conv_tokenizer' must be an object like {{\"layers\": 2, \"channels\": 64}}, not {n.ToJsonString()}");
+        int I(string k, int d)
+        {
+            var v = o[k];
+            if (v is null) return d;
+            if (v is JsonValue jv && jv.TryGetValue<int>(out var x)) return x;
+            if (v is JsonValue dv && dv.TryGetValue<double>(out var dbl) && dbl == Math.Floor(dbl) && Math.Abs(dbl) <= int.MaxValue) return (int)dbl;
+            throw new ModelKeyException("model.conv_tokenizer." + k, $"'model.conv_tokenizer.{k}' must be an integer, not {v.ToJsonString()}");
+        }
+        var d = new ConvTokenizerConfig();
+        return new ConvTokenizerConfig { Layers = I("layers", d.Layers), Channels = I("channels", d.Channels) };
+    }
+
     private void BuildModelConfigChecked(Func<string, string> where, IReadOnlyList<string> modelSets)
     {
         try { BuildModelConfig(); }
@@ -307,6 +330,7 @@ public sealed record TrainConfig
                 ClassToken = B("class_token", v.ClassToken),
                 DistToken = B("dist_token", v.DistToken),
                 Pool = pool, FcNorm = B("fc_norm", pool == Pooling.Avg),
+                ConvTokenizer = ConvTokenizerOf(m["conv_tokenizer"]),
             };
         }
         else if (c is MixerConfig x)

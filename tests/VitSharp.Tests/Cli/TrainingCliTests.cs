@@ -55,6 +55,45 @@ public class TrainingCliTests : IDisposable
         Assert.Contains("no images under val/", err);
     }
 
+    /// <summary>A ViT with CCT's convolutional tokenizer through the CLI: train at 8×8 (one layer, stride 2: 4×4 tokens),
+    /// eval, then `vit finetune --img-size 16` (8×8 tokens, the position embedding resampled) and classify with it.</summary>
+    [Fact]
+    public void ConvTokenizerTrainEvalFinetuneAtTwiceTheSize()
+    {
+        var data = DataTests.MakeArchive(gzip: true);
+        var config = Path.Combine(_tmp, "cct.json");
+        File.WriteAllText(config, """
+            {
+              "model": { "architecture": "vit", "img_size": 8, "patch_size": 2, "embed_dim": 8, "depth": 1, "num_heads": 2, "mlp_dim": 16,
+                         "conv_tokenizer": { "layers": 1, "channels": 4 } },
+              "batch_size": 4, "epochs": 2, "log_every_steps": 1
+            }
+            """);
+        var run = Path.Combine(_tmp, "cct-run");
+        var (code, stdout, err) = CliRunner.Run("train", "--config", config, "--data", data, "--output", run);
+        Assert.True(code == 0, err);
+        Assert.Contains("done: 6 steps", stdout);
+        var model = Path.Combine(run, Trainer.ModelFile);
+        var trained = Checkpoint.Load(model);
+        Assert.Equal(1, ((VitSharp.Models.VitConfig)trained.Config).ConvTokenizer!.Layers);
+        Assert.Equal([8, 3, 3, 3], trained.Weights["tokenizer.conv_layers.0.0.weight"].Shape);
+        (code, stdout, err) = CliRunner.Run("eval", "--checkpoint", model, "--data", data);
+        Assert.True(code == 0, err);
+        Assert.Contains("images 12", stdout);
+
+        var ft = Path.Combine(_tmp, "cct-ft");
+        (code, _, err) = CliRunner.Run("finetune", "--checkpoint", model, "--data", data, "--img-size", "16", "--classes", "3",
+            "--output", ft, "--set", "epochs=1", "--set", "batch_size=4", "--set", "data.val_split=test");
+        Assert.True(code == 0, err);
+        var tuned = Checkpoint.Load(Path.Combine(ft, Trainer.ModelFile));
+        Assert.Equal(16, tuned.Config.ImageSize);
+        Assert.Equal([1, 8 * 8 + 1, 8], tuned.Weights["pos_embed"].Shape);
+        Assert.Equal(((VitSharp.Models.VitConfig)trained.Config).ConvTokenizer, ((VitSharp.Models.VitConfig)tuned.Config).ConvTokenizer);
+        (code, stdout, err) = CliRunner.Run("info", "--checkpoint", Path.Combine(ft, Trainer.ModelFile));
+        Assert.True(code == 0, err);
+        Assert.Contains("conv_tokenizer", stdout);
+    }
+
     [Fact]
     public void TrainWithTeacherThenEvalAndClassify()
     {

@@ -42,6 +42,13 @@ public class CudaTrainingTests(ITestOutputHelper output)
     [InlineData(DType.BF16)]
     public void DistillationStepsMatchTheCpuAndReplay(DType dtype) => AllPass(CudaTrainingSelfTest.DistillationChecks(dtype));
 
+    /// <summary>CCT's convolutional tokenizer on the GPU: logits, loss and gradients against the CPU backend's, and
+    /// replayed steps against eager ones (CudaTrainingSelfTest.ConvTokenizerChecks).</summary>
+    [CudaTheory]
+    [InlineData(DType.F32)]
+    [InlineData(DType.BF16)]
+    public void ConvTokenizerForwardGradientsAndReplayMatchTheCpu(DType dtype) => AllPass(CudaTrainingSelfTest.ConvTokenizerChecks(dtype));
+
     [CudaFact]
     public void OneSweepAdamWGivesThePerRunNumbers() => AllPass([CudaTrainingSelfTest.AdamWRuns()]);
 }

@@ -186,6 +186,24 @@ public class InspectionReportTests : IDisposable
         Assert.All(dist.Data, d => Assert.InRange(d, 1f, 8 * MathF.Sqrt(18)));
     }
 
+    /// <summary>A ViT with CCT's convolutional tokenizer (no patch projection): the filter panel shows the first
+    /// convolution's 3×3 filters, attention distances use the tokenizer's stride as the patch size.</summary>
+    [Fact]
+    public void AConvTokenizerViTRendersItsFirstConvolutionsFilters()
+    {
+        var dir = Out("cct");
+        var ckpt = Seeded(Vit with { PatchSize = 4, ConvTokenizer = new ConvTokenizerConfig { Layers = 2, Channels = 16 } }, "cct");
+        var (code, _, err) = CliRunner.Run("inspect", "-c", ckpt, "-o", dir, "-i", Image128x96, "--components", "5");
+        Assert.True(code == 0, err);
+        var html = File.ReadAllText(Path.Combine(dir, "report.html"));
+        Assert.Contains("First tokenizer convolution's 3×3 filters", html);
+        var comps = Npy.Read(Path.Combine(dir, "patch_embedding_components.npy"));
+        Assert.Equal([5, 3, 3, 3], comps.Shape);
+        Assert.Contains(comps.Data, v => Math.Abs(v) > 0.1f);
+        var att = Npy.Read(Path.Combine(dir, "chelsea_crop128x96.attention.npy"));
+        Assert.Equal([2, 3, 65, 65], att.Shape); // 32² at stride 4: 8×8 tokens and the class token
+    }
+
     [Fact]
     public void MixerReportShowsTheTokenMixingWeights()
     {

@@ -29,4 +29,9 @@ public sealed class TimedBackend(IBackend inner, Action<string, Action> time) : 
     public override void MeanTokens(Tensor x, int start, Tensor y) => time("MeanTokens", () => Inner.MeanTokens(x, start, y));
     public override void SelectToken(Tensor x, int index, Tensor y) => time("SelectToken", () => Inner.SelectToken(x, index, y));
     public override void Transpose12(Tensor x, Tensor y) => time("Transpose12", () => Inner.Transpose12(x, y));
+
+    public override void Conv3x3(Tensor x, Tensor w, Tensor cols, Tensor y, int height, int width, bool channelsFirst, Activation act) =>
+        time($"Conv3x3 {w.Dim(1)}->{w.Dim(0)} {height}x{width}", () => Inner.Conv3x3(x, w, cols, y, height, width, channelsFirst, act));
+    public override void MaxPool3x3s2(Tensor x, Tensor y, int height, int width) =>
+        time($"MaxPool3x3s2 {height}x{width}", () => Inner.MaxPool3x3s2(x, y, height, width));
 }

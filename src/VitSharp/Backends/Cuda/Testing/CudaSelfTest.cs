@@ -94,6 +94,17 @@ public static class CudaSelfTest
             (be, i, o) => be.PatchEmbed(i[0], i[1], i[2], o[0], 8)));
         cases.Add(new("PatchEmbed B2 3x20x20 p4 D32", [([2, 3, 20, 20], 1), ([32, 3, 4, 4], 0.1f), ([32], 0.5f)], [[2, 25, 32]],
             (be, i, o) => be.PatchEmbed(i[0], i[1], i[2], o[0], 4)));
+        // CCT's convolutional tokenizer (Kernels/conv.cu): unfold of an image and of a channels-last map, the whole
+        // convolution (unfold + product + ReLU, IBackend.Conv3x3's body), max pooling at even and odd sizes.
+        cases.Add(new("Im2Col3x3 NCHW B2 3x32x32", [([2, 3, 32, 32], 1)], [[2, 1024, 27]], (be, i, o) => be.Im2Col3x3(i[0], o[0], 32, 32, true)));
+        cases.Add(new("Im2Col3x3 NHWC B2 16x16x64", [([2, 256, 64], 1)], [[2, 256, 576]], (be, i, o) => be.Im2Col3x3(i[0], o[0], 16, 16, false)));
+        cases.Add(new("Im2Col3x3 NHWC B3 7x5x10", [([3, 35, 10], 1)], [[3, 35, 90]], (be, i, o) => be.Im2Col3x3(i[0], o[0], 7, 5, false)));
+        cases.Add(new("Conv3x3 NCHW B2 3x32x32->64 Relu", [([2, 3, 32, 32], 1), ([64, 3, 3, 3], 0.3f)], [[2, 1024, 27], [2, 1024, 64]],
+            (be, i, o) => be.Conv3x3(i[0], i[1], o[0], o[1], 32, 32, true, Activation.Relu)));
+        cases.Add(new("Conv3x3 NHWC B2 16x16x64->256 Relu", [([2, 256, 64], 1), ([256, 64, 3, 3], 0.05f)], [[2, 256, 576], [2, 256, 256]],
+            (be, i, o) => be.Conv3x3(i[0], i[1], o[0], o[1], 16, 16, false, Activation.Relu)));
+        cases.Add(new("MaxPool3x3s2 B2 32x32x64", [([2, 1024, 64], 1)], [[2, 256, 64]], (be, i, o) => be.MaxPool3x3s2(i[0], o[0], 32, 32)));
+        cases.Add(new("MaxPool3x3s2 B3 7x5x10", [([3, 35, 10], 1)], [[3, 12, 10]], (be, i, o) => be.MaxPool3x3s2(i[0], o[0], 7, 5)));
         cases.Add(new("Embed cls", [([2, 9, 64], 1), ([1, 1, 64], 1), ([1, 10, 64], 1)], [[2, 10, 64]],
             (be, i, o) => be.Embed(i[0], i[1], i[2], o[0])));
         cases.Add(new("Embed no cls", [([2, 9, 64], 1), ([1, 9, 64], 1)], [[2, 9, 64]],

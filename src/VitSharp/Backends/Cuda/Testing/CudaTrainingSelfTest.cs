@@ -82,6 +82,14 @@ public static class CudaTrainingSelfTest
             (be, i, o) => be.PatchEmbedBackward(i[0], i[1], o[0], o[1], 8)));
         cases.Add(new("PatchEmbedBackward B3 3x32x32 p4 D192", [S(1, 3, 64, 192), S(1, 3, 3, 32, 32)], [F(1, 192, 3, 4, 4), F(1, 192)],
             (be, i, o) => be.PatchEmbedBackward(i[0], i[1], o[0], o[1], 4)));
+        // CCT's convolutional tokenizer: the pool's backward (a gather recomputing each window's first maximum) and the
+        // unfold's (col2im, a gather), at even and odd sizes.
+        cases.Add(new("MaxPool3x3s2Backward B2 32x32x64", [S(1, 2, 256, 64), S(1, 2, 1024, 64)], [S(1, 2, 1024, 64)],
+            (be, i, o) => be.MaxPool3x3s2Backward(i[0], i[1], o[0], 32, 32)));
+        cases.Add(new("MaxPool3x3s2Backward B3 7x5x10", [S(1, 3, 12, 10), S(1, 3, 35, 10)], [S(1, 3, 35, 10)],
+            (be, i, o) => be.MaxPool3x3s2Backward(i[0], i[1], o[0], 7, 5)));
+        cases.Add(new("Im2Col3x3Backward B2 16x16x64", [S(1, 2, 256, 576)], [S(1, 2, 256, 64)], (be, i, o) => be.Im2Col3x3Backward(i[0], o[0], 16, 16)));
+        cases.Add(new("Im2Col3x3Backward B3 7x5x10", [S(1, 3, 35, 90)], [S(1, 3, 35, 10)], (be, i, o) => be.Im2Col3x3Backward(i[0], o[0], 7, 5)));
         cases.Add(new("EmbedBackward cls", [S(1, 3, 10, 64)], [S(1, 3, 9, 64), F(1, 1, 1, 64), F(1, 1, 10, 64)],
             (be, i, o) => be.EmbedBackward(i[0], o[0], o[1], o[2])));
         cases.Add(new("EmbedBackward no cls", [S(1, 3, 9, 64)], [S(1, 3, 9, 64), F(1, 1, 9, 64)],
@@ -328,11 +336,11 @@ public static class CudaTrainingSelfTest
         return new CudaSelfTest.Result("AdamW one sweep over decay runs vs per run, 3 steps, differing weights", diff, diff, 0);
     }
 
-    private static byte[] SeededSteps(DType dt, bool replay, out bool replayed)
+    private static byte[] SeededSteps(DType dt, bool replay, out bool replayed, VitConfig? config = null)
     {
         {
             using var gpu = new CudaBackend(dt);
-            var cfg = new VitConfig { ImageSize = 32, PatchSize = 4, EmbedDim = 64, Depth = 2, NumHeads = 2, NumClasses = 10, MlpDim = 128 };
+            var cfg = config ?? new VitConfig { ImageSize = 32, PatchSize = 4, EmbedDim = 64, Depth = 2, NumHeads = 2, NumClasses = 10, MlpDim = 128 };
             using var model = VisionModel.Create(cfg, gpu);
             var init = Initializer.Init(cfg, 7);
             model.Load(init, "init");
@@ -467,6 +475,78 @@ public static class CudaTrainingSelfTest
         return results;
     }
 
+    /// <summary>The CCT-shaped test model: ViT 32², CCT's two-layer tokenizer (3 → 32 → 64 channels, 8×8 tokens), width 64, depth 2.</summary>
+    public static VitConfig ConvTokenizerModel => new()
+    {
+        ImageSize = 32, PatchSize = 4, EmbedDim = 64, Depth = 2, NumHeads = 2, NumClasses = 10, MlpDim = 128, Pool = Pooling.Avg, FcNorm = true,
+        ConvTokenizer = new ConvTokenizerConfig { Layers = 2, Channels = 32 },
+    };
+
+    /// <summary>Logits of an inference forward, then one training step's loss and gradients (fp32), of
+    /// <see cref="ConvTokenizerModel"/> on <paramref name="be"/>; seeded weights and data (rounded to <paramref name="data"/>).</summary>
+    private static (float[] Logits, float Loss, Dictionary<string, HostArray> Grads) ConvTokenizerStep(ITrainingBackend be, DType data)
+    {
+        var cfg = ConvTokenizerModel;
+        var init = Initializer.Init(cfg, 7);
+        var rng = new Random(11);
+        // A head with an opinion (timm's 0.02 makes every logit ~0, so a comparison would mean little).
+        foreach (ref var v in init["head.weight"].Data.AsSpan()) v = (float)(rng.NextDouble() - 0.5);
+        using var model = VisionModel.Create(cfg, be);
+        model.Load(init, "init");
+        int b = 8;
+        var images = new HostArray([b, 3, 32, 32], Rand(rng, b * 3 * 32 * 32, 1, data));
+        var labels = Enumerable.Range(0, b).Select(_ => rng.Next(10)).ToArray();
+        var logits = model.Run(images).Data;
+        using var tm = TrainableModel.Create(model);
+        using var x = be.Allocate(images.Shape, be.ComputeType);
+        be.CopyFromHost(images.Data, x);
+        using var targets = be.Allocate([b, 10], DType.F32);
+        be.CopyFromHost(Targets.Smoothed(labels, 10, 0.1f), targets);
+        using var dlogits = be.Allocate([b, 10], be.ComputeType);
+        tm.ZeroGrad();
+        var trainLogits = tm.Forward(x, rng: null);
+        float loss = be.SoftmaxCrossEntropy(trainLogits, targets, dlogits);
+        tm.Backward(dlogits);
+        return (logits, loss, tm.Grads.ToHost());
+    }
+
+    /// <summary>
+    /// CCT's convolutional tokenizer on the GPU, whole model (<see cref="ConvTokenizerModel"/>): inference logits, the
+    /// training loss and every parameter's gradient against the CPU backend's (F32: logits and loss ≤ 1e-5, gradients
+    /// ≤ 1e-4, the room a max-pool window whose two largest values differ by float rounding needs; BF16 3e-2), and five
+    /// seeded steps with drop path replayed as a recorded CUDA graph against the eager steps, bit for bit.
+    /// </summary>
+    public static List<CudaSelfTest.Result> ConvTokenizerChecks(DType dt)
+    {
+        var results = new List<CudaSelfTest.Result>();
+        var cpu = ConvTokenizerStep(CpuBackend.Instance, dt);
+        using (var gpu = new CudaBackend(dt))
+        {
+            var g = ConvTokenizerStep(gpu, dt);
+            bool f32 = dt == DType.F32;
+            var (rl, al) = CudaSelfTest.Compare(g.Logits, cpu.Logits);
+            results.Add(new CudaSelfTest.Result($"{dt} conv tokenizer ViT: logits vs CPU", rl, al, f32 ? CudaSelfTest.F32Tolerance : CudaSelfTest.Bf16ModelTolerance));
+            results.Add(new CudaSelfTest.Result($"{dt} conv tokenizer ViT: loss vs CPU", Math.Abs(g.Loss - cpu.Loss) / Math.Abs(cpu.Loss),
+                Math.Abs(g.Loss - cpu.Loss), f32 ? CudaSelfTest.F32Tolerance : 1e-2));
+            double r = RelAll(g.Grads, cpu.Grads, out var a);
+            results.Add(new CudaSelfTest.Result($"{dt} conv tokenizer ViT: gradients vs CPU", r, a, f32 ? 1e-4 : 3e-2));
+            foreach (var name in new[] { Nn.ConvTokenizer.WeightName(0), Nn.ConvTokenizer.WeightName(1) })
+            {
+                var one = new Dictionary<string, HostArray> { [name] = cpu.Grads[name] };
+                double rw = RelAll(g.Grads, one, out var aw);
+                results.Add(new CudaSelfTest.Result($"{dt} conv tokenizer ViT: {name} gradient vs CPU", rw, aw, f32 ? 1e-4 : 3e-2));
+            }
+        }
+        var eager = SeededSteps(dt, replay: false, out _, ConvTokenizerModel);
+        var replayed = SeededSteps(dt, replay: true, out bool didReplay, ConvTokenizerModel);
+        int diff = 0;
+        for (int i = 0; i < eager.Length; i++) if (eager[i] != replayed[i]) diff++;
+        results.Add(didReplay
+            ? new CudaSelfTest.Result($"{dt} conv tokenizer ViT: 5 steps replayed vs eager, differing bytes", diff, diff, 0)
+            : new CudaSelfTest.Result($"{dt} conv tokenizer ViT graph replay", double.NaN, double.NaN, 0, "the steps did not replay"));
+        return results;
+    }
+
     public static bool RunAll(IEnumerable<string> gradientRefs, TextWriter log)
     {
         if (!CudaBackend.IsAvailable(out var why)) { log.WriteLine("CUDA unavailable: " + why); return false; }
@@ -476,6 +556,7 @@ public static class CudaTrainingSelfTest
         foreach (var dir in gradientRefs) Add(GradientParity(dir));
         foreach (var dt in new[] { DType.F32, DType.BF16 }) Add([Determinism(dt), GraphReplay(dt)]);
         foreach (var dt in new[] { DType.F32, DType.BF16 }) Add(DistillationChecks(dt));
+        foreach (var dt in new[] { DType.F32, DType.BF16 }) Add(ConvTokenizerChecks(dt));
         Add([AdamWRuns()]);
         int failed = all.Count(r => !r.Pass);
         log.WriteLine($"training: {all.Count - failed}/{all.Count} passed");
