@@ -167,32 +167,14 @@ public static class Backends
             if (t != Tensors.DType.F32) throw new VitSharpException("the CPU trains in f32 only (--dtype f32)");
             return CpuBackend.Instance;
         }
-        var type = typeof(IBackend).Assembly.GetType("VitSharp.Backends.Cuda.CudaBackend")
-            ?? throw new VitSharpException("this build has no CUDA backend");
-        var create = type.GetMethod("Create", [typeof(Device), typeof(Tensors.DType)])
-            ?? throw new VitSharpException("CUDA backend has no Create(Device, DType)");
-        try { return (ITrainingBackend)create.Invoke(null, [d, t])!; }
-        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
-            throw;
-        }
+        return VitSharp.Backends.Cuda.CudaBackend.Create(d, t);
     }
 
-    /// <summary>The backend for a device. CUDA is looked up by name so the CLI builds where the CUDA backend is absent.</summary>
+    /// <summary>The backend for a device.</summary>
     public static IBackend Create(Device device)
     {
         if (device.IsCpu) return CpuBackend.Instance;
-        var type = typeof(IBackend).Assembly.GetType("VitSharp.Backends.Cuda.CudaBackend")
-            ?? throw new VitSharpException("this build has no CUDA backend");
-        var create = type.GetMethod("Create", [typeof(Device)])
-            ?? throw new VitSharpException("CUDA backend has no Create(Device)");
-        try { return (IBackend)create.Invoke(null, [device])!; }
-        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
-            throw;
-        }
+        return VitSharp.Backends.Cuda.CudaBackend.Create(device);
     }
 }
 

@@ -20,7 +20,7 @@ public sealed class PresetsCommand : ICliCommand
             {
                 var all = new JsonArray();
                 foreach (var (name, c) in Presets.All)
-                    all.Add(new JsonObject
+                    all.Add((JsonNode)new JsonObject
                     {
                         ["name"] = name, ["config"] = c.ToJson(),
                         ["parameters"] = ModelCost.Parameters(c), ["gflops"] = Math.Round(ModelCost.ForwardFlops(c) / 1e9, 3),

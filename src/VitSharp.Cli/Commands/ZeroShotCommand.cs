@@ -43,14 +43,14 @@ public sealed class ZeroShotCommand : ICliCommand
                 {
                     failed++;
                     Cli.ReportFileError(bad);
-                    if (r.GetValue(json)) output.Add(new JsonObject { ["image"] = bad.File, ["error"] = bad.Message });
+                    if (r.GetValue(json)) output.Add((JsonNode)new JsonObject { ["image"] = bad.File, ["error"] = bad.Message });
                 }
                 if (chunk.Images.Count == 0) continue;
                 var results = model.Classify(chunk.Images, names, tpl, r.GetValue(topK));
                 for (int i = 0; i < chunk.Files.Count; i++)
                 {
                     if (r.GetValue(json))
-                        output.Add(Cli.TopJson(chunk.Files[i], results[i].Select(p => (p.Index, (string?)p.Label, p.Probability, p.Logit))));
+                        output.Add((JsonNode)Cli.TopJson(chunk.Files[i], results[i].Select(p => (p.Index, (string?)p.Label, p.Probability, p.Logit))));
                     else
                     {
                         Console.WriteLine(chunk.Files[i]);

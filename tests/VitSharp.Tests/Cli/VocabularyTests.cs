@@ -14,6 +14,20 @@ public class VocabularyTests
         return cmd.Options.SingleOrDefault(o => o.Name == name || o.Aliases.Contains(name));
     }
 
+    /// <summary>The registry lists its commands (a trimmed publish keeps only what is referenced): every
+    /// <see cref="ICliCommand"/> of the CLI assembly is in it once, and every command name is distinct.</summary>
+    [Fact]
+    public void RegistryListsEveryCommandOnce()
+    {
+        var declared = typeof(CommandRegistry).Assembly.GetTypes()
+            .Where(t => typeof(ICliCommand).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
+            .Select(t => t.Name).Order().ToArray();
+        var listed = CommandRegistry.All.Select(c => c.GetType().Name).Order().ToArray();
+        Assert.Equal(declared, listed);
+        Assert.Equal(listed.Length, Root.Subcommands.Select(c => c.Name).Distinct().Count());
+        Assert.Contains(Root.Subcommands, c => c.Name == "zeroshot");
+    }
+
     public static TheoryData<string, string, string> Shared => new()
     {
         // command, long name, short alias
