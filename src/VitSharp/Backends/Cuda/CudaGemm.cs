@@ -23,6 +23,8 @@ internal sealed unsafe class CudaGemm : IDisposable
     {
         public nint Desc, LayoutA, LayoutB, LayoutC;
         public CublasLt.HeuristicResult Algo;
+        /// <summary>FP8 only: the heuristic's further algorithms, tried in order when cuBLASLt refuses one at run time.</summary>
+        public Queue<CublasLt.HeuristicResult>? Alternatives;
     }
 
     public CudaGemm(CudaContext ctx)
@@ -84,7 +86,16 @@ internal sealed unsafe class CudaGemm : IDisposable
         // reads C = y and writes D = accumulateInto, which the caller copies back.
         int status = CublasLt.cublasLtMatmul(_handle, plan.Desc, &alpha, w8, plan.LayoutA, x8, plan.LayoutB, &beta, accumulate ? y : 0, plan.LayoutC,
             accumulate ? accumulateInto : y, plan.LayoutC, algo.Algo, _workspace.Pointer, (nuint)WorkspaceBytes, _ctx.Stream);
+        // An algorithm the heuristic offered may still be refused when run (seen on the H200 for its first choice):
+        // the next ones are tried, and the one that runs is kept for the shape.
+        while (status == NotSupported && plan.Alternatives is { Count: > 0 } rest)
+        {
+            plan.Algo = algo = rest.Dequeue();
+            status = CublasLt.cublasLtMatmul(_handle, plan.Desc, &alpha, w8, plan.LayoutA, x8, plan.LayoutB, &beta, accumulate ? y : 0, plan.LayoutC,
+                accumulate ? accumulateInto : y, plan.LayoutC, algo.Algo, _workspace.Pointer, (nuint)WorkspaceBytes, _ctx.Stream);
+        }
         if (status == NotSupported) { _plans[key] = null; Fp8Refused++; Fp8Fallbacks++; return false; } // this shape stays on bf16 from now on
+        plan.Alternatives = null;
         CublasLt.Check(status, $"cublasLtMatmul fp8 {m}x{n}x{k}");
         return true;
     }
@@ -132,11 +143,14 @@ internal sealed unsafe class CudaGemm : IDisposable
         CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(&lb, abType, (ulong)key.K, (ulong)key.M, key.K), "layout B");
         CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(&lc, type, (ulong)key.N, (ulong)key.M, key.N), "layout C");
         p.LayoutA = la; p.LayoutB = lb; p.LayoutC = lc;
-        if (!TryHeuristic(d, la, lb, lc, key.AlignA, key.AlignB, key.AlignC, out p.Algo))
+        var found = Heuristics(d, la, lb, lc, key.AlignA, key.AlignB, key.AlignC, fp8 ? 8 : 1);
+        if (found.Length == 0)
         {
             if (fp8) return null;
             throw new CudaException($"cuBLASLt found no algorithm for {key}");
         }
+        p.Algo = found[0];
+        if (fp8) p.Alternatives = new Queue<CublasLt.HeuristicResult>(found.Skip(1));
         return p;
     }
 
@@ -145,6 +159,15 @@ internal sealed unsafe class CudaGemm : IDisposable
         TryHeuristic(d, la, lb, lc, alignA, alignB, alignC, out var r) ? r : throw new CudaException($"cuBLASLt found no algorithm for {what}");
 
     private bool TryHeuristic(nint d, nint la, nint lb, nint lc, int alignA, int alignB, int alignC, out CublasLt.HeuristicResult result)
+    {
+        var found = Heuristics(d, la, lb, lc, alignA, alignB, alignC, 1);
+        result = found.Length > 0 ? found[0] : default;
+        return found.Length > 0;
+    }
+
+    /// <summary>Up to <paramref name="count"/> of cuBLASLt's algorithms for a plan, best first, within our workspace
+    /// and the operands' alignments (A, B, C = D); only those whose state is success. None when it has none.</summary>
+    private CublasLt.HeuristicResult[] Heuristics(nint d, nint la, nint lb, nint lc, int alignA, int alignB, int alignC, int count)
     {
         nint pref;
         CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(&pref), "preference");
@@ -155,13 +178,13 @@ internal sealed unsafe class CudaGemm : IDisposable
         CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignB, &ab, 4), "align B");
         CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignC, &ac, 4), "align C");
         CublasLt.Check(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.PrefMinAlignD, &ac, 4), "align D");
-        CublasLt.HeuristicResult r;
-        int found = 0;
-        int status = CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, d, la, lb, lc, lc, pref, 1, &r, &found);
-        result = r;
-        if (status == NotSupported) return false;
+        var results = new CublasLt.HeuristicResult[count];
+        int found = 0, status;
+        fixed (CublasLt.HeuristicResult* r = results)
+            status = CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, d, la, lb, lc, lc, pref, count, r, &found);
+        if (status == NotSupported) return [];
         CublasLt.Check(status, "cublasLtMatmulAlgoGetHeuristic");
-        return found > 0;
+        return results.Take(found).Where(r => r.State == 0).ToArray();
     }
 
     private const int NotSupported = 15; // CUBLAS_STATUS_NOT_SUPPORTED
@@ -257,17 +280,22 @@ internal sealed unsafe class CudaGemm : IDisposable
             foreach (var attr in new[] { CublasLt.PrefMinAlignA, CublasLt.PrefMinAlignB, CublasLt.PrefMinAlignC, CublasLt.PrefMinAlignD })
                 CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, attr, &a, 4);
         }
-        CublasLt.HeuristicResult r;
+        const int Asked = 8;
+        var rs = stackalloc CublasLt.HeuristicResult[Asked];
         int found = 0;
-        int hs = CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, d, la, lb, lc, lc, pref, 1, &r, &found);
-        string res = $"heuristic {hs} found {found} state {r.State} workspace {r.WorkspaceSize}";
+        int hs = CublasLt.cublasLtMatmulAlgoGetHeuristic(_handle, d, la, lb, lc, lc, pref, Asked, rs, &found);
+        string res = $"heuristic {hs} found {found}";
         if (hs == 0 && found > 0)
         {
             if (!scalesFirst) SetScales(d, scales, scaleB);
             float alpha = 1, beta = 0;
             nint c = cMode == 0 ? y : cMode == 1 ? 0 : other;
-            int ms = CublasLt.cublasLtMatmul(_handle, d, &alpha, w8, la, x8, lb, &beta, c, lc, y, lc, r.Algo, _workspace.Pointer, (nuint)WorkspaceBytes, _ctx.Stream);
-            res += $" matmul {ms}";
+            // every algorithm offered, in order: state, workspace, and what cublasLtMatmul answers
+            for (int i = 0; i < found; i++)
+            {
+                int ms = CublasLt.cublasLtMatmul(_handle, d, &alpha, w8, la, x8, lb, &beta, c, lc, y, lc, rs[i].Algo, _workspace.Pointer, (nuint)WorkspaceBytes, _ctx.Stream);
+                res += $"; #{i} state {rs[i].State} ws {rs[i].WorkspaceSize} matmul {ms}";
+            }
         }
         return res;
     }
