@@ -11,7 +11,7 @@ date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 el() { python3 -c "print(round($(date +%s.%N)-$1,1))"; }
 R=${REFS:-../tests}/VitSharp.Tests/Data/refs-small
 CUBLASLT_LOG_LEVEL=5 CUBLASLT_LOG_FILE=/tmp/lt_ours.log timeout 40 ./app/vit cuda-selftest --fp8-only > /tmp/fp8.log 2>&1; echo "fp8 rc $?"
-grep probe /tmp/fp8.log | cut -c1-170 | head -3; grep "own scale" /tmp/fp8.log | cut -c1-170; grep -E "^(PASS|FAIL)  FP8 Linear" /tmp/fp8.log | head -2 | cut -c1-150
+grep probe /tmp/fp8.log | cut -c1-400 | head -3; grep "own scale" /tmp/fp8.log | cut -c1-400; grep -E "^(PASS|FAIL)  FP8 Linear" /tmp/fp8.log | head -2 | cut -c1-150
 CUBLASLT_LOG_LEVEL=5 CUBLASLT_LOG_FILE=/tmp/lt_torch.log timeout 40 python3 peers/scaled_mm.py 2>&1 | tail -2
 grep -i -E "error|not supported|fail" /tmp/lt_ours.log | head -5 | cut -c1-300
 tar -czf $OUT/fp8diag.tar.gz -C /tmp fp8.log lt_ours.log lt_torch.log
