@@ -155,21 +155,8 @@ public class ConvTokenizerTests(ITestOutputHelper output)
         }
     }
 
-    private static void Check(string what, Tensor wrt, Tensor analytic, Func<double> loss)
-    {
-        const float h = 1e-2f;
-        var s = wrt.Span;
-        for (int i = 0; i < s.Length; i++)
-        {
-            float saved = s[i];
-            s[i] = saved + h; double up = loss();
-            s[i] = saved - h; double down = loss();
-            s[i] = saved;
-            double numeric = (up - down) / (2 * h);
-            Assert.True(Math.Abs(numeric - analytic.Span[i]) <= 1e-3 + 1e-2 * Math.Abs(numeric),
-                $"{what}[{i}]: analytic {analytic.Span[i]:G6}, numeric {numeric:G6}");
-        }
-    }
+    private static void Check(string what, Tensor wrt, Tensor analytic, Func<double> loss) =>
+        FiniteDifferenceTests.Check(what, wrt, analytic.ToArray(), loss, samples: int.MaxValue);
 
     /// <summary>A CPU backend whose tokenizer ops are IBackend's and ITrainingBackend's host defaults (HostOps).</summary>
     private sealed class HostDefaults : ForwardingBackend, ITrainingBackend
