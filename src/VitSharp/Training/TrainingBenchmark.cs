@@ -32,10 +32,14 @@ public static class TrainingBenchmark
     /// <param name="replay">record the forward, loss, backward and clipping once and replay them (CUDA graphs), as the
     /// trainer does.</param>
     public static Result Run(string name, ITrainingBackend be, int batch, int steps = 20, int rounds = 3, int warmup = 3, Func<Action, string>? profiler = null,
-        bool replay = false)
+        bool replay = false) => Run(Config(name), name, be, batch, steps, rounds, warmup, profiler, replay);
+
+    /// <summary>The same for any model configuration (e.g. a training config's model section), reported as <paramref name="name"/>.</summary>
+    public static Result Run(ModelConfig config, string name, ITrainingBackend be, int batch, int steps = 20, int rounds = 3, int warmup = 3,
+        Func<Action, string>? profiler = null, bool replay = false)
     {
         if (batch <= 0 || steps <= 0 || rounds <= 0 || warmup < 0) throw new VitSharpException("batch, steps and rounds must be positive");
-        var config = Config(name);
+        config.Validate();
         using var model = VisionModel.Create(config, be);
         var init = Initializer.Init(config, seed: 0);
         model.Load(init, "random init");

@@ -55,6 +55,26 @@ public class TrainingCliTests : IDisposable
         Assert.Contains("no images under val/", err);
     }
 
+    /// <summary>`vit bench-train -C CONFIG` times the model of a training config (here a tiny conv-tokenizer ViT) and
+    /// says so; a config with an unknown model key is a one-line error.</summary>
+    [Fact]
+    public void BenchTrainTakesATrainingConfigsModel()
+    {
+        var config = Path.Combine(_tmp, "bench.json");
+        File.WriteAllText(config, """
+            { "model": { "architecture": "vit", "img_size": 8, "patch_size": 2, "embed_dim": 8, "depth": 1, "num_heads": 2, "mlp_dim": 16,
+                         "conv_tokenizer": { "layers": 1, "channels": 4 } } }
+            """);
+        var (code, stdout, err) = CliRunner.Run("bench-train", "-C", config, "--batch", "4", "--steps", "2", "--rounds", "1");
+        Assert.True(code == 0, err);
+        Assert.Matches(@"RESULT vitsharp-f32 bench batch=4 ms/step=[0-9.]+ images/s=[0-9]+ loss [0-9.]+ -> [0-9.]+", stdout);
+        File.WriteAllText(config, """{ "model": { "architecture": "vit", "img_size": 8, "patch_size": 2, "colour": 1 } }""");
+        (code, _, err) = CliRunner.Run("bench-train", "-C", config);
+        Assert.Equal(1, code);
+        Assert.Contains("colour", err);
+        Assert.DoesNotContain("   at ", err);
+    }
+
     /// <summary>A ViT with CCT's convolutional tokenizer through the CLI: train at 8×8 (one layer, stride 2: 4×4 tokens),
     /// eval, then `vit finetune --img-size 16` (8×8 tokens, the position embedding resampled) and classify with it.</summary>
     [Fact]
