@@ -92,12 +92,13 @@ public static class GoogleNames
     public static Dictionary<string, HostArray> ToTimm(IReadOnlyDictionary<string, HostArray> w, string file) => ToTimm(w, file, strict: false);
 
     /// <summary><see cref="ToTimm(IReadOnlyDictionary{string, HostArray}, string)"/>; <paramref name="strict"/>: an array
-    /// no rule reads is refused, naming it (a two-tower npz's image tower, where a leftover means a layout we misread);
+    /// no rule reads is refused, naming it (a two-tower npz's image tower, where a leftover means a layout we misread),
+    /// and every dense and attention bias is required;
     /// <paramref name="shown"/> goes before the names errors show (the <c>img/</c> a caller removed).</summary>
     public static Dictionary<string, HostArray> ToTimm(IReadOnlyDictionary<string, HostArray> w, string file, bool strict, string shown = "")
     {
         var prefix = Prefix(w) ?? throw new CheckpointException(file, $"no '{shown}embedding/kernel' or '{shown}stem/kernel': not a Google ViT/Mixer checkpoint");
-        var r = new Reader(Unscan(w, prefix + "Transformer/encoderblock/", file), prefix, file, shown);
+        var r = new Reader(Unscan(w, prefix + "Transformer/encoderblock/", file), prefix, file, shown, strict);
         if (r.Has("stem/kernel"))
         {
             foreach (var rule in MixerTop) r.Apply(rule, "", "");
@@ -167,7 +168,7 @@ public static class GoogleNames
     /// </summary>
     public static (Dictionary<string, HostArray> Weights, int Heads) TextToTimm(IReadOnlyDictionary<string, HostArray> w, string prefix, string file)
     {
-        var r = new Reader(Unscan(w, "Encoder_0/encoderblock/", file), "", file, prefix);
+        var r = new Reader(Unscan(w, "Encoder_0/encoderblock/", file), "", file, prefix, strict: true);
         if (!r.Has("Embed_0/embedding"))
             throw new CheckpointException(file, $"no '{prefix}Embed_0/embedding': the text tower is not big_vision's text_transformer (LiT's BERT text towers are not supported)");
         if (r.Has(MapHeadName + "/probe")) throw new CheckpointException(file, "a text tower with MAP pooling is not supported (VitSharp's text tower pools the last token)", prefix + MapHeadName + "/probe");
@@ -234,8 +235,9 @@ public static class GoogleNames
     /// <summary>Google → timm by the <see cref="Rule"/> tables over one dictionary: the arrays each rule reads, with
     /// Google's layouts undone, and which names were read.</summary>
     /// <remarks><paramref name="shown"/> goes before every name an error shows (the tower's <c>img/</c> or <c>txt/</c>
-    /// the caller removed).</remarks>
-    private sealed class Reader(IReadOnlyDictionary<string, HostArray> w, string prefix, string file, string shown = "")
+    /// the caller removed). <paramref name="strict"/>: the biases of dense layers and attention are required (big_vision's flax
+    /// modules always have them), so a missing one is named as the file has it.</remarks>
+    private sealed class Reader(IReadOnlyDictionary<string, HostArray> w, string prefix, string file, string shown = "", bool strict = false)
     {
         private readonly HashSet<string> _used = new(StringComparer.Ordinal);
         public Dictionary<string, HostArray> Out { get; } = new();
@@ -280,7 +282,7 @@ public static class GoogleNames
                 case Kind.Dense:
                     if (r.Optional && !Has(src + "/kernel")) return;
                     o[dst + ".weight"] = Get(src + "/kernel", 2).Transpose2D();
-                    if (Has(src + "/bias")) o[dst + ".bias"] = Get(src + "/bias");
+                    if (strict || Has(src + "/bias")) o[dst + ".bias"] = Get(src + "/bias");
                     break;
                 case Kind.Qkv:
                     var qkvW = new List<HostArray>();
@@ -290,7 +292,7 @@ public static class GoogleNames
                     {
                         var k = Get($"{src}/{part}/kernel", 3); // (D, H, hd)
                         qkvW.Add(k.Reshape(k.Shape[0], k.Shape[1] * k.Shape[2]).Transpose2D());
-                        if (Has($"{src}/{part}/bias"))
+                        if (strict || Has($"{src}/{part}/bias"))
                         {
                             var bias = Get($"{src}/{part}/bias");
                             if (bias.Count != k.Shape[1] * k.Shape[2])
@@ -414,6 +416,8 @@ public static class GoogleNames
         foreach (var attn in new[] { "MultiHeadDotProductAttention_1", "MultiHeadDotProductAttention_0" })
             if (w.TryGetValue($"{prefix}Transformer/encoderblock_0/{attn}/query/kernel", out var q) && q.Shape.Length == 3)
                 return q.Shape[1];
+            else if (w.TryGetValue($"{prefix}Transformer/encoderblock/{attn}/query/kernel", out var scanned) && scanned.Shape.Length == 4)
+                return scanned.Shape[2]; // a scanned encoder: (blocks, D, H, hd)
         return null;
     }
 
