@@ -36,7 +36,8 @@ public sealed class ServeCommand : ICliCommand
         var cmd = new Command("serve", "serve a checkpoint over HTTP: POST /v1/classify, /v1/embed (a CLIP or SigLIP folder: /v1/zeroshot, /v1/embed-text, /v1/embed); GET /v1/model, /healthz, /readyz, /metrics");
         ck.AddTo(cmd);
         ck.AddDType(cmd);
-        foreach (var o in new Option[] { urls, host, port, labels, recipe, maxBatch, maxBody, maxPixels, maxConcurrent, maxQueued, maxLabels, maxPrompts, maxTexts, maxTextChars, labelCache, clipBpe }) cmd.Options.Add(o);
+        var spiece = new Option<string?>("--spiece") { Description = "big_vision two-tower .npz: its SentencePiece model (default: NAME.model or spiece.model beside it)" };
+        foreach (var o in new Option[] { urls, host, port, labels, recipe, maxBatch, maxBody, maxPixels, maxConcurrent, maxQueued, maxLabels, maxPrompts, maxTexts, maxTextChars, labelCache, clipBpe, spiece }) cmd.Options.Add(o);
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var listen = NormalizeUrls(r.GetValue(host) is null && r.GetValue(port) is null ? r.GetValue(urls)!
@@ -46,11 +47,12 @@ public sealed class ServeCommand : ICliCommand
             if (r.GetValue(maxLabels) <= 0 || r.GetValue(maxPrompts) <= 0 || r.GetValue(maxTexts) <= 0 || r.GetValue(maxTextChars) <= 0 || r.GetValue(labelCache) <= 0)
                 throw new VitSharpException("--max-labels, --max-prompts, --max-texts, --max-text-chars and --label-cache must be positive");
             var path = ck.CheckpointPath(r);
-            bool twoTower = ZeroShotModel.IsTwoTowerFolder(path);
+            bool twoTower = ZeroShotModel.IsTwoTower(path);
             if (twoTower && r.GetValue(labels) is not null) throw new VitSharpException("--labels is for classifier checkpoints: a two-tower model takes its labels per /v1/zeroshot request");
-            if (twoTower && r.GetValue(recipe) is not null) throw new VitSharpException("--recipe is for classifier checkpoints: a two-tower folder's preprocessing is its preprocessor_config.json");
+            if (twoTower && r.GetValue(recipe) is not null) throw new VitSharpException("--recipe is for classifier checkpoints: a two-tower model's preprocessing is its folder's preprocessor_config.json (a big_vision .npz: Google's)");
             if (twoTower && ck.DType(r) is not null) throw new VitSharpException($"--dtype {r.GetValue(ck.InferenceDType)} is for classifier checkpoints: a two-tower model serves in f32");
             if (!twoTower && r.GetValue(clipBpe) is not null) throw new VitSharpException("--clip-bpe is for CLIP folders (config.json model_type clip)");
+            if (!twoTower && r.GetValue(spiece) is not null) throw new VitSharpException("--spiece is for big_vision two-tower .npz checkpoints");
             var backend = ck.Backend(r);
             var options = new ServeOptions
             {
@@ -76,7 +78,7 @@ public sealed class ServeCommand : ICliCommand
                 {
                     if (twoTower)
                     {
-                        zeroShot = ZeroShotModel.Load(path, new ZeroShotOptions { ClipBpe = r.GetValue(clipBpe), Load = ck.Load(r) }, backend);
+                        zeroShot = ZeroShotModel.Load(path, new ZeroShotOptions { ClipBpe = r.GetValue(clipBpe), SentencePiece = r.GetValue(spiece), Load = ck.Load(r) }, backend);
                         classifier = zeroShot.Image;
                         batching = new BatchingClassifier(zeroShot, r.GetValue(maxBatch));
                     }

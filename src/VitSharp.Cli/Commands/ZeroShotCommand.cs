@@ -5,7 +5,7 @@ using VitSharp.Inference;
 
 namespace VitSharp.Cli.Commands;
 
-/// <summary>`vit zeroshot`: images scored against free-text labels by a two-tower model (CLIP, SigLIP).</summary>
+/// <summary>`vit zeroshot`: images scored against free-text labels by a two-tower model (CLIP, SigLIP, LiT).</summary>
 public sealed class ZeroShotCommand : ICliCommand
 {
     public Command Create()
@@ -22,7 +22,7 @@ public sealed class ZeroShotCommand : ICliCommand
         var topK = new Option<int>("--top-k", "-k") { Description = "labels to show per image", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "print JSON instead of text" };
         var batch = SharedOptions.BatchSize(16);
-        var cmd = new Command("zeroshot", "classify images with free-text labels (CLIP or SigLIP folder)");
+        var cmd = new Command("zeroshot", "classify images with free-text labels (a CLIP or SigLIP folder, or a big_vision SigLIP/LiT .npz)");
         o.AddTo(cmd);
         cmd.Arguments.Add(images);
         foreach (var x in new Option[] { labels, labelsFile, templates, topK, json, batch }) cmd.Options.Add(x);
@@ -73,7 +73,7 @@ public sealed class EmbedCommand : ICliCommand
         var o = new ZeroShotCliOptions();
         var images = new Argument<string[]>("images") { Description = "image files or folders (optional)", Arity = ArgumentArity.ZeroOrMore };
         var texts = new Option<string[]>("--text") { Description = "a text to embed (repeatable)", AllowMultipleArgumentsPerToken = false };
-        var cmd = new Command("embed", "L2-normalised text and image embeddings of a CLIP or SigLIP folder, with image–text cosine similarities and logits, as JSON");
+        var cmd = new Command("embed", "L2-normalised text and image embeddings of a CLIP or SigLIP folder (or big_vision .npz), with image–text cosine similarities and logits, as JSON");
         o.AddTo(cmd);
         cmd.Arguments.Add(images);
         cmd.Options.Add(texts);
@@ -100,22 +100,23 @@ internal sealed class ZeroShotCliOptions
 {
     public Option<string> Checkpoint { get; } = new("--checkpoint", "-c")
     {
-        Description = "a Hugging Face CLIPModel or SiglipModel folder (config.json, model.safetensors, tokenizer files)",
+        Description = "a Hugging Face CLIPModel or SiglipModel folder (config.json, model.safetensors, tokenizer files), or a big_vision two-tower .npz (SigLIP, LiT)",
         Required = true,
     };
     public Option<string?> ClipBpe { get; } = new("--clip-bpe") { Description = "CLIP's tokenizer from OpenAI's bpe_simple_vocab_16e6.txt.gz instead of the folder's vocab.json/merges.txt" };
+    public Option<string?> SentencePiece { get; } = new("--spiece") { Description = "a big_vision .npz's SentencePiece model (default: NAME.model or spiece.model beside it)" };
     public Option<string> Device { get; } = SharedOptions.Device();
     public Option<bool> AllowNonFinite { get; } = new("--allow-non-finite") { Description = "load weights holding NaN or Inf (refused by default)" };
 
     public void AddTo(Command c)
     {
-        foreach (var o in new Option[] { Checkpoint, ClipBpe, Device, AllowNonFinite }) c.Options.Add(o);
+        foreach (var o in new Option[] { Checkpoint, ClipBpe, SentencePiece, Device, AllowNonFinite }) c.Options.Add(o);
     }
 
     public VitSharp.Backends.IBackend Backend(ParseResult r) => Backends.Create(Tensors.Device.Parse(Backends.ResolveDevice(r.GetValue(Device))));
 
     public ZeroShotModel Load(ParseResult r, VitSharp.Backends.IBackend backend) => ZeroShotModel.Load(r.GetValue(Checkpoint)!,
-        new ZeroShotOptions { ClipBpe = r.GetValue(ClipBpe), Load = new Checkpoints.LoadOptions { AllowNonFinite = r.GetValue(AllowNonFinite) } }, backend);
+        new ZeroShotOptions { ClipBpe = r.GetValue(ClipBpe), SentencePiece = r.GetValue(SentencePiece), Load = new Checkpoints.LoadOptions { AllowNonFinite = r.GetValue(AllowNonFinite) } }, backend);
 
     public static string[] Labels(string? inline, string? file)
     {

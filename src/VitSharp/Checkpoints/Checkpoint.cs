@@ -132,6 +132,7 @@ public sealed partial record Checkpoint : IDisposable
             // The names say which arrays a model can use before any is inflated: the others (a Google optimizer's
             // state aside, which is skipped) are refused unread.
             var names = Npz.Names(path);
+            if (BigVisionTwoTower.Prefix(names) is not null) return LoadTwoTowerImage(path, options);
             bool google = names.Any(n => n.EndsWith("embedding/kernel", StringComparison.Ordinal) || n.EndsWith("stem/kernel", StringComparison.Ordinal));
             var w = Npz.Read(path, n =>
                 KnownName().IsMatch(n) ? true
@@ -145,6 +146,25 @@ public sealed partial record Checkpoint : IDisposable
         }
         throw new CheckpointException(path, "unrecognised checkpoint format (expected .safetensors, Google .npz, a PyTorch .pt/.bin or a Hugging Face folder)");
     }
+
+    /// <summary>A big_vision two-tower .npz (<see cref="BigVisionTwoTower"/>): its image tower, as a Hugging Face
+    /// CLIP/SigLIP folder loads as its image tower; the text tower and the temperature are skipped unread. Every array of
+    /// the tower must be one the model uses; GELU is flax's tanh approximation unless the options say otherwise.</summary>
+    private static Checkpoint LoadTwoTowerImage(string path, LoadOptions options)
+    {
+        var img = BigVisionTwoTower.ReadTower(path, "img", options.MaxTotalBytes, out var prefix);
+        Finite(img, path, options);
+        var w = GoogleNames.ToTimm(img, path, strict: true, shown: prefix + "img/");
+        return Build(path, "google-npz", w, BigVisionTwoTower.ImageHint(), null, options, GoogleNames.Heads(img)) with
+        {
+            Family = "big_vision two-tower",
+            FamilyReason = $"its arrays are under {prefix}img/ and {prefix}txt/ (the image tower is loaded)",
+        };
+    }
+
+    /// <summary>The non-finite check of every load (<see cref="LoadOptions.AllowNonFinite"/>), for a two-tower model's
+    /// text tower.</summary>
+    internal static void CheckFinite(Dictionary<string, HostArray> w, string path, LoadOptions options) => Finite(w, path, options);
 
     /// <summary>Which safetensors tensors a checkpoint load reads, decided from the header before any data is read: a
     /// training file's optimizer/EMA state and integer buffers (position_ids) are skipped; names that no supported naming

@@ -14,6 +14,9 @@ public sealed record ZeroShotOptions
 {
     /// <summary>CLIP's tokenizer from OpenAI's bpe_simple_vocab_16e6.txt.gz instead of the folder's vocab.json/merges.txt.</summary>
     public string? ClipBpe { get; init; }
+    /// <summary>A big_vision .npz's SentencePiece model (<c>--spiece</c>); default: NAME.model, else spiece.model, beside
+    /// the .npz. Not used for a Hugging Face folder (its tokenizer files are in it).</summary>
+    public string? SentencePiece { get; init; }
     /// <summary>The image tower's load options (non-finite weights, budgets).</summary>
     public LoadOptions? Load { get; init; }
 }
@@ -43,7 +46,7 @@ public sealed class ZeroShotModel : IDisposable
         LogitBias = logitBias;
     }
 
-    /// <summary>"clip" or "siglip".</summary>
+    /// <summary>"clip", "siglip" or "lit" (a big_vision/vision_transformer .npz without a bias: softmax scores).</summary>
     public string Family { get; }
     public Classifier Image { get; }
     public TextTransformer Text { get; }
@@ -65,12 +68,21 @@ public sealed class ZeroShotModel : IDisposable
         catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException) { return false; }
     }
 
-    /// <summary>Loads a Hugging Face CLIPModel or SiglipModel folder.</summary>
+    /// <summary>A Hugging Face CLIPModel/SiglipModel folder (<see cref="IsTwoTowerFolder"/>) or a big_vision
+    /// two-tower .npz (<see cref="BigVisionTwoTower.IsTwoTower"/>): what <see cref="Load"/> takes.</summary>
+    public static bool IsTwoTower(string path) => IsTwoTowerFolder(path) || BigVisionTwoTower.IsTwoTower(path);
+
+    /// <summary>Loads a Hugging Face CLIPModel or SiglipModel folder, or a big_vision two-tower .npz (SigLIP, LiT with
+    /// a text_transformer text tower; docs/ZEROSHOT.md).</summary>
     public static ZeroShotModel Load(string dir, ZeroShotOptions? options = null, IBackend? backend = null)
     {
         options ??= new ZeroShotOptions();
         backend ??= CpuBackend.Instance;
-        if (!Directory.Exists(dir)) throw new CheckpointException(dir, "not a folder (expected a Hugging Face CLIPModel or SiglipModel folder)");
+        if (File.Exists(dir) && Npz.LooksLike(dir)) return LoadNpz(dir, options, backend);
+        if (options.SentencePiece is not null) throw new VitSharpException("--spiece is for big_vision .npz checkpoints: a Hugging Face folder's tokenizer is its spiece.model or vocab.json/merges.txt");
+        if (!Directory.Exists(dir))
+            throw new CheckpointException(dir, File.Exists(dir) ? "neither a folder nor an .npz archive (expected a Hugging Face CLIPModel or SiglipModel folder, or a big_vision two-tower .npz)"
+                : "not found (expected a Hugging Face CLIPModel or SiglipModel folder, or a big_vision two-tower .npz)");
         var configPath = Path.Combine(dir, "config.json");
         var weightsPath = Path.Combine(dir, "model.safetensors");
         if (!File.Exists(configPath)) throw new CheckpointException(dir, "folder has no config.json (expected a Hugging Face CLIPModel or SiglipModel folder)");
@@ -145,6 +157,71 @@ public sealed class ZeroShotModel : IDisposable
             throw new CheckpointException(weightsPath, $"image embeddings have width {(nc > 0 ? nc : image.Model.Config.EmbedDim)} but text embeddings {tc.ProjectionDim}");
         }
         return new ZeroShotModel(family, image, text, tokenizer, scale, bias);
+    }
+
+    /// <summary>
+    /// A big_vision two-tower .npz: the text tower (<see cref="GoogleNames.TextToTimm"/>: every array used, heads from the
+    /// query kernels, bidirectional attention, the last token pooled, flax's tanh GELU and eps 1e-6 unless
+    /// <see cref="ZeroShotOptions.Load"/> says otherwise), the temperature t and SigLIP's bias b; the image tower through
+    /// <see cref="Classifier.Load"/> (Google's preprocessing: a square bilinear resize, [−1, 1]). With b the model is
+    /// SigLIP (sigmoid scores, texts canonicalised as SiglipTokenizer does), without it LiT (softmax, texts as they are).
+    /// The tokenizer is the SentencePiece model of <see cref="ZeroShotOptions.SentencePiece"/> or beside the file.
+    /// </summary>
+    private static ZeroShotModel LoadNpz(string path, ZeroShotOptions options, IBackend backend)
+    {
+        if (options.ClipBpe is not null) throw new VitSharpException("--clip-bpe is for CLIP models; a big_vision .npz is SigLIP or LiT (a SentencePiece tokenizer: --spiece)");
+        var load = options.Load ?? new LoadOptions();
+        var raw = BigVisionTwoTower.ReadTower(path, "txt", load.MaxTotalBytes, out var prefix);
+        Checkpoint.CheckFinite(raw, path, load);
+        var (t, b) = BigVisionTwoTower.ReadScalars(path, prefix);
+        var (w, heads) = GoogleNames.TextToTimm(raw, prefix + "txt/", path);
+        string family = b is null ? "lit" : "siglip";
+        var tok = w["token_embedding"].Shape;
+        var pos = w["pos_embed"].Shape;
+        var head = w["head.weight"].Shape;
+        if (pos[1] != tok[1])
+            throw new CheckpointException(path, $"has width {pos[1]} but the token embedding {tok[1]}", prefix + "txt/pos_embedding");
+        if (head.Length != 2 || head[1] != tok[1])
+            throw new CheckpointException(path, $"has shape ({string.Join(", ", head.Reverse())}) but the text tower is {tok[1]} wide", prefix + "txt/head/kernel");
+        int depth = 0;
+        while (w.ContainsKey($"blocks.{depth}.norm1.weight")) depth++;
+        if (depth > 0 && w["blocks.0.attn.qkv.weight"].Shape[0] != 3 * tok[1])
+            throw new CheckpointException(path, $"attention {w["blocks.0.attn.qkv.weight"].Shape[0] / 3} wide in a text tower {tok[1]} wide (VitSharp's text tower needs heads × head width = width)",
+                prefix + "txt/Encoder_0/encoderblock_0/MultiHeadDotProductAttention_0/query/kernel");
+        var spm = options.SentencePiece ?? SentencePieceBeside(path)
+            ?? throw new CheckpointException(path, $"a big_vision .npz holds no tokenizer: pass --spiece PATH (ZeroShotOptions.SentencePiece), the SentencePiece model this {(family == "siglip" ? "SigLIP" : "LiT")} was trained with, or put {Path.GetFileNameWithoutExtension(path)}.model or spiece.model beside it");
+        var tokenizer = SiglipTokenizer.FromModel(spm, pos[0], canonicalize: family == "siglip");
+        if (tokenizer.VocabSize > tok[0])
+            throw new CheckpointException(path, $"the text tower's vocabulary has {tok[0]} rows but the SentencePiece model {spm} has {tokenizer.VocabSize} pieces: not this checkpoint's tokenizer", prefix + "txt/Embed_0/embedding");
+        var tc = new TextConfig
+        {
+            VocabSize = tok[0], ContextLength = pos[0], Width = tok[1], Depth = depth, Heads = heads,
+            MlpDim = depth > 0 ? w["blocks.0.mlp.fc1.weight"].Shape[0] : 4 * tok[1],
+            LayerNormEps = load.LayerNormEps ?? 1e-6f, Activation = load.Gelu ?? Backends.Activation.GeluTanh,
+            Causal = false, Pooling = TextPooling.LastToken, EndOfTextId = tokenizer.EosId,
+            ProjectionDim = head[0], ProjectionBias = true,
+        };
+        var text = new TextTransformer(tc, backend, w, path);
+        Classifier image;
+        try { image = Classifier.Load(path, load, backend); }
+        catch { text.Dispose(); throw; }
+        int imageDim = image.Model.Config.NumClasses is int nc && nc > 0 ? nc : image.Model.Config.EmbedDim;
+        if (imageDim != tc.ProjectionDim)
+        {
+            image.Dispose();
+            text.Dispose();
+            throw new CheckpointException(path, $"image embeddings have width {imageDim} but text embeddings {tc.ProjectionDim}");
+        }
+        return new ZeroShotModel(family, image, text, tokenizer, t, b ?? 0);
+    }
+
+    /// <summary>LiT names its vocabulary after the model (LiT-L16S.npz, LiT-L16S.model); a folder may hold spiece.model.</summary>
+    private static string? SentencePieceBeside(string npz)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(npz))!;
+        foreach (var name in new[] { Path.GetFileNameWithoutExtension(npz) + ".model", "spiece.model" })
+            if (File.Exists(Path.Combine(dir, name))) return Path.Combine(dir, name);
+        return null;
     }
 
     private static int[] Shape(Dictionary<string, HostArray> w, string name, string file) =>

@@ -17,10 +17,13 @@ public sealed partial class SiglipTokenizer : ITextTokenizer
     private readonly Dictionary<string, int> _special;
     private readonly int _unkId;
     private readonly bool _nmt;
+    private readonly bool _canonical;
 
-    private SiglipTokenizer(SentencePieceTokenizer sp, SentencePieceModelFile? file, int contextLength, string source)
+    private SiglipTokenizer(SentencePieceTokenizer sp, SentencePieceModelFile? file, int contextLength, string source, bool canonicalize)
     {
         _sp = sp;
+        _canonical = canonicalize;
+        VocabSize = sp.Vocabulary.Count;
         _nmt = file?.NormalizerName.StartsWith("nmt", StringComparison.Ordinal) ?? true;
         ContextLength = contextLength;
         var v = sp.Vocabulary;
@@ -56,12 +59,18 @@ public sealed partial class SiglipTokenizer : ITextTokenizer
     public int ContextLength { get; }
     public int PadId { get; }
     public int EosId { get; }
+    /// <summary>The model's pieces: the ids it makes are below this.</summary>
+    public int VocabSize { get; }
+    /// <summary>Whether texts are lower-cased and canonicalised first (SigLIP), or encoded as they are (LiT's
+    /// tensorflow_text SentencePiece with add_eos, where special-token text is not split out either).</summary>
+    public bool Canonicalizes => _canonical;
 
     /// <summary>A SentencePiece model file: read by <see cref="SentencePieceModelFile"/> and, for unigram models
     /// (SigLIP's), handed to Microsoft.ML.Tokenizers' unigram SentencePiece as its pieces, scores and normalizer
     /// settings (its dummy prefix: the "▁" before each text, as sentencepiece and transformers 5 put it); other model types load through
-    /// Microsoft.ML.Tokenizers' own model reader.</summary>
-    public static SiglipTokenizer FromModel(string path, int contextLength = 64)
+    /// Microsoft.ML.Tokenizers' own model reader. <paramref name="canonicalize"/> false: texts are encoded as they
+    /// are (<see cref="Canonicalizes"/>).</summary>
+    public static SiglipTokenizer FromModel(string path, int contextLength = 64, bool canonicalize = true)
     {
         if (!File.Exists(path)) throw new VitSharpException($"{path}: file not found");
         var m = SentencePieceModelFile.Read(path);
@@ -77,7 +86,7 @@ public sealed partial class SiglipTokenizer : ITextTokenizer
                 using var s = File.OpenRead(path);
                 sp = SentencePieceTokenizer.Create(s, false, false);
             }
-            return new SiglipTokenizer(sp, m, contextLength, path);
+            return new SiglipTokenizer(sp, m, contextLength, path, canonicalize);
         }
         catch (Exception e) when (e is not VitSharpException and (ArgumentException or InvalidOperationException or FormatException or IOException or NotSupportedException or IndexOutOfRangeException))
         {
@@ -141,6 +150,11 @@ public sealed partial class SiglipTokenizer : ITextTokenizer
     public IReadOnlyList<int> EncodeRaw(string text)
     {
         var ids = new List<int>();
+        if (!_canonical)
+        {
+            if (text.Length > 0) ids.AddRange(EncodeSentencePiece(_sp, text, _unkId, _nmt));
+            return ids;
+        }
         foreach (var part in Specials().Split(text))
         {
             if (_special.TryGetValue(part, out var id)) { ids.Add(id); continue; }
