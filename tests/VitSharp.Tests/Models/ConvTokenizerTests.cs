@@ -198,20 +198,7 @@ public class ConvTokenizerTests(ITestOutputHelper output)
         ConvTokenizer = new ConvTokenizerConfig { Layers = layers, Channels = 6 },
     };
 
-    private static double Loss(VisionModel model, HostArray input, int[] labels)
-    {
-        var logits = model.Run(input);
-        int k = logits.Shape[1];
-        double sum = 0;
-        for (int b = 0; b < labels.Length; b++)
-        {
-            double max = double.NegativeInfinity, z = 0;
-            for (int j = 0; j < k; j++) max = Math.Max(max, logits.Data[b * k + j]);
-            for (int j = 0; j < k; j++) z += Math.Exp(logits.Data[b * k + j] - max);
-            sum += Math.Log(z) + max - logits.Data[b * k + labels[b]];
-        }
-        return sum / labels.Length;
-    }
+    private static double Loss(VisionModel model, HostArray input, int[] labels) => FamilyGradientTests.Loss(model, input, labels);
 
     /// <summary>
     /// A whole ViT with a two-layer tokenizer: EVERY element of both convolution weights (the first layer's gradient

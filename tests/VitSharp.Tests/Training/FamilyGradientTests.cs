@@ -16,7 +16,8 @@ namespace VitSharp.Tests.Training;
 /// </summary>
 public class FamilyGradientTests
 {
-    private static double Loss(VisionModel model, HostArray input, int[] labels)
+    /// <summary>Mean cross-entropy of the model's inference logits, in double on the host (the finite-difference loss).</summary>
+    internal static double Loss(VisionModel model, HostArray input, int[] labels)
     {
         var logits = model.Run(input);
         int k = logits.Shape[1];
