@@ -121,37 +121,27 @@ public static class BigVisionNpz
     }
 
     /// <summary>HF weight (H·hd, D) = kernel.reshape(-1, D).T with kernel (D, H, hd): kernel[d, h, e] = W[h·hd + e, d].</summary>
-    private static HostArray QkvKernel(HostArray w, int heads)
-    {
-        int inner = w.Shape[0], d = w.Shape[1], hd = inner / heads;
-        var k = new float[w.Data.Length];
-        for (int j = 0; j < inner; j++)
-            for (int c = 0; c < d; c++)
-                k[c * inner + j] = w.Data[j * d + c];
-        return new HostArray([d, heads, hd], k);
-    }
+    private static HostArray QkvKernel(HostArray w, int heads) => Transposed(w, [w.Shape[1], heads, w.Shape[0] / heads]);
 
     /// <summary>HF weight (D, H·hd) = kernel.reshape(-1, D).T with kernel (H, hd, D): kernel[h, e, d] = W[d, h·hd + e].</summary>
-    private static HostArray OutKernel(HostArray w, int heads)
+    private static HostArray OutKernel(HostArray w, int heads) => Transposed(w, [heads, w.Shape[1] / heads, w.Shape[0]]);
+
+    /// <summary>The (rows, cols) matrix <paramref name="w"/> transposed, then viewed with <paramref name="shape"/>.</summary>
+    private static HostArray Transposed(HostArray w, int[] shape)
     {
-        int d = w.Shape[0], inner = w.Shape[1], hd = inner / heads;
+        int rows = w.Shape[0], cols = w.Shape[1];
         var k = new float[w.Data.Length];
-        for (int c = 0; c < d; c++)
-            for (int j = 0; j < inner; j++)
-                k[j * d + c] = w.Data[c * inner + j];
-        return new HostArray([heads, hd, d], k);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+                k[c * rows + r] = w.Data[r * cols + c];
+        return new HostArray(shape, k);
     }
 
     /// <summary>HF weight (out, in) = kernel.T.</summary>
     private static void Dense(IReadOnlyDictionary<string, HostArray> hf, string s, Dictionary<string, HostArray> o, string d)
     {
         var w = hf[s + ".weight"];
-        int rows = w.Shape[0], cols = w.Shape[1];
-        var k = new float[w.Data.Length];
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++)
-                k[c * rows + r] = w.Data[r * cols + c];
-        o[d + "/kernel"] = new HostArray([cols, rows], k);
+        o[d + "/kernel"] = Transposed(w, [w.Shape[1], w.Shape[0]]);
         o[d + "/bias"] = hf[s + ".bias"];
     }
 
