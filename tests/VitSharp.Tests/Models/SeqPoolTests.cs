@@ -321,6 +321,22 @@ public class SeqPoolTests(ITestOutputHelper output)
         Assert.DoesNotContain('\n', e.Message);
     }
 
+    /// <summary>configs/cifar10_cct_seq_gpu.json is configs/cifar10_cct_gpu.json with global_pool "seq" (no fc_norm, no
+    /// class token) and its own output folder: nothing else differs.</summary>
+    [Fact]
+    public void ShippedSeqConfigDiffersFromTheCctConfigOnlyInPooling()
+    {
+        var seq = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_cct_seq_gpu.json"));
+        var avg = TrainConfig.Load(CifarTrainingTests.RepoFile("configs", "cifar10_cct_gpu.json"));
+        var v = Assert.IsType<VitConfig>(seq.BuildModelConfig(10));
+        Assert.Equal((Pooling.Seq, false, false), (v.Pool, v.FcNorm, v.ClassToken));
+        var a = (VitConfig)avg.BuildModelConfig(10);
+        Assert.Equal(a with { Pool = Pooling.Seq, FcNorm = false }, v);
+        Assert.Equal("runs/cifar10_cct_seq_gpu", seq.Output);
+        Assert.Equal((avg with { Model = seq.Model, Output = seq.Output }).ToJson(), seq.ToJson());
+        Assert.Equal([1, 256], VisionTransformer.Layout(v).Single(l => l.Item1 == SeqPool.Prefix + ".weight").Item2);
+    }
+
     [Fact]
     public void InitIsTruncNormalWithAZeroBiasAndFlopsCountThePool()
     {
