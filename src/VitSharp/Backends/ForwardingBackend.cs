@@ -42,5 +42,6 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
     public virtual void Conv3x3(Tensor x, Tensor w, Tensor cols, Tensor y, int height, int width, bool channelsFirst, Activation act) =>
         Inner.Conv3x3(x, w, cols, y, height, width, channelsFirst, act);
     public virtual void MaxPool3x3s2(Tensor x, Tensor y, int height, int width) => Inner.MaxPool3x3s2(x, y, height, width);
+    public virtual void SeqPool(Tensor x, Tensor scores, Tensor weights, Tensor y) => Inner.SeqPool(x, scores, weights, y);
     public virtual void Dispose() => GC.SuppressFinalize(this);
 }

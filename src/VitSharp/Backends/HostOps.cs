@@ -511,4 +511,66 @@ internal static class HostOps
         }
         Write(be, o, dx);
     }
+
+    // --- CCT's sequence pooling (Nn.SeqPool) ---
+
+    internal static void CheckSeqPool(string op, Tensor x, Tensor scores, Tensor weights, Tensor pooled)
+    {
+        if (x.Rank != 3) throw new ArgumentException($"{op}: x {x} is not (B, N, D)");
+        long bn = (long)x.Dim(0) * x.Dim(1);
+        if (scores.Length != bn || weights.Length != bn || weights.DType != DType.F32 || pooled.Length != (long)x.Dim(0) * x.Dim(2))
+            throw new ArgumentException($"{op}: x {x}, scores {scores}, weights {weights} (F32), pooled {pooled}");
+    }
+
+    public static void SeqPool(IBackend be, Tensor x, Tensor scores, Tensor weights, Tensor y)
+    {
+        CheckSeqPool("SeqPool", x, scores, weights, y);
+        int batch = x.Dim(0), n = x.Dim(1), d = x.Dim(2);
+        var a = Read(be, x);
+        var s = Read(be, scores);
+        var o = new float[(long)batch * d];
+        for (int b = 0; b < batch; b++)
+        {
+            var row = s.AsSpan(b * n, n);
+            float m = float.NegativeInfinity, sum = 0;
+            foreach (var v in row) m = Math.Max(m, v);
+            for (int i = 0; i < n; i++) sum += row[i] = MathF.Exp(row[i] - m);
+            for (int i = 0; i < n; i++) row[i] /= sum;
+            for (int i = 0; i < n; i++)
+                for (int c = 0; c < d; c++) o[(long)b * d + c] += row[i] * a[((long)b * n + i) * d + c];
+        }
+        Write(be, s, weights);
+        Write(be, o, y);
+    }
+
+    public static void SeqPoolBackward(IBackend be, Tensor dy, Tensor x, Tensor weights, Tensor dx, Tensor dscores)
+    {
+        CheckSeqPool("SeqPoolBackward", x, dscores, weights, dy);
+        if (dx.Length != x.Length) throw new ArgumentException($"SeqPoolBackward: dx {dx} for {x}");
+        int batch = x.Dim(0), n = x.Dim(1), d = x.Dim(2);
+        var a = Read(be, x);
+        var w = Read(be, weights);
+        var g = Read(be, dy);
+        var ds = new float[(long)batch * n];
+        var o = new float[x.Length];
+        for (int b = 0; b < batch; b++)
+        {
+            float dot = 0;
+            for (int i = 0; i < n; i++)
+            {
+                float dw = 0;
+                for (int c = 0; c < d; c++) dw += a[((long)b * n + i) * d + c] * g[(long)b * d + c];
+                ds[b * n + i] = dw;
+                dot += w[b * n + i] * dw;
+            }
+            for (int i = 0; i < n; i++)
+            {
+                float wi = w[b * n + i];
+                ds[b * n + i] = wi * (ds[b * n + i] - dot);
+                for (int c = 0; c < d; c++) o[((long)b * n + i) * d + c] = wi * g[(long)b * d + c];
+            }
+        }
+        Write(be, o, dx);
+        Write(be, ds, dscores);
+    }
 }

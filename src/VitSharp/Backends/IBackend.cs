@@ -123,4 +123,9 @@ public interface IBackend : IDisposable
     /// <summary>y (B, Ho·Wo, C) = max over 3×3 windows at stride 2 with padding 1 (never picked) of x (B, H·W, C),
     /// channels-last; Ho = (H − 1)/2 + 1 (PyTorch's MaxPool2d(3, 2, 1)).</summary>
     void MaxPool3x3s2(Tensor x, Tensor y, int height, int width) => HostOps.MaxPool3x3s2(this, x, y, height, width);
+
+    /// <summary>CCT's sequence pooling (Nn.SeqPool): weights (B, N) F32 = softmax over the N tokens of scores (B, N) (the
+    /// score Linear's output, any shape of B·N elements); y (B, D) = Σₙ weightsₙ · x (B, N, D)ₙ. Host default (HostOps);
+    /// the CPU and CUDA (Kernels/seqpool.cu) run their own.</summary>
+    void SeqPool(Tensor x, Tensor scores, Tensor weights, Tensor y) => HostOps.SeqPool(this, x, scores, weights, y);
 }

@@ -139,6 +139,12 @@ public interface ITrainingBackend : IBackend
     /// column entry that copied the pixel (col2im, a gather: each pixel sums its nine entries in a fixed order).</summary>
     void Im2Col3x3Backward(Tensor dcols, Tensor dx, int height, int width) => HostOps.Im2Col3x3Backward(this, dcols, dx, height, width);
 
+    /// <summary>Backward of <see cref="IBackend.SeqPool"/> from its input x (B, N, D) and saved weights (B, N) F32, for
+    /// the pooled gradient dy (B, D): dx (=) = wₙ·dy; dscores (=, B·N elements) = wₙ·(x ₙ·dy − Σₘ wₘ·xₘ·dy), the scores'
+    /// gradient (the score Linear's backward adds its share into dx).</summary>
+    void SeqPoolBackward(Tensor dy, Tensor x, Tensor weights, Tensor dx, Tensor dscores) =>
+        HostOps.SeqPoolBackward(this, dy, x, weights, dx, dscores);
+
     /// <summary>In place on a contiguous slice of parameters with its gradient and moment slices.</summary>
     void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWArgs args);
 

@@ -199,7 +199,7 @@ public sealed partial record Checkpoint : IDisposable
     }
 
     [System.Text.RegularExpressions.GeneratedRegex(
-        @"^((patch_embed|tokenizer|cls_token|dist_token|reg_token|pos_embed|blocks|norm|fc_norm|head|head_dist|pre_logits|stem|norm_pre|attn_pool)(\.|$)" +
+        @"^((patch_embed|tokenizer|cls_token|dist_token|reg_token|pos_embed|blocks|norm|fc_norm|head|head_dist|pre_logits|stem|norm_pre|attn_pool|attention_pool)(\.|$)" +
         @"|(vit\.|deit\.|vision_model\.)?(embeddings|encoder|layernorm|pooler|pre_layrnorm|post_layernorm|head)\.|(cls_|distillation_)?classifier\.|visual_projection\." +
         @"|(params/|opt/target/)?(embedding|stem|cls|pos_embedding|Transformer|MixerBlock_\d+|pre_head_layer_norm|pre_logits|head|MAPHead_0)(/|$))")]
     private static partial System.Text.RegularExpressions.Regex KnownName();

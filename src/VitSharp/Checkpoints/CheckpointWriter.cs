@@ -147,6 +147,8 @@ public static class CheckpointWriter
             throw new ConversionException(output, "timm", ["vit-pytorch's pixel LayerNorm before the patch projection (write --format vitsharp)"]);
         if (v.ConvTokenizer is not null)
             throw new ConversionException(output, "timm", ["CCT's convolutional tokenizer (timm's VisionTransformer has only a patch projection; write --format vitsharp)"]);
+        if (v.Pool == Pooling.Seq)
+            throw new ConversionException(output, "timm", ["CCT's sequence pooling (attention_pool; timm's VisionTransformer has no such head; write --format vitsharp)"]);
         if (v.PreNorm && w.TryGetValue("patch_embed.proj.bias", out var b))
         {
             if (b.Data.AsSpan().ContainsAnyExcept(0f))
@@ -179,6 +181,7 @@ public static class CheckpointWriter
         if (v.PatchEmbedNorm) why.Add("a LayerNorm after the patch projection");
         if (v.ConvTokenizer is not null) why.Add("CCT's convolutional tokenizer (no patch projection)");
         if (v.InnerDim != v.EmbedDim) why.Add($"an attention {v.InnerDim} wide in a {v.EmbedDim}-wide model (dim_head)");
+        if (v.Pool == Pooling.Seq) why.Add("CCT's sequence pooling (attention_pool)");
         if (v.Pool is Pooling.Avg or Pooling.Max) why.Add($"{VitConfig.PoolName(v.Pool)} pooling (the transformers vision models pool the class token or, SigLIP, attend)");
         HfTarget target;
         if (v.PreNorm)

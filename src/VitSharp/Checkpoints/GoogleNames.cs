@@ -332,6 +332,7 @@ public static class GoogleNames
         if (v.ConvTokenizer is not null) why.Add("CCT's convolutional tokenizer (no patch projection)");
         if (v.Pool == Pooling.Map) why.Add("an attention-pool (MAP) head");
         if (v.Pool == Pooling.Max) why.Add("max pooling");
+        if (v.Pool == Pooling.Seq) why.Add("CCT's sequence pooling (attention_pool)");
         if (v.FcNorm) why.Add("timm's fc_norm after average pooling (Google's gap normalises before pooling)");
         else if (v.Pool == Pooling.Avg && v.ClassToken) why.Add("average pooling beside a class token (an npz with a class token reads as token pooling)");
         return why;

@@ -263,6 +263,17 @@ public sealed class OnnxRecorder(OnnxGraph graph, ParameterSet parameters, IRead
         _values[y] = Node("Reshape", [Node("Transpose", [ctx], ("perm", new long[] { 0, 2, 1, 3 })), graph.Ints(graph.Fresh("ctx_shape"), 0, 0, width)]);
     }
 
+    /// <summary>CCT's sequence pooling: Softmax over the tokens of the (B, N, 1) scores, transposed to (B, 1, N), times the
+    /// tokens (B, N, D), reshaped to (B, D).</summary>
+    public void SeqPool(Tensor x, Tensor scores, Tensor weights, Tensor y)
+    {
+        var s = Node("Reshape", [Value(scores), graph.Ints(graph.Fresh("scores_shape"), 0, x.Dim(1), 1)]);
+        var w = Node("Softmax", [s], ("axis", 1));
+        _values[weights] = Node("Reshape", [w, graph.Ints(graph.Fresh("weights_shape"), 0, x.Dim(1))]);
+        var pooled = Node("MatMul", [Node("Transpose", [w], ("perm", new long[] { 0, 2, 1 })), Value(x)]);
+        _values[y] = Node("Reshape", [pooled, graph.Ints(graph.Fresh("pooled_shape"), 0, x.Dim(2))]);
+    }
+
     public void Dispose() { }
 
     private sealed class SymbolicStorage(long bytes) : Storage(Device.Cpu, bytes)

@@ -4,8 +4,9 @@ using VitSharp.Backends;
 namespace VitSharp.Models;
 
 /// <summary>timm's global_pool: the class token, the mean or max of the patch tokens, or "map" (big_vision/SigLIP's
-/// attention-pool head, timm's attn_pool: one learned query attends over every token).</summary>
-public enum Pooling { Token, Avg, Max, Map }
+/// attention-pool head, timm's attn_pool: one learned query attends over every token), or "seq" (CCT's SeqPool, Hassani
+/// et al. 2021: a softmax over every token of a learned score x·g + c weights the tokens' sum; attention_pool.weight/bias).</summary>
+public enum Pooling { Token, Avg, Max, Map, Seq }
 
 /// <summary>What every image model shares: input geometry, width, depth, head, norm eps and GELU variant.</summary>
 public abstract record ModelConfig
@@ -135,6 +136,7 @@ public sealed record VitConfig : ModelConfig
         if (!ClassToken && Pool == Pooling.Token) throw new VitSharpException("token pooling needs a class token");
         if (DistToken && (!ClassToken || Pool != Pooling.Token || RepresentationSize > 0))
             throw new VitSharpException("a distillation token needs a class token, token pooling and no pre-logits");
+        if (FcNorm && Pool == Pooling.Seq) throw new VitSharpException("fc_norm does not go with seq pooling (CCT's SeqPool follows the final norm)");
         if (FcNorm && Pool is not (Pooling.Avg or Pooling.Max)) throw new VitSharpException("fc_norm is only used with average or max pooling");
         if (ConvTokenizer is { } ct)
         {
@@ -174,7 +176,7 @@ public sealed record VitConfig : ModelConfig
         return j;
     }
 
-    public static string PoolName(Pooling p) => p switch { Pooling.Avg => "avg", Pooling.Max => "max", Pooling.Map => "map", _ => "token" };
+    public static string PoolName(Pooling p) => p switch { Pooling.Avg => "avg", Pooling.Max => "max", Pooling.Map => "map", Pooling.Seq => "seq", _ => "token" };
 
     public static Pooling? ParsePool(string? s) => s switch
     {
@@ -183,7 +185,8 @@ public sealed record VitConfig : ModelConfig
         "avg" or "mean" => Pooling.Avg,
         "max" => Pooling.Max,
         "map" => Pooling.Map,
-        _ => throw new VitSharpException($"unknown global_pool '{s}' (expected token, avg, max or map)"),
+        "seq" => Pooling.Seq,
+        _ => throw new VitSharpException($"unknown global_pool '{s}' (expected token, avg, max, map or seq)"),
     };
 }
 

@@ -38,6 +38,8 @@ public static class ModelCost
             }
         }
         double head = 2.0 * d * config.NumClasses;
+        // CCT's SeqPool: a score per token (2d) and the weighted sum (2d per token).
+        if (config is VitConfig { Pool: Pooling.Seq } sv) head += 4.0 * sv.NumTokens * d;
         double block = config switch
         {
             // qkv (3d²) and projection (d²) and the MLP (2·d·mlp) per token; QKᵀ and attention·V (2·t²·d each).

@@ -21,6 +21,7 @@ public sealed class VisionTransformer : VisionModel
     private readonly LayerNorm? _norm, _fcNorm;
     private readonly TokenPool _pool;
     private readonly AttentionPool? _attnPool;
+    private readonly SeqPool? _seqPool;
     private readonly Linear? _preLogits, _head, _headDist;
     // dynamic_img_size: the position embedding resampled per grid (inference), dropped when the weights change.
     private readonly Dictionary<(int, int), Tensor> _posCache = new();
@@ -36,8 +37,9 @@ public sealed class VisionTransformer : VisionModel
         _blocks = Enumerable.Range(0, config.Depth).Select(i => Block.From(p, $"blocks.{i}", config)).ToArray();
         if (config.FcNorm) _fcNorm = LayerNorm.From(p, "fc_norm", eps);
         else _norm = LayerNorm.From(p, "norm", eps);
-        _pool = new TokenPool(config.Pool == Pooling.Map ? Pooling.Token : config.Pool, config.Pool == Pooling.Token ? 0 : config.PrefixTokens);
+        _pool = new TokenPool(config.Pool is Pooling.Map or Pooling.Seq ? Pooling.Token : config.Pool, config.Pool == Pooling.Token ? 0 : config.PrefixTokens);
         if (config.Pool == Pooling.Map) _attnPool = AttentionPool.From(p, "attn_pool", config.NumHeads, eps, config.Gelu);
+        if (config.Pool == Pooling.Seq) _seqPool = SeqPool.From(p);
         if (config.RepresentationSize > 0) _preLogits = Linear.From(p, "pre_logits.fc");
         if (config.NumClasses > 0) _head = Linear.From(p, "head");
         if (config.NumClasses > 0 && config.DistToken) _headDist = Linear.From(p, "head_dist");
@@ -57,6 +59,7 @@ public sealed class VisionTransformer : VisionModel
             foreach (var l in Block.Layout($"blocks.{i}", c)) yield return l;
         foreach (var l in LayerNorm.Layout(c.FcNorm ? "fc_norm" : "norm", d)) yield return l;
         if (c.Pool == Pooling.Map) foreach (var l in AttentionPool.Layout("attn_pool", d, c.MlpDim)) yield return l;
+        if (c.Pool == Pooling.Seq) foreach (var l in SeqPool.Layout(d)) yield return l;
         if (c.RepresentationSize > 0)
             foreach (var l in Linear.Layout("pre_logits.fc", d, c.RepresentationSize)) yield return l;
         if (c.NumClasses > 0)
@@ -94,7 +97,7 @@ public sealed class VisionTransformer : VisionModel
         // timm's no_embed_class models (DeiT III, DINOv2 with registers) keep no position for the prefix tokens.
         bool noEmbedClass = prefix > 0 && !ConfigInference.IsSquare(pos[1] - prefix) && ConfigInference.IsSquare(pos[1]);
         int grid = ConfigInference.Grid(pos[1] - (noEmbedClass ? 0 : prefix), file);
-        bool fcNorm = w.ContainsKey("fc_norm.weight"), map = w.ContainsKey("attn_pool.latent");
+        bool fcNorm = w.ContainsKey("fc_norm.weight"), map = w.ContainsKey("attn_pool.latent"), seq = w.ContainsKey(SeqPool.Prefix + ".weight");
         int inner = depth > 0 ? ConfigInference.Shape(w, "blocks.0.attn.qkv.weight", file, 2)[0] / 3 : d;
         bool qkNorm = w.ContainsKey("blocks.0.attn.q_norm.weight");
         // With qk_norm the norm's width is the head width, which fixes the head count.
@@ -110,7 +113,7 @@ public sealed class VisionTransformer : VisionModel
         try
         {
             pool = ((string?)hint?["global_pool"]) is { } named ? VitConfig.ParsePool(named)!.Value
-                : map ? Pooling.Map : fcNorm || !cls ? Pooling.Avg : Pooling.Token;
+                : map ? Pooling.Map : seq && !fcNorm ? Pooling.Seq : fcNorm || !cls ? Pooling.Avg : Pooling.Token;
             act = ConfigInference.Gelu(hint);
         }
         catch (VitSharpException e) when (e is not CheckpointException) { throw new CheckpointException(file, e.Message, inner: e); }
@@ -204,7 +207,9 @@ public sealed class VisionTransformer : VisionModel
             return new ModelOutput { Tokens = tokens, Pooled = pooled, Logits = logits, DistLogits = distLogits, AttentionProbs = p.CapturedProbs };
         }
         bool direct = _fcNorm is null && _preLogits is null;
-        var feat = _attnPool is not null ? _attnPool.Forward(p, tokens, direct ? pooled : null) : _pool.Forward(p, tokens, direct ? pooled : null);
+        var feat = _attnPool is not null ? _attnPool.Forward(p, tokens, direct ? pooled : null)
+            : _seqPool is not null ? _seqPool.Forward(p, tokens, direct ? pooled : null)
+            : _pool.Forward(p, tokens, direct ? pooled : null);
         if (_fcNorm is not null) feat = _fcNorm.Forward(p, feat, _preLogits is null ? pooled : null);
         _preLogits?.Forward(p, feat, pooled, Activation.Tanh);
 
@@ -306,6 +311,7 @@ public sealed class VisionTransformer : VisionModel
                 dFeat = dIn;
             }
             if (_attnPool is not null) _attnPool.Backward(p, dFeat, dTokens);
+            else if (_seqPool is not null) _seqPool.Backward(p, dFeat, dTokens);
             else _pool.Backward(p, dFeat, dTokens);
         }
         // The final norm: into the residual stream's gradient, which every block then updates in place.

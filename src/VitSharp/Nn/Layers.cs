@@ -563,6 +563,47 @@ public sealed class TokenPool(Pooling mode, int start)
     }
 }
 
+/// <summary>
+/// CCT's sequence pooling (Hassani et al. 2021, SHI-Labs/Compact-Transformers' TransformerClassifier with seq_pool):
+/// tokens x (B, N, D) → scores sₙ = xₙ·g + c (a Linear D → 1: attention_pool.weight (1, D), attention_pool.bias (1),
+/// CCT's names) → w = softmax over all N tokens → Σₙ wₙ·xₙ (B, D). c cancels in the softmax (its gradient is 0) but CCT's
+/// checkpoints have it. The backward: dx = wₙ·dp + dsₙ·g with dsₙ = wₙ(xₙ·dp − Σₘ wₘ·xₘ·dp); dg += Σ dsₙ·xₙ, dc += Σ dsₙ.
+/// </summary>
+public sealed class SeqPool(Linear score)
+{
+    public const string Prefix = "attention_pool";
+    public Linear Score { get; } = score;
+
+    // Saved by a training forward: the tokens and the softmax weights (F32).
+    private Tensor? _x, _weights;
+
+    public static SeqPool From(ParameterSet p) => new(Linear.From(p, Prefix));
+
+    public static IEnumerable<(string, int[])> Layout(int dim) => Linear.Layout(Prefix, dim, 1);
+
+    /// <summary>The softmax weights of the last forward (B, N), F32; null before one.</summary>
+    public Tensor? Weights => _weights;
+
+    public Tensor Forward(Pass p, Tensor x, Tensor? y = null)
+    {
+        int b = x.Dim(0), n = x.Dim(1);
+        y ??= p.Get(b, x.Dim(2));
+        var scores = Score.Forward(p, x);
+        var weights = p.Get(DType.F32, b, n);
+        p.Be.SeqPool(x, scores, weights, y);
+        if (p.Training) (_x, _weights) = (x, weights);
+        return y;
+    }
+
+    /// <summary>dy (B, D) → dx (B, N, D) (=); the score Linear's gradients +=.</summary>
+    public void Backward(Pass p, Tensor dy, Tensor dx)
+    {
+        var dscores = p.Get(_x!.Dim(0), _x.Dim(1), 1);
+        p.Tb.SeqPoolBackward(dy, _x, _weights!, dx, dscores);
+        Score.Backward(p, dscores, dx, accumulateDx: true);
+    }
+}
+
 /// <summary>Mixer token mixing: Tᵀ(mlp(T(x))) where T swaps patches and channels, so the MLP runs across patches.</summary>
 public sealed class TokenMixing(Mlp mlp)
 {

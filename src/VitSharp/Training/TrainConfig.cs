@@ -322,7 +322,9 @@ public sealed record TrainConfig
         };
         if (c is VitConfig v)
         {
-            var pool = S("global_pool") == "avg" ? Pooling.Avg : S("global_pool") == "token" ? Pooling.Token : v.Pool;
+            Pooling pool;
+            try { pool = VitConfig.ParsePool(S("global_pool")) ?? v.Pool; }
+            catch (VitSharpException e) when (e is not ModelKeyException) { throw new ModelKeyException("model.global_pool", e.Message); }
             c = v with
             {
                 NumHeads = I("num_heads", v.NumHeads), MlpDim = I("mlp_dim", m["embed_dim"] is null ? v.MlpDim : 4 * c.EmbedDim),

@@ -49,6 +49,13 @@ public class CudaTrainingTests(ITestOutputHelper output)
     [InlineData(DType.BF16)]
     public void ConvTokenizerForwardGradientsAndReplayMatchTheCpu(DType dtype) => AllPass(CudaTrainingSelfTest.ConvTokenizerChecks(dtype));
 
+    /// <summary>CCT's sequence pooling on the GPU: logits, loss and gradients against the CPU backend's, and replayed
+    /// steps against eager ones (CudaTrainingSelfTest.SeqPoolChecks).</summary>
+    [CudaTheory]
+    [InlineData(DType.F32)]
+    [InlineData(DType.BF16)]
+    public void SeqPoolForwardGradientsAndReplayMatchTheCpu(DType dtype) => AllPass(CudaTrainingSelfTest.SeqPoolChecks(dtype));
+
     [CudaFact]
     public void OneSweepAdamWGivesThePerRunNumbers() => AllPass([CudaTrainingSelfTest.AdamWRuns()]);
 }

@@ -34,4 +34,5 @@ public sealed class TimedBackend(IBackend inner, Action<string, Action> time) : 
         time($"Conv3x3 {w.Dim(1)}->{w.Dim(0)} {height}x{width}", () => Inner.Conv3x3(x, w, cols, y, height, width, channelsFirst, act));
     public override void MaxPool3x3s2(Tensor x, Tensor y, int height, int width) =>
         time($"MaxPool3x3s2 {height}x{width}", () => Inner.MaxPool3x3s2(x, y, height, width));
+    public override void SeqPool(Tensor x, Tensor scores, Tensor weights, Tensor y) => time("SeqPool", () => Inner.SeqPool(x, scores, weights, y));
 }

@@ -105,6 +105,13 @@ public static class CudaSelfTest
             (be, i, o) => be.Conv3x3(i[0], i[1], o[0], o[1], 16, 16, false, Activation.Relu)));
         cases.Add(new("MaxPool3x3s2 B2 32x32x64", [([2, 1024, 64], 1)], [[2, 256, 64]], (be, i, o) => be.MaxPool3x3s2(i[0], o[0], 32, 32)));
         cases.Add(new("MaxPool3x3s2 B3 7x5x10", [([3, 35, 10], 1)], [[3, 12, 10]], (be, i, o) => be.MaxPool3x3s2(i[0], o[0], 7, 5)));
+        // CCT's sequence pooling (Kernels/seqpool.cu): softmax over the token scores and the weighted sum (weights F32, scratch here).
+        foreach (var (b, n, d) in new[] { (4, 64, 256), (3, 17, 40) })
+            cases.Add(new($"SeqPool B{b} N{n} D{d}", [([b, n, d], 1), ([b, n, 1], 3)], [[b, d]], (be, i, o) =>
+            {
+                using var w = be.Allocate([b, n], DType.F32);
+                be.SeqPool(i[0], i[1], w, o[0]);
+            }));
         cases.Add(new("Embed cls", [([2, 9, 64], 1), ([1, 1, 64], 1), ([1, 10, 64], 1)], [[2, 10, 64]],
             (be, i, o) => be.Embed(i[0], i[1], i[2], o[0])));
         cases.Add(new("Embed no cls", [([2, 9, 64], 1), ([1, 9, 64], 1)], [[2, 9, 64]],

@@ -90,6 +90,10 @@ public static class CudaTrainingSelfTest
             (be, i, o) => be.MaxPool3x3s2Backward(i[0], i[1], o[0], 7, 5)));
         cases.Add(new("Im2Col3x3Backward B2 16x16x64", [S(1, 2, 256, 576)], [S(1, 2, 256, 64)], (be, i, o) => be.Im2Col3x3Backward(i[0], o[0], 16, 16)));
         cases.Add(new("Im2Col3x3Backward B3 7x5x10", [S(1, 3, 35, 90)], [S(1, 3, 35, 10)], (be, i, o) => be.Im2Col3x3Backward(i[0], o[0], 7, 5)));
+        // CCT's sequence pooling (Kernels/seqpool.cu): dx = w·dy and the scores' gradient, CCT's 64 tokens and an odd shape.
+        foreach (var (b, n, d) in new[] { (4, 64, 256), (3, 17, 40) })
+            cases.Add(new($"SeqPoolBackward B{b} N{n} D{d}", [S(1, b, d), S(1, b, n, d), new([b, n], 0.1f, DType.F32)], [S(1, b, n, d), S(1, b, n, 1)],
+                (be, i, o) => be.SeqPoolBackward(i[0], i[1], i[2], o[0], o[1])));
         cases.Add(new("EmbedBackward cls", [S(1, 3, 10, 64)], [S(1, 3, 9, 64), F(1, 1, 1, 64), F(1, 1, 10, 64)],
             (be, i, o) => be.EmbedBackward(i[0], o[0], o[1], o[2])));
         cases.Add(new("EmbedBackward no cls", [S(1, 3, 9, 64)], [S(1, 3, 9, 64), F(1, 1, 9, 64)],
@@ -482,11 +486,15 @@ public static class CudaTrainingSelfTest
         ConvTokenizer = new ConvTokenizerConfig { Layers = 2, Channels = 32 },
     };
 
+    /// <summary><see cref="ConvTokenizerModel"/> with CCT's sequence pooling (global_pool seq, no class token, no fc_norm).</summary>
+    public static VitConfig SeqPoolModel => ConvTokenizerModel with { Pool = Pooling.Seq, FcNorm = false, ClassToken = false };
+
     /// <summary>Logits of an inference forward, then one training step's loss and gradients (fp32), of
-    /// <see cref="ConvTokenizerModel"/> on <paramref name="be"/>; seeded weights and data (rounded to <paramref name="data"/>).</summary>
-    private static (float[] Logits, float Loss, Dictionary<string, HostArray> Grads) ConvTokenizerStep(ITrainingBackend be, DType data)
+    /// <paramref name="config"/> (default <see cref="ConvTokenizerModel"/>) on <paramref name="be"/>; seeded weights and data
+    /// (rounded to <paramref name="data"/>).</summary>
+    private static (float[] Logits, float Loss, Dictionary<string, HostArray> Grads) ConvTokenizerStep(ITrainingBackend be, DType data, VitConfig? config = null)
     {
-        var cfg = ConvTokenizerModel;
+        var cfg = config ?? ConvTokenizerModel;
         var init = Initializer.Init(cfg, 7);
         var rng = new Random(11);
         // A head with an opinion (timm's 0.02 makes every logit ~0, so a comparison would mean little).
@@ -547,6 +555,40 @@ public static class CudaTrainingSelfTest
         return results;
     }
 
+    /// <summary>
+    /// CCT's sequence pooling on the GPU, whole model (<see cref="SeqPoolModel"/>): logits, loss and every gradient against
+    /// the CPU backend's (tolerances as <see cref="ConvTokenizerChecks"/>), the score Linear's own, and five seeded steps
+    /// replayed as a CUDA graph against eager ones, bit for bit.
+    /// </summary>
+    public static List<CudaSelfTest.Result> SeqPoolChecks(DType dt)
+    {
+        var results = new List<CudaSelfTest.Result>();
+        var cfg = SeqPoolModel;
+        var cpu = ConvTokenizerStep(CpuBackend.Instance, dt, cfg);
+        using (var gpu = new CudaBackend(dt))
+        {
+            var g = ConvTokenizerStep(gpu, dt, cfg);
+            bool f32 = dt == DType.F32;
+            var (rl, al) = CudaSelfTest.Compare(g.Logits, cpu.Logits);
+            results.Add(new CudaSelfTest.Result($"{dt} seq-pool ViT: logits vs CPU", rl, al, f32 ? CudaSelfTest.F32Tolerance : CudaSelfTest.Bf16ModelTolerance));
+            results.Add(new CudaSelfTest.Result($"{dt} seq-pool ViT: loss vs CPU", Math.Abs(g.Loss - cpu.Loss) / Math.Abs(cpu.Loss),
+                Math.Abs(g.Loss - cpu.Loss), f32 ? CudaSelfTest.F32Tolerance : 1e-2));
+            double r = RelAll(g.Grads, cpu.Grads, out var a);
+            results.Add(new CudaSelfTest.Result($"{dt} seq-pool ViT: gradients vs CPU", r, a, f32 ? 1e-4 : 3e-2));
+            var one = new Dictionary<string, HostArray> { [Nn.SeqPool.Prefix + ".weight"] = cpu.Grads[Nn.SeqPool.Prefix + ".weight"] };
+            double rw = RelAll(g.Grads, one, out var aw);
+            results.Add(new CudaSelfTest.Result($"{dt} seq-pool ViT: attention_pool.weight gradient vs CPU", rw, aw, f32 ? 1e-4 : 3e-2));
+        }
+        var eager = SeededSteps(dt, replay: false, out _, cfg);
+        var replayed = SeededSteps(dt, replay: true, out bool didReplay, cfg);
+        int diff = 0;
+        for (int i = 0; i < eager.Length; i++) if (eager[i] != replayed[i]) diff++;
+        results.Add(didReplay
+            ? new CudaSelfTest.Result($"{dt} seq-pool ViT: 5 steps replayed vs eager, differing bytes", diff, diff, 0)
+            : new CudaSelfTest.Result($"{dt} seq-pool ViT graph replay", double.NaN, double.NaN, 0, "the steps did not replay"));
+        return results;
+    }
+
     public static bool RunAll(IEnumerable<string> gradientRefs, TextWriter log)
     {
         if (!CudaBackend.IsAvailable(out var why)) { log.WriteLine("CUDA unavailable: " + why); return false; }
@@ -557,6 +599,7 @@ public static class CudaTrainingSelfTest
         foreach (var dt in new[] { DType.F32, DType.BF16 }) Add([Determinism(dt), GraphReplay(dt)]);
         foreach (var dt in new[] { DType.F32, DType.BF16 }) Add(DistillationChecks(dt));
         foreach (var dt in new[] { DType.F32, DType.BF16 }) Add(ConvTokenizerChecks(dt));
+        foreach (var dt in new[] { DType.F32, DType.BF16 }) Add(SeqPoolChecks(dt));
         Add([AdamWRuns()]);
         int failed = all.Count(r => !r.Pass);
         log.WriteLine($"training: {all.Count - failed}/{all.Count} passed");
