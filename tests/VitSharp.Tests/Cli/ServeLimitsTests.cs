@@ -337,7 +337,9 @@ public class ServeLimitsTests
             ("two Content-Lengths", A(Post($"Content-Length: {png.Length}\r\nContent-Length: 7\r\n")).Concat(png).ToArray()),
             ("Content-Length past the body", A(Post("Content-Length: 5000\r\n")).Concat(png[..100]).ToArray()),
             ("Content-Length short of the body", A(Post("Content-Length: 10\r\n")).Concat(png).ToArray()),
-            ("Content-Length over --max-body", A(Post($"Content-Length: {2 << 20}\r\n")).Concat(png).ToArray()),
+            // Headers only: the 413 is decided from the declared length, and body bytes the server leaves unread make its
+            // close a reset that can overtake the answer on a loaded machine (seen: 0 instead of 413).
+            ("Content-Length over --max-body", A(Post($"Content-Length: {2 << 20}\r\n"))),
             ("a 100 KB header", A(Post($"X-Big: {new string('a', 100_000)}\r\nContent-Length: 0\r\n"))),
             ("2000 headers", A(Post(string.Concat(Enumerable.Range(0, 2000).Select(i => $"X-{i}: v\r\n")) + "Content-Length: 0\r\n"))),
             ("a 100 KB URL", A($"GET /{new string('a', 100_000)} HTTP/1.1\r\nHost: x\r\n\r\n")),
