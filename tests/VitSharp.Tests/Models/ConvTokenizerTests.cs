@@ -198,8 +198,6 @@ public class ConvTokenizerTests(ITestOutputHelper output)
         ConvTokenizer = new ConvTokenizerConfig { Layers = layers, Channels = 6 },
     };
 
-    private static double Loss(VisionModel model, HostArray input, int[] labels) => FamilyGradientTests.Loss(model, input, labels);
-
     /// <summary>
     /// A whole ViT with a two-layer tokenizer: EVERY element of both convolution weights (the first layer's gradient
     /// reaches it through the second layer's unfold and pool backwards: the input path), and the largest, first,
@@ -224,54 +222,10 @@ public class ConvTokenizerTests(ITestOutputHelper output)
         var input = new HostArray([2, 3, 16, 16], Random(rng, 2 * 3 * 16 * 16));
         int[] labels = [1, 3];
 
-        Dictionary<string, HostArray> grads;
-        using (var tm = TrainableModel.Create(model))
-        {
-            using var x = Tensor.FromArray(input.Data, input.Shape);
-            using var targets = Tensor.FromArray(Targets.Smoothed(labels, 4, 0f), 2, 4);
-            using var dlogits = Tensor.Host(2, 4);
-            tm.ZeroGrad();
-            var logits = tm.Forward(x, rng: null);
-            tm.Be.SoftmaxCrossEntropy(logits, targets, dlogits);
-            tm.Backward(dlogits);
-            grads = tm.Grads.ToHost();
-        }
+        var grads = WholeModelGradients.Analytic(model, input, labels);
         Assert.DoesNotContain(grads.Keys, k => k.StartsWith("patch_embed", StringComparison.Ordinal));
 
-        var weights = model.Parameters.ToHost();
-        var failures = new List<string>();
-        int checkedCount = 0;
-        double worst = 0;
-        const float h = 1e-2f;
-        foreach (var (name, g) in grads)
-        {
-            var w = weights[name];
-            IEnumerable<int> which;
-            if (name.StartsWith("tokenizer.", StringComparison.Ordinal)) which = Enumerable.Range(0, g.Data.Length);
-            else
-            {
-                int largest = 0;
-                for (int i = 1; i < g.Data.Length; i++) if (Math.Abs(g.Data[i]) > Math.Abs(g.Data[largest])) largest = i;
-                which = new[] { largest, 0, g.Data.Length / 2, g.Data.Length - 1 }.Distinct();
-            }
-            foreach (int i in which)
-            {
-                float saved = w.Data[i];
-                w.Data[i] = saved + h;
-                model.Load(weights, "perturbed");
-                double up = Loss(model, input, labels);
-                w.Data[i] = saved - h;
-                model.Load(weights, "perturbed");
-                double down = Loss(model, input, labels);
-                w.Data[i] = saved;
-                double numeric = (up - down) / (2 * h);
-                checkedCount++;
-                worst = Math.Max(worst, Math.Abs(numeric - g.Data[i]) / (2e-3 + 2e-2 * Math.Abs(numeric)));
-                if (Math.Abs(numeric - g.Data[i]) > 2e-3 + 2e-2 * Math.Abs(numeric))
-                    failures.Add($"{name}[{i}]: analytic {g.Data[i]:G6}, numeric {numeric:G6}");
-            }
-        }
-        model.Load(weights, "restored");
+        var (checkedCount, worst, failures) = WholeModelGradients.Check(model, grads, input, labels, name => name.StartsWith("tokenizer.", StringComparison.Ordinal));
         output.WriteLine($"{checkedCount} gradient entries checked; worst error {worst:P0} of the bound");
         Assert.True(failures.Count == 0, $"{failures.Count} of {checkedCount}: " + string.Join("; ", failures.Take(20)));
         foreach (var name in new[] { ConvTokenizer.WeightName(0), ConvTokenizer.WeightName(1) })

@@ -165,20 +165,6 @@ public class SeqPoolTests(ITestOutputHelper output)
         ClassToken = classToken, Pool = Pooling.Seq,
     };
 
-    private static double Loss(VisionModel model, HostArray input, int[] labels)
-    {
-        var logits = model.Run(input);
-        int k = logits.Shape[1];
-        double sum = 0;
-        for (int b = 0; b < labels.Length; b++)
-        {
-            double max = double.NegativeInfinity, z = 0;
-            for (int j = 0; j < k; j++) max = Math.Max(max, logits.Data[b * k + j]);
-            for (int j = 0; j < k; j++) z += Math.Exp(logits.Data[b * k + j] - max);
-            sum += Math.Log(z) + max - logits.Data[b * k + labels[b]];
-        }
-        return sum / labels.Length;
-    }
 
     /// <summary>A whole ViT with seq pooling, with and without a class token: every entry of attention_pool.weight and
     /// .bias, and the largest, first, middle and last entry of every other parameter, against central differences of
@@ -200,54 +186,12 @@ public class SeqPoolTests(ITestOutputHelper output)
         var input = new HostArray([2, 3, 16, 16], Random(rng, 2 * 3 * 16 * 16));
         int[] labels = [1, 3];
 
-        Dictionary<string, HostArray> grads;
-        using (var tm = TrainableModel.Create(model))
-        {
-            using var x = Tensor.FromArray(input.Data, input.Shape);
-            using var targets = Tensor.FromArray(Targets.Smoothed(labels, 4, 0f), 2, 4);
-            using var dlogits = Tensor.Host(2, 4);
-            tm.ZeroGrad();
-            var logits = tm.Forward(x, rng: null);
-            tm.Be.SoftmaxCrossEntropy(logits, targets, dlogits);
-            tm.Backward(dlogits);
-            grads = tm.Grads.ToHost();
-        }
+        var grads = WholeModelGradients.Analytic(model, input, labels);
         Assert.Contains(SeqPool.Prefix + ".weight", grads.Keys);
         Assert.DoesNotContain("fc_norm.weight", grads.Keys);
 
-        var weights = model.Parameters.ToHost();
-        var failures = new List<string>();
-        int checkedCount = 0;
-        const float h = 1e-2f;
-        foreach (var (name, g) in grads)
-        {
-            var w = weights[name];
-            IEnumerable<int> which;
-            if (name.StartsWith(SeqPool.Prefix, StringComparison.Ordinal)) which = Enumerable.Range(0, g.Data.Length);
-            else
-            {
-                int largest = 0;
-                for (int i = 1; i < g.Data.Length; i++) if (Math.Abs(g.Data[i]) > Math.Abs(g.Data[largest])) largest = i;
-                which = new[] { largest, 0, g.Data.Length / 2, g.Data.Length - 1 }.Distinct();
-            }
-            foreach (int i in which)
-            {
-                float saved = w.Data[i];
-                w.Data[i] = saved + h;
-                model.Load(weights, "perturbed");
-                double up = Loss(model, input, labels);
-                w.Data[i] = saved - h;
-                model.Load(weights, "perturbed");
-                double down = Loss(model, input, labels);
-                w.Data[i] = saved;
-                double numeric = (up - down) / (2 * h);
-                checkedCount++;
-                if (Math.Abs(numeric - g.Data[i]) > 2e-3 + 2e-2 * Math.Abs(numeric))
-                    failures.Add($"{name}[{i}]: analytic {g.Data[i]:G6}, numeric {numeric:G6}");
-            }
-        }
-        model.Load(weights, "restored");
-        output.WriteLine($"{checkedCount} gradient entries checked");
+        var (checkedCount, worst, failures) = WholeModelGradients.Check(model, grads, input, labels, name => name.StartsWith(SeqPool.Prefix, StringComparison.Ordinal));
+        output.WriteLine($"{checkedCount} gradient entries checked; worst error {worst:P0} of the bound");
         Assert.True(failures.Count == 0, $"{failures.Count} of {checkedCount}: " + string.Join("; ", failures.Take(20)));
         Assert.True(grads[SeqPool.Prefix + ".weight"].Data.Max(Math.Abs) > 1e-3, "g has a real gradient");
         Assert.True(Math.Abs(grads[SeqPool.Prefix + ".bias"].Data[0]) < 1e-5, "c's gradient is 0");
