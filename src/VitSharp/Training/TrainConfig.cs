@@ -237,9 +237,6 @@ public sealed record TrainConfig
         Check(Data.ValFraction is >= 0 and < 1, "data.val_fraction", Data.ValFraction, "it must be in [0, 1)");
     }
 
-    /// <summary>Builds the model configuration once to report a bad model key (by name, with its --set) before training.
-    /// An error of the model as a whole (sizes that do not fit together) names the --set of model keys when any gave
-    /// one, else the file.</summary>
     /// <summary>model.conv_tokenizer: null or absent (the patch projection), or {"layers", "channels"} (CCT's tokenizer).</summary>
     private static ConvTokenizerConfig? ConvTokenizerOf(JsonNode? n)
     {
@@ -257,6 +254,9 @@ public sealed record TrainConfig
         return new ConvTokenizerConfig { Layers = I("layers", d.Layers), Channels = I("channels", d.Channels) };
     }
 
+    /// <summary>Builds the model configuration once to report a bad model key (by name, with its --set) before training.
+    /// An error of the model as a whole (sizes that do not fit together) names the --set of model keys when any gave
+    /// one, else the file.</summary>
     private void BuildModelConfigChecked(Func<string, string> where, IReadOnlyList<string> modelSets)
     {
         try { BuildModelConfig(); }
