@@ -131,7 +131,7 @@ public class ConvTokenizerTests(ITestOutputHelper output)
     {
         var rng = new Random(7);
         int b = 2, h = 6, w = 5, c = 3;
-        foreach (ITrainingBackend be in new ITrainingBackend[] { Cpu, new HostDefaults() })
+        foreach (ITrainingBackend be in new ITrainingBackend[] { Cpu, new HostDefaultsBackend() })
         {
             // Unfold of a channels-last map (linear: exact up to rounding).
             using var x = FiniteDifferenceTests.Rand(rng, b, h * w, c);
@@ -157,40 +157,6 @@ public class ConvTokenizerTests(ITestOutputHelper output)
 
     private static void Check(string what, Tensor wrt, Tensor analytic, Func<double> loss) =>
         FiniteDifferenceTests.Check(what, wrt, analytic.ToArray(), loss, samples: int.MaxValue);
-
-    /// <summary>A CPU backend whose tokenizer ops are IBackend's and ITrainingBackend's host defaults (HostOps).</summary>
-    private sealed class HostDefaults : ForwardingBackend, ITrainingBackend
-    {
-        private readonly CpuBackend _cpu = CpuBackend.Instance;
-        public HostDefaults() : base(CpuBackend.Instance) { }
-        public override void Im2Col3x3(Tensor x, Tensor cols, int height, int width, bool channelsFirst) =>
-            HostOps.Im2Col3x3(this, x, cols, height, width, channelsFirst);
-        public override void MaxPool3x3s2(Tensor x, Tensor y, int height, int width) => HostOps.MaxPool3x3s2(this, x, y, height, width);
-        public void MaxPool3x3s2Backward(Tensor dy, Tensor x, Tensor dx, int height, int width) => HostOps.MaxPool3x3s2Backward(this, dy, x, dx, height, width);
-        public void Im2Col3x3Backward(Tensor dcols, Tensor dx, int height, int width) => HostOps.Im2Col3x3Backward(this, dcols, dx, height, width);
-        public void LinearBackward(Tensor dy, Tensor x, Tensor w, Tensor? dx, Tensor dw, Tensor? db, bool accumulateDx = false) => _cpu.LinearBackward(dy, x, w, dx, dw, db, accumulateDx);
-        public void LayerNormTrain(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor y, Tensor mean, Tensor rstd) => _cpu.LayerNormTrain(x, gamma, beta, eps, y, mean, rstd);
-        public void LayerNormBackward(Tensor dy, Tensor x, Tensor gamma, Tensor mean, Tensor rstd, Tensor dx, Tensor dgamma, Tensor dbeta, bool accumulateDx = false) =>
-            _cpu.LayerNormBackward(dy, x, gamma, mean, rstd, dx, dgamma, dbeta, accumulateDx);
-        public void ActivationBackward(Activation act, Tensor dy, Tensor pre, Tensor dx) => _cpu.ActivationBackward(act, dy, pre, dx);
-        public void AttentionBackward(Tensor dy, Tensor qkv, Tensor probs, Tensor dqkv, int heads, float scale) => _cpu.AttentionBackward(dy, qkv, probs, dqkv, heads, scale);
-        public void PatchEmbedBackward(Tensor dy, Tensor images, Tensor dw, Tensor db, int patch) => _cpu.PatchEmbedBackward(dy, images, dw, db, patch);
-        public void EmbedBackward(Tensor dx, Tensor dpatches, Tensor? dcls, Tensor dpos) => _cpu.EmbedBackward(dx, dpatches, dcls, dpos);
-        public void MeanTokensBackward(Tensor dy, int start, Tensor dx) => _cpu.MeanTokensBackward(dy, start, dx);
-        public void SelectTokenBackward(Tensor dy, int index, Tensor dx) => _cpu.SelectTokenBackward(dy, index, dx);
-        public float SoftmaxCrossEntropy(Tensor logits, Tensor targets, Tensor? dlogits, float gradScale = 1) => _cpu.SoftmaxCrossEntropy(logits, targets, dlogits, gradScale);
-        public void CrossEntropyStats(Tensor logits, Tensor targets, Tensor? labels, Tensor dlogits, float gradScale, Tensor stats) =>
-            _cpu.CrossEntropyStats(logits, targets, labels, dlogits, gradScale, stats);
-        public void ClipGradNorm(Tensor grads, float maxNorm, Tensor stats) => _cpu.ClipGradNorm(grads, maxNorm, stats);
-        public void Multiply(Tensor a, Tensor b, Tensor y) => _cpu.Multiply(a, b, y);
-        public void MultiplyRows(Tensor x, Tensor rowScale, Tensor y) => _cpu.MultiplyRows(x, rowScale, y);
-        public void Copy(Tensor src, Tensor dst) => _cpu.Copy(src, dst);
-        public void Scale(Tensor x, float s) => _cpu.Scale(x, s);
-        public double SumSquares(Tensor x) => _cpu.SumSquares(x);
-        public void AdamWStep(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWArgs args) => _cpu.AdamWStep(param, grad, m, v, args);
-        public void SgdStep(Tensor param, Tensor grad, Tensor momentum, SgdArgs args) => _cpu.SgdStep(param, grad, momentum, args);
-        public void EmaUpdate(Tensor ema, Tensor param, float decay) => _cpu.EmaUpdate(ema, param, decay);
-    }
 
     internal static VitConfig Tiny(int layers = 2, int size = 16) => new()
     {
