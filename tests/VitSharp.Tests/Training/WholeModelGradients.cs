@@ -36,7 +36,12 @@ internal static class WholeModelGradients
     /// last entry of the others; the model's weights are restored after. Returns how many were checked, the worst error
     /// as a fraction of the bound, and the entries outside it.</summary>
     public static (int Checked, double Worst, List<string> Failures) Check(VisionModel model, IReadOnlyDictionary<string, HostArray> grads,
-        HostArray input, int[] labels, Func<string, bool> everyEntry)
+        HostArray input, int[] labels, Func<string, bool> everyEntry) =>
+        Check(model, grads, everyEntry, () => FamilyGradientTests.Loss(model, input, labels));
+
+    /// <summary>The same for any loss of the model's current weights (e.g. DeiT's distillation loss).</summary>
+    public static (int Checked, double Worst, List<string> Failures) Check(VisionModel model, IReadOnlyDictionary<string, HostArray> grads,
+        Func<string, bool> everyEntry, Func<double> loss)
     {
         var weights = model.Parameters.ToHost();
         var failures = new List<string>();
@@ -58,10 +63,10 @@ internal static class WholeModelGradients
                 float saved = w.Data[i];
                 w.Data[i] = saved + Step;
                 model.Load(weights, "perturbed");
-                double up = FamilyGradientTests.Loss(model, input, labels);
+                double up = loss();
                 w.Data[i] = saved - Step;
                 model.Load(weights, "perturbed");
-                double down = FamilyGradientTests.Loss(model, input, labels);
+                double down = loss();
                 w.Data[i] = saved;
                 double numeric = (up - down) / (2 * Step), err = Math.Abs(numeric - g.Data[i]);
                 count++;
