@@ -2,6 +2,7 @@ using VitSharp.Backends.Cpu;
 using VitSharp.Checkpoints;
 using VitSharp.Models;
 using VitSharp.Tensors;
+using VitSharp.Tests.Training;
 using VitSharp.Training;
 
 namespace VitSharp.Tests.Models;
@@ -14,8 +15,6 @@ namespace VitSharp.Tests.Models;
 /// </summary>
 public class CctParityTests
 {
-    private const double GradRel = 1e-4, GradAbs = 1e-6;
-
     [Theory]
     [InlineData("cct_tiny16", 2, Pooling.Token)]      // two conv layers (16² → 4×4 tokens), class token
     [InlineData("cct_tiny16_avg", 1, Pooling.Avg)]    // one conv layer (16² → 8×8), average pooling with fc_norm
@@ -33,6 +32,10 @@ public class CctParityTests
         var want = Npy.Read(Path.Combine(dir, "logits.npy"));
         Assert.Equal(want.Shape, logits.Shape);
         Assert.InRange(TestData.MaxAbsDiff(logits, want), 0, 1e-5);
+        var tokens = model.Run(input, OutputKind.Tokens);
+        var wantTokens = Npy.Read(Path.Combine(dir, "features.npy"));
+        Assert.Equal(wantTokens.Shape, tokens.Shape);
+        Assert.InRange(TestData.MaxAbsDiff(tokens, wantTokens), 0, 1e-5);
 
         using var tm = TrainableModel.Create(model);
         var labels = Npy.ReadInt64(Path.Combine(dir, "labels.npy")).Select(l => (int)l).ToArray();
@@ -48,23 +51,7 @@ public class CctParityTests
 
         var grads = tm.Grads.ToHost();
         var expected = SafeTensors.Read(Path.Combine(dir, "grads.safetensors"));
-        Assert.Equal(expected.Keys.Order(), grads.Keys.Order());
         Assert.Contains("tokenizer.conv_layers.0.0.weight", expected.Keys);
-        var failures = new List<string>();
-        foreach (var (key, e) in expected)
-        {
-            var a = grads[key];
-            Assert.Equal(e.Shape, a.Shape);
-            for (int i = 0; i < e.Data.Length; i++)
-            {
-                double diff = Math.Abs(a.Data[i] - e.Data[i]);
-                if (!(diff <= GradAbs || diff <= GradRel * Math.Abs(e.Data[i])))
-                {
-                    failures.Add($"{key}[{i}]: {a.Data[i]:G9} vs {e.Data[i]:G9}");
-                    break;
-                }
-            }
-        }
-        Assert.True(failures.Count == 0, "gradients differ: " + string.Join("; ", failures));
+        GradientParityTests.AssertGradientsMatch(expected, grads);
     }
 }
