@@ -490,11 +490,9 @@ public static class CudaTrainingSelfTest
     public static VitConfig SeqPoolModel => ConvTokenizerModel with { Pool = Pooling.Seq, FcNorm = false, ClassToken = false };
 
     /// <summary>Logits of an inference forward, then one training step's loss and gradients (fp32), of
-    /// <paramref name="config"/> (default <see cref="ConvTokenizerModel"/>) on <paramref name="be"/>; seeded weights and data
-    /// (rounded to <paramref name="data"/>).</summary>
-    private static (float[] Logits, float Loss, Dictionary<string, HostArray> Grads) ConvTokenizerStep(ITrainingBackend be, DType data, VitConfig? config = null)
+    /// <paramref name="cfg"/> on <paramref name="be"/>; seeded weights and data (rounded to <paramref name="data"/>).</summary>
+    private static (float[] Logits, float Loss, Dictionary<string, HostArray> Grads) ModelStep(ITrainingBackend be, DType data, VitConfig cfg)
     {
-        var cfg = config ?? ConvTokenizerModel;
         var init = Initializer.Init(cfg, 7);
         var rng = new Random(11);
         // A head with an opinion (timm's 0.02 makes every logit ~0, so a comparison would mean little).
@@ -519,73 +517,51 @@ public static class CudaTrainingSelfTest
     }
 
     /// <summary>
-    /// CCT's convolutional tokenizer on the GPU, whole model (<see cref="ConvTokenizerModel"/>): inference logits, the
-    /// training loss and every parameter's gradient against the CPU backend's (F32: logits and loss ≤ 1e-5, gradients
-    /// ≤ 1e-4, the room a max-pool window whose two largest values differ by float rounding needs; BF16 3e-2), and five
-    /// seeded steps with drop path replayed as a recorded CUDA graph against the eager steps, bit for bit.
+    /// CCT's convolutional tokenizer on the GPU, whole model (<see cref="ConvTokenizerModel"/>): see <see cref="ModelChecks"/>;
+    /// each convolution weight's gradient is also compared on its own.
     /// </summary>
-    public static List<CudaSelfTest.Result> ConvTokenizerChecks(DType dt)
+    public static List<CudaSelfTest.Result> ConvTokenizerChecks(DType dt) =>
+        ModelChecks(dt, "conv tokenizer ViT", ConvTokenizerModel, [Nn.ConvTokenizer.WeightName(0), Nn.ConvTokenizer.WeightName(1)]);
+
+    /// <summary>CCT's sequence pooling on the GPU, whole model (<see cref="SeqPoolModel"/>): see <see cref="ModelChecks"/>;
+    /// the score Linear's gradient is also compared on its own.</summary>
+    public static List<CudaSelfTest.Result> SeqPoolChecks(DType dt) =>
+        ModelChecks(dt, "seq-pool ViT", SeqPoolModel, [Nn.SeqPool.Prefix + ".weight"]);
+
+    /// <summary>
+    /// A whole model on the GPU against the CPU backend: inference logits, the training loss and every parameter's
+    /// gradient (F32: logits and loss ≤ 1e-5, gradients ≤ 1e-4, the room a max-pool window whose two largest values differ
+    /// by float rounding needs; BF16 3e-2), the gradients of <paramref name="own"/> each on its own, and five seeded steps
+    /// with drop path replayed as a recorded CUDA graph against the eager steps, bit for bit.
+    /// </summary>
+    private static List<CudaSelfTest.Result> ModelChecks(DType dt, string label, VitConfig cfg, string[] own)
     {
         var results = new List<CudaSelfTest.Result>();
-        var cpu = ConvTokenizerStep(CpuBackend.Instance, dt);
+        var cpu = ModelStep(CpuBackend.Instance, dt, cfg);
         using (var gpu = new CudaBackend(dt))
         {
-            var g = ConvTokenizerStep(gpu, dt);
+            var g = ModelStep(gpu, dt, cfg);
             bool f32 = dt == DType.F32;
             var (rl, al) = CudaSelfTest.Compare(g.Logits, cpu.Logits);
-            results.Add(new CudaSelfTest.Result($"{dt} conv tokenizer ViT: logits vs CPU", rl, al, f32 ? CudaSelfTest.F32Tolerance : CudaSelfTest.Bf16ModelTolerance));
-            results.Add(new CudaSelfTest.Result($"{dt} conv tokenizer ViT: loss vs CPU", Math.Abs(g.Loss - cpu.Loss) / Math.Abs(cpu.Loss),
+            results.Add(new CudaSelfTest.Result($"{dt} {label}: logits vs CPU", rl, al, f32 ? CudaSelfTest.F32Tolerance : CudaSelfTest.Bf16ModelTolerance));
+            results.Add(new CudaSelfTest.Result($"{dt} {label}: loss vs CPU", Math.Abs(g.Loss - cpu.Loss) / Math.Abs(cpu.Loss),
                 Math.Abs(g.Loss - cpu.Loss), f32 ? CudaSelfTest.F32Tolerance : 1e-2));
             double r = RelAll(g.Grads, cpu.Grads, out var a);
-            results.Add(new CudaSelfTest.Result($"{dt} conv tokenizer ViT: gradients vs CPU", r, a, f32 ? 1e-4 : 3e-2));
-            foreach (var name in new[] { Nn.ConvTokenizer.WeightName(0), Nn.ConvTokenizer.WeightName(1) })
+            results.Add(new CudaSelfTest.Result($"{dt} {label}: gradients vs CPU", r, a, f32 ? 1e-4 : 3e-2));
+            foreach (var name in own)
             {
                 var one = new Dictionary<string, HostArray> { [name] = cpu.Grads[name] };
                 double rw = RelAll(g.Grads, one, out var aw);
-                results.Add(new CudaSelfTest.Result($"{dt} conv tokenizer ViT: {name} gradient vs CPU", rw, aw, f32 ? 1e-4 : 3e-2));
+                results.Add(new CudaSelfTest.Result($"{dt} {label}: {name} gradient vs CPU", rw, aw, f32 ? 1e-4 : 3e-2));
             }
-        }
-        var eager = SeededSteps(dt, replay: false, out _, ConvTokenizerModel);
-        var replayed = SeededSteps(dt, replay: true, out bool didReplay, ConvTokenizerModel);
-        int diff = 0;
-        for (int i = 0; i < eager.Length; i++) if (eager[i] != replayed[i]) diff++;
-        results.Add(didReplay
-            ? new CudaSelfTest.Result($"{dt} conv tokenizer ViT: 5 steps replayed vs eager, differing bytes", diff, diff, 0)
-            : new CudaSelfTest.Result($"{dt} conv tokenizer ViT graph replay", double.NaN, double.NaN, 0, "the steps did not replay"));
-        return results;
-    }
-
-    /// <summary>
-    /// CCT's sequence pooling on the GPU, whole model (<see cref="SeqPoolModel"/>): logits, loss and every gradient against
-    /// the CPU backend's (tolerances as <see cref="ConvTokenizerChecks"/>), the score Linear's own, and five seeded steps
-    /// replayed as a CUDA graph against eager ones, bit for bit.
-    /// </summary>
-    public static List<CudaSelfTest.Result> SeqPoolChecks(DType dt)
-    {
-        var results = new List<CudaSelfTest.Result>();
-        var cfg = SeqPoolModel;
-        var cpu = ConvTokenizerStep(CpuBackend.Instance, dt, cfg);
-        using (var gpu = new CudaBackend(dt))
-        {
-            var g = ConvTokenizerStep(gpu, dt, cfg);
-            bool f32 = dt == DType.F32;
-            var (rl, al) = CudaSelfTest.Compare(g.Logits, cpu.Logits);
-            results.Add(new CudaSelfTest.Result($"{dt} seq-pool ViT: logits vs CPU", rl, al, f32 ? CudaSelfTest.F32Tolerance : CudaSelfTest.Bf16ModelTolerance));
-            results.Add(new CudaSelfTest.Result($"{dt} seq-pool ViT: loss vs CPU", Math.Abs(g.Loss - cpu.Loss) / Math.Abs(cpu.Loss),
-                Math.Abs(g.Loss - cpu.Loss), f32 ? CudaSelfTest.F32Tolerance : 1e-2));
-            double r = RelAll(g.Grads, cpu.Grads, out var a);
-            results.Add(new CudaSelfTest.Result($"{dt} seq-pool ViT: gradients vs CPU", r, a, f32 ? 1e-4 : 3e-2));
-            var one = new Dictionary<string, HostArray> { [Nn.SeqPool.Prefix + ".weight"] = cpu.Grads[Nn.SeqPool.Prefix + ".weight"] };
-            double rw = RelAll(g.Grads, one, out var aw);
-            results.Add(new CudaSelfTest.Result($"{dt} seq-pool ViT: attention_pool.weight gradient vs CPU", rw, aw, f32 ? 1e-4 : 3e-2));
         }
         var eager = SeededSteps(dt, replay: false, out _, cfg);
         var replayed = SeededSteps(dt, replay: true, out bool didReplay, cfg);
         int diff = 0;
         for (int i = 0; i < eager.Length; i++) if (eager[i] != replayed[i]) diff++;
         results.Add(didReplay
-            ? new CudaSelfTest.Result($"{dt} seq-pool ViT: 5 steps replayed vs eager, differing bytes", diff, diff, 0)
-            : new CudaSelfTest.Result($"{dt} seq-pool ViT graph replay", double.NaN, double.NaN, 0, "the steps did not replay"));
+            ? new CudaSelfTest.Result($"{dt} {label}: 5 steps replayed vs eager, differing bytes", diff, diff, 0)
+            : new CudaSelfTest.Result($"{dt} {label} graph replay", double.NaN, double.NaN, 0, "the steps did not replay"));
         return results;
     }
 
