@@ -8,7 +8,8 @@ namespace VitSharp.Bench;
 /// GFLOP/s of the CPU GEMM (2·M·N·K flops per product) on 1 and 2 threads, median of several timed samples.
 /// Shapes are written M×N×K: C[M,N] = A[M,K]·op(B); "NT" is the Linear layout (B stored N×K), "NN" B stored K×N.
 /// Options: --reps R (samples, default 7), --threads 1,2, --kc/--mc/--nc to try other blockings, --only NAME,
-/// --prepacked (NT shapes: B packed once beforehand, as for inference weights).
+/// --prepacked (NT shapes: B packed once beforehand, as for inference weights), --copies N (with --prepacked: cycle
+/// through N packed copies, so B comes from L3/DRAM as a model's weights do).
 /// </summary>
 public sealed unsafe class GemmBench : IBench
 {
@@ -40,6 +41,8 @@ public sealed unsafe class GemmBench : IBench
         Gemm.NcSlivers = Opt(args, "--nc", Gemm.NcSlivers);
         string? only = OptS(args, "--only");
         _prepacked = args.Contains("--prepacked");
+        _copies = Math.Max(1, Opt(args, "--copies", 1));
+        _epilogue = (args.Contains("--bias"), args.Contains("--accumulate"), args.Contains("--gelu") ? VitSharp.Backends.Activation.Gelu : VitSharp.Backends.Activation.None);
         Console.WriteLine($"gemm: isa {Gemm.Isa}{(_prepacked ? ", B prepacked" : "")}, KC {Gemm.KC}, mc {Gemm.McSlivers} slivers, nc {Gemm.NcSlivers} slivers, median of {reps}");
         Console.WriteLine($"{"shape",-16} {"M×N×K",-16} " + string.Join(" ", threadCounts.Select(t => $"{t + " thr GFLOP/s",16}")));
         foreach (var s in Shapes)
@@ -53,6 +56,8 @@ public sealed unsafe class GemmBench : IBench
     }
 
     private static bool _prepacked;
+    private static int _copies;
+    private static (bool Bias, bool Accumulate, VitSharp.Backends.Activation Act) _epilogue;   // --bias, --accumulate, --gelu (prepacked path)   // --copies N (with --prepacked): cycle through N packed weights, as a model's layers do (weights from L3/DRAM)
 
     private static double Measure(int m, int n, int k, bool transB, int threads, int reps)
     {
@@ -63,10 +68,11 @@ public sealed unsafe class GemmBench : IBench
         double flops = 2.0 * m * n * k;
         var samples = new List<double>();
         {
-            using var packed = _prepacked && transB ? PackedB.Create(true, n, k, pb, k) : null;
+            var packs = _prepacked && transB ? Enumerable.Range(0, _copies).Select(_ => PackedB.Create(true, n, k, pb, k)).ToArray() : null;
+            int next = 0;
             void Once()
             {
-                if (packed is not null) Gemm.Run(m, pa, k, packed, pc, n, false, null, VitSharp.Backends.Activation.None);
+                if (packs is not null) Gemm.Run(m, pa, k, packs[next++ % packs.Length], pc, n, _epilogue.Accumulate, _epilogue.Bias ? pc : null, _epilogue.Act);
                 else Gemm.Run(false, transB, m, n, k, pa, k, pb, transB ? k : n, pc, n, false);
             }
             Once();
@@ -80,6 +86,7 @@ public sealed unsafe class GemmBench : IBench
                 for (int i = 0; i < iters; i++) Once();
                 samples.Add(flops * iters / sw.Elapsed.TotalSeconds / 1e9);
             }
+            if (packs is not null) foreach (var p in packs) p.Dispose();
         }
         CpuThreads.Count = saved;
         NativeMemory.AlignedFree(pa); NativeMemory.AlignedFree(pb); NativeMemory.AlignedFree(pc);

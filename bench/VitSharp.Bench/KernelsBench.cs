@@ -34,6 +34,9 @@ public sealed class KernelsBench : IBench
         Report("Add (rows x 768)", reps, () => be.Add(x, y, y));
         using var probs = Tensor.Host(batch, heads, t, t);
         double flop = 4.0 * batch * heads * t * t * (d / heads);
+        using var scores = R(heads * t, (t + 15) / 16 * 16);
+        Report("Softmax (heads*t rows x t)", reps, () => SoftmaxRows(scores, t, false));
+        Report("Softmax padded rows", reps, () => SoftmaxRows(scores, t, true));
         for (int round = 0; round < 2; round++)
         {
             FusedAttention.Enabled = false;
@@ -43,6 +46,15 @@ public sealed class KernelsBench : IBench
             Report("Attention fused + probs", reps, () => be.Attention(qkv, ctx, heads, 0.125f, probs), flop);
         }
         return 0;
+    }
+
+    private static unsafe void SoftmaxRows(Tensor s, int t, bool padded)
+    {
+        int ld = s.Dim(1);
+        fixed (float* p = s.Span)
+            for (int r = 0; r < s.Dim(0); r++)
+                if (padded) Normalize.SoftmaxRowPadded(p + (long)r * ld, t, 0.125f);
+                else Normalize.SoftmaxRow(p + (long)r * ld, t, 0.125f);
     }
 
     private static void Report(string name, int reps, Action op, double flop = 0)

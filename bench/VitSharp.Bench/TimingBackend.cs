@@ -5,7 +5,7 @@ using VitSharp.Tensors;
 namespace VitSharp.Bench;
 
 /// <summary>Wraps a backend and adds up the wall time of each operation (for `vit --profile`).</summary>
-public sealed class TimingBackend(IBackend inner) : IBackend, IWeightPrepacking
+public sealed class TimingBackend(IBackend inner) : IBackend, IWeightPrepacking, IInt8Linear
 {
     public readonly Dictionary<string, (double Ms, double CpuMs, int Calls)> Times = new();
     private readonly Process _self = Process.GetCurrentProcess();
@@ -53,5 +53,9 @@ public sealed class TimingBackend(IBackend inner) : IBackend, IWeightPrepacking
     public void Transpose12(Tensor x, Tensor y) => Time("Transpose12", () => inner.Transpose12(x, y));
     public void Prepack(Tensor weight) { if (inner is IWeightPrepacking p) p.Prepack(weight); }
     public void Release(Tensor weight) { if (inner is IWeightPrepacking p) p.Release(weight); }
+    public void UseInt8(Tensor weight, Int8Matrix quantized) => Int8Inner.UseInt8(weight, quantized);
+    public void ReleaseInt8(Tensor weight) => Int8Inner.ReleaseInt8(weight);
+    public string Int8Kernel => Int8Inner.Int8Kernel;
+    private IInt8Linear Int8Inner => inner as IInt8Linear ?? throw new VitSharpException($"int8 inference needs a backend with int8 products; {inner.GetType().Name} has none");
     public void Dispose() { }
 }

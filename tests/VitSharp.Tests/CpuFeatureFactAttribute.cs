@@ -6,7 +6,19 @@ namespace VitSharp.Tests;
 /// ("avx512f" or "avx2").</summary>
 public sealed class CpuFeatureFactAttribute : FactAttribute
 {
-    public CpuFeatureFactAttribute(string feature)
+    public CpuFeatureFactAttribute(string feature) => Skip = CpuFeature.SkipReason(feature);
+}
+
+/// <summary>The same for a theory.</summary>
+public sealed class CpuFeatureTheoryAttribute : TheoryAttribute
+{
+    public CpuFeatureTheoryAttribute(string feature) => Skip = CpuFeature.SkipReason(feature);
+}
+
+internal static class CpuFeature
+{
+    /// <summary>Null when this CPU has <paramref name="feature"/>, else why the test is skipped.</summary>
+    public static string? SkipReason(string feature)
     {
         bool has = feature switch
         {
@@ -14,6 +26,6 @@ public sealed class CpuFeatureFactAttribute : FactAttribute
             "avx2" => Avx2.IsSupported,
             _ => throw new ArgumentException($"unknown CPU feature '{feature}'"),
         };
-        if (!has) Skip = $"needs a CPU with {feature.ToUpperInvariant()} (this one has none)";
+        return has ? null : $"needs a CPU with {feature.ToUpperInvariant()} (this one has none)";
     }
 }

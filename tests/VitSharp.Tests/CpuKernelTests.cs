@@ -79,7 +79,30 @@ public unsafe class CpuKernelTests
         Assert.Equal(got, x.ToArray());
     }
 
-    [Theory]
+        [CpuFeatureTheory("avx512f")]   // SoftmaxRowPadded is the fused attention's AVX-512 kernel
+    [InlineData(1)]
+    [InlineData(15)]
+    [InlineData(16)]
+    [InlineData(17)]
+    [InlineData(48)]
+    [InlineData(197)]
+    public void SoftmaxRowPaddedMatchesDoubleAndZeroesThePadding(int n)
+    {
+        var rng = new Random(n);
+        int padded = (n + 15) / 16 * 16;
+        var row = Enumerable.Range(0, padded).Select(i => i < n ? (float)(rng.NextDouble() * 40 - 20) : float.NaN).ToArray();
+        var x = row[..n].Select(v => (double)v * 0.3).ToArray();
+        double max = x.Max(), sum = x.Sum(v => Math.Exp(v - max));
+        fixed (float* p = row) Normalize.SoftmaxRowPadded(p, n, 0.3f);
+        for (int i = 0; i < n; i++)
+        {
+            double want = Math.Exp(x[i] - max) / sum;
+            Assert.True(Math.Abs(row[i] - want) <= 1e-7 + 1e-5 * want, $"{i}: {row[i]} vs {want}");
+        }
+        for (int i = n; i < padded; i++) Assert.Equal(0f, row[i]);
+    }
+
+[Theory]
     [InlineData(2, 1, 3, 32)]
     [InlineData(2, 7, 3, 64)]
     [InlineData(1, 50, 2, 80)]
@@ -93,6 +116,9 @@ public unsafe class CpuKernelTests
     [InlineData(3, 25, 2, 48)]    // 48 = 32 + 16 columns
     [InlineData(1, 30, 2, 24)]    // not a multiple of 16: the GEMM path
     [InlineData(1, 9, 2, 128)]
+    [InlineData(2, 16, 2, 64)]    // whole vectors only (no masked tail in the softmax)
+    [InlineData(1, 32, 1, 16)]
+    [InlineData(1, 1, 2, 32)]     // one token
     public void AttentionMatchesDoubleReference(int batch, int n, int heads, int hd)
     {
         int width = heads * hd;

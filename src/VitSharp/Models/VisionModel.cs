@@ -119,7 +119,7 @@ public abstract class VisionModel : IDisposable
     {
         bool runInt8 = int8 || stored is not null;
         if (runInt8 && Backend is not IInt8Linear)
-            throw new VitSharpException($"int8 inference runs on the CPU backend only, not on {Backend.Device}");
+            throw new VitSharpException($"int8 inference runs on the CPU backend only, not on {Backend.Device} ({Backend.GetType().Name})");
         var packer = Backend as IWeightPrepacking;
         if (!Backend.Device.IsCpu)
         {
@@ -255,7 +255,7 @@ public abstract class VisionModel : IDisposable
     public void UseInt8(IReadOnlyDictionary<string, (sbyte[] Values, float[] Scales)>? stored = null)
     {
         if (Backend is not IInt8Linear q)
-            throw new VitSharpException($"int8 inference runs on the CPU backend only, not on {Backend.Device}");
+            throw new VitSharpException($"int8 inference runs on the CPU backend only, not on {Backend.Device} ({Backend.GetType().Name})");
         lock (ForwardLock)
         {
             ReleaseInt8(restore: true);

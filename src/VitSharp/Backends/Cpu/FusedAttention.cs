@@ -72,7 +72,7 @@ internal static unsafe class FusedAttention
                 for (int r = 0; r < rows; r++)
                 {
                     float* row = buf.S + (long)r * lds;
-                    Normalize.SoftmaxRow(row, n, scale);
+                    Normalize.SoftmaxRowPadded(row, n, scale);   // rows are lds ≥ ⌈n/16⌉·16 floats
                     if (probs != null)
                         Buffer.MemoryCopy(row, probs + ((long)bh * n + i0 + r) * n, n * 4L, n * 4L);
                 }
