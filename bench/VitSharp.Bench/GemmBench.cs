@@ -42,8 +42,9 @@ public sealed unsafe class GemmBench : IBench
         string? only = OptS(args, "--only");
         _prepacked = args.Contains("--prepacked");
         _copies = Math.Max(1, Opt(args, "--copies", 1));
+        _int8 = args.Contains("--int8");
         _epilogue = (args.Contains("--bias"), args.Contains("--accumulate"), args.Contains("--gelu") ? VitSharp.Backends.Activation.Gelu : VitSharp.Backends.Activation.None);
-        Console.WriteLine($"gemm: isa {Gemm.Isa}{(_prepacked ? ", B prepacked" : "")}, KC {Gemm.KC}, mc {Gemm.McSlivers} slivers, nc {Gemm.NcSlivers} slivers, median of {reps}");
+        Console.WriteLine($"gemm: isa {Gemm.Isa}{(_prepacked ? ", B prepacked" : "")}{(_int8 ? $", int8 ({Int8Gemm.Isa})" : "")}, KC {Gemm.KC}, mc {Gemm.McSlivers} slivers, nc {Gemm.NcSlivers} slivers, median of {reps}");
         Console.WriteLine($"{"shape",-16} {"M×N×K",-16} " + string.Join(" ", threadCounts.Select(t => $"{t + " thr GFLOP/s",16}")));
         foreach (var s in Shapes)
         {
@@ -57,6 +58,7 @@ public sealed unsafe class GemmBench : IBench
 
     private static bool _prepacked;
     private static int _copies;
+    private static bool _int8;   // --int8 (NT shapes): the int8 product (weights quantised once, x per row each call); GOP/s
     private static (bool Bias, bool Accumulate, VitSharp.Backends.Activation Act) _epilogue;   // --bias, --accumulate, --gelu (prepacked path)   // --copies N (with --prepacked): cycle through N packed weights, as a model's layers do (weights from L3/DRAM)
 
     private static double Measure(int m, int n, int k, bool transB, int threads, int reps)
@@ -69,9 +71,11 @@ public sealed unsafe class GemmBench : IBench
         var samples = new List<double>();
         {
             var packs = _prepacked && transB ? Enumerable.Range(0, _copies).Select(_ => PackedB.Create(true, n, k, pb, k)).ToArray() : null;
+            var q8 = _int8 && transB ? Enumerable.Range(0, _copies).Select(_ => VitSharp.Tensors.Int8Matrix.Quantize(new ReadOnlySpan<float>(pb, n * k), n, k)).ToArray() : null;
             int next = 0;
             void Once()
             {
+                if (q8 is not null) { Int8Gemm.Run(m, pa, k, q8[next++ % q8.Length], pc, n, _epilogue.Accumulate, _epilogue.Bias ? pc : null, _epilogue.Act); return; }
                 if (packs is not null) Gemm.Run(m, pa, k, packs[next++ % packs.Length], pc, n, _epilogue.Accumulate, _epilogue.Bias ? pc : null, _epilogue.Act);
                 else Gemm.Run(false, transB, m, n, k, pa, k, pb, transB ? k : n, pc, n, false);
             }
@@ -87,6 +91,7 @@ public sealed unsafe class GemmBench : IBench
                 samples.Add(flops * iters / sw.Elapsed.TotalSeconds / 1e9);
             }
             if (packs is not null) foreach (var p in packs) p.Dispose();
+            if (q8 is not null) foreach (var q in q8) q.Dispose();
         }
         CpuThreads.Count = saved;
         NativeMemory.AlignedFree(pa); NativeMemory.AlignedFree(pb); NativeMemory.AlignedFree(pc);
