@@ -43,6 +43,13 @@ public sealed unsafe class GemmBench : IBench
         _prepacked = args.Contains("--prepacked");
         _copies = Math.Max(1, Opt(args, "--copies", 1));
         _int8 = args.Contains("--int8");
+        if (OptS(args, "--dump-int8-kernel") is { } dump)
+        {
+            // The emitted 512-bit int8 kernel's bytes, to read with: objdump -D -b binary -m i386:x86-64 FILE
+            File.WriteAllBytes(dump, Int8ZmmKernel.Emit());
+            Console.WriteLine($"{dump}: {new FileInfo(dump).Length} bytes; AVX512-VNNI {Int8ZmmKernel.HasAvx512Vnni()}, kernel usable {Int8ZmmKernel.IsSupported}");
+            return 0;
+        }
         _epilogue = (args.Contains("--bias"), args.Contains("--accumulate"), args.Contains("--gelu") ? VitSharp.Backends.Activation.Gelu : VitSharp.Backends.Activation.None);
         Console.WriteLine($"gemm: isa {Gemm.Isa}{(_prepacked ? ", B prepacked" : "")}{(_int8 ? $", int8 ({Int8Gemm.Isa})" : "")}, KC {Gemm.KC}, mc {Gemm.McSlivers} slivers, nc {Gemm.NcSlivers} slivers, median of {reps}");
         Console.WriteLine($"{"shape",-16} {"M×N×K",-16} " + string.Join(" ", threadCounts.Select(t => $"{t + " thr GFLOP/s",16}")));

@@ -9,6 +9,17 @@ using VitSharp.Tensors;
 
 namespace VitSharp.Tests.Inference;
 
+/// <summary>A test that needs the emitted 512-bit int8 kernel (AVX512-VNNI on Linux x86-64); skipped with the reason elsewhere.</summary>
+public sealed class Avx512VnniFactAttribute : FactAttribute
+{
+    public Avx512VnniFactAttribute()
+    {
+        if (!Int8ZmmKernel.IsSupported)
+            Skip = Int8ZmmKernel.HasAvx512Vnni() ? "the 512-bit int8 kernel is emitted on Linux x86-64 only (or VITSHARP_NO_JIT_KERNELS=1 is set)"
+                : "needs a CPU with AVX512-VNNI (this one has none)";
+    }
+}
+
 /// <summary>A test that needs the AVX-VNNI int8 dot-product instructions; skipped with the reason elsewhere.</summary>
 public sealed class AvxVnniFactAttribute : FactAttribute
 {
@@ -54,11 +65,16 @@ public sealed unsafe class QuantizationTests : IDisposable
     }
 
     [AvxVnniFact]
-    public void VnniKernelMatchesThePortableKernelBitForBit()
+    public void VnniKernelMatchesThePortableKernelBitForBit() => KernelMatchesThePortableKernel(Int8Isa.AvxVnni);
+
+    [Avx512VnniFact]
+    public void EmittedAvx512VnniKernelMatchesThePortableKernelBitForBit() => KernelMatchesThePortableKernel(Int8Isa.Avx512Vnni);
+
+    private static void KernelMatchesThePortableKernel(Int8Isa isa)
     {
-        // Shapes with every edge: M not a multiple of 6, N not of 16 or 32 (a 16-wide tail and a partial vector),
+        // Shapes with every edge: M not a multiple of 6 or 8, N not of 16 or 32 (a 16-wide tail and a partial vector),
         // K not of 4; bias, GELU epilogue and accumulate.
-        foreach (var (m, n, k) in new[] { (1, 16, 4), (7, 40, 13), (65, 576, 192), (197, 100, 387), (13, 32, 1536) })
+        foreach (var (m, n, k) in new[] { (1, 16, 4), (7, 40, 13), (65, 576, 192), (197, 100, 387), (13, 32, 1536), (9, 48, 8), (200, 1152, 384) })
         {
             var x = Random(m * k, m + n + k);
             var wf = Random(n * k, 7 * n + k, 0.05f);
@@ -66,12 +82,12 @@ public sealed unsafe class QuantizationTests : IDisposable
             var bias = Random(n, n);
             foreach (var act in new[] { Activation.None, Activation.Gelu })
             {
-                var a = RunInt8(Int8Isa.AvxVnni, m, n, k, x, w, bias, act);
+                var a = RunInt8(isa, m, n, k, x, w, bias, act);
                 var b = RunInt8(Int8Isa.Scalar, m, n, k, x, w, bias, act);
                 Assert.Equal(b, a);
             }
             var y0 = Random(m * n, 99);
-            Assert.Equal(RunInt8(Int8Isa.Scalar, m, n, k, x, w, null, Activation.None, y0), RunInt8(Int8Isa.AvxVnni, m, n, k, x, w, null, Activation.None, y0));
+            Assert.Equal(RunInt8(Int8Isa.Scalar, m, n, k, x, w, null, Activation.None, y0), RunInt8(isa, m, n, k, x, w, null, Activation.None, y0));
         }
     }
 
@@ -84,7 +100,10 @@ public sealed unsafe class QuantizationTests : IDisposable
         var x = Random(m * k, 1);
         var wf = Random(n * k, 2, 0.1f);
         using var w = Int8Matrix.Quantize(wf, n, k);
-        foreach (var isa in AvxVnni.IsSupported ? new[] { Int8Isa.AvxVnni, Int8Isa.Scalar } : [Int8Isa.Scalar])
+        var isas = new List<Int8Isa> { Int8Isa.Scalar };
+        if (AvxVnni.IsSupported) isas.Add(Int8Isa.AvxVnni);
+        if (Int8ZmmKernel.IsSupported) isas.Add(Int8Isa.Avx512Vnni);
+        foreach (var isa in isas)
         {
             var y = RunInt8(isa, m, n, k, x, w, null, Activation.None);
             double worst = 0;

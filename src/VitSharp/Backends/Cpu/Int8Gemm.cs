@@ -8,7 +8,7 @@ using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 namespace VitSharp.Backends.Cpu;
 
 /// <summary>Which int8 micro-kernel runs; settable so tests compare the VNNI kernel with the portable one.</summary>
-internal enum Int8Isa { AvxVnni, Scalar }
+internal enum Int8Isa { Avx512Vnni, AvxVnni, Scalar }
 
 /// <summary>
 /// The int8 Linear: y = act(dequant(q(x) · Qᵀ) + b) (+ y), with Q an <see cref="Int8Matrix"/> (symmetric per output
@@ -25,14 +25,14 @@ internal enum Int8Isa { AvxVnni, Scalar }
 /// </summary>
 internal static unsafe class Int8Gemm
 {
-    internal static Int8Isa Isa = AvxVnni.IsSupported ? Int8Isa.AvxVnni : Int8Isa.Scalar;
+    internal static Int8Isa Isa = Int8ZmmKernel.IsSupported ? Int8Isa.Avx512Vnni : AvxVnni.IsSupported ? Int8Isa.AvxVnni : Int8Isa.Scalar;
 
-    private const int MR = 6;
-    internal static int RowTilesPerBlock = 8;     // 48 rows
+    internal static int BlockRows = 48;
     internal static int PairsPerBlock = 4;        // 128 output channels
 
     [ThreadStatic] private static byte* _u;
     [ThreadStatic] private static long _uCap;
+    [ThreadStatic] private static int* _tile;      // the 512-bit kernel's 8×32 int32 sums
     [ThreadStatic] private static float* _f;
     [ThreadStatic] private static long _fCap;
 
@@ -51,30 +51,47 @@ internal static unsafe class Int8Gemm
                 TensorPrimitives.Add(new ReadOnlySpan<float>(t + (long)r * n, n), new ReadOnlySpan<float>(C + (long)r * ldc, n), new Span<float>(C + (long)r * ldc, n));
             return;
         }
-        int kp = w.KPadded, mp = (M + MR - 1) / MR * MR;
+        var isa = Isa;
+        int mr = isa == Int8Isa.Avx512Vnni ? Int8ZmmKernel.Rows : 6;   // tile height; rows are padded to a multiple
+        int kp = w.KPadded, mp = (M + mr - 1) / mr * mr;
         byte* u = Bytes((long)mp * kp + (long)mp * 4);
         float* rs = (float*)(u + (long)mp * kp);
         Quantize(M, mp, A, lda, w.K, kp, u, rs);
         var e = new Epilogue(C, ldc, M, n, rs, w.ScalePointer, w.SumPointer, bias, accumulate);
         sbyte* packed = w.Packed;
-        int rowTiles = mp / MR, pairs = (w.NPadded / 16 + 1) / 2;
-        int mBlocks = (rowTiles + RowTilesPerBlock - 1) / RowTilesPerBlock, nBlocks = (pairs + PairsPerBlock - 1) / PairsPerBlock;
+        int rowTiles = mp / mr, pairs = (w.NPadded / 16 + 1) / 2, tilesPerBlock = Math.Max(1, BlockRows / mr);
+        int mBlocks = (rowTiles + tilesPerBlock - 1) / tilesPerBlock, nBlocks = (pairs + PairsPerBlock - 1) / PairsPerBlock;
         int npad = w.NPadded, groups = kp / 4;
-        var isa = Isa;
         CpuThreads.For(mBlocks * nBlocks, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int t) =>
         {
             int mb = t / nBlocks, nb = t % nBlocks;
-            int r0 = (int)((long)rowTiles * mb / mBlocks) * MR, r1 = (int)((long)rowTiles * (mb + 1) / mBlocks) * MR;
+            int r0 = (int)((long)rowTiles * mb / mBlocks) * mr, r1 = (int)((long)rowTiles * (mb + 1) / mBlocks) * mr;
             int c0 = Math.Min(npad, (int)((long)pairs * nb / nBlocks) * 32), c1 = Math.Min(npad, (int)((long)pairs * (nb + 1) / nBlocks) * 32);
-            if (isa == Int8Isa.AvxVnni)
+            if (isa == Int8Isa.Avx512Vnni)
+            {
+                int* tile = _tile != null ? _tile : (_tile = (int*)NativeMemory.AlignedAlloc(Int8ZmmKernel.Rows * Int8ZmmKernel.Cols * 4, 64));
+                for (int c = c0; c < c1; c += 32)
+                {
+                    // A last 16-channel panel alone: the kernel reads it twice (b1 = b0) and the upper half is not stored.
+                    sbyte* b0 = packed + (long)c * kp, b1 = c + 32 <= c1 ? b0 + 16L * kp : b0;
+                    int quads = c + 32 <= c1 ? 4 : 2;
+                    for (int r = r0; r < r1; r += Int8ZmmKernel.Rows)
+                    {
+                        Int8ZmmKernel.Run(u + (long)r * kp, kp, b0, b1, groups, tile);
+                        for (int i = 0; i < Int8ZmmKernel.Rows; i++)
+                            for (int q = 0; q < quads; q++) e.Store(r + i, c + 8 * q, Vector256.Load(tile + i * Int8ZmmKernel.Cols + 8 * q));
+                    }
+                }
+            }
+            else if (isa == Int8Isa.AvxVnni)
             {
                 for (int c = c0; c < c1; c += 32)
                 {
                     sbyte* b0 = packed + (long)c * kp, b1 = b0 + 16L * kp;
                     if (c + 32 <= c1)
-                        for (int r = r0; r < r1; r += MR) Tile6x32(u + (long)r * kp, kp, b0, b1, groups, in e, r, c);
+                        for (int r = r0; r < r1; r += 6) Tile6x32(u + (long)r * kp, kp, b0, b1, groups, in e, r, c);
                     else
-                        for (int r = r0; r < r1; r += MR) Tile6x16(u + (long)r * kp, kp, b0, b1, groups, in e, r, c);
+                        for (int r = r0; r < r1; r += 6) Tile6x16(u + (long)r * kp, kp, b0, b1, groups, in e, r, c);
                 }
             }
             else ScalarBlock(u, kp, w, in e, r0, Math.Min(r1, M), c0, Math.Min(c1, n));
