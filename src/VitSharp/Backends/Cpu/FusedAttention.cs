@@ -31,27 +31,61 @@ internal static unsafe class FusedAttention
         int blocks = (n + Rows - 1) / Rows;
         // Enough items for every thread to get several (dynamic scheduling evens out a busy core).
         int splits = Math.Clamp((4 * CpuThreads.Count + batch * heads - 1) / (batch * heads), 1, blocks);
-        var job = new Job(qkv, y, probs, n, heads, hd, scale, blocks, splits);
-        CpuThreads.For(batch * heads * splits, job.Item);
+        if (splits == 1)
+        {
+            // Many (batch, head) pairs: one item each packs its head's K and V and runs all its query blocks.
+            var job = new Job(qkv, y, probs, n, heads, hd, scale, blocks, 1, null);
+            CpuThreads.For(batch * heads, job.Item);
+            return;
+        }
+        // Few pairs (batch 1): pack every head's K and V once into the caller's buffer, then share out single query
+        // blocks (items packing their own copy would pack each head `splits` times and balance worse).
+        int kSlivers = (n + Nr - 1) / Nr;
+        long perHead = (long)kSlivers * Nr * hd + (long)n * hd;
+        float* shared = SharedBuffer.ForThread(batch * heads * perHead);
+        var two = new Job(qkv, y, probs, n, heads, hd, scale, blocks, blocks, shared);
+        CpuThreads.For(batch * heads, two.Pack);
+        CpuThreads.For(batch * heads * blocks, two.Item);
     }
 
-    private sealed class Job(float* qkv, float* y, float* probs, int n, int heads, int hd, float scale, int blocks, int splits)
+    // shared: null, each item packs its head's K and V into its thread's buffers; else the packed K and V of every
+    // (batch, head), written by Pack before the items run.
+    private sealed class Job(float* qkv, float* y, float* probs, int n, int heads, int hd, float scale, int blocks, int splits, float* shared)
     {
+        private readonly int _kSlivers = (n + Nr - 1) / Nr;
+        private long KFloats => (long)_kSlivers * Nr * hd;
+
+        /// <summary>Packs K of (batch, head) <paramref name="bh"/> into 48-wide slivers and copies its V into a
+        /// contiguous N×d block (V rows are 3·H·d floats apart in qkv, a new page each, which the prefetcher does not
+        /// follow; P·V reads V 8 times per query block).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void PackHead(int bh, float* kDst, float* vDst)
+        {
+            int b = bh / heads, h = bh % heads, width = heads * hd, stride = 3 * width;
+            float* k = qkv + (long)b * n * stride + h * hd + width, v = k + width;
+            for (int j = 0; j < n; j++) Buffer.MemoryCopy(v + (long)j * stride, vDst + (long)j * hd, hd * 4L, hd * 4L);
+            for (int s = 0; s < _kSlivers; s++) GemmPack.B(true, k, stride, 0, hd, s * Nr, n, Nr, kDst + (long)s * hd * Nr, true);
+        }
+
+        public void Pack(int bh)
+        {
+            float* kDst = shared + bh * (KFloats + (long)n * hd);
+            PackHead(bh, kDst, kDst + KFloats);
+        }
+
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Item(int item)
         {
             int bh = item / splits, split = item % splits, b = bh / heads, h = bh % heads;
-            int width = heads * hd, stride = 3 * width, kSlivers = (n + Nr - 1) / Nr, lds = kSlivers * Nr;
-            float* q = qkv + (long)b * n * stride + h * hd, k = q + width, v = q + 2 * width;
+            int width = heads * hd, stride = 3 * width, kSlivers = _kSlivers, lds = kSlivers * Nr;
+            float* q = qkv + (long)b * n * stride + h * hd;
             float* o = y + (long)b * n * width + h * hd;
-            var buf = Buffers.ForThread((long)kSlivers * Nr * hd, (long)Rows * hd, (long)Rows * lds, (long)n * hd);
+            var buf = Buffers.ForThread(shared == null ? KFloats : 0, (long)Rows * hd, (long)Rows * lds, shared == null ? (long)n * hd : 0);
             float* tmp = stackalloc float[6 * 128];
 
-            // V rows are 3·H·d floats apart in qkv (a new page each, which the prefetcher does not follow): copy the
-            // head's V into a contiguous N×d block once; P·V reads it 8 times per query block.
-            float* vc = buf.V;
-            for (int j = 0; j < n; j++) Buffer.MemoryCopy(v + (long)j * stride, vc + (long)j * hd, hd * 4L, hd * 4L);
-            for (int s = 0; s < kSlivers; s++) GemmPack.B(true, k, stride, 0, hd, s * Nr, n, Nr, buf.K + (long)s * hd * Nr, true);
+            float* kp, vc;
+            if (shared == null) { kp = buf.K; vc = buf.V; PackHead(bh, kp, vc); }
+            else { kp = shared + bh * (KFloats + (long)n * hd); vc = kp + KFloats; }
 
             int blk0 = (int)((long)blocks * split / splits), blk1 = (int)((long)blocks * (split + 1) / splits);
             for (int blk = blk0; blk < blk1; blk++)
@@ -68,7 +102,7 @@ internal static unsafe class FusedAttention
                 // K sliver outer: it is read from L2 once per block and reused from L1 by the (L1-resident) Q slivers.
                 for (int s = 0; s < kSlivers; s++)
                     for (int sl = 0; sl < qSlivers; sl++)
-                        GemmKernels.Kernel8x48(buf.Q + (long)sl * hd * 8, buf.K + (long)s * hd * Nr, hd, buf.S + (long)sl * 8 * lds + s * Nr, lds, false);
+                        GemmKernels.Kernel8x48(buf.Q + (long)sl * hd * 8, kp + (long)s * hd * Nr, hd, buf.S + (long)sl * 8 * lds + s * Nr, lds, false);
                 for (int r = 0; r < rows; r++)
                 {
                     float* row = buf.S + (long)r * lds;
@@ -104,6 +138,29 @@ internal static unsafe class FusedAttention
                 if (c + 16 <= cols) AttentionKernels.Pv6x16(p, ldp, vv + c, ldv, n, dst + c, ldo);
             }
         }
+    }
+
+    /// <summary>The calling thread's buffer for every head's packed K and V (batch 1); grown on demand, freed with the thread.</summary>
+    private sealed class SharedBuffer
+    {
+        [ThreadStatic] private static SharedBuffer? _mine;
+        private float* _p;
+        private long _cap;
+
+        public static float* ForThread(long floats)
+        {
+            var s = _mine ??= new SharedBuffer();
+            if (s._cap < floats)
+            {
+                NativeMemory.AlignedFree(s._p);
+                s._p = (float*)NativeMemory.AlignedAlloc((nuint)(floats * 4), 64);
+                NativeMemory.Clear(s._p, (nuint)(floats * 4));
+                s._cap = floats;
+            }
+            return s._p;
+        }
+
+        ~SharedBuffer() => NativeMemory.AlignedFree(_p);
     }
 
     /// <summary>Per-thread packed K, packed Q slivers and the score block; grown on demand, freed with the thread.</summary>
