@@ -79,6 +79,7 @@ public static class Benchmark
         be.Synchronize();
         string dt = model.IsInt8 ? "int8" : model.IsFp8 ? "fp8" : be.ComputeType == DType.BF16 ? "bf16" : "f32";
         if (model.IsFp8 && be is CudaBackend { Fp8RefusedShapes: > 0 and var refused }) dt += $"({refused}-shapes-bf16)";
+        if (model.IsInt8 && be is IInt8Linear q) dt += $"({q.Int8Kernel})";   // which int8 kernel ran: avx512-vnni, avx-vnni, scalar
 
         if (be is not CudaBackend cuda)
         {

@@ -22,7 +22,7 @@ public sealed unsafe partial class CpuBackend : IInt8Linear
         if (_int8.TryRemove(Key(weight), out var q)) q.Dispose();
     }
 
-    public string Int8Kernel => Int8Gemm.Isa switch { Int8Isa.Avx512Vnni => "avx512-vnni (emitted)", Int8Isa.AvxVnni => "avx-vnni", _ => "scalar" };
+    public string Int8Kernel => Int8Gemm.Isa switch { Int8Isa.Avx512Vnni => "avx512-vnni", Int8Isa.AvxVnni => "avx-vnni", _ => "scalar" };
 
     private Int8Matrix? Int8For(Tensor w, int n, int k) =>
         _int8.IsEmpty || !_int8.TryGetValue((w.Pointer, n, k), out var q) ? null : q;
