@@ -32,7 +32,6 @@ internal static unsafe class Int8Gemm
 
     [ThreadStatic] private static byte* _u;
     [ThreadStatic] private static long _uCap;
-    [ThreadStatic] private static int* _tile;      // the 512-bit kernel's 8×32 int32 sums
     [ThreadStatic] private static float* _f;
     [ThreadStatic] private static long _fCap;
 
@@ -69,7 +68,7 @@ internal static unsafe class Int8Gemm
             int c0 = Math.Min(npad, (int)((long)pairs * nb / nBlocks) * 32), c1 = Math.Min(npad, (int)((long)pairs * (nb + 1) / nBlocks) * 32);
             if (isa == Int8Isa.Avx512Vnni)
             {
-                int* tile = _tile != null ? _tile : (_tile = (int*)NativeMemory.AlignedAlloc(Int8ZmmKernel.Rows * Int8ZmmKernel.Cols * 4, 64));
+                int* tile = stackalloc int[Int8ZmmKernel.Rows * Int8ZmmKernel.Cols];   // the kernel's int32 sums (1 KiB)
                 for (int c = c0; c < c1; c += 32)
                 {
                     // A last 16-channel panel alone: the kernel reads it twice (b1 = b0) and the upper half is not stored.

@@ -30,7 +30,12 @@ internal static unsafe class Int8ZmmKernel
     public static bool IsSupported => Code != null;
 
     /// <summary>The 8×32 int32 sums of a tile into <paramref name="out"/> (256 ints).</summary>
-    public static void Run(byte* a, long kp, sbyte* b0, sbyte* b1, int groups, int* @out) => Code(a, b0, b1, groups, kp, @out);
+    public static void Run(byte* a, long kp, sbyte* b0, sbyte* b1, int groups, int* @out)
+    {
+        // The loop counts down and tests after the body: no groups would mean 2⁶⁴ iterations.
+        if (groups <= 0) { new Span<int>(@out, Rows * Cols).Clear(); return; }
+        Code(a, b0, b1, groups, kp, @out);
+    }
 
     public static bool HasAvx512Vnni()
     {
