@@ -1,11 +1,11 @@
 // ONNX Runtime CPU peer: forward latency of an ONNX image model, same report line as `VitSharp.Bench vit`.
-// usage: ORT_DIR=/tmp/ort node ort_cpu.js model.onnx batch reps [threads=2]
+// usage: ORT_DIR=/tmp/ort node ort_cpu.js model.onnx batch reps [threads=2] [warmup=3]
 // onnxruntime-node is a test tool installed outside the repo (npm install --ignore-scripts onnxruntime-node@1.30.0).
 const path = require('path');
 const ort = require(path.join(process.env.ORT_DIR || '/tmp/ort', 'node_modules', 'onnxruntime-node'));
 
 async function main() {
-  const [model, batchS, repsS, threadsS] = process.argv.slice(2);
+  const [model, batchS, repsS, threadsS, warmupS] = process.argv.slice(2);
   const batch = parseInt(batchS), reps = parseInt(repsS || '10'), threads = parseInt(threadsS || '2');
   const session = await ort.InferenceSession.create(model, {
     intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
@@ -13,7 +13,8 @@ async function main() {
   const data = new Float32Array(batch * 3 * 224 * 224);
   for (let i = 0; i < data.length; i++) data[i] = Math.random() * 2 - 1;
   const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, [batch, 3, 224, 224]) };
-  for (let w = 0; w < 3; w++) await session.run(feeds);
+  const warmup = parseInt(warmupS || '3');
+  for (let w = 0; w < warmup; w++) await session.run(feeds);
   const ms = [];
   for (let r = 0; r < reps; r++) {
     const t0 = process.hrtime.bigint();
