@@ -50,11 +50,18 @@ internal static unsafe class Int8ZmmKernel
         if (Environment.GetEnvironmentVariable("VITSHARP_NO_JIT_KERNELS") == "1") return null;
         byte[] code = Emit();
         nuint size = (nuint)Environment.SystemPageSize;
-        nint page = Mmap(0, size, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
-        if (page == -1 || page == 0) return null;
-        Marshal.Copy(code, 0, page, code.Length);
-        if (Mprotect(page, size, ProtRead | ProtExec) != 0) { _ = Munmap(page, size); return null; }   // W^X: never both
-        return (delegate* unmanaged<byte*, sbyte*, sbyte*, long, long, int*, void>)page;
+        try
+        {
+            nint page = Mmap(0, size, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
+            if (page == -1 || page == 0) return null;
+            Marshal.Copy(code, 0, page, code.Length);
+            if (Mprotect(page, size, ProtRead | ProtExec) != 0) { _ = Munmap(page, size); return null; }   // W^X: never both
+            return (delegate* unmanaged<byte*, sbyte*, sbyte*, long, long, int*, void>)page;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return null;   // a libc without these names (the 256-bit kernel runs)
+        }
     }
 
     /// <summary>The kernel's bytes (System V: rdi = a, rsi = b0, rdx = b1, rcx = groups ≥ 1, r8 = kp, r9 = out).</summary>
