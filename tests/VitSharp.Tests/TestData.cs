@@ -35,6 +35,10 @@ public static class TestData
         return (int)kw["num_heads"]!;
     }
 
+    /// <summary>n floats uniform in [−scale, scale).</summary>
+    public static float[] Uniform(Random rng, long n, double scale = 1) =>
+        Enumerable.Range(0, checked((int)n)).Select(_ => (float)((rng.NextDouble() * 2 - 1) * scale)).ToArray();
+
     public static float MaxAbsDiff(HostArray a, HostArray b)
     {
         Assert.Equal(b.Shape, a.Shape);

@@ -129,12 +129,8 @@ public class OnnxExportTests : IDisposable
         var weights = Initializer.Init(config, seed: 12);
         var rng = new Random(8);
         foreach (ref var v in weights["head.weight"].Data.AsSpan()) v = (float)(rng.NextDouble() - 0.5);
-        var file = Path.Combine(_tmp, "cct.safetensors");
-        Checkpoint.Save(file, config, weights);
-        var onnx = Path.Combine(_tmp, "cct.onnx");
-        using var model = Checkpoint.Load(file).CreateModel(CpuBackend.Instance);
-        OnnxExporter.Export(model, onnx);
-        var text = System.Text.Encoding.ASCII.GetString(File.ReadAllBytes(onnx));
+        var (model, onnx, text) = SaveLoadAndExport("cct", config, weights);
+        using var _ = model;
         foreach (var op in new[] { "Conv", "Relu", "MaxPool", "tokenizer.conv_layers.0.0.weight", "tokenizer.conv_layers.1.0.weight" }) Assert.Contains(op, text);
         Assert.DoesNotContain("patch_embed.proj", text);
 
@@ -155,15 +151,23 @@ public class OnnxExportTests : IDisposable
         var rng = new Random(9);
         foreach (var name in new[] { "head.weight", "attention_pool.weight" })
             foreach (ref var v in weights[name].Data.AsSpan()) v = (float)(rng.NextDouble() - 0.5);
-        var file = Path.Combine(_tmp, "cct_seq.safetensors");
-        Checkpoint.Save(file, config, weights);
-        var onnx = Path.Combine(_tmp, "cct_seq.onnx");
-        using var model = Checkpoint.Load(file).CreateModel(CpuBackend.Instance);
-        OnnxExporter.Export(model, onnx);
-        var text = System.Text.Encoding.ASCII.GetString(File.ReadAllBytes(onnx));
+        var (model, onnx, text) = SaveLoadAndExport("cct_seq", config, weights);
+        using var _ = model;
         foreach (var op in new[] { "Softmax", "attention_pool.weight", "attention_pool.bias" }) Assert.Contains(op, text);
 
         AssertOrtMatchesAtBatch3(model, onnx, rng);
+    }
+
+    /// <summary>Saves NAME.safetensors, loads it as a user would and exports NAME.onnx through the recorder; returns the
+    /// loaded model (the caller disposes it), the ONNX file and its bytes as ASCII (to look for op and tensor names).</summary>
+    private (VisionModel Model, string Onnx, string Text) SaveLoadAndExport(string name, ModelConfig config, IReadOnlyDictionary<string, HostArray> weights)
+    {
+        var file = Path.Combine(_tmp, name + ".safetensors");
+        Checkpoint.Save(file, config, weights);
+        var onnx = Path.Combine(_tmp, name + ".onnx");
+        var model = Checkpoint.Load(file).CreateModel(CpuBackend.Instance);
+        OnnxExporter.Export(model, onnx);
+        return (model, onnx, System.Text.Encoding.ASCII.GetString(File.ReadAllBytes(onnx)));
     }
 
     /// <summary>A random batch of three 32² images: ONNX Runtime's 5 logits each equal VitSharp's within 1e-4, and are not ~0.</summary>

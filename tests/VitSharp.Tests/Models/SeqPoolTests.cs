@@ -20,9 +20,6 @@ public class SeqPoolTests(ITestOutputHelper output)
 {
     private static readonly CpuBackend Cpu = CpuBackend.Instance;
 
-    private static float[] Random(Random rng, long n, double scale = 1) =>
-        Enumerable.Range(0, checked((int)n)).Select(_ => (float)((rng.NextDouble() * 2 - 1) * scale)).ToArray();
-
     /// <summary>sₙ = xₙ·g + c, w = softmax over n, pooled = Σ wₙ xₙ, in double.</summary>
     private static double[] Reference(float[] x, float[] g, float c, int b, int n, int d)
     {
@@ -45,7 +42,7 @@ public class SeqPoolTests(ITestOutputHelper output)
     private static ParameterSet Params(Random rng, int d, out float[] g, out float c)
     {
         var ps = new ParameterSet(Cpu, SeqPool.Layout(d));
-        g = Random(rng, d, 1);
+        g = TestData.Uniform(rng, d, 1);
         c = 0.7f;
         Cpu.CopyFromHost(g, ps[SeqPool.Prefix + ".weight"]);
         Cpu.CopyFromHost([c], ps[SeqPool.Prefix + ".bias"]);
@@ -60,7 +57,7 @@ public class SeqPoolTests(ITestOutputHelper output)
     {
         var rng = new Random(b * 100 + n);
         using var ps = Params(rng, d, out var g, out var c);
-        var xs = Random(rng, (long)b * n * d, 1.5);
+        var xs = TestData.Uniform(rng, (long)b * n * d, 1.5);
         using var x = Tensor.FromArray(xs, b, n, d);
         var want = Reference(xs, g, c, b, n, d);
         var pool = SeqPool.From(ps);
@@ -77,7 +74,7 @@ public class SeqPoolTests(ITestOutputHelper output)
         Assert.True(worst <= 1e-5, $"max |Δ| {worst:E2}");
         Assert.True(want.Max(Math.Abs) > 0.1, "the reference is not ~0");
         // The host defaults (what a backend without kernels of its own runs) give the same numbers.
-        using var scores = Tensor.FromArray(Random(rng, (long)b * n, 2), b, n, 1);
+        using var scores = Tensor.FromArray(TestData.Uniform(rng, (long)b * n, 2), b, n, 1);
         using Tensor w1 = Tensor.Host(b, n), w2 = Tensor.Host(b, n), y1 = Tensor.Host(b, d), y2 = Tensor.Host(b, d);
         Cpu.SeqPool(x, scores, w1, y1);
         HostOps.SeqPool(Cpu, x, scores, w2, y2);
@@ -152,16 +149,14 @@ public class SeqPoolTests(ITestOutputHelper output)
         foreach (var name in new[] { "head.weight", "pos_embed", SeqPool.Prefix + ".weight" }.Concat(classToken ? ["cls_token"] : []))
             foreach (ref var v in init[name].Data.AsSpan()) v = (float)(rng.NextDouble() - 0.5);
         model.Load(init, "init");
-        var input = new HostArray([2, 3, 16, 16], Random(rng, 2 * 3 * 16 * 16));
+        var input = new HostArray([2, 3, 16, 16], TestData.Uniform(rng, 2 * 3 * 16 * 16));
         int[] labels = [1, 3];
 
         var grads = WholeModelGradients.Analytic(model, input, labels);
         Assert.Contains(SeqPool.Prefix + ".weight", grads.Keys);
         Assert.DoesNotContain("fc_norm.weight", grads.Keys);
 
-        var (checkedCount, worst, failures) = WholeModelGradients.Check(model, grads, input, labels, name => name.StartsWith(SeqPool.Prefix, StringComparison.Ordinal));
-        output.WriteLine($"{checkedCount} gradient entries checked; worst error {worst:P0} of the bound");
-        Assert.True(failures.Count == 0, $"{failures.Count} of {checkedCount}: " + string.Join("; ", failures.Take(20)));
+        WholeModelGradients.AssertWithinBound(model, grads, input, labels, name => name.StartsWith(SeqPool.Prefix, StringComparison.Ordinal), output);
         Assert.True(grads[SeqPool.Prefix + ".weight"].Data.Max(Math.Abs) > 1e-3, "g has a real gradient");
         Assert.True(Math.Abs(grads[SeqPool.Prefix + ".bias"].Data[0]) < 1e-5, "c's gradient is 0");
         if (classToken) Assert.True(grads["cls_token"].Data.Max(Math.Abs) > 1e-5, "the class token is pooled too");
@@ -208,7 +203,7 @@ public class SeqPoolTests(ITestOutputHelper output)
             Assert.Equal("seq", (string?)record["config"]!["global_pool"]);
 
             var rng = new Random(9);
-            var images = new HostArray([6, 3, 32, 32], Random(rng, 6 * 3 * 32 * 32, 2));
+            var images = new HostArray([6, 3, 32, 32], TestData.Uniform(rng, 6 * 3 * 32 * 32, 2));
             using var a = ck.CreateModel(Cpu);
             var inferred = (VitConfig)ConfigInference.Infer(ck.Weights, file, null, heads: 2);
             Assert.Equal(Pooling.Seq, inferred.Pool);

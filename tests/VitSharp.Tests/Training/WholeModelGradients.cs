@@ -39,6 +39,16 @@ internal static class WholeModelGradients
         HostArray input, int[] labels, Func<string, bool> everyEntry) =>
         Check(model, grads, everyEntry, () => FamilyGradientTests.Loss(model, input, labels));
 
+    /// <summary><see cref="Check(VisionModel, IReadOnlyDictionary{string, HostArray}, HostArray, int[], Func{string, bool})"/>,
+    /// the count and worst error written to the test's output, and every checked entry asserted within the bound.</summary>
+    public static void AssertWithinBound(VisionModel model, IReadOnlyDictionary<string, HostArray> grads, HostArray input, int[] labels,
+        Func<string, bool> everyEntry, Xunit.Abstractions.ITestOutputHelper output)
+    {
+        var (checkedCount, worst, failures) = Check(model, grads, input, labels, everyEntry);
+        output.WriteLine($"{checkedCount} gradient entries checked; worst error {worst:P0} of the bound");
+        Assert.True(failures.Count == 0, $"{failures.Count} of {checkedCount}: " + string.Join("; ", failures.Take(20)));
+    }
+
     /// <summary>The same for any loss of the model's current weights (e.g. DeiT's distillation loss).</summary>
     public static (int Checked, double Worst, List<string> Failures) Check(VisionModel model, IReadOnlyDictionary<string, HostArray> grads,
         Func<string, bool> everyEntry, Func<double> loss)
